@@ -1,0 +1,42 @@
+# Two commands: `make run` serves Troika with demo data; `make test` runs the whole suite.
+PYTHON ?= python3
+PORT ?= 8000
+HOST ?= 127.0.0.1
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: run test lint schema lock install clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: install
+	$(BIN)/troika migrate
+	$(BIN)/troika demo --if-empty
+	@$(BIN)/troika dev-token --host $(HOST) --port $(PORT)
+	$(BIN)/troika serve --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+schema: install
+	$(BIN)/strawberry export-schema graphql_schema.schema:schema --output schema.graphql
+
+lock:
+	$(BIN)/pip-compile -q --extra dev --generate-hashes --allow-unsafe --strip-extras -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

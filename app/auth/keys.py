@@ -1,0 +1,87 @@
+"""API keys: random, shown once, stored as a SHA-256 (they carry enough entropy not to need a KDF)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.auth.principal import Principal, PrincipalKind, Role
+from app.db.models import ApiKey
+from app.db.types import utcnow
+from app.domain import Channel
+from app.errors import InvalidInput
+
+_PREFIX = {PrincipalKind.SERVICE: "trk_svc_", PrincipalKind.OPERATOR: "trk_op_"}
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewKey:
+    raw: str
+    principal: Principal
+
+
+async def create_key(
+    session: AsyncSession,
+    *,
+    kind: PrincipalKind,
+    channel: Channel | None = None,
+    roles: frozenset[Role] = frozenset(),
+    name: str = "",
+) -> NewKey:
+    """Store a new key's hash; the raw key is returned to be shown once."""
+    if kind is PrincipalKind.SERVICE:
+        if channel is None or roles:
+            raise InvalidInput("a service key needs a channel and takes no roles")
+    elif kind is PrincipalKind.OPERATOR:
+        if channel is not None or not roles:
+            raise InvalidInput("an operator key needs at least one role and takes no channel")
+    else:
+        raise InvalidInput("end users sign in with session tokens, not API keys")
+    raw = _PREFIX[kind] + secrets.token_urlsafe(32)
+    key_id = (
+        await session.execute(
+            insert(ApiKey)
+            .values(
+                key_hash=hash_key(raw),
+                prefix=raw[: len(_PREFIX[kind]) + 4],
+                kind=kind.value,
+                channel=channel.value if channel else None,
+                roles=",".join(sorted(r.value for r in roles)),
+                name=name,
+                created_at=utcnow(),
+            )
+            .returning(ApiKey.id)
+        )
+    ).scalar_one()
+    return NewKey(raw, Principal(kind=kind, key_id=key_id, channel=channel, roles=roles))
+
+
+async def principal_for_key(session: AsyncSession, raw: str) -> Principal | None:
+    """The principal of a live key, or None."""
+    row = (
+        await session.execute(
+            select(ApiKey.id, ApiKey.kind, ApiKey.channel, ApiKey.roles).where(
+                ApiKey.key_hash == hash_key(raw), ApiKey.revoked_at.is_(None)
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Principal(
+        kind=PrincipalKind(row.kind),
+        key_id=row.id,
+        channel=Channel(row.channel) if row.channel else None,
+        roles=frozenset(Role(r) for r in row.roles.split(",") if r),
+    )
+
+
+async def key_is_live(session: AsyncSession, raw: str) -> bool:
+    return await principal_for_key(session, raw) is not None

@@ -1,0 +1,24 @@
+"""Which channel an identity belongs to, from the appids configured per channel."""
+
+from __future__ import annotations
+
+from app.domain import Channel, IdentityKind
+from app.settings import Settings
+
+
+def appid_channels(settings: Settings) -> dict[str, Channel]:
+    pairs = (
+        (settings.mini_program_appid, Channel.MINI_PROGRAM),
+        (settings.official_account_appid, Channel.OFFICIAL_ACCOUNT),
+        (settings.app_wechat_appid, Channel.APP),
+    )
+    return {appid: channel for appid, channel in pairs if appid}
+
+
+def identity_channel(kind: IdentityKind, namespace: str, settings: Settings) -> Channel | None:
+    """OPENIDs belong to their appid's channel, APP user ids to the APP; the rest to none."""
+    if kind is IdentityKind.OPENID:
+        return appid_channels(settings).get(namespace)
+    if kind is IdentityKind.APP_USER_ID:
+        return Channel.APP
+    return None

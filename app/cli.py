@@ -1,0 +1,163 @@
+"""The `troika` command: migrate, serve, demo data, keys and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from alembic import command
+from alembic.config import Config
+
+from app.auth.keys import create_key, principal_for_key
+from app.auth.principal import PrincipalKind, Role
+from app.auth.tokens import mint_session
+from app.db.engine import Database, make_database
+from app.domain import Channel
+from app.settings import Environment, Settings, get_settings
+
+T = TypeVar("T")
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic config for our migrations, pointed at `database_url`."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    cfg.attributes["configure_logging"] = False
+    return cfg
+
+
+def migrate(settings: Settings) -> None:
+    """Bring the database to the newest schema (creates var/ for the SQLite default)."""
+    if settings.is_sqlite:
+        settings.var_dir.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(settings.database_url), "head")
+
+
+def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def run() -> T:
+        db = make_database(settings)
+        try:
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@click.group()
+def main() -> None:
+    """Troika: one customer across mini program, official account and APP."""
+
+
+@main.command("migrate")
+def migrate_cmd() -> None:
+    """Run the database migrations."""
+    migrate(get_settings())
+    click.echo("migrations: at head", err=True)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the GraphQL API (GraphiQL at /graphql)."""
+    import uvicorn
+
+    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+@main.command()
+@click.option("--if-empty", is_flag=True, help="Load only into a database without users.")
+def demo(if_empty: bool) -> None:
+    """Load the demo users (restaurant, shop and hotel stories)."""
+    from app.demo import load_demo
+
+    loaded = _with_db(get_settings(), lambda db: load_demo(db, if_empty=if_empty))
+    click.echo(f"demo: {loaded} users loaded" if loaded else "demo: data already present, kept", err=True)
+
+
+@main.group()
+def keys() -> None:
+    """API keys for services and operators."""
+
+
+@keys.command("create")
+@click.option("--kind", type=click.Choice([k.value for k in (PrincipalKind.SERVICE, PrincipalKind.OPERATOR)]), required=True)
+@click.option("--channel", type=click.Choice([c.value for c in Channel]), help="Service keys: the channel.")
+@click.option("--role", "roles", multiple=True, type=click.Choice([r.value for r in Role]), help="Operator keys (repeatable).")
+@click.option("--name", default="", help="A label for people.")
+def keys_create(kind: str, channel: str | None, roles: tuple[str, ...], name: str) -> None:
+    """Create a key and print it, alone, once: only its hash is kept."""
+
+    async def work(db: Database) -> str:
+        async with db.write_sessions() as session, session.begin():
+            new = await create_key(
+                session,
+                kind=PrincipalKind(kind),
+                channel=Channel(channel) if channel else None,
+                roles=frozenset(Role(r) for r in roles),
+                name=name,
+            )
+        return new.raw
+
+    from app.errors import DomainError
+
+    try:
+        click.echo(_with_db(get_settings(), work))
+    except DomainError as exc:
+        raise click.UsageError(exc.message) from exc
+
+
+@main.command()
+@click.option("--user-id", type=int, required=True)
+def token(user_id: int) -> None:
+    """Mint an end-user session token (for tests and development)."""
+    settings = get_settings()
+    raw, _expires = mint_session(
+        user_id, secret=settings.secret("token_secret"), ttl_seconds=settings.session_ttl_seconds
+    )
+    click.echo(raw)
+
+
+@main.command("dev-token")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=8000, type=int)
+def dev_token(host: str, port: int) -> None:
+    """Development only: print the URL and an operator key (admin, pii_reader) kept under var/."""
+    settings = get_settings()
+    if settings.env is not Environment.DEVELOPMENT:
+        raise click.UsageError("dev-token exists only in development")
+    path = settings.var_dir / "dev-operator-key"
+
+    async def work(db: Database) -> str:
+        if path.exists():
+            async with db.read_sessions() as session:
+                if await principal_for_key(session, path.read_text().strip()):
+                    return path.read_text().strip()
+        async with db.write_sessions() as session, session.begin():
+            new = await create_key(
+                session,
+                kind=PrincipalKind.OPERATOR,
+                roles=frozenset({Role.ADMIN, Role.PII_READER}),
+                name="development operator",
+            )
+        path.write_text(new.raw)
+        path.chmod(0o600)
+        return new.raw
+
+    raw = _with_db(settings, work)
+    click.echo(
+        f"\n  Troika is starting on http://{host}:{port}/graphql\n"
+        f"  Paste into GraphiQL's Headers tab:\n\n"
+        f'    {{"Authorization": "Bearer {raw}"}}\n\n'
+        f'  Try: {{ user(identity: {{kind: PHONE, value: "+8613800000001"}}) '
+        f"{{ id identities {{ kind namespace value linkedBy }} }} }}\n",
+        file=sys.stdout,
+    )

@@ -1,0 +1,130 @@
+"""Hub-store tables: users, the identity graph and its history, API keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.db.types import BigId, UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class User(Base):
+    """A person; `merged_into_id` points at the user that absorbed this one."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    merged_into_id: Mapped[int | None] = mapped_column(
+        BigId, ForeignKey("users.id"), nullable=True, index=True
+    )
+
+
+class Identity(Base):
+    """A current link; the two unique constraints are the ownership rules of the graph."""
+
+    __tablename__ = "identities"
+    __table_args__ = (
+        # An identity belongs to at most one user.
+        UniqueConstraint("kind", "namespace", "value", name="uq_identities_kind_namespace_value"),
+        # A user holds at most one identity per (kind, namespace).
+        UniqueConstraint("user_id", "kind", "namespace", name="uq_identities_user_kind_namespace"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    # '' when the kind has no namespace, so the unique constraints hold on every backend.
+    namespace: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    value: Mapped[str] = mapped_column(String(128), nullable=False)
+    verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    linked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    rule: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(200), nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class IdentityEdge(Base):
+    """Append-only history of every link, unlink and move: why, when and by whom."""
+
+    __tablename__ = "identity_edges"
+    __table_args__ = (Index("ix_identity_edges_user_id_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False)
+    identity_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    namespace: Mapped[str] = mapped_column(String(64), nullable=False)
+    value: Mapped[str] = mapped_column(String(128), nullable=False)
+    rule: Mapped[str] = mapped_column(String(32), nullable=False)
+    source: Mapped[str] = mapped_column(String(200), nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    merge_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("merges.id"), nullable=True)
+
+
+class Merge(Base):
+    """A merge of `absorbed_id` into `survivor_id`, undone when `undone_at` is set."""
+
+    __tablename__ = "merges"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    survivor_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id"), nullable=False, index=True
+    )
+    absorbed_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("users.id"), nullable=False, index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    undone_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class MergeIdentity(Base):
+    """The identities an absorbed user brought into a merge: what an unmerge gives back."""
+
+    __tablename__ = "merge_identities"
+
+    merge_id: Mapped[int] = mapped_column(BigId, ForeignKey("merges.id"), primary_key=True)
+    identity_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+
+
+class ApiKey(Base):
+    """A service or operator key; only its SHA-256 is kept."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    channel: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    roles: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -1,0 +1,86 @@
+"""Demo users from the brief's stories, linked through the real graph so the merges are real."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import func, select
+
+from app.db.engine import Database
+from app.db.models import User
+from app.domain import IdentityKey, IdentityKind
+from app.services.identity import IdentityGraph, LinkRequest
+from app.settings import Settings, get_settings
+
+STORIES = (
+    "restaurant chain: reads 美食推荐 in the official account, orders in the mini program, earns points in the APP",
+    "e-commerce shop: fills the cart in the mini program, pays in the APP",
+    "hotel chain: PLATINUM member in the APP, books rooms in the mini program",
+)
+
+
+def _openid(appid: str, n: int) -> str:
+    return "o" + hashlib.sha256(f"{appid}:{n}".encode()).hexdigest()[:27]
+
+
+def _unionid(n: int) -> str:
+    return "u" + hashlib.sha256(f"union:{n}".encode()).hexdigest()[:27]
+
+
+def _phone(n: int) -> IdentityKey:
+    return IdentityKey(IdentityKind.PHONE, "", f"+86138000000{n:02d}")
+
+
+async def _link(
+    graph: IdentityGraph, keys: list[IdentityKey], source: str, user_id: int | None = None
+) -> int:
+    outcome = await graph.link(
+        LinkRequest(keys=keys, user_id=user_id, actor="demo", rule="demo", source=source)
+    )
+    assert outcome.user is not None
+    return outcome.user.id
+
+
+async def load_demo(db: Database, *, if_empty: bool, settings: Settings | None = None) -> int:
+    """Load 36 people; returns how many users were created (0 if kept)."""
+    settings = settings or get_settings()
+    mp, oa, app = settings.mini_program_appid, settings.official_account_appid, settings.app_wechat_appid
+    assert mp and oa and app
+    async with db.write_sessions() as session, session.begin():
+        if if_empty and (await session.execute(select(func.count()).select_from(User))).scalar_one():
+            return 0
+        graph = IdentityGraph(session)
+        for n in range(1, 37):
+            story = STORIES[(n - 1) % 3]
+            mp_openid = IdentityKey(IdentityKind.OPENID, mp, _openid(mp, n))
+            oa_openid = IdentityKey(IdentityKind.OPENID, oa, _openid(oa, n))
+            app_openid = IdentityKey(IdentityKind.OPENID, app, _openid(app, n))
+            union = IdentityKey(IdentityKind.UNIONID, "", _unionid(n))
+            app_user = IdentityKey(IdentityKind.APP_USER_ID, "", f"A{100000 + n}")
+            if n <= 12:
+                # Everywhere: two strangers until the phone and the unionid join them.
+                first = await _link(graph, [mp_openid, union], f"{story}; mini program code2session")
+                other = await _link(graph, [app_user], f"{story}; APP sign-up")
+                await _link(graph, [_phone(n)], "APP phone verified by SMS", other)
+                await _link(graph, [_phone(n)], "mini program phone code", first)
+                await _link(graph, [oa_openid, union], "official account follower with unionid")
+                if n % 4 == 0:
+                    await _link(graph, [app_openid, union], "APP WeChat login")
+            elif n <= 24:
+                # Two channels; some signed in to the APP with QQ or Weibo.
+                user = await _link(graph, [oa_openid, union], f"{story}; official account follower")
+                await _link(graph, [app_user, _phone(n)], "APP sign-up by SMS", user)
+                if n % 2:
+                    provider = "qq" if n % 3 else "weibo"
+                    key = IdentityKey(IdentityKind.EXTERNAL, provider, f"{provider}-{n:05d}")
+                    await _link(graph, [key], f"APP login with {provider}", user)
+            elif n <= 33:
+                await _link(graph, [mp_openid], f"{story}; mini program visitor")
+            else:
+                # An openid of an appid no channel is configured for: kept, with no channel.
+                other_app = IdentityKey(IdentityKind.OPENID, "wx00000partnerapp", _openid("partner", n))
+                await _link(graph, [other_app], "partner mini program")
+        created = await session.execute(
+            select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
+        )
+        return int(created.scalar_one())

@@ -1,0 +1,43 @@
+"""The ASGI application: GraphQL (GraphiQL in the browser) over FastAPI."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.requests import HTTPConnection
+from strawberry.fastapi import GraphQLRouter
+
+from app.auth.authenticate import authenticate
+from app.context import RequestContext
+from app.db.engine import make_database
+from app.settings import Settings, get_settings
+from graphql_schema.schema import schema
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for `settings`; engines are created here and disposed on shutdown."""
+    settings = settings or get_settings()
+    db = make_database(settings)
+
+    async def context_getter(connection: HTTPConnection) -> RequestContext:
+        # Async on purpose: a sync getter would run in a worker thread on every request.
+        auth = await authenticate(connection.headers.get("authorization"), db=db, settings=settings)
+        return RequestContext(db=db, settings=settings, auth=auth)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await db.dispose()
+
+    app = FastAPI(title="Troika", lifespan=lifespan)
+    app.include_router(GraphQLRouter(schema, context_getter=context_getter), prefix="/graphql")
+    app.state.db = db
+    app.state.settings = settings
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,245 @@
+"""The identity graph's rules: ownership, one-per-namespace, merge, unmerge, dry runs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain import (
+    NAMESPACED_KINDS,
+    IdentityKey,
+    IdentityKind,
+    IdentityRecord,
+    LinkOutcome,
+    MergeRecord,
+    UserRecord,
+)
+from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
+from app.db.types import utcnow
+from app.phones import mask_phone, normalize_phone
+from app.stores import identity as store
+
+MAX_ATTEMPTS = 3
+
+
+class _Retry(Exception):
+    """The graph moved under us between reading and locking; plan again."""
+
+
+def make_key(
+    kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str
+) -> IdentityKey:
+    """Validate and normalize one identity as the graph stores it."""
+    value = value.strip()
+    namespace = (namespace or "").strip()
+    if not value:
+        raise InvalidInput(f"{kind} value is empty", field="value")
+    if kind in NAMESPACED_KINDS and not namespace:
+        what = "the issuing appid" if kind is IdentityKind.OPENID else "the provider"
+        raise InvalidInput(f"{kind} needs a namespace: {what}", field="namespace")
+    if kind not in NAMESPACED_KINDS and namespace:
+        raise InvalidInput(f"{kind} takes no namespace", field="namespace")
+    if len(value) > 128 or len(namespace) > 64:
+        raise InvalidInput(f"{kind} value or namespace is too long", field="value")
+    if kind is IdentityKind.PHONE:
+        value = normalize_phone(value, default_region=phone_region)
+    if kind is IdentityKind.EXTERNAL:
+        namespace = namespace.lower()
+    return IdentityKey(kind, namespace, value)
+
+
+def shown(key: IdentityKey) -> str:
+    """An identity's value as an error message may show it (phones masked)."""
+    return mask_phone(key.value) if key.kind is IdentityKind.PHONE else key.value
+
+
+@dataclass(frozen=True)
+class LinkRequest:
+    keys: Sequence[IdentityKey]
+    user_id: int | None
+    actor: str
+    rule: str
+    source: str
+    verified: bool = False
+    dry_run: bool = False
+
+
+class IdentityGraph:
+    """Operations on the graph inside the caller's transaction; it flushes, never commits."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def link(self, req: LinkRequest) -> LinkOutcome:
+        """Attach `req.keys` to one user, merging owners; the same plan answers a dry run."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                async with self.session.begin_nested():
+                    return await self._link_once(req)
+            except (_Retry, IntegrityError):
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _link_once(self, req: LinkRequest) -> LinkOutcome:
+        s = self.session
+        await store.lock_identity_keys(s, req.keys)
+        owners = await store.identities_by_keys(s, req.keys)
+        target: UserRecord | None = None
+        if req.user_id is not None:
+            target = (await store.resolve_users(s, [req.user_id])).get(req.user_id)
+            if target is None:
+                raise NotFound(f"user {req.user_id} does not exist", code="USER_NOT_FOUND")
+        ids = {o.user_id for o in owners.values()} | ({target.id} if target else set())
+        if not ids:
+            return await self._create(req)
+        locked = await store.lock_users(s, ids)
+        if any(locked.get(i, -1) is not None for i in ids):
+            raise _Retry  # a participant was merged away after we read its identities
+        users = sorted((await store.users_by_ids(s, ids)).values(), key=lambda u: (u.created_at, u.id))
+        held = await store.identities_by_user_ids(s, [u.id for u in users])
+        new_keys = [k for k in dict.fromkeys(req.keys) if k not in owners]
+        _check_one_per_namespace(held, new_keys, users[0].id)
+        survivor, absorbed = users[0], users[1:]
+        at = utcnow()
+        reason = "link of " + ", ".join(f"{k.describe()} {shown(k)}" for k in req.keys)
+        if req.dry_run:
+            merges = tuple(
+                MergeRecord(id=None, survivor_id=survivor.id, absorbed_id=u.id, at=at) for u in absorbed
+            )
+            return LinkOutcome(user=survivor, merges=merges, dry_run=True)
+        merges = tuple(
+            [await self._merge(survivor, u, held[u.id], req.actor, reason) for u in absorbed]
+        )
+        for key in new_keys:
+            await store.insert_identity(
+                s,
+                user_id=survivor.id,
+                key=key,
+                verified=req.verified,
+                rule=req.rule,
+                source=req.source,
+                actor=req.actor,
+                at=at,
+            )
+        return LinkOutcome(user=survivor, merges=merges, dry_run=False)
+
+    async def _create(self, req: LinkRequest) -> LinkOutcome:
+        keys = list(dict.fromkeys(req.keys))
+        _check_one_per_namespace({}, keys, None)
+        if req.dry_run:
+            return LinkOutcome(user=None, merges=(), dry_run=True)
+        at = utcnow()
+        user = await store.create_user(self.session, at=at)
+        for key in keys:
+            await store.insert_identity(
+                self.session,
+                user_id=user.id,
+                key=key,
+                verified=req.verified,
+                rule=req.rule,
+                source=req.source,
+                actor=req.actor,
+                at=at,
+            )
+        return LinkOutcome(user=user, merges=(), dry_run=False)
+
+    async def _merge(
+        self,
+        survivor: UserRecord,
+        absorbed: UserRecord,
+        identities: Sequence[IdentityRecord],
+        actor: str,
+        reason: str,
+    ) -> MergeRecord:
+        s, at = self.session, utcnow()
+        ids = [i.id for i in identities]
+        merge = await store.insert_merge(
+            s,
+            survivor_id=survivor.id,
+            absorbed_id=absorbed.id,
+            identity_ids=ids,
+            at=at,
+            actor=actor,
+            reason=reason,
+        )
+        await store.move_identities(s, ids, survivor.id)
+        await store.set_merged_into(s, absorbed.id, survivor.id)
+        for ident in identities:
+            await store.add_edge(
+                s, action="merge", user_id=survivor.id, identity=ident, at=at, actor=actor, merge_id=merge.id
+            )
+        return merge
+
+    async def unlink(self, *, user_id: int, key: IdentityKey, actor: str) -> UserRecord:
+        """Close one link; the edge history keeps it."""
+        s = self.session
+        user = (await store.resolve_users(s, [user_id])).get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id} does not exist", code="USER_NOT_FOUND")
+        await store.lock_users(s, [user.id])
+        held = (await store.identities_by_keys(s, [key])).get(key)
+        if held is None or held.user_id != user.id:
+            raise NotFound(
+                f"user {user.id} holds no {key.describe()} {shown(key)}", code="IDENTITY_NOT_LINKED"
+            )
+        await store.delete_identity(s, held.id)
+        await store.add_edge(
+            s, action="unlink", user_id=user.id, identity=held, at=utcnow(), actor=actor
+        )
+        return user
+
+    async def unmerge(self, *, merge_id: int, actor: str) -> tuple[UserRecord, UserRecord]:
+        """Give the absorbed user back its id and the identities it brought that are still linked."""
+        s = self.session
+        merge = await store.merge_for_update(s, merge_id)
+        if merge is None:
+            raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
+        if merge.undone_at is not None:
+            raise DomainError(f"merge {merge_id} was already undone", code="MERGE_ALREADY_UNDONE")
+        survivor = (await store.resolve_users(s, [merge.survivor_id]))[merge.survivor_id]
+        await store.lock_users(s, {survivor.id, merge.absorbed_id})
+        absorbed = (await store.users_by_ids(s, [merge.absorbed_id]))[merge.absorbed_id]
+        brought = await store.identities_by_ids(s, await store.merge_identity_ids(s, merge_id))
+        back = [i for i in brought if i.user_id == survivor.id]
+        at = utcnow()
+        await store.move_identities(s, [i.id for i in back], absorbed.id)
+        await store.set_merged_into(s, absorbed.id, None)
+        for ident in back:
+            await store.add_edge(
+                s, action="unmerge", user_id=absorbed.id, identity=ident, at=at, actor=actor, merge_id=merge_id
+            )
+        await store.mark_merge_undone(s, merge_id, at=at, actor=actor)
+        return survivor, absorbed
+
+
+def _check_one_per_namespace(
+    held: dict[int, list[IdentityRecord]], new_keys: Sequence[IdentityKey], target_id: int | None
+) -> None:
+    """Refuse a link whose resulting user would hold two identities of one (kind, namespace)."""
+    slots: dict[tuple[IdentityKind, str], dict[str, int | None]] = defaultdict(dict)
+    for user_id, identities in held.items():
+        for ident in identities:
+            slots[(ident.kind, ident.namespace)][ident.value] = user_id
+    for key in new_keys:
+        slots[(key.kind, key.namespace)].setdefault(key.value, None)
+    for (kind, namespace), values in slots.items():
+        if len(values) < 2:
+            continue
+        where = f"{kind}" + (f" of {namespace}" if namespace else "")
+        held_by = ", ".join(
+            f"{mask_phone(v) if kind is IdentityKind.PHONE else v}"
+            + (f" (user {u})" if u is not None else " (new)")
+            for v, u in values.items()
+        )
+        raise IdentityConflict(
+            f"one user may hold one {where}; this link would give user "
+            f"{target_id if target_id is not None else '(new)'} {len(values)}: {held_by}",
+            kind=kind.value,
+            namespace=namespace or None,
+            userIds=sorted({str(u) for u in values.values() if u is not None}),
+        )

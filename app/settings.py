@@ -1,0 +1,92 @@
+"""One settings class so every knob is a `TROIKA_` environment variable."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_APPIDS = {
+    "mini_program_appid": "wxd0000000000000mp",
+    "official_account_appid": "wxd0000000000000oa",
+    "app_wechat_appid": "wxd000000000000app",
+}
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Read from the environment (prefix TROIKA_); development fills in what it can."""
+
+    model_config = SettingsConfigDict(env_prefix="TROIKA_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    var_dir: Path = Path("var")
+    database_url: str = ""
+    redis_url: str | None = None
+    token_secret: str | None = Field(default=None, repr=False)
+    pii_key: str | None = Field(default=None, repr=False)
+    session_ttl_seconds: int = 7 * 24 * 3600
+    phone_default_region: str = "CN"
+    mini_program_appid: str | None = None
+    official_account_appid: str | None = None
+    app_wechat_appid: str | None = None
+    sqlite_busy_timeout_ms: int = 15_000
+
+    @model_validator(mode="after")
+    def _fill_development_defaults(self) -> Self:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'troika.db'}"
+        if self.env is Environment.PRODUCTION:
+            missing = [n for n in ("token_secret", "pii_key") if not getattr(self, n)]
+            if missing:
+                names = ", ".join(f"TROIKA_{n.upper()}" for n in missing)
+                raise ValueError(f"production mode requires {names}")
+            return self
+        if not (self.token_secret and self.pii_key):
+            stored = _development_secrets(self.var_dir)
+            self.token_secret = self.token_secret or stored["token_secret"]
+            self.pii_key = self.pii_key or stored["pii_key"]
+        for name, appid in DEMO_APPIDS.items():
+            if getattr(self, name) is None:
+                setattr(self, name, appid)
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def secret(self, name: str) -> str:
+        """Return a secret that the validator guarantees is set."""
+        value = getattr(self, name)
+        assert isinstance(value, str) and value
+        return value
+
+
+def _development_secrets(var_dir: Path) -> dict[str, str]:
+    """Keep development secrets under var/ so tokens survive restarts."""
+    path = var_dir / "secrets.json"
+    if path.exists():
+        data: dict[str, str] = json.loads(path.read_text())
+        if {"token_secret", "pii_key"} <= data.keys():
+            return data
+    var_dir.mkdir(parents=True, exist_ok=True)
+    data = {"token_secret": secrets.token_urlsafe(32), "pii_key": secrets.token_urlsafe(32)}
+    path.write_text(json.dumps(data))
+    path.chmod(0o600)
+    return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,293 @@
+"""SQL for the identity graph; knows tables and rows, no rules."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
+from app.domain import IdentityKey, IdentityKind, IdentityRecord, MergeRecord, UserRecord
+
+_IDENTITY_COLUMNS = (
+    Identity.id,
+    Identity.user_id,
+    Identity.kind,
+    Identity.namespace,
+    Identity.value,
+    Identity.verified,
+    Identity.linked_at,
+    Identity.rule,
+    Identity.source,
+    Identity.actor,
+)
+
+
+def _identity(row: Row[tuple[object, ...]]) -> IdentityRecord:
+    m = row._mapping
+    return IdentityRecord(
+        id=m["id"],
+        user_id=m["user_id"],
+        kind=IdentityKind(m["kind"]),
+        namespace=m["namespace"],
+        value=m["value"],
+        verified=m["verified"],
+        linked_at=m["linked_at"],
+        rule=m["rule"],
+        source=m["source"],
+        actor=m["actor"],
+    )
+
+
+def _merge(m: Merge) -> MergeRecord:
+    return MergeRecord(
+        id=m.id, survivor_id=m.survivor_id, absorbed_id=m.absorbed_id, at=m.at, undone_at=m.undone_at
+    )
+
+
+async def resolve_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, UserRecord]:
+    """Map each id to the active user it resolves to, following merges, in one statement."""
+    if not ids:
+        return {}
+    start = (
+        select(
+            User.id.label("start_id"),
+            User.id.label("id"),
+            User.merged_into_id.label("next_id"),
+            literal_column("0").label("depth"),
+        )
+        .where(User.id.in_(set(ids)))
+        .cte("chain", recursive=True)
+    )
+    nxt = select(
+        start.c.start_id, User.id, User.merged_into_id, start.c.depth + 1
+    ).join(User, User.id == start.c.next_id).where(start.c.depth < 64)
+    chain = start.union_all(nxt)
+    stmt = (
+        select(chain.c.start_id, User.id, User.created_at)
+        .join(User, User.id == chain.c.id)
+        .where(chain.c.next_id.is_(None))
+    )
+    rows = (await session.execute(stmt)).all()
+    return {r.start_id: UserRecord(id=r.id, created_at=r.created_at) for r in rows}
+
+
+async def identities_by_user_ids(
+    session: AsyncSession, user_ids: Sequence[int]
+) -> dict[int, list[IdentityRecord]]:
+    """Current identities of each user, oldest link first."""
+    out: dict[int, list[IdentityRecord]] = defaultdict(list)
+    if not user_ids:
+        return out
+    stmt = (
+        select(*_IDENTITY_COLUMNS)
+        .where(Identity.user_id.in_(set(user_ids)))
+        .order_by(Identity.user_id, Identity.linked_at, Identity.id)
+    )
+    for row in (await session.execute(stmt)).all():
+        rec = _identity(row)
+        out[rec.user_id].append(rec)
+    return out
+
+
+async def identities_by_keys(
+    session: AsyncSession, keys: Iterable[IdentityKey]
+) -> dict[IdentityKey, IdentityRecord]:
+    """Who holds each of `keys` now (absent keys are simply missing)."""
+    conds = [
+        and_(Identity.kind == k.kind.value, Identity.namespace == k.namespace, Identity.value == k.value)
+        for k in set(keys)
+    ]
+    if not conds:
+        return {}
+    rows = (await session.execute(select(*_IDENTITY_COLUMNS).where(or_(*conds)))).all()
+    return {rec.key: rec for rec in map(_identity, rows)}
+
+
+async def identities_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[IdentityRecord]:
+    if not ids:
+        return []
+    rows = (await session.execute(select(*_IDENTITY_COLUMNS).where(Identity.id.in_(ids)))).all()
+    return [_identity(r) for r in rows]
+
+
+async def lock_identity_keys(session: AsyncSession, keys: Iterable[IdentityKey]) -> None:
+    """Serialize writers of the same identity on PostgreSQL (SQLite writers are already serial)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted({f"{k.kind}|{k.namespace}|{k.value}" for k in keys}):
+        digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
+
+
+async def lock_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, int | None]:
+    """Lock user rows in id order; returns each id's `merged_into_id`."""
+    stmt = (
+        select(User.id, User.merged_into_id)
+        .where(User.id.in_(set(ids)))
+        .order_by(User.id)
+        .with_for_update()
+    )
+    return {r.id: r.merged_into_id for r in (await session.execute(stmt)).all()}
+
+
+async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, UserRecord]:
+    """Users exactly as stored, without following merges."""
+    rows = (await session.execute(select(User.id, User.created_at).where(User.id.in_(set(ids))))).all()
+    return {r.id: UserRecord(id=r.id, created_at=r.created_at) for r in rows}
+
+
+async def create_user(session: AsyncSession, *, at: datetime) -> UserRecord:
+    new_id = (await session.execute(insert(User).values(created_at=at).returning(User.id))).scalar_one()
+    return UserRecord(id=new_id, created_at=at)
+
+
+async def add_edge(
+    session: AsyncSession,
+    *,
+    action: str,
+    user_id: int,
+    identity: IdentityRecord,
+    at: datetime,
+    actor: str,
+    rule: str | None = None,
+    source: str | None = None,
+    merge_id: int | None = None,
+) -> None:
+    await session.execute(
+        insert(IdentityEdge).values(
+            at=at,
+            action=action,
+            user_id=user_id,
+            identity_id=identity.id,
+            kind=identity.kind.value,
+            namespace=identity.namespace,
+            value=identity.value,
+            rule=rule or identity.rule,
+            source=source or identity.source,
+            actor=actor,
+            merge_id=merge_id,
+        )
+    )
+
+
+async def insert_identity(
+    session: AsyncSession,
+    *,
+    user_id: int,
+    key: IdentityKey,
+    verified: bool,
+    rule: str,
+    source: str,
+    actor: str,
+    at: datetime,
+) -> IdentityRecord:
+    new_id = (
+        await session.execute(
+            insert(Identity)
+            .values(
+                user_id=user_id,
+                kind=key.kind.value,
+                namespace=key.namespace,
+                value=key.value,
+                verified=verified,
+                linked_at=at,
+                rule=rule,
+                source=source,
+                actor=actor,
+            )
+            .returning(Identity.id)
+        )
+    ).scalar_one()
+    rec = IdentityRecord(
+        id=new_id,
+        user_id=user_id,
+        kind=key.kind,
+        namespace=key.namespace,
+        value=key.value,
+        verified=verified,
+        linked_at=at,
+        rule=rule,
+        source=source,
+        actor=actor,
+    )
+    await add_edge(session, action="link", user_id=user_id, identity=rec, at=at, actor=actor)
+    return rec
+
+
+async def delete_identity(session: AsyncSession, identity_id: int) -> None:
+    await session.execute(delete(Identity).where(Identity.id == identity_id))
+
+
+async def move_identities(session: AsyncSession, identity_ids: Sequence[int], to_user_id: int) -> None:
+    if identity_ids:
+        await session.execute(
+            update(Identity).where(Identity.id.in_(identity_ids)).values(user_id=to_user_id)
+        )
+
+
+async def set_merged_into(session: AsyncSession, user_id: int, merged_into_id: int | None) -> None:
+    await session.execute(update(User).where(User.id == user_id).values(merged_into_id=merged_into_id))
+
+
+async def insert_merge(
+    session: AsyncSession,
+    *,
+    survivor_id: int,
+    absorbed_id: int,
+    identity_ids: Sequence[int],
+    at: datetime,
+    actor: str,
+    reason: str,
+) -> MergeRecord:
+    merge_id = (
+        await session.execute(
+            insert(Merge)
+            .values(survivor_id=survivor_id, absorbed_id=absorbed_id, at=at, actor=actor, reason=reason)
+            .returning(Merge.id)
+        )
+    ).scalar_one()
+    if identity_ids:
+        await session.execute(
+            insert(MergeIdentity), [{"merge_id": merge_id, "identity_id": i} for i in identity_ids]
+        )
+    return MergeRecord(id=merge_id, survivor_id=survivor_id, absorbed_id=absorbed_id, at=at)
+
+
+async def merge_for_update(session: AsyncSession, merge_id: int) -> MergeRecord | None:
+    row = (
+        await session.execute(select(Merge).where(Merge.id == merge_id).with_for_update())
+    ).scalar_one_or_none()
+    return None if row is None else _merge(row)
+
+
+async def merge_identity_ids(session: AsyncSession, merge_id: int) -> list[int]:
+    stmt = select(MergeIdentity.identity_id).where(MergeIdentity.merge_id == merge_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def mark_merge_undone(session: AsyncSession, merge_id: int, *, at: datetime, actor: str) -> None:
+    await session.execute(
+        update(Merge).where(Merge.id == merge_id).values(undone_at=at, undone_by=actor)
+    )
+
+
+async def active_users_page(
+    session: AsyncSession, *, first: int, after_id: int | None
+) -> list[UserRecord]:
+    """Active users by id, keyset-paged; one row more than asked tells if there is a next page."""
+    stmt = select(User.id, User.created_at).where(User.merged_into_id.is_(None))
+    if after_id is not None:
+        stmt = stmt.where(User.id > after_id)
+    rows = (await session.execute(stmt.order_by(User.id).limit(first + 1))).all()
+    return [UserRecord(id=r.id, created_at=r.created_at) for r in rows]
+
+
+async def count_active_users(session: AsyncSession) -> int:
+    stmt = select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
+    return int((await session.execute(stmt)).scalar_one())

@@ -1,0 +1,243 @@
+"""The unified user and the identity graph in GraphQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from app.context import RequestContext
+from app.domain import LinkOutcome, MergeRecord, UserRecord
+from graphql_schema.channel_data import BehaviorConnection, Cart, Interest, OrderConnection
+from graphql_schema.common import PageInfo, not_yet
+from graphql_schema.entitlements import Benefit, Consent, Membership, RoleGrant
+from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose
+from graphql_schema.permissions import AUTHENTICATED
+from resolvers import identity as resolve
+from resolvers.identity import IdentityView, UserPage
+
+Ctx = Info[RequestContext, None]
+
+
+@strawberry.input(description="An identity: (kind, namespace, value).")
+class IdentityInput:
+    kind: IdentityKind = strawberry.field(description="The kind of identity.")
+    value: str = strawberry.field(description="PHONE: E.164 or a national number (default region CN).")
+    namespace: str | None = strawberry.field(
+        default=None, description="OPENID: the issuing appid. EXTERNAL: the provider. Otherwise omitted."
+    )
+    unionid: str | None = strawberry.field(
+        default=None,
+        description="OPENID only: the unionid WeChat returned with it; both are linked to one user.",
+    )
+
+    def parts(self) -> tuple[IdentityKind, str, str | None]:
+        return (self.kind, self.value, self.namespace)
+
+
+@strawberry.type(description="An identity linked to a user.")
+class Identity:
+    kind: IdentityKind = strawberry.field(description="The kind of identity.")
+    value: str = strawberry.field(
+        description="PHONE values are masked (138****5678) unless the caller may read PII."
+    )
+    namespace: str | None = strawberry.field(description="OPENID: the appid. EXTERNAL: the provider.")
+    channel: Channel | None = strawberry.field(
+        description="The channel this identity belongs to, if any (an openid of an unknown appid has none)."
+    )
+    verified: bool = strawberry.field(description="Proven by the user (SMS, WeChat), not just asserted.")
+    linked_at: datetime = strawberry.field(description="When it was linked (UTC).")
+    linked_by: str = strawberry.field(description="The rule and source that linked it.")
+
+    @classmethod
+    def of(cls, view: IdentityView) -> Identity:
+        return cls(
+            kind=view.kind,
+            value=view.value,
+            namespace=view.namespace,
+            channel=view.channel,
+            verified=view.verified,
+            linked_at=view.linked_at,
+            linked_by=view.linked_by,
+        )
+
+
+@strawberry.type(description="One customer across every channel.")
+class User:
+    record: strawberry.Private[UserRecord]
+
+    @strawberry.field(description="The user's id; an absorbed user's id resolves to its survivor.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.record.id))
+
+    @strawberry.field(description="When the user was first seen (UTC).")
+    def created_at(self) -> datetime:
+        return self.record.created_at
+
+    @strawberry.field(description="Masked unless the caller may read PII.")
+    async def phone(self, info: Ctx) -> str | None:
+        return await resolve.phone(info.context, self.record)
+
+    @strawberry.field(description="Every identity linked to the user now.")
+    async def identities(self, info: Ctx) -> list[Identity]:
+        return [Identity.of(v) for v in await resolve.identities(info.context, self.record)]
+
+    @strawberry.field(description="Orders across channels, newest first.")
+    def orders(
+        self,
+        channel: Channel | None = None,
+        status: OrderStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> OrderConnection:
+        raise not_yet("User.orders", 3)
+
+    @strawberry.field(description="The unified cart.")
+    def cart(self) -> Cart:
+        raise not_yet("User.cart", 3)
+
+    @strawberry.field(description="The membership, valid in every channel.")
+    def membership(self) -> Membership | None:
+        raise not_yet("User.membership", 4)
+
+    @strawberry.field(description="Benefits of the membership tier.")
+    def benefits(self) -> list[Benefit]:
+        raise not_yet("User.benefits", 4)
+
+    @strawberry.field(description="Consent settings, per purpose and channel.")
+    def consents(self) -> list[Consent]:
+        raise not_yet("User.consents", 4)
+
+    @strawberry.field(description="Whether the user allows `purpose` in `channel` (default deny).")
+    def allows(self, purpose: Purpose, channel: Channel) -> bool:
+        raise not_yet("User.allows", 4)
+
+    @strawberry.field(description="Staff roles granted to the user.")
+    def roles(self) -> list[RoleGrant]:
+        raise not_yet("User.roles", 4)
+
+    @strawberry.field(description="Behaviour events across channels, newest first.")
+    def behavior(
+        self,
+        types: list[str] | None = None,
+        channel: Channel | None = None,
+        first: int | None = 50,
+        after: str | None = None,
+    ) -> BehaviorConnection:
+        raise not_yet("User.behavior", 3)
+
+    @strawberry.field(description="Weighted interests derived from behaviour.")
+    def interests(self) -> list[Interest]:
+        raise not_yet("User.interests", 3)
+
+
+def user_of(record: UserRecord | None) -> User | None:
+    return None if record is None else User(record=record)
+
+
+@strawberry.type(description="A page of users.")
+class UserConnection:
+    nodes: list[User] = strawberry.field(description="The users of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+    total_count: int = strawberry.field(description="How many active users there are.")
+
+    @classmethod
+    def of(cls, page: UserPage) -> UserConnection:
+        return cls(
+            nodes=[User(record=u) for u in page.nodes],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
+
+
+@strawberry.type(description="A merge of two users; `id` is null in a dry run.")
+class Merge:
+    id: strawberry.ID | None = strawberry.field(description="The merge's id, for `unmerge`; null in a dry run.")
+    survivor_id: strawberry.ID = strawberry.field(description="The older user, who keeps both.")
+    absorbed_id: strawberry.ID = strawberry.field(description="The younger user, whose id now resolves to the survivor.")
+    at: datetime = strawberry.field(description="When the merge happened (UTC).")
+
+    @classmethod
+    def of(cls, m: MergeRecord) -> Merge:
+        return cls(
+            id=None if m.id is None else strawberry.ID(str(m.id)),
+            survivor_id=strawberry.ID(str(m.survivor_id)),
+            absorbed_id=strawberry.ID(str(m.absorbed_id)),
+            at=m.at,
+        )
+
+
+@strawberry.type(description="What a link did, or in a dry run would do.")
+class LinkResult:
+    user: User | None = strawberry.field(description="The user now holding the identity; null in a dry run that would create one.")
+    merge: Merge | None = strawberry.field(description="Set when the link merged (or, in a dry run, would merge) two users.")
+    dry_run: bool = strawberry.field(description="True when nothing was changed.")
+
+    @classmethod
+    def of(cls, outcome: LinkOutcome) -> LinkResult:
+        return cls(
+            user=user_of(outcome.user),
+            merge=Merge.of(outcome.merges[0]) if outcome.merges else None,
+            dry_run=outcome.dry_run,
+        )
+
+
+@strawberry.type
+class IdentityQuery:
+    @strawberry.field(description="The signed-in end user.", permission_classes=AUTHENTICATED)
+    async def me(self, info: Ctx) -> User | None:
+        return user_of(await resolve.me(info.context))
+
+    @strawberry.field(description="A user by id or by any linked identity.", permission_classes=AUTHENTICATED)
+    async def user(
+        self, info: Ctx, id: strawberry.ID | None = None, identity: IdentityInput | None = None
+    ) -> User | None:
+        found = await resolve.user(
+            info.context, user_id=id, identity=identity.parts() if identity else None
+        )
+        return user_of(found)
+
+    @strawberry.field(description="Active users by id (operators).", permission_classes=AUTHENTICATED)
+    async def users(self, info: Ctx, first: int = 20, after: str | None = None) -> UserConnection:
+        return UserConnection.of(await resolve.users(info.context, first=first, after=after))
+
+
+@strawberry.type
+class IdentityMutation:
+    @strawberry.mutation(
+        description="Attach an identity; with no userId, resolve its owner or create a user. "
+        "An identity owned by another user merges the two unless that breaks one-per-namespace.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def link_identity(
+        self,
+        info: Ctx,
+        identity: IdentityInput,
+        user_id: strawberry.ID | None = None,
+        dry_run: bool | None = False,
+        source: Annotated[
+            str | None,
+            strawberry.argument(description="Why you know this link, e.g. 'unionid from code2session'."),
+        ] = None,
+    ) -> LinkResult:
+        outcome = await resolve.link_identity(
+            info.context,
+            user_id=user_id,
+            identity=identity.parts(),
+            unionid=identity.unionid,
+            dry_run=bool(dry_run),
+            source=source,
+        )
+        return LinkResult.of(outcome)
+
+    @strawberry.mutation(description="Close one link; the history keeps it.", permission_classes=AUTHENTICATED)
+    async def unlink_identity(self, info: Ctx, user_id: strawberry.ID, identity: IdentityInput) -> User:
+        return User(record=await resolve.unlink_identity(info.context, user_id=user_id, identity=identity.parts()))
+
+    @strawberry.mutation(
+        description="Undo a merge: returns [survivor, restored].", permission_classes=AUTHENTICATED
+    )
+    async def unmerge(self, info: Ctx, merge_id: strawberry.ID) -> list[User]:
+        return [User(record=u) for u in await resolve.unmerge(info.context, merge_id=merge_id)]

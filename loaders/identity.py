@@ -1,0 +1,35 @@
+"""Identity-graph loaders: one per relation, each batch in its own read session."""
+
+from __future__ import annotations
+
+from aiodataloader import DataLoader
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.domain import IdentityRecord, UserRecord
+from app.stores import identity as store
+
+
+class UserByIdLoader(DataLoader[int, UserRecord | None]):
+    """A user id, absorbed or not, to the active user it resolves to."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    async def batch_load_fn(self, keys: list[int]) -> list[UserRecord | None]:
+        async with self.sessions() as session:
+            found = await store.resolve_users(session, keys)
+        return [found.get(k) for k in keys]
+
+
+class IdentitiesByUserIdLoader(DataLoader[int, list[IdentityRecord]]):
+    """The identities an active user holds now."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    async def batch_load_fn(self, keys: list[int]) -> list[list[IdentityRecord]]:
+        async with self.sessions() as session:
+            found = await store.identities_by_user_ids(session, keys)
+        return [found.get(k, []) for k in keys]

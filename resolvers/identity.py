@@ -1,0 +1,193 @@
+"""Identity resolvers: arguments in, an auth check and a service call, records out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from app.auth import policy
+from app.auth.principal import PrincipalKind, Role
+from app.channels import identity_channel
+from app.context import RequestContext
+from app.domain import Channel, IdentityKey, IdentityKind, IdentityRecord, LinkOutcome, UserRecord
+from app.errors import InvalidInput
+from app.phones import mask_phone
+from app.services.identity import IdentityGraph, LinkRequest, make_key
+from app.stores import identity as store
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class IdentityView:
+    """An identity as this caller may see it."""
+
+    kind: IdentityKind
+    value: str
+    namespace: str | None
+    channel: Channel | None
+    verified: bool
+    linked_at: datetime
+    linked_by: str
+
+
+@dataclass(frozen=True)
+class UserPage:
+    nodes: list[UserRecord]
+    has_next_page: bool
+    end_cursor: str | None
+    total_count: int
+
+
+def parse_id(raw: str, what: str = "user") -> int:
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{raw!r} is not a {what} id", field="id") from None
+    if value <= 0:
+        raise InvalidInput(f"{raw!r} is not a {what} id", field="id")
+    return value
+
+
+def key_of(ctx: RequestContext, kind: IdentityKind, value: str, namespace: str | None) -> IdentityKey:
+    return make_key(kind, value, namespace, phone_region=ctx.settings.phone_default_region)
+
+
+async def _readable(ctx: RequestContext, user: UserRecord | None) -> UserRecord | None:
+    if user is not None:
+        identities = await ctx.loaders.identities_by_user_id.load(user.id)
+        policy.ensure_can_read_user(ctx.principal, user.id, identities, ctx.settings)
+    return user
+
+
+async def me(ctx: RequestContext) -> UserRecord | None:
+    principal = ctx.principal
+    if principal.kind is not PrincipalKind.END_USER or principal.user_id is None:
+        return None
+    return await ctx.loaders.user_by_id.load(principal.user_id)
+
+
+async def user(
+    ctx: RequestContext,
+    *,
+    user_id: str | None,
+    identity: tuple[IdentityKind, str, str | None] | None,
+) -> UserRecord | None:
+    """By id (an absorbed id answers with its survivor) or by any linked identity."""
+    principal = ctx.principal
+    if (user_id is None) == (identity is None):
+        raise InvalidInput("give exactly one of `id` and `identity`")
+    if user_id is not None:
+        found = await ctx.loaders.user_by_id.load(parse_id(user_id))
+    else:
+        assert identity is not None
+        key = key_of(ctx, *identity)
+        async with ctx.read() as session:
+            owner = (await store.identities_by_keys(session, [key])).get(key)
+        found = None if owner is None else await ctx.loaders.user_by_id.load(owner.user_id)
+    if found is None and principal.kind is PrincipalKind.END_USER:
+        policy.ensure_can_read_user(principal, -1, [], ctx.settings)
+    return await _readable(ctx, found)
+
+
+async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPage:
+    """Active users by id, for operators."""
+    policy.require_role(ctx.principal, Role.VIEWER)
+    if not 0 <= first <= MAX_PAGE:
+        raise InvalidInput(f"`first` must be between 0 and {MAX_PAGE}", field="first")
+    after_id = parse_id(after, "cursor") if after else None
+    async with ctx.read() as session:
+        rows = await store.active_users_page(session, first=first, after_id=after_id)
+        total = await store.count_active_users(session)
+    nodes = rows[:first]
+    return UserPage(
+        nodes=nodes,
+        has_next_page=len(rows) > first,
+        end_cursor=str(nodes[-1].id) if nodes else None,
+        total_count=total,
+    )
+
+
+async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView]:
+    pii = ctx.principal.can_read_pii
+    return [
+        IdentityView(
+            kind=i.kind,
+            value=i.value if pii or i.kind is not IdentityKind.PHONE else mask_phone(i.value),
+            namespace=i.namespace or None,
+            channel=identity_channel(i.kind, i.namespace, ctx.settings),
+            verified=i.verified,
+            linked_at=i.linked_at,
+            linked_by=i.linked_by,
+        )
+        for i in await ctx.loaders.identities_by_user_id.load(user.id)
+    ]
+
+
+async def phone(ctx: RequestContext, user: UserRecord) -> str | None:
+    found = [
+        i
+        for i in await ctx.loaders.identities_by_user_id.load(user.id)
+        if i.kind is IdentityKind.PHONE
+    ]
+    if not found:
+        return None
+    return found[0].value if ctx.principal.can_read_pii else mask_phone(found[0].value)
+
+
+async def _target_identities(ctx: RequestContext, user_id: int) -> list[IdentityRecord] | None:
+    found = await ctx.loaders.user_by_id.load(user_id)
+    return None if found is None else await ctx.loaders.identities_by_user_id.load(found.id)
+
+
+async def link_identity(
+    ctx: RequestContext,
+    *,
+    user_id: str | None,
+    identity: tuple[IdentityKind, str, str | None],
+    unionid: str | None,
+    dry_run: bool,
+    source: str | None,
+) -> LinkOutcome:
+    principal = ctx.principal
+    keys = [key_of(ctx, *identity)]
+    if unionid is not None:
+        if keys[0].kind is not IdentityKind.OPENID:
+            raise InvalidInput("`unionid` comes only with an OPENID", field="unionid")
+        keys.append(key_of(ctx, IdentityKind.UNIONID, unionid, None))
+    target_id = parse_id(user_id) if user_id is not None else None
+    target = await _target_identities(ctx, target_id) if target_id is not None else None
+    policy.ensure_can_change_links(principal, target=target, keys=keys, settings=ctx.settings)
+    request = LinkRequest(
+        keys=keys,
+        user_id=target_id,
+        actor=principal.actor,
+        rule="unionid" if unionid else "asserted",
+        source=(source or f"linkIdentity by {principal.actor}")[:200],
+        dry_run=dry_run,
+    )
+    async with ctx.write() as session:
+        return await IdentityGraph(session).link(request)
+
+
+async def unlink_identity(
+    ctx: RequestContext, *, user_id: str, identity: tuple[IdentityKind, str, str | None]
+) -> UserRecord:
+    principal = ctx.principal
+    key = key_of(ctx, *identity)
+    target_id = parse_id(user_id)
+    target = await _target_identities(ctx, target_id)
+    policy.ensure_can_change_links(principal, target=target or [], keys=[], settings=ctx.settings)
+    async with ctx.write() as session:
+        return await IdentityGraph(session).unlink(user_id=target_id, key=key, actor=principal.actor)
+
+
+async def unmerge(ctx: RequestContext, *, merge_id: str) -> list[UserRecord]:
+    principal = ctx.principal
+    policy.require_kind(principal, PrincipalKind.OPERATOR)
+    policy.require_role(principal, Role.OPERATOR)
+    async with ctx.write() as session:
+        survivor, restored = await IdentityGraph(session).unmerge(
+            merge_id=parse_id(merge_id, "merge"), actor=principal.actor
+        )
+    return [survivor, restored]
