@@ -217,7 +217,7 @@ class IdentityMutation:
         identity: IdentityInput,
         user_id: strawberry.ID | None = None,
         dry_run: bool | None = False,
-        source: Annotated[
+        evidence: Annotated[
             str | None,
             strawberry.argument(description="Why you know this link, e.g. 'unionid from code2session'."),
         ] = None,
@@ -228,7 +228,7 @@ class IdentityMutation:
             identity=identity.parts(),
             unionid=identity.unionid,
             dry_run=bool(dry_run),
-            source=source,
+            source=evidence,
         )
         return LinkResult.of(outcome)
 

@@ -1,0 +1,125 @@
+"""Fixtures: every test gets its own migrated database (SQLite, and PostgreSQL when configured)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from app.cli import migrate
+from app.main import create_app
+from app.settings import Settings
+from tests.helpers import Gql
+
+T = TypeVar("T")
+PG_URL = os.environ.get("TROIKA_TEST_DATABASE_URL")
+PG_SKIP = "PostgreSQL tests need TROIKA_TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres)"
+
+
+def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on a private loop, away from the test's loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def settings_for(database_url: str, var_dir: Path) -> Settings:
+    return Settings(
+        env="development",
+        database_url=database_url,
+        var_dir=var_dir,
+        token_secret="test-token-secret",
+        pii_key="test-pii-key",
+    )
+
+
+def pg_database_url(name: str) -> str:
+    assert PG_URL
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def pg_admin(sql: str) -> None:
+    assert PG_URL
+    dsn = make_url(PG_URL).set(drivername="postgresql").render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per session; tests copy it."""
+    path = tmp_path_factory.mktemp("template") / "troika.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(migrate, settings_for(url, path.parent)).result()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """One migrated PostgreSQL database per session; tests clone it with CREATE DATABASE … TEMPLATE."""
+    if not PG_URL:
+        pytest.skip(PG_SKIP)
+    name = f"troika_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    run_in_thread(pg_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(migrate, settings_for(pg_database_url(name), Path("var"))).result()
+        yield name
+    finally:
+        run_in_thread(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, migrated database for this test alone, dropped afterwards."""
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "troika.db"
+        shutil.copy(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    template_name: str = request.getfixturevalue("pg_template")
+    name = f"troika_t_{uuid.uuid4().hex[:12]}"
+    run_in_thread(pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    try:
+        yield pg_database_url(name)
+    finally:
+        run_in_thread(pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return settings_for(database_url, tmp_path / "var")
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    yield application
+    await application.state.db.dispose()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as http:
+        yield http
+
+
+@pytest.fixture
+def gql(client: httpx.AsyncClient) -> Gql:
+    return Gql(client)

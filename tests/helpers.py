@@ -1,0 +1,42 @@
+"""The one GraphQL helper tests use: POST over HTTP, assert on errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class Gql:
+    """`await gql(Q, vars, token=…)` returns `data` and fails on any error; `gql.error` expects one."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def post(self, query: str, variables: dict[str, Any] | None, token: str | None) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.client.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def __call__(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None
+    ) -> dict[str, Any]:
+        body = await self.post(query, variables, token)
+        assert not body.get("errors"), body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def error(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None, code: str
+    ) -> dict[str, Any]:
+        """The first error, asserting its `extensions.code`."""
+        body = await self.post(query, variables, token)
+        errors = body.get("errors") or []
+        assert errors, f"expected {code}, got data {body.get('data')}"
+        assert errors[0]["extensions"]["code"] == code, errors
+        first: dict[str, Any] = errors[0]
+        return first

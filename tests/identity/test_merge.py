@@ -1,0 +1,145 @@
+"""Merges: older survives, the younger id resolves to it, conflicts refuse, unmerge restores."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.db.models import IdentityEdge
+from tests.factories.auth import operator_key
+from tests.factories.identity import LINK, link, new_user
+from tests.helpers import Gql
+
+USER = "query ($id: ID!) { user(id: $id) { id identities { kind namespace value } } }"
+UNMERGE = "mutation ($id: ID!) { unmerge(mergeId: $id) { id identities { kind value } } }"
+UNLINK = """
+mutation ($userId: ID!, $identity: IdentityInput!) {
+  unlinkIdentity(userId: $userId, identity: $identity) { id identities { kind value } }
+}
+"""
+
+
+def kinds(user: dict[str, object]) -> set[tuple[str, str]]:
+    identities = user["identities"]
+    assert isinstance(identities, list)
+    return {(i["kind"], i["value"]) for i in identities}
+
+
+async def test_linking_an_owned_identity_merges_into_the_older_user(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator", "pii_reader")
+    older = await new_user(gql, token, phone="+8613800138010")
+    younger = (await link(gql, token, kind="APP_USER_ID", value="A-10"))["user"]["id"]
+    result = await link(gql, token, kind="APP_USER_ID", value="A-10", user_id=older)
+    merge = result["merge"]
+    assert merge["id"] is not None
+    assert (merge["survivorId"], merge["absorbedId"]) == (older, younger)
+    assert result["user"]["id"] == older
+    # The younger id keeps resolving, to the survivor, who shows both identities.
+    via_younger = (await gql(USER, {"id": younger}, token=token))["user"]
+    assert via_younger["id"] == older
+    assert kinds(via_younger) == {("PHONE", "+8613800138010"), ("APP_USER_ID", "A-10")}
+
+
+async def test_survivor_is_the_older_user_whichever_side_links(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    older = await new_user(gql, token, phone="+8613800138011")
+    younger = (await link(gql, token, kind="APP_USER_ID", value="A-11"))["user"]["id"]
+    result = await link(gql, token, kind="PHONE", value="+8613800138011", user_id=younger)
+    assert result["merge"]["survivorId"] == older
+    assert result["user"]["id"] == older
+
+
+async def test_merge_that_would_give_two_phones_is_refused_and_changes_nothing(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    first = await new_user(gql, token, phone="+8613800138012")
+    second = await new_user(gql, token, phone="+8613800138013")
+    await link(gql, token, kind="APP_USER_ID", value="A-13", user_id=second)
+    error = await gql.error(
+        LINK, {"userId": first, "identity": {"kind": "APP_USER_ID", "value": "A-13"}},
+        token=token, code="IDENTITY_CONFLICT",
+    )
+    assert error["extensions"]["kind"] == "PHONE"
+    assert set(error["extensions"]["userIds"]) == {first, second}
+    assert (await gql(USER, {"id": second}, token=token))["user"]["id"] == second
+    assert len((await gql(USER, {"id": first}, token=token))["user"]["identities"]) == 1
+
+
+async def test_dry_run_merge_reports_the_merge_without_an_id_and_changes_nothing(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    older = await new_user(gql, token, phone="+8613800138014")
+    younger = (await link(gql, token, kind="APP_USER_ID", value="A-14"))["user"]["id"]
+    variables = {"userId": older, "identity": {"kind": "APP_USER_ID", "value": "A-14"}, "dryRun": True}
+    dry = (await gql(LINK, variables, token=token))["linkIdentity"]
+    assert dry["dryRun"] is True
+    assert dry["merge"]["id"] is None
+    assert (dry["merge"]["survivorId"], dry["merge"]["absorbedId"]) == (older, younger)
+    assert dry["user"]["id"] == older
+    assert (await gql(USER, {"id": younger}, token=token))["user"]["id"] == younger
+    real = (await gql(LINK, {**variables, "dryRun": False}, token=token))["linkIdentity"]
+    assert (real["merge"]["survivorId"], real["merge"]["absorbedId"]) == (older, younger)
+
+
+async def test_unmerge_restores_the_absorbed_user_with_what_it_brought(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator", "pii_reader")
+    older = await new_user(gql, token, phone="+8613800138015")
+    younger = (await link(gql, token, kind="APP_USER_ID", value="A-15"))["user"]["id"]
+    await link(gql, token, kind="EXTERNAL", namespace="qq", value="qq-15", user_id=younger)
+    merge_id = (await link(gql, token, kind="APP_USER_ID", value="A-15", user_id=older))["merge"]["id"]
+    # Linked after the merge: stays with the survivor.
+    await link(gql, token, kind="EXTERNAL", namespace="weibo", value="wb-15", user_id=younger)
+    survivor, restored = (await gql(UNMERGE, {"id": merge_id}, token=token))["unmerge"]
+    assert survivor["id"] == older
+    assert restored["id"] == younger
+    assert kinds(survivor) == {("PHONE", "+8613800138015"), ("EXTERNAL", "wb-15")}
+    assert kinds(restored) == {("APP_USER_ID", "A-15"), ("EXTERNAL", "qq-15")}
+    assert (await gql(USER, {"id": younger}, token=token))["user"]["id"] == younger
+    again = await gql.error(UNMERGE, {"id": merge_id}, token=token, code="MERGE_ALREADY_UNDONE")
+    assert merge_id in again["message"]
+
+
+async def test_unmerge_of_unknown_merge_is_not_found(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    await gql.error(UNMERGE, {"id": "4242"}, token=token, code="MERGE_NOT_FOUND")
+
+
+async def test_unlink_closes_the_link_and_keeps_history(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    user_id = await new_user(gql, token, phone="+8613800138016")
+    await link(gql, token, kind="APP_USER_ID", value="A-16", user_id=user_id)
+    identity = {"kind": "APP_USER_ID", "value": "A-16"}
+    user = (await gql(UNLINK, {"userId": user_id, "identity": identity}, token=token))["unlinkIdentity"]
+    assert [i["kind"] for i in user["identities"]] == ["PHONE"]
+    await gql.error(UNLINK, {"userId": user_id, "identity": identity}, token=token, code="IDENTITY_NOT_LINKED")
+    # The freed identity can now start a new user.
+    assert (await link(gql, token, kind="APP_USER_ID", value="A-16"))["user"]["id"] != user_id
+    async with app.state.db.read_sessions() as session:
+        edges = (
+            await session.execute(
+                select(IdentityEdge.action, IdentityEdge.rule, IdentityEdge.actor)
+                .where(IdentityEdge.value == "A-16")
+                .order_by(IdentityEdge.id)
+            )
+        ).all()
+    assert [e.action for e in edges] == ["link", "unlink", "link"]
+    assert all(e.rule == "asserted" and e.actor.startswith("operator:") for e in edges)
+
+
+async def test_merges_are_recorded_as_edges(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    older = await new_user(gql, token, phone="+8613800138017")
+    await link(gql, token, kind="APP_USER_ID", value="A-17")
+    merge_id = (await link(gql, token, kind="APP_USER_ID", value="A-17", user_id=older))["merge"]["id"]
+    await gql(UNMERGE, {"id": merge_id}, token=token)
+    async with app.state.db.read_sessions() as session:
+        actions = (
+            await session.execute(
+                select(IdentityEdge.action, IdentityEdge.merge_id)
+                .where(IdentityEdge.value == "A-17")
+                .order_by(IdentityEdge.id)
+            )
+        ).all()
+    assert [(a.action, a.merge_id) for a in actions] == [
+        ("link", None),
+        ("merge", int(merge_id)),
+        ("unmerge", int(merge_id)),
+    ]
