@@ -51,6 +51,8 @@ class Settings(BaseSettings):
             if missing:
                 names = ", ".join(f"TROIKA_{n.upper()}" for n in missing)
                 raise ValueError(f"production mode requires {names}")
+            if len(self.secret("token_secret")) < 32:
+                raise ValueError("TROIKA_TOKEN_SECRET must be at least 32 characters")
             return self
         if not (self.token_secret and self.pii_key):
             stored = _development_secrets(self.var_dir)

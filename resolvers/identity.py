@@ -10,7 +10,7 @@ from app.auth.principal import PrincipalKind, Role
 from app.channels import identity_channel
 from app.context import RequestContext
 from app.domain import Channel, IdentityKey, IdentityKind, IdentityRecord, LinkOutcome, UserRecord
-from app.errors import InvalidInput
+from app.errors import Forbidden, InvalidInput
 from app.phones import mask_phone
 from app.services.identity import IdentityGraph, LinkRequest, make_key
 from app.stores import identity as store
@@ -54,9 +54,16 @@ def key_of(ctx: RequestContext, kind: IdentityKind, value: str, namespace: str |
 
 
 async def _readable(ctx: RequestContext, user: UserRecord | None) -> UserRecord | None:
+    """`user` if the caller may read it; an end user's own id may have been merged away."""
+    principal = ctx.principal
+    if principal.kind is PrincipalKind.END_USER:
+        own = await me(ctx)
+        if user is None or own is None or own.id != user.id:
+            raise Forbidden("an end user may read only their own data (use `me`)")
+        return user
     if user is not None:
         identities = await ctx.loaders.identities_by_user_id.load(user.id)
-        policy.ensure_can_read_user(ctx.principal, user.id, identities, ctx.settings)
+        policy.ensure_can_read_user(principal, user.id, identities, ctx.settings)
     return user
 
 
@@ -74,7 +81,6 @@ async def user(
     identity: tuple[IdentityKind, str, str | None] | None,
 ) -> UserRecord | None:
     """By id (an absorbed id answers with its survivor) or by any linked identity."""
-    principal = ctx.principal
     if (user_id is None) == (identity is None):
         raise InvalidInput("give exactly one of `id` and `identity`")
     if user_id is not None:
@@ -85,8 +91,6 @@ async def user(
         async with ctx.read() as session:
             owner = (await store.identities_by_keys(session, [key])).get(key)
         found = None if owner is None else await ctx.loaders.user_by_id.load(owner.user_id)
-    if found is None and principal.kind is PrincipalKind.END_USER:
-        policy.ensure_can_read_user(principal, -1, [], ctx.settings)
     return await _readable(ctx, found)
 
 

@@ -38,8 +38,8 @@ def settings_for(database_url: str, var_dir: Path) -> Settings:
         env="development",
         database_url=database_url,
         var_dir=var_dir,
-        token_secret="test-token-secret",
-        pii_key="test-pii-key",
+        token_secret="test-token-secret-of-at-least-32-bytes",
+        pii_key="test-pii-key-of-at-least-32-bytes",
     )
 
 

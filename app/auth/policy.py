@@ -35,8 +35,7 @@ def ensure_can_read_user(
     if principal.kind is PrincipalKind.OPERATOR:
         require_role(principal, Role.VIEWER)
     elif principal.kind is PrincipalKind.END_USER:
-        if principal.user_id != user_id:
-            raise Forbidden("an end user may read only their own data (use `me`)")
+        raise Forbidden("an end user may read only their own data (use `me`)")
     elif not in_service_scope(principal, identities, settings):
         raise Forbidden(f"user {user_id} holds no identity of channel {principal.channel}")
 

@@ -1,0 +1,37 @@
+"""Settings: development makes and keeps its secrets; production demands them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.settings import Settings
+
+
+def test_development_generates_secrets_once_under_var(tmp_path: Path) -> None:
+    first = Settings(var_dir=tmp_path, token_secret=None, pii_key=None)
+    second = Settings(var_dir=tmp_path, token_secret=None, pii_key=None)
+    assert first.token_secret and first.pii_key
+    assert (first.token_secret, first.pii_key) == (second.token_secret, second.pii_key)
+    assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
+    assert first.database_url == f"sqlite+aiosqlite:///{tmp_path / 'troika.db'}"
+
+
+def test_production_requires_secrets(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="TROIKA_TOKEN_SECRET, TROIKA_PII_KEY"):
+        Settings(env="production", var_dir=tmp_path, token_secret=None, pii_key=None)
+    with pytest.raises(ValidationError, match="at least 32"):
+        Settings(env="production", var_dir=tmp_path, token_secret="short", pii_key="k" * 32)
+    assert not (tmp_path / "secrets.json").exists()
+
+
+def test_environment_variables_use_the_troika_prefix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TROIKA_DATABASE_URL", "postgresql+asyncpg://db/troika")
+    monkeypatch.setenv("TROIKA_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("TROIKA_VAR_DIR", str(tmp_path))
+    settings = Settings()
+    assert settings.database_url == "postgresql+asyncpg://db/troika"
+    assert settings.redis_url == "redis://cache:6379/0"
+    assert not settings.is_sqlite
