@@ -89,9 +89,19 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--kind", type=click.Choice([k.value for k in (PrincipalKind.SERVICE, PrincipalKind.OPERATOR)]), required=True)
+@click.option(
+    "--kind",
+    type=click.Choice([k.value for k in (PrincipalKind.SERVICE, PrincipalKind.OPERATOR)]),
+    required=True,
+)
 @click.option("--channel", type=click.Choice([c.value for c in Channel]), help="Service keys: the channel.")
-@click.option("--role", "roles", multiple=True, type=click.Choice([r.value for r in Role]), help="Operator keys (repeatable).")
+@click.option(
+    "--role",
+    "roles",
+    multiple=True,
+    type=click.Choice([r.value for r in Role]),
+    help="Operator keys (repeatable).",
+)
 @click.option("--name", default="", help="A label for people.")
 def keys_create(kind: str, channel: str | None, roles: tuple[str, ...], name: str) -> None:
     """Create a key and print it, alone, once: only its hash is kept."""

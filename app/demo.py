@@ -13,7 +13,8 @@ from app.services.identity import IdentityGraph, LinkRequest
 from app.settings import Settings, get_settings
 
 STORIES = (
-    "restaurant chain: reads 美食推荐 in the official account, orders in the mini program, earns points in the APP",
+    "restaurant chain: reads 美食推荐 in the official account, orders in the mini program, "
+    "earns points in the APP",
     "e-commerce shop: fills the cart in the mini program, pays in the APP",
     "hotel chain: PLATINUM member in the APP, books rooms in the mini program",
 )
@@ -45,7 +46,9 @@ async def load_demo(db: Database, *, if_empty: bool, settings: Settings | None =
     """Load 36 people; returns how many users were created (0 if kept)."""
     settings = settings or get_settings()
     mp, oa, app = settings.mini_program_appid, settings.official_account_appid, settings.app_wechat_appid
-    assert mp and oa and app
+    assert mp
+    assert oa
+    assert app
     async with db.write_sessions() as session, session.begin():
         if if_empty and (await session.execute(select(func.count()).select_from(User))).scalar_one():
             return 0

@@ -70,7 +70,8 @@ class Settings(BaseSettings):
     def secret(self, name: str) -> str:
         """Return a secret that the validator guarantees is set."""
         value = getattr(self, name)
-        assert isinstance(value, str) and value
+        assert isinstance(value, str)
+        assert value
         return value
 
 

@@ -8,8 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from graphql_schema.common import PageInfo, not_yet
-from graphql_schema.permissions import AUTHENTICATED
 from graphql_schema.enums import Channel, OrderStatus
+from graphql_schema.permissions import AUTHENTICATED
 
 
 @strawberry.type(description="One line of an order.")

@@ -50,18 +50,25 @@ class RoleGrant:
 
 @strawberry.input(description="A consent to set.")
 class ConsentInput:
-    user_id: strawberry.ID | None = strawberry.field(default=None, description="The user; omit for the signed-in user.")
+    user_id: strawberry.ID | None = strawberry.field(
+        default=None, description="The user; omit for the signed-in user."
+    )
     purpose: Purpose = strawberry.field(description="What the consent is for.")
-    channel: Channel | None = strawberry.field(default=None, description="Omit for a setting that holds in every channel.")
+    channel: Channel | None = strawberry.field(
+        default=None, description="Omit for a setting that holds in every channel."
+    )
     granted: bool = strawberry.field(description="Grant (true) or withdraw (false).")
     source_channel: Channel = strawberry.field(description="The channel the user set it in.")
-    policy_version: str | None = strawberry.field(default=None, description="The privacy policy version shown.")
+    policy_version: str | None = strawberry.field(
+        default=None, description="The privacy policy version shown."
+    )
 
 
 @strawberry.type
 class EntitlementsMutation:
-    @strawberry.mutation(description="Set one consent (default deny; see the permission center's rules).", permission_classes=AUTHENTICATED)
-    def set_consent(
-        self, input: ConsentInput
-    ) -> Annotated["User", strawberry.lazy("graphql_schema.identity")]:
+    @strawberry.mutation(
+        description="Set one consent (default deny; see the permission center's rules).",
+        permission_classes=AUTHENTICATED,
+    )
+    def set_consent(self, input: ConsentInput) -> Annotated[User, strawberry.lazy("graphql_schema.identity")]:
         raise not_yet("setConsent", 4)

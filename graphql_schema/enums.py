@@ -6,10 +6,13 @@ from enum import Enum
 
 import strawberry
 
-from app import domain
+from app.domain import Channel, IdentityKind
 
-Channel = strawberry.enum(domain.Channel, description="A channel of the company: mini program, official account, APP.")
-IdentityKind = strawberry.enum(domain.IdentityKind, description="The kinds of identity the graph links.")
+# Registered in place, so the domain's enums are the GraphQL enums.
+strawberry.enum(Channel, description="A channel of the company: mini program, official account, APP.")
+strawberry.enum(IdentityKind, description="The kinds of identity the graph links.")
+
+__all__ = ["Channel", "IdentityKind", "OrderStatus", "Purpose"]
 
 
 @strawberry.enum(description="Standard order status of the data dictionary.")

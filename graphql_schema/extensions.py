@@ -31,7 +31,10 @@ class ErrorCodes(MaskErrors):
         extensions = dict(error.extensions or {})
         message = error.message
         if isinstance(original, DomainError):
-            extensions = {**{k: v for k, v in original.details.items() if v is not None}, "code": original.code}
+            extensions = {
+                **{k: v for k, v in original.details.items() if v is not None},
+                "code": original.code,
+            }
             message = original.message
         elif original is None or isinstance(original, GraphQLError):
             extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")

@@ -154,9 +154,13 @@ class UserConnection:
 
 @strawberry.type(description="A merge of two users; `id` is null in a dry run.")
 class Merge:
-    id: strawberry.ID | None = strawberry.field(description="The merge's id, for `unmerge`; null in a dry run.")
+    id: strawberry.ID | None = strawberry.field(
+        description="The merge's id, for `unmerge`; null in a dry run."
+    )
     survivor_id: strawberry.ID = strawberry.field(description="The older user, who keeps both.")
-    absorbed_id: strawberry.ID = strawberry.field(description="The younger user, whose id now resolves to the survivor.")
+    absorbed_id: strawberry.ID = strawberry.field(
+        description="The younger user, whose id now resolves to the survivor."
+    )
     at: datetime = strawberry.field(description="When the merge happened (UTC).")
 
     @classmethod
@@ -171,8 +175,12 @@ class Merge:
 
 @strawberry.type(description="What a link did, or in a dry run would do.")
 class LinkResult:
-    user: User | None = strawberry.field(description="The user now holding the identity; null in a dry run that would create one.")
-    merge: Merge | None = strawberry.field(description="Set when the link merged (or, in a dry run, would merge) two users.")
+    user: User | None = strawberry.field(
+        description="The user now holding the identity; null in a dry run that would create one."
+    )
+    merge: Merge | None = strawberry.field(
+        description="Set when the link merged (or, in a dry run, would merge) two users."
+    )
     dry_run: bool = strawberry.field(description="True when nothing was changed.")
 
     @classmethod
@@ -194,9 +202,7 @@ class IdentityQuery:
     async def user(
         self, info: Ctx, id: strawberry.ID | None = None, identity: IdentityInput | None = None
     ) -> User | None:
-        found = await resolve.user(
-            info.context, user_id=id, identity=identity.parts() if identity else None
-        )
+        found = await resolve.user(info.context, user_id=id, identity=identity.parts() if identity else None)
         return user_of(found)
 
     @strawberry.field(description="Active users by id (operators).", permission_classes=AUTHENTICATED)
@@ -232,9 +238,13 @@ class IdentityMutation:
         )
         return LinkResult.of(outcome)
 
-    @strawberry.mutation(description="Close one link; the history keeps it.", permission_classes=AUTHENTICATED)
+    @strawberry.mutation(
+        description="Close one link; the history keeps it.", permission_classes=AUTHENTICATED
+    )
     async def unlink_identity(self, info: Ctx, user_id: strawberry.ID, identity: IdentityInput) -> User:
-        return User(record=await resolve.unlink_identity(info.context, user_id=user_id, identity=identity.parts()))
+        return User(
+            record=await resolve.unlink_identity(info.context, user_id=user_id, identity=identity.parts())
+        )
 
     @strawberry.mutation(
         description="Undo a merge: returns [survivor, restored].", permission_classes=AUTHENTICATED

@@ -21,4 +21,4 @@ class IsAuthenticated(BasePermission):
         return info.context.principal is not None
 
 
-AUTHENTICATED = [IsAuthenticated]
+AUTHENTICATED: list[type[BasePermission]] = [IsAuthenticated]

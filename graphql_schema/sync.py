@@ -15,7 +15,9 @@ from graphql_schema.permissions import AUTHENTICATED
 @strawberry.type(description="One change to a user, from the outbox.")
 class UserChange:
     user_id: strawberry.ID = strawberry.field(description="The user that changed.")
-    topic: str = strawberry.field(description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR")
+    topic: str = strawberry.field(
+        description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR"
+    )
     cursor: str = strawberry.field(description="Pass to `changes(after:)` to resume after this change.")
     at: datetime = strawberry.field(description="When it changed (UTC).")
     user: User | None = strawberry.field(description="The user as it is now.")
@@ -29,7 +31,8 @@ class SyncSubscription:
         yield  # pragma: no cover
 
     @strawberry.subscription(
-        description="Replays every change after the cursor, then follows live.", permission_classes=AUTHENTICATED
+        description="Replays every change after the cursor, then follows live.",
+        permission_classes=AUTHENTICATED,
     )
     async def changes(
         self, after: str | None = None, topics: list[str] | None = None

@@ -21,16 +21,22 @@ class Session:
 
 @strawberry.type
 class WechatMutation:
-    @strawberry.mutation(description="Mini program (wx.login code) or APP (WeChat SDK code) login: an end-user session.")
+    @strawberry.mutation(
+        description="Mini program (wx.login code) or APP (WeChat SDK code) login: an end-user session."
+    )
     def wechat_login(self, channel: Channel, code: str) -> Session:
         raise not_yet("wechatLogin", 6)
 
-    @strawberry.mutation(description="Send an SMS code to verify a phone (official account and APP binding).", permission_classes=AUTHENTICATED)
+    @strawberry.mutation(
+        description="Send an SMS code to verify a phone (official account and APP binding).",
+        permission_classes=AUTHENTICATED,
+    )
     def request_phone_code(self, phone: str) -> bool:
         raise not_yet("requestPhoneCode", 6)
 
     @strawberry.mutation(
-        description="Bind a verified phone to the signed-in user: smsCode, a mini program phone code, or the legacy encryptedData + iv.",
+        description="Bind a verified phone to the signed-in user: smsCode, a mini program phone code, "
+        "or the legacy encryptedData + iv.",
         permission_classes=AUTHENTICATED,
     )
     def bind_phone(

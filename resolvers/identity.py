@@ -129,11 +129,7 @@ async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView
 
 
 async def phone(ctx: RequestContext, user: UserRecord) -> str | None:
-    found = [
-        i
-        for i in await ctx.loaders.identities_by_user_id.load(user.id)
-        if i.kind is IdentityKind.PHONE
-    ]
+    found = [i for i in await ctx.loaders.identities_by_user_id.load(user.id) if i.kind is IdentityKind.PHONE]
     if not found:
         return None
     return found[0].value if ctx.principal.can_read_pii else mask_phone(found[0].value)

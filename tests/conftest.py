@@ -19,12 +19,14 @@ from sqlalchemy.engine import make_url
 
 from app.cli import migrate
 from app.main import create_app
-from app.settings import Settings
+from app.settings import Environment, Settings
 from tests.helpers import Gql
 
 T = TypeVar("T")
 PG_URL = os.environ.get("TROIKA_TEST_DATABASE_URL")
-PG_SKIP = "PostgreSQL tests need TROIKA_TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres)"
+PG_SKIP = (
+    "PostgreSQL tests need TROIKA_TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres)"
+)
 
 
 def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
@@ -35,7 +37,7 @@ def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
 
 def settings_for(database_url: str, var_dir: Path) -> Settings:
     return Settings(
-        env="development",
+        env=Environment.DEVELOPMENT,
         database_url=database_url,
         var_dir=var_dir,
         token_secret="test-token-secret-of-at-least-32-bytes",

@@ -27,7 +27,9 @@ def test_contract_is_served() -> None:
         pytest.skip(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
     result = subprocess.run(
         [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql")],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "all of it is served" in result.stdout

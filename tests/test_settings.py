@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from app.settings import Settings
+from app.settings import Environment, Settings
 
 
 def test_development_generates_secrets_once_under_var(tmp_path: Path) -> None:
     first = Settings(var_dir=tmp_path, token_secret=None, pii_key=None)
     second = Settings(var_dir=tmp_path, token_secret=None, pii_key=None)
-    assert first.token_secret and first.pii_key
+    assert first.token_secret
+    assert first.pii_key
     assert (first.token_secret, first.pii_key) == (second.token_secret, second.pii_key)
     assert (tmp_path / "secrets.json").stat().st_mode & 0o777 == 0o600
     assert first.database_url == f"sqlite+aiosqlite:///{tmp_path / 'troika.db'}"
@@ -21,9 +22,9 @@ def test_development_generates_secrets_once_under_var(tmp_path: Path) -> None:
 
 def test_production_requires_secrets(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="TROIKA_TOKEN_SECRET, TROIKA_PII_KEY"):
-        Settings(env="production", var_dir=tmp_path, token_secret=None, pii_key=None)
+        Settings(env=Environment.PRODUCTION, var_dir=tmp_path, token_secret=None, pii_key=None)
     with pytest.raises(ValidationError, match="at least 32"):
-        Settings(env="production", var_dir=tmp_path, token_secret="short", pii_key="k" * 32)
+        Settings(env=Environment.PRODUCTION, var_dir=tmp_path, token_secret="short", pii_key="k" * 32)
     assert not (tmp_path / "secrets.json").exists()
 
 

@@ -92,12 +92,8 @@ class Merge(Base):
     __tablename__ = "merges"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    survivor_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("users.id"), nullable=False, index=True
-    )
-    absorbed_id: Mapped[int] = mapped_column(
-        BigId, ForeignKey("users.id"), nullable=False, index=True
-    )
+    survivor_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False, index=True)
+    absorbed_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False, index=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     actor: Mapped[str] = mapped_column(String(64), nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)

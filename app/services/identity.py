@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.types import utcnow
 from app.domain import (
     NAMESPACED_KINDS,
     IdentityKey,
@@ -19,7 +20,6 @@ from app.domain import (
     UserRecord,
 )
 from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
-from app.db.types import utcnow
 from app.phones import mask_phone, normalize_phone
 from app.stores import identity as store
 
@@ -30,9 +30,7 @@ class _Retry(Exception):
     """The graph moved under us between reading and locking; plan again."""
 
 
-def make_key(
-    kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str
-) -> IdentityKey:
+def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str) -> IdentityKey:
     """Validate and normalize one identity as the graph stores it."""
     value = value.strip()
     namespace = (namespace or "").strip()
@@ -112,9 +110,7 @@ class IdentityGraph:
                 MergeRecord(id=None, survivor_id=survivor.id, absorbed_id=u.id, at=at) for u in absorbed
             )
             return LinkOutcome(user=survivor, merges=merges, dry_run=True)
-        merges = tuple(
-            [await self._merge(survivor, u, held[u.id], req.actor, reason) for u in absorbed]
-        )
+        merges = tuple([await self._merge(survivor, u, held[u.id], req.actor, reason) for u in absorbed])
         for key in new_keys:
             await store.insert_identity(
                 s,
@@ -188,9 +184,7 @@ class IdentityGraph:
                 f"user {user.id} holds no {key.describe()} {shown(key)}", code="IDENTITY_NOT_LINKED"
             )
         await store.delete_identity(s, held.id)
-        await store.add_edge(
-            s, action="unlink", user_id=user.id, identity=held, at=utcnow(), actor=actor
-        )
+        await store.add_edge(s, action="unlink", user_id=user.id, identity=held, at=utcnow(), actor=actor)
         return user
 
     async def unmerge(self, *, merge_id: int, actor: str) -> tuple[UserRecord, UserRecord]:
@@ -211,7 +205,13 @@ class IdentityGraph:
         await store.set_merged_into(s, absorbed.id, None)
         for ident in back:
             await store.add_edge(
-                s, action="unmerge", user_id=absorbed.id, identity=ident, at=at, actor=actor, merge_id=merge_id
+                s,
+                action="unmerge",
+                user_id=absorbed.id,
+                identity=ident,
+                at=at,
+                actor=actor,
+                merge_id=merge_id,
             )
         await store.mark_merge_undone(s, merge_id, at=at, actor=actor)
         return survivor, absorbed

@@ -6,9 +6,9 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, text, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
@@ -28,7 +28,8 @@ _IDENTITY_COLUMNS = (
 )
 
 
-def _identity(row: Row[tuple[object, ...]]) -> IdentityRecord:
+def _identity(row: Any) -> IdentityRecord:
+    """A row of `_IDENTITY_COLUMNS` as a record."""
     m = row._mapping
     return IdentityRecord(
         id=m["id"],
@@ -64,9 +65,11 @@ async def resolve_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, 
         .where(User.id.in_(set(ids)))
         .cte("chain", recursive=True)
     )
-    nxt = select(
-        start.c.start_id, User.id, User.merged_into_id, start.c.depth + 1
-    ).join(User, User.id == start.c.next_id).where(start.c.depth < 64)
+    nxt = (
+        select(start.c.start_id, User.id, User.merged_into_id, start.c.depth + 1)
+        .join(User, User.id == start.c.next_id)
+        .where(start.c.depth < 64)
+    )
     chain = start.union_all(nxt)
     stmt = (
         select(chain.c.start_id, User.id, User.created_at)
@@ -128,10 +131,7 @@ async def lock_identity_keys(session: AsyncSession, keys: Iterable[IdentityKey])
 async def lock_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, int | None]:
     """Lock user rows in id order; returns each id's `merged_into_id`."""
     stmt = (
-        select(User.id, User.merged_into_id)
-        .where(User.id.in_(set(ids)))
-        .order_by(User.id)
-        .with_for_update()
+        select(User.id, User.merged_into_id).where(User.id.in_(set(ids))).order_by(User.id).with_for_update()
     )
     return {r.id: r.merged_into_id for r in (await session.execute(stmt)).all()}
 
@@ -272,14 +272,10 @@ async def merge_identity_ids(session: AsyncSession, merge_id: int) -> list[int]:
 
 
 async def mark_merge_undone(session: AsyncSession, merge_id: int, *, at: datetime, actor: str) -> None:
-    await session.execute(
-        update(Merge).where(Merge.id == merge_id).values(undone_at=at, undone_by=actor)
-    )
+    await session.execute(update(Merge).where(Merge.id == merge_id).values(undone_at=at, undone_by=actor))
 
 
-async def active_users_page(
-    session: AsyncSession, *, first: int, after_id: int | None
-) -> list[UserRecord]:
+async def active_users_page(session: AsyncSession, *, first: int, after_id: int | None) -> list[UserRecord]:
     """Active users by id, keyset-paged; one row more than asked tells if there is a next page."""
     stmt = select(User.id, User.created_at).where(User.merged_into_id.is_(None))
     if after_id is not None:

@@ -50,15 +50,11 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             nullable=True,
         ),
-        sa.ForeignKeyConstraint(
-            ["merged_into_id"], ["users.id"], name=op.f("fk_users_merged_into_id_users")
-        ),
+        sa.ForeignKeyConstraint(["merged_into_id"], ["users.id"], name=op.f("fk_users_merged_into_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
     )
     with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_users_merged_into_id"), ["merged_into_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_users_merged_into_id"), ["merged_into_id"], unique=False)
 
     op.create_table(
         "identities",
@@ -81,16 +77,10 @@ def upgrade() -> None:
         sa.Column("rule", sa.String(length=32), nullable=False),
         sa.Column("source", sa.String(length=200), nullable=False),
         sa.Column("actor", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_identities_user_id_users")
-        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_identities_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identities")),
-        sa.UniqueConstraint(
-            "kind", "namespace", "value", name="uq_identities_kind_namespace_value"
-        ),
-        sa.UniqueConstraint(
-            "user_id", "kind", "namespace", name="uq_identities_user_kind_namespace"
-        ),
+        sa.UniqueConstraint("kind", "namespace", "value", name="uq_identities_kind_namespace_value"),
+        sa.UniqueConstraint("user_id", "kind", "namespace", name="uq_identities_user_kind_namespace"),
     )
     op.create_table(
         "merges",
@@ -115,21 +105,13 @@ def upgrade() -> None:
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("undone_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("undone_by", sa.String(length=64), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["absorbed_id"], ["users.id"], name=op.f("fk_merges_absorbed_id_users")
-        ),
-        sa.ForeignKeyConstraint(
-            ["survivor_id"], ["users.id"], name=op.f("fk_merges_survivor_id_users")
-        ),
+        sa.ForeignKeyConstraint(["absorbed_id"], ["users.id"], name=op.f("fk_merges_absorbed_id_users")),
+        sa.ForeignKeyConstraint(["survivor_id"], ["users.id"], name=op.f("fk_merges_survivor_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_merges")),
     )
     with op.batch_alter_table("merges", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_merges_absorbed_id"), ["absorbed_id"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_merges_survivor_id"), ["survivor_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_merges_absorbed_id"), ["absorbed_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_merges_survivor_id"), ["survivor_id"], unique=False)
 
     op.create_table(
         "identity_edges",
@@ -162,18 +144,12 @@ def upgrade() -> None:
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             nullable=True,
         ),
-        sa.ForeignKeyConstraint(
-            ["merge_id"], ["merges.id"], name=op.f("fk_identity_edges_merge_id_merges")
-        ),
-        sa.ForeignKeyConstraint(
-            ["user_id"], ["users.id"], name=op.f("fk_identity_edges_user_id_users")
-        ),
+        sa.ForeignKeyConstraint(["merge_id"], ["merges.id"], name=op.f("fk_identity_edges_merge_id_merges")),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_identity_edges_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identity_edges")),
     )
     with op.batch_alter_table("identity_edges", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_identity_edges_user_id_at", ["user_id", "at"], unique=False
-        )
+        batch_op.create_index("ix_identity_edges_user_id_at", ["user_id", "at"], unique=False)
 
     op.create_table(
         "merge_identities",
@@ -192,9 +168,7 @@ def upgrade() -> None:
             ["merges.id"],
             name=op.f("fk_merge_identities_merge_id_merges"),
         ),
-        sa.PrimaryKeyConstraint(
-            "merge_id", "identity_id", name=op.f("pk_merge_identities")
-        ),
+        sa.PrimaryKeyConstraint("merge_id", "identity_id", name=op.f("pk_merge_identities")),
     )
 
 

@@ -16,7 +16,9 @@ UNMERGE = "mutation ($id: ID!) { unmerge(mergeId: $id) { id } }"
 async def test_no_credentials_is_unauthenticated(gql: Gql) -> None:
     error = await gql.error(ME, token=None, code="UNAUTHENTICATED")
     assert "Authorization" in error["message"]
-    await gql.error(LINK, {"identity": {"kind": "APP_USER_ID", "value": "x"}}, token=None, code="UNAUTHENTICATED")
+    await gql.error(
+        LINK, {"identity": {"kind": "APP_USER_ID", "value": "x"}}, token=None, code="UNAUTHENTICATED"
+    )
 
 
 async def test_bad_credentials_say_what_is_wrong(app: FastAPI, gql: Gql) -> None:
@@ -91,8 +93,10 @@ async def test_service_acts_within_its_channel(app: FastAPI, gql: Gql) -> None:
     # Outside its channel it may not change a user...
     phone_only = await new_user(gql, admin, phone="+8613800138204")
     await gql.error(
-        LINK, {"userId": phone_only, "identity": {"kind": "EXTERNAL", "namespace": "qq", "value": "q"}},
-        token=app_service, code="FORBIDDEN",
+        LINK,
+        {"userId": phone_only, "identity": {"kind": "EXTERNAL", "namespace": "qq", "value": "q"}},
+        token=app_service,
+        code="FORBIDDEN",
     )
     # ...unless it links an identity of its own channel to that user.
     joined = await link(gql, app_service, kind="APP_USER_ID", value="A-301", user_id=phone_only)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ async def _stored(url: str) -> list[tuple[str, str, str | None, str]]:
 
 
 @pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, sqlite_template: Path, tmp_path: Path) -> str:
+def cli_env(monkeypatch: pytest.MonkeyPatch, sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
     db = tmp_path / "cli.db"
     db.write_bytes(sqlite_template.read_bytes())
     url = f"sqlite+aiosqlite:///{db}"
@@ -39,11 +40,16 @@ def cli_env(monkeypatch: pytest.MonkeyPatch, sqlite_template: Path, tmp_path: Pa
 def test_service_and_operator_keys(cli_env: str) -> None:
     runner = CliRunner()
     svc = runner.invoke(main, ["keys", "create", "--kind", "service", "--channel", "APP"])
-    op = runner.invoke(main, ["keys", "create", "--kind", "operator", "--role", "admin", "--role", "pii_reader"])
-    assert svc.exit_code == 0 and op.exit_code == 0, (svc.output, op.output)
+    op = runner.invoke(
+        main, ["keys", "create", "--kind", "operator", "--role", "admin", "--role", "pii_reader"]
+    )
+    assert svc.exit_code == 0, svc.output
+    assert op.exit_code == 0, op.output
     svc_key, op_key = svc.stdout.strip(), op.stdout.strip()
-    assert svc.stdout == svc_key + "\n" and svc_key.startswith("trk_svc_")
-    assert op.stdout == op_key + "\n" and op_key.startswith("trk_op_")
+    assert svc.stdout == svc_key + "\n"
+    assert svc_key.startswith("trk_svc_")
+    assert op.stdout == op_key + "\n"
+    assert op_key.startswith("trk_op_")
     stored = asyncio.run(_stored(cli_env))
     assert stored == [
         (hash_key(svc_key), "service", "APP", ""),

@@ -40,6 +40,6 @@ async def test_racing_links_to_two_users_merge_once(app: FastAPI, gql: Gql) -> N
     assert codes <= {"IDENTITY_CONFLICT"}, bodies
     async with app.state.db.read_sessions() as session:
         holders = (
-            await session.execute(select(Identity.user_id).where(Identity.value == "A-101"))
-        ).scalars().all()
+            (await session.execute(select(Identity.user_id).where(Identity.value == "A-101"))).scalars().all()
+        )
     assert len(holders) == 1

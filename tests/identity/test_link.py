@@ -10,7 +10,9 @@ from tests.helpers import Gql
 
 USER_BY_IDENTITY = """
 query ($identity: IdentityInput!) {
-  user(identity: $identity) { id phone identities { kind namespace value channel verified linkedAt linkedBy } }
+  user(identity: $identity) {
+    id phone identities { kind namespace value channel verified linkedAt linkedBy }
+  }
 }
 """
 USER_BY_ID = "query ($id: ID!) { user(id: $id) { id phone identities { kind value } } }"
@@ -34,7 +36,9 @@ async def test_new_identity_creates_a_user_that_it_resolves_to(app: FastAPI, gql
 async def test_phone_is_normalized_to_e164_and_found_by_national_number(app: FastAPI, gql: Gql) -> None:
     token = await operator_key(app, "operator", "pii_reader")
     user_id = await new_user(gql, token, phone="138 0013 8000")
-    found = await gql(USER_BY_IDENTITY, {"identity": {"kind": "PHONE", "value": "+8613800138000"}}, token=token)
+    found = await gql(
+        USER_BY_IDENTITY, {"identity": {"kind": "PHONE", "value": "+8613800138000"}}, token=token
+    )
     assert found["user"]["id"] == user_id
     assert found["user"]["phone"] == "+8613800138000"
     again = await gql(USER_BY_IDENTITY, {"identity": {"kind": "PHONE", "value": "13800138000"}}, token=token)
@@ -44,15 +48,19 @@ async def test_phone_is_normalized_to_e164_and_found_by_national_number(app: Fas
 async def test_invalid_phone_is_refused(app: FastAPI, gql: Gql) -> None:
     token = await operator_key(app, "operator")
     for bad in ("12345", "not a phone", "+86 999"):
-        await gql.error(LINK, {"identity": {"kind": "PHONE", "value": bad}}, token=token, code="INVALID_PHONE")
+        await gql.error(
+            LINK, {"identity": {"kind": "PHONE", "value": bad}}, token=token, code="INVALID_PHONE"
+        )
 
 
 async def test_namespace_rules_are_checked(app: FastAPI, gql: Gql) -> None:
     token = await operator_key(app, "operator")
     await gql.error(LINK, {"identity": {"kind": "OPENID", "value": "o1"}}, token=token, code="BAD_USER_INPUT")
     await gql.error(
-        LINK, {"identity": {"kind": "PHONE", "value": "13800138000", "namespace": "x"}},
-        token=token, code="BAD_USER_INPUT",
+        LINK,
+        {"identity": {"kind": "PHONE", "value": "13800138000", "namespace": "x"}},
+        token=token,
+        code="BAD_USER_INPUT",
     )
 
 
@@ -70,25 +78,33 @@ async def test_attaching_a_second_identity_of_one_namespace_is_a_conflict(app: F
     token = await operator_key(app, "operator", "pii_reader")
     user_id = await new_user(gql, token, phone="+8613800138002")
     error = await gql.error(
-        LINK, {"userId": user_id, "identity": {"kind": "PHONE", "value": "+8613900139000"}},
-        token=token, code="IDENTITY_CONFLICT",
+        LINK,
+        {"userId": user_id, "identity": {"kind": "PHONE", "value": "+8613900139000"}},
+        token=token,
+        code="IDENTITY_CONFLICT",
     )
     assert error["extensions"]["kind"] == "PHONE"
     assert "139****9000" in error["message"]
     assert "+8613900139000" not in error["message"]
-    missing = await gql(USER_BY_IDENTITY, {"identity": {"kind": "PHONE", "value": "+8613900139000"}}, token=token)
+    missing = await gql(
+        USER_BY_IDENTITY, {"identity": {"kind": "PHONE", "value": "+8613900139000"}}, token=token
+    )
     assert missing["user"] is None
 
 
 async def test_unknown_user_is_an_error(app: FastAPI, gql: Gql) -> None:
     token = await operator_key(app, "operator")
     await gql.error(
-        LINK, {"userId": "999999", "identity": {"kind": "APP_USER_ID", "value": "A-9"}},
-        token=token, code="USER_NOT_FOUND",
+        LINK,
+        {"userId": "999999", "identity": {"kind": "APP_USER_ID", "value": "A-9"}},
+        token=token,
+        code="USER_NOT_FOUND",
     )
     await gql.error(
-        LINK, {"userId": "abc", "identity": {"kind": "APP_USER_ID", "value": "A-9"}},
-        token=token, code="BAD_USER_INPUT",
+        LINK,
+        {"userId": "abc", "identity": {"kind": "APP_USER_ID", "value": "A-9"}},
+        token=token,
+        code="BAD_USER_INPUT",
     )
 
 

@@ -49,14 +49,18 @@ async def test_survivor_is_the_older_user_whichever_side_links(app: FastAPI, gql
     assert result["user"]["id"] == older
 
 
-async def test_merge_that_would_give_two_phones_is_refused_and_changes_nothing(app: FastAPI, gql: Gql) -> None:
+async def test_merge_that_would_give_two_phones_is_refused_and_changes_nothing(
+    app: FastAPI, gql: Gql
+) -> None:
     token = await operator_key(app, "operator")
     first = await new_user(gql, token, phone="+8613800138012")
     second = await new_user(gql, token, phone="+8613800138013")
     await link(gql, token, kind="APP_USER_ID", value="A-13", user_id=second)
     error = await gql.error(
-        LINK, {"userId": first, "identity": {"kind": "APP_USER_ID", "value": "A-13"}},
-        token=token, code="IDENTITY_CONFLICT",
+        LINK,
+        {"userId": first, "identity": {"kind": "APP_USER_ID", "value": "A-13"}},
+        token=token,
+        code="IDENTITY_CONFLICT",
     )
     assert error["extensions"]["kind"] == "PHONE"
     assert set(error["extensions"]["userIds"]) == {first, second}
@@ -64,7 +68,9 @@ async def test_merge_that_would_give_two_phones_is_refused_and_changes_nothing(a
     assert len((await gql(USER, {"id": first}, token=token))["user"]["identities"]) == 1
 
 
-async def test_dry_run_merge_reports_the_merge_without_an_id_and_changes_nothing(app: FastAPI, gql: Gql) -> None:
+async def test_dry_run_merge_reports_the_merge_without_an_id_and_changes_nothing(
+    app: FastAPI, gql: Gql
+) -> None:
     token = await operator_key(app, "operator")
     older = await new_user(gql, token, phone="+8613800138014")
     younger = (await link(gql, token, kind="APP_USER_ID", value="A-14"))["user"]["id"]
@@ -109,7 +115,9 @@ async def test_unlink_closes_the_link_and_keeps_history(app: FastAPI, gql: Gql) 
     identity = {"kind": "APP_USER_ID", "value": "A-16"}
     user = (await gql(UNLINK, {"userId": user_id, "identity": identity}, token=token))["unlinkIdentity"]
     assert [i["kind"] for i in user["identities"]] == ["PHONE"]
-    await gql.error(UNLINK, {"userId": user_id, "identity": identity}, token=token, code="IDENTITY_NOT_LINKED")
+    await gql.error(
+        UNLINK, {"userId": user_id, "identity": identity}, token=token, code="IDENTITY_NOT_LINKED"
+    )
     # The freed identity can now start a new user.
     assert (await link(gql, token, kind="APP_USER_ID", value="A-16"))["user"]["id"] != user_id
     async with app.state.db.read_sessions() as session:

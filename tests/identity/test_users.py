@@ -81,7 +81,12 @@ async def test_demo_data_answers_the_readme_query(app: FastAPI, gql: Gql) -> Non
     user = (await gql(BY_PHONE, token=token))["user"]
     kinds = {(i["kind"], i["namespace"]) for i in user["identities"]}
     s = app.state.settings
-    assert {("PHONE", None), ("UNIONID", None), ("APP_USER_ID", None),
-            ("OPENID", s.mini_program_appid), ("OPENID", s.official_account_appid)} <= kinds
+    assert {
+        ("PHONE", None),
+        ("UNIONID", None),
+        ("APP_USER_ID", None),
+        ("OPENID", s.mini_program_appid),
+        ("OPENID", s.official_account_appid),
+    } <= kinds
     merged = (await gql(USERS, {"first": 100}, token=token))["users"]
     assert merged["totalCount"] == 36

@@ -26,14 +26,22 @@ async def test_openid_with_unionid_links_both_to_one_user(app: FastAPI, gql: Gql
 async def test_unionid_links_the_openids_of_every_app(app: FastAPI, gql: Gql) -> None:
     token = await operator_key(app, "operator")
     s = app.state.settings
-    first = await link(gql, token, kind="OPENID", namespace=s.mini_program_appid, value="o-mp-2", unionid="u-2")
-    second = await link(gql, token, kind="OPENID", namespace=s.official_account_appid, value="o-oa-2", unionid="u-2")
-    third = await link(gql, token, kind="OPENID", namespace=s.app_wechat_appid, value="o-app-2", unionid="u-2")
+    first = await link(
+        gql, token, kind="OPENID", namespace=s.mini_program_appid, value="o-mp-2", unionid="u-2"
+    )
+    second = await link(
+        gql, token, kind="OPENID", namespace=s.official_account_appid, value="o-oa-2", unionid="u-2"
+    )
+    third = await link(
+        gql, token, kind="OPENID", namespace=s.app_wechat_appid, value="o-app-2", unionid="u-2"
+    )
     assert first["user"]["id"] == second["user"]["id"] == third["user"]["id"]
     assert second["merge"] is None
     user = (await gql(USER, {"id": first["user"]["id"]}, token=token))["user"]
     assert {i["channel"] for i in user["identities"] if i["kind"] == "OPENID"} == {
-        "MINI_PROGRAM", "OFFICIAL_ACCOUNT", "APP",
+        "MINI_PROGRAM",
+        "OFFICIAL_ACCOUNT",
+        "APP",
     }
 
 
@@ -41,8 +49,12 @@ async def test_openid_and_unionid_of_two_users_merge_them(app: FastAPI, gql: Gql
     token = await operator_key(app, "operator")
     s = app.state.settings
     by_openid = await link(gql, token, kind="OPENID", namespace=s.mini_program_appid, value="o-mp-3")
-    by_unionid = await link(gql, token, kind="OPENID", namespace=s.official_account_appid, value="o-oa-3", unionid="u-3")
-    joined = await link(gql, token, kind="OPENID", namespace=s.mini_program_appid, value="o-mp-3", unionid="u-3")
+    by_unionid = await link(
+        gql, token, kind="OPENID", namespace=s.official_account_appid, value="o-oa-3", unionid="u-3"
+    )
+    joined = await link(
+        gql, token, kind="OPENID", namespace=s.mini_program_appid, value="o-mp-3", unionid="u-3"
+    )
     assert joined["merge"]["survivorId"] == by_openid["user"]["id"]
     assert joined["merge"]["absorbedId"] == by_unionid["user"]["id"]
 
@@ -52,11 +64,17 @@ async def test_two_openids_of_one_appid_are_two_people(app: FastAPI, gql: Gql) -
     mp = app.state.settings.mini_program_appid
     await link(gql, token, kind="OPENID", namespace=mp, value="o-mp-4", unionid="u-4")
     error = await gql.error(
-        LINK, {"identity": {"kind": "OPENID", "namespace": mp, "value": "o-mp-5", "unionid": "u-4"}},
-        token=token, code="IDENTITY_CONFLICT",
+        LINK,
+        {"identity": {"kind": "OPENID", "namespace": mp, "value": "o-mp-5", "unionid": "u-4"}},
+        token=token,
+        code="IDENTITY_CONFLICT",
     )
-    assert error["extensions"] == {"code": "IDENTITY_CONFLICT", "kind": "OPENID", "namespace": mp,
-                                   "userIds": error["extensions"]["userIds"]}
+    assert error["extensions"] == {
+        "code": "IDENTITY_CONFLICT",
+        "kind": "OPENID",
+        "namespace": mp,
+        "userIds": error["extensions"]["userIds"],
+    }
 
 
 async def test_openid_of_an_unknown_appid_has_no_channel(app: FastAPI, gql: Gql) -> None:
@@ -69,6 +87,8 @@ async def test_openid_of_an_unknown_appid_has_no_channel(app: FastAPI, gql: Gql)
 async def test_unionid_only_rides_with_an_openid(app: FastAPI, gql: Gql) -> None:
     token = await operator_key(app, "operator")
     await gql.error(
-        LINK, {"identity": {"kind": "PHONE", "value": "13800138000", "unionid": "u-6"}},
-        token=token, code="BAD_USER_INPUT",
+        LINK,
+        {"identity": {"kind": "PHONE", "value": "13800138000", "unionid": "u-6"}},
+        token=token,
+        code="BAD_USER_INPUT",
     )
