@@ -151,3 +151,22 @@ async def test_merges_are_recorded_as_edges(app: FastAPI, gql: Gql) -> None:
         ("merge", int(merge_id)),
         ("unmerge", int(merge_id)),
     ]
+
+
+async def test_unmerge_of_an_earlier_merge_after_the_survivor_was_absorbed(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator", "pii_reader")
+    oldest = await new_user(gql, token, phone="+8613800138018")
+    middle = (await link(gql, token, kind="APP_USER_ID", value="A-18"))["user"]["id"]
+    youngest = (await link(gql, token, kind="EXTERNAL", namespace="qq", value="qq-18"))["user"]["id"]
+    first = (await link(gql, token, kind="EXTERNAL", namespace="qq", value="qq-18", user_id=middle))["merge"]
+    assert (first["survivorId"], first["absorbedId"]) == (middle, youngest)
+    second = (await link(gql, token, kind="APP_USER_ID", value="A-18", user_id=oldest))["merge"]
+    assert (second["survivorId"], second["absorbedId"]) == (oldest, middle)
+    assert (await gql(USER, {"id": youngest}, token=token))["user"]["id"] == oldest
+    # Undo the first merge: the youngest gets its QQ back from wherever it now sits.
+    survivor, restored = (await gql(UNMERGE, {"id": first["id"]}, token=token))["unmerge"]
+    assert survivor["id"] == oldest
+    assert kinds(survivor) == {("PHONE", "+8613800138018"), ("APP_USER_ID", "A-18")}
+    assert restored["id"] == youngest
+    assert kinds(restored) == {("EXTERNAL", "qq-18")}
+    assert (await gql(USER, {"id": middle}, token=token))["user"]["id"] == oldest
