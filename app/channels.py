@@ -7,6 +7,7 @@ from app.settings import Settings
 
 
 def appid_channels(settings: Settings) -> dict[str, Channel]:
+    """The configured appids, each naming its channel."""
     pairs = (
         (settings.mini_program_appid, Channel.MINI_PROGRAM),
         (settings.official_account_appid, Channel.OFFICIAL_ACCOUNT),

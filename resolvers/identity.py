@@ -40,6 +40,7 @@ class UserPage:
 
 
 def parse_id(raw: str, what: str = "user") -> int:
+    """IDs are integers inside; anything else is the caller's mistake."""
     try:
         value = int(raw)
     except (TypeError, ValueError):
@@ -50,6 +51,7 @@ def parse_id(raw: str, what: str = "user") -> int:
 
 
 def key_of(ctx: RequestContext, kind: IdentityKind, value: str, namespace: str | None) -> IdentityKey:
+    """Normalize with this deployment's phone region."""
     return make_key(kind, value, namespace, phone_region=ctx.settings.phone_default_region)
 
 
@@ -68,6 +70,7 @@ async def _readable(ctx: RequestContext, user: UserRecord | None) -> UserRecord 
 
 
 async def me(ctx: RequestContext) -> UserRecord | None:
+    """Only an end user has a `me`; absorbed ids resolve to the survivor."""
     principal = ctx.principal
     if principal.kind is not PrincipalKind.END_USER or principal.user_id is None:
         return None
@@ -113,6 +116,7 @@ async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPa
 
 
 async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView]:
+    """Identities as this caller may see them (phones masked without pii_reader)."""
     pii = ctx.principal.can_read_pii
     return [
         IdentityView(
@@ -129,6 +133,7 @@ async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView
 
 
 async def phone(ctx: RequestContext, user: UserRecord) -> str | None:
+    """The user's phone as this caller may see it."""
     found = [i for i in await ctx.loaders.identities_by_user_id.load(user.id) if i.kind is IdentityKind.PHONE]
     if not found:
         return None
@@ -149,6 +154,7 @@ async def link_identity(
     dry_run: bool,
     source: str | None,
 ) -> LinkOutcome:
+    """Authorize, then link in one write transaction."""
     principal = ctx.principal
     keys = [key_of(ctx, *identity)]
     if unionid is not None:
@@ -173,6 +179,7 @@ async def link_identity(
 async def unlink_identity(
     ctx: RequestContext, *, user_id: str, identity: tuple[IdentityKind, str, str | None]
 ) -> UserRecord:
+    """Authorize, then unlink in one write transaction."""
     principal = ctx.principal
     key = key_of(ctx, *identity)
     target_id = parse_id(user_id)
@@ -183,6 +190,7 @@ async def unlink_identity(
 
 
 async def unmerge(ctx: RequestContext, *, merge_id: str) -> list[UserRecord]:
+    """Operators only: undoing a merge is a correction, not a channel's call."""
     principal = ctx.principal
     policy.require_kind(principal, PrincipalKind.OPERATOR)
     policy.require_role(principal, Role.OPERATOR)

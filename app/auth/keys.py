@@ -19,6 +19,7 @@ _PREFIX = {PrincipalKind.SERVICE: "trk_svc_", PrincipalKind.OPERATOR: "trk_op_"}
 
 
 def hash_key(raw: str) -> str:
+    """Keys are stored only as this digest."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -81,7 +82,3 @@ async def principal_for_key(session: AsyncSession, raw: str) -> Principal | None
         channel=Channel(row.channel) if row.channel else None,
         roles=frozenset(Role(r) for r in row.roles.split(",") if r),
     )
-
-
-async def key_is_live(session: AsyncSession, raw: str) -> bool:
-    return await principal_for_key(session, raw) is not None

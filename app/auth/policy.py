@@ -12,12 +12,14 @@ from app.settings import Settings
 
 
 def require_kind(principal: Principal, *kinds: PrincipalKind) -> None:
+    """Some operations belong to one kind of caller."""
     if principal.kind not in kinds:
         allowed = " or ".join(k.value for k in kinds)
         raise Forbidden(f"only a {allowed} may do this; you are a {principal.kind.value}")
 
 
 def require_role(principal: Principal, role: Role) -> None:
+    """Operator powers come from roles; other callers have none."""
     if not principal.has_role(role):
         raise Forbidden(f"this needs the operator role {role.value}")
 
@@ -32,6 +34,7 @@ def in_service_scope(
 def ensure_can_read_user(
     principal: Principal, user_id: int, identities: Iterable[IdentityRecord], settings: Settings
 ) -> None:
+    """Operators read by role, services within their channel, end users only themselves."""
     if principal.kind is PrincipalKind.OPERATOR:
         require_role(principal, Role.VIEWER)
     elif principal.kind is PrincipalKind.END_USER:

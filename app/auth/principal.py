@@ -31,6 +31,7 @@ _IMPLIES: dict[Role, frozenset[Role]] = {
 
 
 def expand_roles(roles: frozenset[Role]) -> frozenset[Role]:
+    """Higher roles include the lower ones."""
     out: set[Role] = set()
     for role in roles:
         out |= _IMPLIES[role]

@@ -12,6 +12,7 @@ _AUDIENCE = "troika:session"
 
 
 def mint_session(user_id: int, *, secret: str, ttl_seconds: int) -> tuple[str, datetime]:
+    """A token for one user and how long it lives."""
     expires = utcnow() + timedelta(seconds=ttl_seconds)
     claims = {"sub": str(user_id), "aud": _AUDIENCE, "exp": expires, "iat": utcnow()}
     return jwt.encode(claims, secret, algorithm="HS256"), expires

@@ -113,6 +113,7 @@ async def identities_by_keys(
 
 
 async def identities_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[IdentityRecord]:
+    """Rows by id, for the identities a merge recorded."""
     if not ids:
         return []
     rows = (await session.execute(select(*_IDENTITY_COLUMNS).where(Identity.id.in_(ids)))).all()
@@ -143,6 +144,7 @@ async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, U
 
 
 async def create_user(session: AsyncSession, *, at: datetime) -> UserRecord:
+    """A new user row; its id is the one the API shows."""
     new_id = (await session.execute(insert(User).values(created_at=at).returning(User.id))).scalar_one()
     return UserRecord(id=new_id, created_at=at)
 
@@ -159,6 +161,7 @@ async def add_edge(
     source: str | None = None,
     merge_id: int | None = None,
 ) -> None:
+    """Append to the history, the only way it grows."""
     await session.execute(
         insert(IdentityEdge).values(
             at=at,
@@ -187,6 +190,7 @@ async def insert_identity(
     actor: str,
     at: datetime,
 ) -> IdentityRecord:
+    """Create a link and its history edge together."""
     new_id = (
         await session.execute(
             insert(Identity)
@@ -221,10 +225,12 @@ async def insert_identity(
 
 
 async def delete_identity(session: AsyncSession, identity_id: int) -> None:
+    """Remove a current link (its edges stay)."""
     await session.execute(delete(Identity).where(Identity.id == identity_id))
 
 
 async def move_identities(session: AsyncSession, identity_ids: Sequence[int], to_user_id: int) -> None:
+    """Re-point links to another user, as merges and unmerges do."""
     if identity_ids:
         await session.execute(
             update(Identity).where(Identity.id.in_(identity_ids)).values(user_id=to_user_id)
@@ -232,6 +238,7 @@ async def move_identities(session: AsyncSession, identity_ids: Sequence[int], to
 
 
 async def set_merged_into(session: AsyncSession, user_id: int, merged_into_id: int | None) -> None:
+    """Make a user resolve to another (or to itself again with None)."""
     await session.execute(update(User).where(User.id == user_id).values(merged_into_id=merged_into_id))
 
 
@@ -245,6 +252,7 @@ async def insert_merge(
     actor: str,
     reason: str,
 ) -> MergeRecord:
+    """Record a merge and the identities the absorbed user brought."""
     merge_id = (
         await session.execute(
             insert(Merge)
@@ -260,6 +268,7 @@ async def insert_merge(
 
 
 async def merge_for_update(session: AsyncSession, merge_id: int) -> MergeRecord | None:
+    """Read a merge and lock it, so it is undone at most once."""
     row = (
         await session.execute(select(Merge).where(Merge.id == merge_id).with_for_update())
     ).scalar_one_or_none()
@@ -267,11 +276,13 @@ async def merge_for_update(session: AsyncSession, merge_id: int) -> MergeRecord 
 
 
 async def merge_identity_ids(session: AsyncSession, merge_id: int) -> list[int]:
+    """What the absorbed user brought into a merge."""
     stmt = select(MergeIdentity.identity_id).where(MergeIdentity.merge_id == merge_id)
     return list((await session.execute(stmt)).scalars())
 
 
 async def mark_merge_undone(session: AsyncSession, merge_id: int, *, at: datetime, actor: str) -> None:
+    """Close a merge so a second undo is refused."""
     await session.execute(update(Merge).where(Merge.id == merge_id).values(undone_at=at, undone_by=actor))
 
 
@@ -285,5 +296,6 @@ async def active_users_page(session: AsyncSession, *, first: int, after_id: int 
 
 
 async def count_active_users(session: AsyncSession) -> int:
+    """How many people there are: absorbed users are not counted."""
     stmt = select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
     return int((await session.execute(stmt)).scalar_one())
