@@ -66,6 +66,23 @@ class IdentityRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EdgeRecord:
+    """One entry of the graph's append-only history."""
+
+    id: int
+    user_id: int
+    action: str
+    kind: IdentityKind
+    namespace: str
+    value: str
+    rule: str
+    source: str
+    actor: str
+    at: datetime
+    merge_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class MergeRecord:
     """`id` is None for a merge a dry run would make."""
 

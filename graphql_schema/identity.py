@@ -16,7 +16,7 @@ from graphql_schema.entitlements import Benefit, Consent, Membership, RoleGrant
 from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose
 from graphql_schema.permissions import AUTHENTICATED
 from resolvers import identity as resolve
-from resolvers.identity import IdentityView, UserPage
+from resolvers.identity import EdgeView, IdentityView, UserPage
 
 Ctx = Info[RequestContext, None]
 
@@ -64,6 +64,39 @@ class Identity:
         )
 
 
+@strawberry.type(description="An entry of the identity graph's append-only history.")
+class IdentityEdge:
+    action: str = strawberry.field(
+        description="link, unlink, merge (moved to a survivor) or unmerge (moved back)."
+    )
+    kind: IdentityKind = strawberry.field(description="The identity's kind.")
+    namespace: str | None = strawberry.field(description="OPENID: the appid. EXTERNAL: the provider.")
+    value: str = strawberry.field(description="PHONE values are masked unless the caller may read PII.")
+    rule: str = strawberry.field(description="The rule that linked it, e.g. asserted, unionid.")
+    source: str = strawberry.field(description="Where the link came from, e.g. 'unionid from code2session'.")
+    actor: str = strawberry.field(
+        description="Who did it: service:<channel>:<key>, operator:<key>, user:<id>."
+    )
+    at: datetime = strawberry.field(description="When (UTC).")
+    user_id: strawberry.ID = strawberry.field(description="The user the edge was recorded against.")
+    merge_id: strawberry.ID | None = strawberry.field(description="The merge that moved it, if any.")
+
+    @classmethod
+    def of(cls, view: EdgeView) -> IdentityEdge:
+        return cls(
+            action=view.action,
+            kind=view.kind,
+            namespace=view.namespace,
+            value=view.value,
+            rule=view.rule,
+            source=view.source,
+            actor=view.actor,
+            at=view.at,
+            user_id=strawberry.ID(str(view.user_id)),
+            merge_id=None if view.merge_id is None else strawberry.ID(str(view.merge_id)),
+        )
+
+
 @strawberry.type(description="One customer across every channel.")
 class User:
     record: strawberry.Private[UserRecord]
@@ -83,6 +116,13 @@ class User:
     @strawberry.field(description="Every identity linked to the user now.")
     async def identities(self, info: Ctx) -> list[Identity]:
         return [Identity.of(v) for v in await resolve.identities(info.context, self.record)]
+
+    @strawberry.field(
+        description="Why each identity is or was linked: the history of this user and of users merged "
+        "into it, oldest first (operators)."
+    )
+    async def identity_history(self, info: Ctx) -> list[IdentityEdge]:
+        return [IdentityEdge.of(v) for v in await resolve.identity_history(info.context, self.record)]
 
     @strawberry.field(description="Orders across channels, newest first.")
     def orders(

@@ -6,7 +6,7 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from loaders.identity import IdentitiesByUserIdLoader, UserByIdLoader
+from loaders.identity import IdentitiesByUserIdLoader, IdentityEdgesByUserIdLoader, UserByIdLoader
 
 
 class Loaders:
@@ -22,3 +22,7 @@ class Loaders:
     @cached_property
     def identities_by_user_id(self) -> IdentitiesByUserIdLoader:
         return IdentitiesByUserIdLoader(self.sessions)
+
+    @cached_property
+    def identity_edges_by_user_id(self) -> IdentityEdgesByUserIdLoader:
+        return IdentityEdgesByUserIdLoader(self.sessions)

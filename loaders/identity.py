@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.domain import IdentityRecord, UserRecord
+from app.domain import EdgeRecord, IdentityRecord, UserRecord
 from app.stores import identity as store
 
 
@@ -32,4 +32,17 @@ class IdentitiesByUserIdLoader(DataLoader[int, list[IdentityRecord]]):
     async def batch_load_fn(self, keys: list[int]) -> list[list[IdentityRecord]]:
         async with self.sessions() as session:
             found = await store.identities_by_user_ids(session, keys)
+        return [found.get(k, []) for k in keys]
+
+
+class IdentityEdgesByUserIdLoader(DataLoader[int, list[EdgeRecord]]):
+    """The history of a user's links, including those of users merged into it."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    async def batch_load_fn(self, keys: list[int]) -> list[list[EdgeRecord]]:
+        async with self.sessions() as session:
+            found = await store.history_by_user_ids(session, keys)
         return [found.get(k, []) for k in keys]

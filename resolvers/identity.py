@@ -32,6 +32,22 @@ class IdentityView:
 
 
 @dataclass(frozen=True)
+class EdgeView:
+    """A history entry as this caller may see it."""
+
+    action: str
+    kind: IdentityKind
+    namespace: str | None
+    value: str
+    rule: str
+    source: str
+    actor: str
+    at: datetime
+    user_id: int
+    merge_id: int | None
+
+
+@dataclass(frozen=True)
 class UserPage:
     nodes: list[UserRecord]
     has_next_page: bool
@@ -129,6 +145,27 @@ async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView
             linked_by=i.linked_by,
         )
         for i in await ctx.loaders.identities_by_user_id.load(user.id)
+    ]
+
+
+async def identity_history(ctx: RequestContext, user: UserRecord) -> list[EdgeView]:
+    """Operators see why each identity is (or was) linked; it names staff, so end users do not."""
+    policy.require_role(ctx.principal, Role.VIEWER)
+    pii = ctx.principal.can_read_pii
+    return [
+        EdgeView(
+            action=e.action,
+            kind=e.kind,
+            namespace=e.namespace or None,
+            value=e.value if pii or e.kind is not IdentityKind.PHONE else mask_phone(e.value),
+            rule=e.rule,
+            source=e.source,
+            actor=e.actor,
+            at=e.at,
+            user_id=e.user_id,
+            merge_id=e.merge_id,
+        )
+        for e in await ctx.loaders.identity_edges_by_user_id.load(user.id)
     ]
 
 

@@ -12,7 +12,14 @@ from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
-from app.domain import IdentityKey, IdentityKind, IdentityRecord, MergeRecord, UserRecord
+from app.domain import (
+    EdgeRecord,
+    IdentityKey,
+    IdentityKind,
+    IdentityRecord,
+    MergeRecord,
+    UserRecord,
+)
 
 _IDENTITY_COLUMNS = (
     Identity.id,
@@ -95,6 +102,41 @@ async def identities_by_user_ids(
     for row in (await session.execute(stmt)).all():
         rec = _identity(row)
         out[rec.user_id].append(rec)
+    return out
+
+
+async def history_by_user_ids(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, list[EdgeRecord]]:
+    """The edges of each user and of every user merged into it, oldest first, in one statement."""
+    out: dict[int, list[EdgeRecord]] = defaultdict(list)
+    if not user_ids:
+        return out
+    start = (
+        select(User.id.label("root_id"), User.id.label("id"))
+        .where(User.id.in_(set(user_ids)))
+        .cte("cluster", recursive=True)
+    )
+    members = start.union_all(select(start.c.root_id, User.id).join(User, User.merged_into_id == start.c.id))
+    stmt = (
+        select(members.c.root_id, IdentityEdge)
+        .join(IdentityEdge, IdentityEdge.user_id == members.c.id)
+        .order_by(members.c.root_id, IdentityEdge.at, IdentityEdge.id)
+    )
+    for root_id, e in (await session.execute(stmt)).all():
+        out[root_id].append(
+            EdgeRecord(
+                id=e.id,
+                user_id=e.user_id,
+                action=e.action,
+                kind=IdentityKind(e.kind),
+                namespace=e.namespace,
+                value=e.value,
+                rule=e.rule,
+                source=e.source,
+                actor=e.actor,
+                at=e.at,
+                merge_id=e.merge_id,
+            )
+        )
     return out
 
 

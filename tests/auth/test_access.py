@@ -102,3 +102,9 @@ async def test_service_acts_within_its_channel(app: FastAPI, gql: Gql) -> None:
     joined = await link(gql, app_service, kind="APP_USER_ID", value="A-301", user_id=phone_only)
     assert joined["user"]["id"] == phone_only
     await gql.error(UNMERGE, {"id": "1"}, token=app_service, code="FORBIDDEN")
+
+
+async def test_end_users_do_not_see_the_history(app: FastAPI, gql: Gql) -> None:
+    admin = await operator_key(app, "operator")
+    mine = await new_user(gql, admin, phone="+8613800138205")
+    await gql.error("{ me { identityHistory { action } } }", token=user_token(app, mine), code="FORBIDDEN")

@@ -170,3 +170,27 @@ async def test_unmerge_of_an_earlier_merge_after_the_survivor_was_absorbed(app: 
     assert restored["id"] == youngest
     assert kinds(restored) == {("EXTERNAL", "qq-18")}
     assert (await gql(USER, {"id": middle}, token=token))["user"]["id"] == oldest
+
+
+HISTORY = """
+query ($id: ID!) {
+  user(id: $id) { identityHistory { action kind value rule source actor userId mergeId } }
+}
+"""
+
+
+async def test_history_explains_every_link_of_the_merged_user(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    older = await new_user(gql, token, phone="+8613800138019")
+    younger = (await link(gql, token, kind="APP_USER_ID", value="A-19"))["user"]["id"]
+    merge_id = (await link(gql, token, kind="APP_USER_ID", value="A-19", user_id=older))["merge"]["id"]
+    history = (await gql(HISTORY, {"id": older}, token=token))["user"]["identityHistory"]
+    assert [(h["action"], h["kind"], h["userId"], h["mergeId"]) for h in history] == [
+        ("link", "PHONE", older, None),
+        ("link", "APP_USER_ID", younger, None),
+        ("merge", "APP_USER_ID", older, merge_id),
+    ]
+    assert history[0]["value"] == "138****8019"
+    assert all(h["rule"] == "asserted" and h["actor"].startswith("operator:") for h in history)
+    viewer_sees = (await gql(HISTORY, {"id": younger}, token=await operator_key(app, "viewer")))["user"]
+    assert len(viewer_sees["identityHistory"]) == 3
