@@ -1,0 +1,195 @@
+"""Generate a large identity graph quickly, so the read path can be measured at a realistic size."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.cli import migrate
+from app.db.engine import make_engine
+from app.db.models import Identity, Merge, MergeIdentity, User
+from app.settings import Environment, Settings
+
+BATCH = 5_000
+# A fixed clock keeps a seed's dataset identical between runs.
+EPOCH_END = datetime(2026, 11, 1, tzinfo=UTC)
+SPAN = timedelta(days=730)
+PROVENANCE = {"rule": "bench", "source": "bench generator", "actor": "bench"}
+
+
+@dataclass
+class Dataset:
+    """Rows to insert, as dicts for SQLAlchemy core executemany."""
+
+    users: list[dict[str, Any]] = field(default_factory=list)
+    identities: list[dict[str, Any]] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    merge_identities: list[dict[str, Any]] = field(default_factory=list)
+
+
+def bench_settings(database_url: str) -> Settings:
+    """Settings for a bench database; secrets are throwaway because nothing here is encrypted."""
+    return Settings(
+        env=Environment.DEVELOPMENT,
+        database_url=database_url,
+        token_secret=secrets.token_urlsafe(32),
+        pii_key=secrets.token_urlsafe(32),
+        var_dir=Path(tempfile.gettempdir()) / "troika-bench",
+    )
+
+
+def _hex(rng: random.Random, digits: int) -> str:
+    """Random hex that makes generated WeChat ids look opaque."""
+    return f"{rng.getrandbits(digits * 4):0{digits}x}"
+
+
+def build(users: int, share: float, seed: int, settings: Settings) -> Dataset:
+    """Build every row in memory; user ids are explicit so merges can point at older users."""
+    rng = random.Random(seed)
+    mp_appid = settings.mini_program_appid or ""
+    oa_appid = settings.official_account_appid or ""
+    step = SPAN / users
+    start = EPOCH_END - SPAN
+    absorbed = set(rng.sample(range(2, users + 1), round(share * (users - 1)))) if users > 1 else set()
+    phones = iter(rng.sample(range(10**8), users))
+    data = Dataset()
+    active: list[int] = []
+    # Identities of an active user that a later merge may say the absorbed user brought.
+    movable: dict[int, list[int]] = {}
+    identity_id = 0
+
+    def add(user_id: int, kind: str, namespace: str, value: str, verified: bool, at: datetime) -> int:
+        nonlocal identity_id
+        identity_id += 1
+        data.identities.append(
+            {
+                "id": identity_id,
+                "user_id": user_id,
+                "kind": kind,
+                "namespace": namespace,
+                "value": value,
+                "verified": verified,
+                "linked_at": at,
+                **PROVENANCE,
+            }
+        )
+        return identity_id
+
+    for uid in range(1, users + 1):
+        created = start + step * (uid - 1) + step * rng.random()
+        if uid in absorbed:
+            survivor = rng.choice(active)
+            merged_at = created + timedelta(seconds=rng.randint(60, 30 * 86400))
+            data.users.append({"id": uid, "created_at": created, "merged_into_id": survivor})
+            merge_id = len(data.merges) + 1
+            data.merges.append(
+                {
+                    "id": merge_id,
+                    "survivor_id": survivor,
+                    "absorbed_id": uid,
+                    "at": min(merged_at, EPOCH_END),
+                    "actor": "bench",
+                    "reason": "bench: a shared identity linked the two users",
+                }
+            )
+            brought = movable.get(survivor, [])
+            if brought:
+                data.merge_identities.append({"merge_id": merge_id, "identity_id": brought.pop()})
+            continue
+        active.append(uid)
+        data.users.append({"id": uid, "created_at": created, "merged_into_id": None})
+
+        def later(created: datetime = created) -> datetime:
+            return min(created + timedelta(seconds=rng.randint(0, 90 * 86400)), EPOCH_END)
+
+        add(uid, "OPENID", mp_appid, f"o{_hex(rng, 6)}{uid:08d}{_hex(rng, 13)}", True, created)
+        add(uid, "UNIONID", "", f"oU{_hex(rng, 5)}{uid:08d}{_hex(rng, 13)}", True, created)
+        extra: list[int] = []
+        if rng.random() < 0.6:
+            phone = f"+86138{next(phones):08d}"
+            extra.append(add(uid, "PHONE", "", phone, rng.random() < 0.8, later()))
+        if rng.random() < 0.5:
+            extra.append(add(uid, "APP_USER_ID", "", f"app-{uid:08d}-{_hex(rng, 6)}", True, later()))
+        if rng.random() < 0.4:
+            value = f"oA{_hex(rng, 5)}{uid:08d}{_hex(rng, 13)}"
+            extra.append(add(uid, "OPENID", oa_appid, value, True, later()))
+        if extra:
+            movable[uid] = extra
+    return data
+
+
+async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` in batches with core executemany (no ORM, no per-row round trip)."""
+    for i in range(0, len(rows), BATCH):
+        await conn.execute(insert(table), rows[i : i + BATCH])
+
+
+async def write(settings: Settings, data: Dataset) -> None:
+    """Write the dataset in one transaction into an empty, migrated database."""
+    engine = make_engine(settings.database_url, settings=settings, writer=True)
+    try:
+        async with engine.begin() as conn:
+            existing = (await conn.execute(select(func.count()).select_from(User))).scalar_one()
+            if existing:
+                raise SystemExit(f"refusing: the database already has {existing} users; use a fresh one")
+            await _insert(conn, User.__table__, data.users)
+            await _insert(conn, Identity.__table__, data.identities)
+            await _insert(conn, Merge.__table__, data.merges)
+            await _insert(conn, MergeIdentity.__table__, data.merge_identities)
+            if conn.dialect.name == "postgresql":
+                # Explicit ids leave the serial sequences behind; later inserts must not collide.
+                for table in ("users", "identities", "merges"):
+                    seq = f"pg_get_serial_sequence('{table}', 'id')"
+                    await conn.execute(text(f"SELECT setval({seq}, (SELECT max(id) FROM {table}))"))
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))  # fresh planner statistics, as a live database would have
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    """Parse the command line, migrate, build and write; print what was written and how long it took."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--users", type=int, required=True, help="user rows, absorbed ones included")
+    parser.add_argument("--share", type=float, default=0.3, help="fraction of users merged into another")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    if args.users < 1 or not 0 <= args.share < 1:
+        parser.error("--users must be >= 1 and --share in [0, 1)")
+    settings = bench_settings(args.database_url)
+    t0 = time.perf_counter()
+    migrate(settings)  # alembic runs its own event loop, so this stays outside asyncio.run
+    t1 = time.perf_counter()
+    data = build(args.users, args.share, args.seed, settings)
+    t2 = time.perf_counter()
+    asyncio.run(write(settings, data))
+    t3 = time.perf_counter()
+    kinds: dict[str, int] = {}
+    for row in data.identities:
+        name = row["kind"] if row["kind"] != "OPENID" else f"OPENID[{row['namespace']}]"
+        kinds[name] = kinds.get(name, 0) + 1
+    active = len(data.users) - len(data.merges)
+    total = len(data.users) + len(data.identities) + len(data.merges) + len(data.merge_identities)
+    print(f"users: {len(data.users)} ({active} active, {len(data.merges)} absorbed)")
+    print(f"identities: {len(data.identities)} ({len(data.identities) / active:.2f} per active user)")
+    for name, count in sorted(kinds.items()):
+        print(f"  {name}: {count} ({count / active:.0%} of active users)")
+    print(f"merges: {len(data.merges)}, merge_identities: {len(data.merge_identities)}")
+    print(f"rows written: {total}")
+    print(f"time: migrate {t1 - t0:.1f}s, build {t2 - t1:.1f}s, write {t3 - t2:.1f}s, total {t3 - t0:.1f}s")
+
+
+if __name__ == "__main__":
+    main()
