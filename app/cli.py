@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
 
 import click
 from alembic import command
@@ -15,11 +12,12 @@ from alembic.config import Config
 from app.auth.keys import create_key, principal_for_key
 from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
-from app.db.engine import Database, make_database
+from app.cli_ingest import deadletters, import_records
+from app.cli_support import with_db
+from app.db.engine import Database
 from app.domain import Channel
 from app.settings import Environment, Settings, get_settings
 
-T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
@@ -36,18 +34,9 @@ def migrate(settings: Settings) -> None:
     """Bring the database to the newest schema (creates var/ for the SQLite default)."""
     if settings.is_sqlite:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings.database_url), "head")
-
-
-def _with_db(settings: Settings, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def run() -> T:
-        db = make_database(settings)
-        try:
-            return await work(db)
-        finally:
-            await db.dispose()
-
-    return asyncio.run(run())
+    command.upgrade(alembic_config(settings.database_url), "hub@head")
+    for url in dict.fromkeys(settings.channel_database_url(c) for c in Channel):
+        command.upgrade(alembic_config(url), "channel@head")
 
 
 @click.group()
@@ -79,7 +68,7 @@ def demo(if_empty: bool) -> None:
     """Load the demo users (restaurant, shop and hotel stories)."""
     from app.demo import load_demo
 
-    loaded = _with_db(get_settings(), lambda db: load_demo(db, if_empty=if_empty))
+    loaded = with_db(get_settings(), lambda db: load_demo(db, if_empty=if_empty))
     click.echo(f"demo: {loaded} users loaded" if loaded else "demo: data already present, kept", err=True)
 
 
@@ -120,7 +109,7 @@ def keys_create(kind: str, channel: str | None, roles: tuple[str, ...], name: st
     from app.errors import DomainError
 
     try:
-        click.echo(_with_db(get_settings(), work))
+        click.echo(with_db(get_settings(), work))
     except DomainError as exc:
         raise click.UsageError(exc.message) from exc
 
@@ -162,7 +151,7 @@ def dev_token(host: str, port: int) -> None:
         path.chmod(0o600)
         return new.raw
 
-    raw = _with_db(settings, work)
+    raw = with_db(settings, work)
     click.echo(
         f"\n  Troika is starting on http://{host}:{port}/graphql\n"
         f"  Paste into GraphiQL's Headers tab:\n\n"
@@ -171,3 +160,7 @@ def dev_token(host: str, port: int) -> None:
         f"{{ id identities {{ kind namespace value linkedBy }} }} }}\n",
         file=sys.stdout,
     )
+
+
+main.add_command(import_records)
+main.add_command(deadletters)

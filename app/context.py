@@ -12,6 +12,7 @@ from app.auth.authenticate import AuthResult
 from app.auth.principal import Principal
 from app.db.engine import Database
 from app.errors import Unauthenticated
+from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
 from loaders import Loaders
 
@@ -19,12 +20,15 @@ from loaders import Loaders
 class RequestContext(BaseContext):
     """Built once per HTTP request; loaders are rebuilt after each committed write."""
 
-    def __init__(self, *, db: Database, settings: Settings, auth: AuthResult) -> None:
+    def __init__(
+        self, *, db: Database, settings: Settings, auth: AuthResult, dictionary: DataDictionary
+    ) -> None:
         super().__init__()
         self.db = db
         self.settings = settings
         self.auth = auth
-        self.loaders = Loaders(db.read_sessions)
+        self.dictionary = dictionary
+        self.loaders = Loaders(db, dictionary)
 
     @property
     def principal(self) -> Principal:
@@ -38,7 +42,11 @@ class RequestContext(BaseContext):
         """One write transaction for a mutation: services flush, this boundary commits."""
         async with self.db.write_sessions() as session, session.begin():
             yield session
-        self.loaders = Loaders(self.db.read_sessions)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """After a committed write, reads in the same request must see it: start loaders afresh."""
+        self.loaders = Loaders(self.db, self.dictionary)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

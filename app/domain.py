@@ -32,6 +32,11 @@ class IdentityKey:
     namespace: str
     value: str
 
+    @property
+    def ref(self) -> str:
+        """How channel stores name this identity (they never hold unified user ids)."""
+        return f"{self.kind}|{self.namespace}|{self.value}"
+
     def describe(self) -> str:
         ns = f"[{self.namespace}]" if self.namespace else ""
         return f"{self.kind}{ns}"
@@ -59,6 +64,10 @@ class IdentityRecord:
     @property
     def key(self) -> IdentityKey:
         return IdentityKey(self.kind, self.namespace, self.value)
+
+    @property
+    def ref(self) -> str:
+        return self.key.ref
 
     @property
     def linked_by(self) -> str:

@@ -12,6 +12,8 @@ from strawberry.fastapi import GraphQLRouter
 from app.auth.authenticate import authenticate
 from app.context import RequestContext
 from app.db.engine import make_database
+from app.ingest.dictionary import load_dictionary
+from app.ingest.http import ingest_router
 from app.settings import Settings, get_settings
 from graphql_schema.schema import schema
 
@@ -20,11 +22,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings`; engines are created here and disposed on shutdown."""
     settings = settings or get_settings()
     db = make_database(settings)
+    dictionary = load_dictionary(settings.data_dictionary_path)
 
     async def context_getter(connection: HTTPConnection) -> RequestContext:
         # Async on purpose: a sync getter would run in a worker thread on every request.
         auth = await authenticate(connection.headers.get("authorization"), db=db, settings=settings)
-        return RequestContext(db=db, settings=settings, auth=auth)
+        return RequestContext(db=db, settings=settings, auth=auth, dictionary=dictionary)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -35,6 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(GraphQLRouter(schema, context_getter=context_getter), prefix="/graphql")
     app.state.db = db
     app.state.settings = settings
+    app.state.dictionary = dictionary
+    app.include_router(ingest_router(db=db, settings=settings, dictionary=dictionary))
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     var_dir: Path = Path("var")
     database_url: str = ""
+    mini_program_database_url: str | None = None
+    official_account_database_url: str | None = None
+    app_database_url: str | None = None
     redis_url: str | None = None
     token_secret: str | None = Field(default=None, repr=False)
     pii_key: str | None = Field(default=None, repr=False)
@@ -41,6 +44,9 @@ class Settings(BaseSettings):
     official_account_appid: str | None = None
     app_wechat_appid: str | None = None
     sqlite_busy_timeout_ms: int = 15_000
+    data_dictionary_path: Path | None = None
+    ingest_max_records: int = 5_000
+    ingest_max_body_bytes: int = 10 * 1024 * 1024
 
     @model_validator(mode="after")
     def _fill_development_defaults(self) -> Self:
@@ -66,6 +72,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    def channel_database_url(self, channel: str) -> str:
+        """A channel store's database: its own TROIKA_<CHANNEL>_DATABASE_URL, else the hub's."""
+        own: str | None = getattr(self, f"{channel.lower()}_database_url")
+        return own or self.database_url
 
     def secret(self, name: str) -> str:
         """Return a secret that the validator guarantees is set."""

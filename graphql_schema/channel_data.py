@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
+from strawberry.types import Info
 
-from graphql_schema.common import PageInfo, not_yet
+from app.context import RequestContext
+from app.ingest.dictionary import DataDictionary as Dictionary
+from app.ingest.service import IngestReport as Report
+from app.ingest.service import RecordStatus
+from app.stores.channel import CartRow, EventRow, OrderRow
+from graphql_schema.common import PageInfo
 from graphql_schema.enums import Channel, OrderStatus
 from graphql_schema.permissions import AUTHENTICATED
+from loaders.channel_data import Interest as InterestRecord
+from loaders.channel_data import Page
+from resolvers import channel_data as resolve
 
 
 @strawberry.type(description="One line of an order.")
@@ -33,12 +43,43 @@ class Order:
     placed_at: datetime = strawberry.field(description="When the order was placed (UTC).")
     updated_at: datetime = strawberry.field(description="When its status last changed (UTC).")
 
+    @classmethod
+    def of(cls, row: OrderRow, dictionary: Dictionary) -> Order:
+        return cls(
+            id=strawberry.ID(f"{row.channel.value}:{row.id}"),
+            channel=row.channel,
+            source_id=row.order_id,
+            status=OrderStatus[dictionary.status_names[row.status_code]],
+            status_code=row.status_code,
+            total_cents=row.total_cents,
+            currency=row.currency,
+            items=[
+                OrderItem(
+                    sku=i["sku"],
+                    name=i.get("name"),
+                    quantity=i["quantity"],
+                    unit_price_cents=i["unit_price_cents"],
+                )
+                for i in row.items
+            ],
+            placed_at=row.placed_at,
+            updated_at=row.updated_at,
+        )
+
 
 @strawberry.type(description="A page of orders, newest first.")
 class OrderConnection:
     nodes: list[Order] = strawberry.field(description="The orders of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page ends.")
     total_count: int = strawberry.field(description="How many orders match, over all pages.")
+
+    @classmethod
+    def of(cls, page: Page[OrderRow], dictionary: Dictionary) -> OrderConnection:
+        return cls(
+            nodes=[Order.of(o, dictionary) for o in page.nodes],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+        )
 
 
 @strawberry.type(description="A SKU in the unified cart: the latest change across channels wins.")
@@ -52,6 +93,15 @@ class CartItem:
 @strawberry.type(description="The unified cart.")
 class Cart:
     items: list[CartItem] = strawberry.field(description="One entry per SKU.")
+
+    @classmethod
+    def of(cls, rows: list[CartRow]) -> Cart:
+        return cls(
+            items=[
+                CartItem(sku=r.sku, quantity=r.quantity, channel=r.channel, updated_at=r.updated_at)
+                for r in rows
+            ]
+        )
 
 
 @strawberry.type(description="A behaviour event from one channel.")
@@ -68,11 +118,33 @@ class BehaviorConnection:
     nodes: list[BehaviorEvent] = strawberry.field(description="The events of this page.")
     page_info: PageInfo = strawberry.field(description="Where this page ends.")
 
+    @classmethod
+    def of(cls, page: Page[EventRow]) -> BehaviorConnection:
+        return cls(
+            nodes=[
+                BehaviorEvent(
+                    id=strawberry.ID(f"{e.channel.value}:{e.id}"),
+                    channel=e.channel,
+                    type=e.type,
+                    occurred_at=e.occurred_at,
+                    properties=cast(JSON, e.properties),
+                )
+                for e in page.nodes
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+        )
+
 
 @strawberry.type(description="A weighted interest derived from behaviour.")
 class Interest:
     tag: str = strawberry.field(description="The interest, e.g. 母婴知识.")
-    weight: float = strawberry.field(description="Relative weight, higher is stronger.")
+    weight: float = strawberry.field(
+        description="Relative weight: 1.0 for the strongest, recent behaviour counting more."
+    )
+
+    @classmethod
+    def of(cls, found: InterestRecord) -> Interest:
+        return cls(tag=found.tag, weight=found.weight)
 
 
 @strawberry.type(description="The outcome of one ingested record.")
@@ -89,12 +161,41 @@ class IngestReport:
     rejected: int = strawberry.field(description="Records kept in the dead-letter table.")
     results: list[RecordResult] = strawberry.field(description="One result per record, in order.")
 
+    @classmethod
+    def of(cls, report: Report) -> IngestReport:
+        return cls(
+            accepted=report.count(RecordStatus.ACCEPTED),
+            duplicates=report.count(RecordStatus.DUPLICATE),
+            rejected=report.count(RecordStatus.REJECTED),
+            results=[RecordResult(id=r.id, status=r.status.value, reason=r.reason) for r in report.results],
+        )
+
+
+@strawberry.type(
+    description="The data dictionary in force: standard fields, channel mappings, cleaning rules."
+)
+class DataDictionary:
+    version: str = strawberry.field(description="The dictionary file's version.")
+    document: JSON = strawberry.field(description="The whole dictionary, as its data file states it.")
+
+
+@strawberry.type
+class ChannelDataQuery:
+    @strawberry.field(description="The data dictionary in force.", permission_classes=AUTHENTICATED)
+    def data_dictionary(self, info: Info[RequestContext, None]) -> DataDictionary:
+        dictionary = info.context.dictionary
+        document: Any = dictionary.document
+        return DataDictionary(version=dictionary.version, document=document)
+
 
 @strawberry.type
 class ChannelDataMutation:
     @strawberry.mutation(
-        description="Ingest records of one channel (the common envelope); reported per record.",
+        description="Ingest records of one channel (the common envelope); reported per record. "
+        "Accepted records are committed before this answers.",
         permission_classes=AUTHENTICATED,
     )
-    def ingest(self, channel: Channel, records: list[JSON]) -> IngestReport:
-        raise not_yet("ingest", 3)
+    async def ingest(
+        self, info: Info[RequestContext, None], channel: Channel, records: list[JSON]
+    ) -> IngestReport:
+        return IngestReport.of(await resolve.ingest(info.context, channel=channel, records=records))

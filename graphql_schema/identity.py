@@ -15,6 +15,7 @@ from graphql_schema.common import PageInfo, not_yet
 from graphql_schema.entitlements import Benefit, Consent, Membership, RoleGrant
 from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose
 from graphql_schema.permissions import AUTHENTICATED
+from resolvers import channel_data as resolve_data
 from resolvers import identity as resolve
 from resolvers.identity import EdgeView, IdentityView, UserPage
 
@@ -125,18 +126,29 @@ class User:
         return [IdentityEdge.of(v) for v in await resolve.identity_history(info.context, self.record)]
 
     @strawberry.field(description="Orders across channels, newest first.")
-    def orders(
+    async def orders(
         self,
+        info: Ctx,
         channel: Channel | None = None,
         status: OrderStatus | None = None,
         first: int | None = 20,
         after: str | None = None,
     ) -> OrderConnection:
-        raise not_yet("User.orders", 3)
+        page = await resolve_data.orders(
+            info.context,
+            self.record,
+            channel=channel,
+            status=status.value if status else None,
+            first=first,
+            after=after,
+        )
+        return OrderConnection.of(page, info.context.dictionary)
 
-    @strawberry.field(description="The unified cart.")
-    def cart(self) -> Cart:
-        raise not_yet("User.cart", 3)
+    @strawberry.field(
+        description="The unified cart: one line per SKU, the latest change across channels wins."
+    )
+    async def cart(self, info: Ctx) -> Cart:
+        return Cart.of(await resolve_data.cart(info.context, self.record))
 
     @strawberry.field(description="The membership, valid in every channel.")
     def membership(self) -> Membership | None:
@@ -159,18 +171,22 @@ class User:
         raise not_yet("User.roles", 4)
 
     @strawberry.field(description="Behaviour events across channels, newest first.")
-    def behavior(
+    async def behavior(
         self,
+        info: Ctx,
         types: list[str] | None = None,
         channel: Channel | None = None,
         first: int | None = 50,
         after: str | None = None,
     ) -> BehaviorConnection:
-        raise not_yet("User.behavior", 3)
+        page = await resolve_data.behavior(
+            info.context, self.record, types=types, channel=channel, first=first, after=after
+        )
+        return BehaviorConnection.of(page)
 
-    @strawberry.field(description="Weighted interests derived from behaviour.")
-    def interests(self) -> list[Interest]:
-        raise not_yet("User.interests", 3)
+    @strawberry.field(description="Weighted interests derived from behaviour in every channel.")
+    async def interests(self, info: Ctx) -> list[Interest]:
+        return [Interest.of(i) for i in await resolve_data.interests(info.context, self.record)]
 
 
 def user_of(record: UserRecord | None) -> User | None:

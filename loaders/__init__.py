@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
+from app.cursors import Position
+from app.db.engine import Database
+from app.domain import Channel
+from app.ingest.dictionary import DataDictionary
+from loaders.channel_data import (
+    BehaviorByUserIdLoader,
+    CartByUserIdLoader,
+    InterestsByUserIdLoader,
+    OrdersByUserIdLoader,
+)
 from loaders.identity import IdentitiesByUserIdLoader, IdentityEdgesByUserIdLoader, UserByIdLoader
 
 
 class Loaders:
-    """Created lazily so a request pays only for the relations it reads."""
+    """Created lazily so a request pays only for the relations it reads; one instance per argument set."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, db: Database, dictionary: DataDictionary) -> None:
+        self.db = db
+        self.dictionary = dictionary
+        self.sessions = db.read_sessions
+        self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
+        self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
 
     @cached_property
     def user_by_id(self) -> UserByIdLoader:
@@ -26,3 +38,36 @@ class Loaders:
     @cached_property
     def identity_edges_by_user_id(self) -> IdentityEdgesByUserIdLoader:
         return IdentityEdgesByUserIdLoader(self.sessions)
+
+    @cached_property
+    def cart_by_user_id(self) -> CartByUserIdLoader:
+        return CartByUserIdLoader(self.db, self.identities_by_user_id)
+
+    @cached_property
+    def interests_by_user_id(self) -> InterestsByUserIdLoader:
+        return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary)
+
+    def orders_by_user_id(
+        self, *, channel: Channel | None, status_code: int | None, first: int, before: Position | None
+    ) -> OrdersByUserIdLoader:
+        key = (channel, status_code, first, before)
+        if key not in self._orders:
+            self._orders[key] = OrdersByUserIdLoader(
+                self.db,
+                self.identities_by_user_id,
+                channel=channel,
+                status_code=status_code,
+                first=first,
+                before=before,
+            )
+        return self._orders[key]
+
+    def behavior_by_user_id(
+        self, *, channel: Channel | None, types: tuple[str, ...] | None, first: int, before: Position | None
+    ) -> BehaviorByUserIdLoader:
+        key = (channel, types, first, before)
+        if key not in self._behavior:
+            self._behavior[key] = BehaviorByUserIdLoader(
+                self.db, self.identities_by_user_id, channel=channel, types=types, first=first, before=before
+            )
+        return self._behavior[key]

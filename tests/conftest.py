@@ -41,6 +41,8 @@ def settings_for(database_url: str, var_dir: Path) -> Settings:
         database_url=database_url,
         var_dir=var_dir,
         token_secret="test-token-secret-of-at-least-32-bytes",
+        ingest_max_records=50,
+        ingest_max_body_bytes=256 * 1024,
         pii_key="test-pii-key-of-at-least-32-bytes",
     )
 

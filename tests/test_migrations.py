@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import alembic_config
 
-TABLES = {"users", "identities", "identity_edges", "merges", "merge_identities", "api_keys"}
+TABLES = {"users", "identities", "identity_edges", "merges", "merge_identities", "api_keys"} | {
+    "ch_records",
+    "ch_orders",
+    "ch_cart_items",
+    "ch_events",
+    "ch_dead_letters",
+}
 
 
 async def _tables(url: str) -> set[str]:
@@ -28,5 +34,5 @@ async def test_downgrade_to_base_and_upgrade_again(database_url: str) -> None:
         pool.submit(command.downgrade, cfg, "base").result()
     assert await _tables(database_url) == set()
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(command.upgrade, cfg, "head").result()
+        pool.submit(command.upgrade, cfg, "heads").result()
     assert TABLES <= await _tables(database_url)

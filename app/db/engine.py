@@ -8,13 +8,15 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.domain import Channel
 from app.settings import Settings
 
 
 @dataclass(frozen=True)
-class Database:
-    """The hub store's engines; on PostgreSQL reads and writes share one pool."""
+class Engines:
+    """One database: on PostgreSQL reads and writes share one pool; SQLite gets a reader of its own."""
 
+    url: str
     write_engine: AsyncEngine
     read_engine: AsyncEngine
     write_sessions: async_sessionmaker[AsyncSession]
@@ -25,6 +27,31 @@ class Database:
         await self.write_engine.dispose()
         if self.read_engine is not self.write_engine:
             await self.read_engine.dispose()
+
+
+@dataclass(frozen=True)
+class ChannelStore:
+    """The database holding the stores of `channels`; `shares_hub` when it is the hub's own."""
+
+    channels: tuple[Channel, ...]
+    engines: Engines
+    shares_hub: bool
+
+
+@dataclass(frozen=True)
+class Database(Engines):
+    """The hub store, plus the channel stores (each distinct database once)."""
+
+    stores: tuple[ChannelStore, ...] = ()
+
+    def store_for(self, channel: Channel) -> ChannelStore:
+        return next(s for s in self.stores if channel in s.channels)
+
+    async def dispose(self) -> None:
+        for store in self.stores:
+            if not store.shares_hub:
+                await store.engines.dispose()
+        await super().dispose()
 
 
 def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine:
@@ -59,18 +86,34 @@ def make_engine(url: str, *, settings: Settings, writer: bool = True) -> AsyncEn
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
 
 
+def make_engines(url: str, settings: Settings) -> dict[str, Any]:
+    """The fields of `Engines` for one database URL."""
+    is_sqlite = url.startswith("sqlite")
+    write_engine = make_engine(url, settings=settings, writer=True)
+    read_engine = make_engine(url, settings=settings, writer=False) if is_sqlite else write_engine
+    return {
+        "url": url,
+        "write_engine": write_engine,
+        "read_engine": read_engine,
+        "write_sessions": async_sessionmaker(write_engine, expire_on_commit=False),
+        "read_sessions": async_sessionmaker(read_engine, expire_on_commit=False),
+        "is_sqlite": is_sqlite,
+    }
+
+
 def make_database(settings: Settings) -> Database:
-    """Build the hub store from settings."""
-    write_engine = make_engine(settings.database_url, settings=settings, writer=True)
-    read_engine = (
-        make_engine(settings.database_url, settings=settings, writer=False)
-        if settings.is_sqlite
-        else write_engine
+    """Build the hub and the channel stores from settings; stores on the hub's URL share its engines."""
+    hub_fields = make_engines(settings.database_url, settings)
+    hub = Engines(**hub_fields)
+    by_url: dict[str, list[Channel]] = {}
+    for channel in Channel:
+        by_url.setdefault(settings.channel_database_url(channel), []).append(channel)
+    stores = tuple(
+        ChannelStore(
+            channels=tuple(channels),
+            engines=hub if url == settings.database_url else Engines(**make_engines(url, settings)),
+            shares_hub=url == settings.database_url,
+        )
+        for url, channels in by_url.items()
     )
-    return Database(
-        write_engine=write_engine,
-        read_engine=read_engine,
-        write_sessions=async_sessionmaker(write_engine, expire_on_commit=False),
-        read_sessions=async_sessionmaker(read_engine, expire_on_commit=False),
-        is_sqlite=settings.is_sqlite,
-    )
+    return Database(**hub_fields, stores=stores)

@@ -124,6 +124,48 @@ class IdentityGraph:
             )
         return LinkOutcome(user=survivor, merges=merges, dry_run=False)
 
+    async def ensure_users(
+        self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str
+    ) -> dict[IdentityKey, int]:
+        """The owner of each key, with a new user for each unheld one: ingestion's bulk path.
+
+        A single identity never merges anyone, so this needs no locks: users are created
+        optimistically and the ones whose identity another writer claimed first are dropped
+        before commit, leaving exactly one owner per identity.
+        """
+        s = self.session
+        wanted = list(dict.fromkeys(keys))
+        owners = {k: i.user_id for k, i in (await store.identities_by_keys(s, wanted)).items()}
+        missing = [k for k in wanted if k not in owners]
+        if not missing:
+            return owners
+        at = utcnow()
+        async with s.begin_nested():
+            user_ids = await store.create_users(s, count=len(missing), at=at)
+            rows = [
+                {
+                    "user_id": uid,
+                    "kind": k.kind.value,
+                    "namespace": k.namespace,
+                    "value": k.value,
+                    "verified": False,
+                    "linked_at": at,
+                    "rule": rule,
+                    "source": source,
+                    "actor": actor,
+                }
+                for k, uid in zip(missing, user_ids, strict=True)
+            ]
+            inserted = await store.insert_identities_if_free(s, rows)
+            await store.add_edges(s, inserted, action="link", at=at, actor=actor)
+            claimed = {i.user_id for i in inserted}
+            await store.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+        owners.update({i.key: i.user_id for i in inserted})
+        lost = [k for k in missing if k not in owners]
+        if lost:
+            owners.update({k: i.user_id for k, i in (await store.identities_by_keys(s, lost)).items()})
+        return owners
+
     async def _create(self, req: LinkRequest) -> LinkOutcome:
         keys = list(dict.fromkeys(req.keys))
         _check_one_per_namespace({}, keys, None)

@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
@@ -144,9 +146,12 @@ async def identities_by_keys(
     session: AsyncSession, keys: Iterable[IdentityKey]
 ) -> dict[IdentityKey, IdentityRecord]:
     """Who holds each of `keys` now (absent keys are simply missing)."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for k in set(keys):
+        groups[(k.kind.value, k.namespace)].append(k.value)
     conds = [
-        and_(Identity.kind == k.kind.value, Identity.namespace == k.namespace, Identity.value == k.value)
-        for k in set(keys)
+        and_(Identity.kind == kind, Identity.namespace == ns, Identity.value.in_(values))
+        for (kind, ns), values in groups.items()
     ]
     if not conds:
         return {}
@@ -189,6 +194,60 @@ async def create_user(session: AsyncSession, *, at: datetime) -> UserRecord:
     """A new user row; its id is the one the API shows."""
     new_id = (await session.execute(insert(User).values(created_at=at).returning(User.id))).scalar_one()
     return UserRecord(id=new_id, created_at=at)
+
+
+async def create_users(session: AsyncSession, *, count: int, at: datetime) -> list[int]:
+    """Many new users in one statement, ids in creation order."""
+    if count == 0:
+        return []
+    stmt = insert(User).returning(User.id, sort_by_parameter_order=True)
+    return list((await session.execute(stmt, [{"created_at": at}] * count)).scalars())
+
+
+async def delete_users(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Drop users created in this transaction that lost a race for their identity."""
+    if ids:
+        await session.execute(delete(User).where(User.id.in_(ids)))
+
+
+async def insert_identities_if_free(
+    session: AsyncSession, rows: Sequence[dict[str, Any]]
+) -> list[IdentityRecord]:
+    """Insert links whose identity nobody holds yet; the ones somebody holds are skipped."""
+    if not rows:
+        return []
+    dialect = session.get_bind().dialect.name
+    ins = pg_insert(Identity) if dialect == "postgresql" else sqlite_insert(Identity)
+    stmt = ins.on_conflict_do_nothing(index_elements=["kind", "namespace", "value"]).returning(
+        *_IDENTITY_COLUMNS
+    )
+    return [_identity(r) for r in (await session.execute(stmt, list(rows))).all()]
+
+
+async def add_edges(
+    session: AsyncSession, identities: Sequence[IdentityRecord], *, action: str, at: datetime, actor: str
+) -> None:
+    """History for many links at once."""
+    if identities:
+        await session.execute(
+            insert(IdentityEdge),
+            [
+                {
+                    "at": at,
+                    "action": action,
+                    "user_id": i.user_id,
+                    "identity_id": i.id,
+                    "kind": i.kind.value,
+                    "namespace": i.namespace,
+                    "value": i.value,
+                    "rule": i.rule,
+                    "source": i.source,
+                    "actor": actor,
+                    "merge_id": None,
+                }
+                for i in identities
+            ],
+        )
 
 
 async def add_edge(

@@ -12,7 +12,7 @@ from alembic import op
 
 revision: str = "20261125_0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
+branch_labels: str | Sequence[str] | None = ("hub",)
 depends_on: str | Sequence[str] | None = None
 
 

@@ -1,0 +1,1 @@
+"""Ingestion: channel records in their native shapes, standardized by the data dictionary."""

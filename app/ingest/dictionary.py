@@ -1,0 +1,381 @@
+"""The data dictionary: applies the versioned YAML file so native records become standard ones."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml  # type: ignore[import-untyped]
+
+from app.domain import Channel, IdentityKind
+from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdOrderItem, StdRecord
+
+DEFAULT_PATH = Path(__file__).with_name("data_dictionary.yaml")
+ID_MAX_LENGTH = 128
+# The standard shapes' fields (records.py): (required, optional). Native names come from the file.
+_SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "order": (frozenset({"order_id", "status", "total", "items"}), frozenset({"currency", "placed_at"})),
+    "cart": (frozenset({"sku", "quantity"}), frozenset()),
+    "event": (frozenset({"event"}), frozenset({"properties"})),
+}
+_ITEM_FIELDS = (frozenset({"sku", "quantity", "unit_price"}), frozenset({"name"}))
+_AMOUNT_FIELDS = frozenset({"total", "unit_price"})
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CURRENCY = re.compile(r"[A-Za-z]{3}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    """A money unit's cleaning rules, as declared under `units`."""
+
+    name: str
+    cents_per_unit: int
+    max_decimals: int
+    text: bool
+    marks: tuple[str, ...]
+    separator: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _TypeSpec:
+    """One envelope type of one channel, compiled from the file: standard field -> native name."""
+
+    name: str
+    shape: str
+    fields: dict[str, str]
+    item_fields: dict[str, str]
+    units: dict[str, _Unit]
+    statuses: dict[str, int]
+
+
+def _show(value: object) -> str:
+    """Quote a native value for a reason without flooding it."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _mapping(value: object, where: str) -> dict[Any, Any]:
+    """Demand a non-empty mapping in the file, so mistakes fail at load time, not per record."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError(f"{where}: expected a non-empty mapping")
+    return value
+
+
+def _setting(value: object, where: str) -> str:
+    """Demand a non-empty string in the file."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{where}: expected a non-empty string, got {_show(value)}")
+    return value
+
+
+def _whole(value: object, where: str, minimum: int) -> int:
+    """Demand an integer setting of at least `minimum` in the file."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _need(obj: dict[str, Any], native: str, prefix: str) -> tuple[object, str]:
+    """A present (non-null) native value and its path, so every reason names the field."""
+    where = f"{prefix}.{native}" if prefix else native
+    if obj.get(native) is None:
+        raise RecordRejected(where, "missing")
+    return obj[native], where
+
+
+def _text(value: object, where: str, max_length: int | None = ID_MAX_LENGTH) -> str:
+    """A non-empty native string (integers are accepted as their digits); never normalized."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise RecordRejected(where, f"expected a non-empty string, got {_show(value)}")
+    if max_length is not None and len(value) > max_length:
+        raise RecordRejected(where, f"longer than {max_length} characters")
+    return value
+
+
+def _count(value: object, where: str, minimum: int) -> int:
+    """An integer quantity of at least `minimum` (booleans and floats are not quantities)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RecordRejected(where, f"expected an integer >= {minimum}, got {_show(value)}")
+    return value
+
+
+def _cents(value: object, where: str, unit: _Unit) -> int:
+    """Clean an amount to integer cents with Decimal (floats via their text), never rounding."""
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        number = Decimal(str(value))
+    elif isinstance(value, str) and unit.text:
+        number = _clean_text(value, unit, where)
+    else:
+        raise RecordRejected(where, f"expected an amount in {unit.name}, got {_show(value)}")
+    exponent = number.as_tuple().exponent
+    if not isinstance(exponent, int):
+        raise RecordRejected(where, f"not a finite amount: {_show(value)}")
+    if number < 0:
+        raise RecordRejected(where, f"negative amount {_show(value)}")
+    if -exponent > unit.max_decimals:
+        reason = f"more than {unit.max_decimals} decimal places in {unit.name} amount {_show(value)}"
+        raise RecordRejected(where, reason)
+    return int(number * unit.cents_per_unit)
+
+
+def _clean_text(value: str, unit: _Unit, where: str) -> Decimal:
+    """Apply a unit's text rules: drop currency marks, check thousands groups, read the digits."""
+    text = value
+    for mark in unit.marks:
+        text = text.replace(mark, "")
+    text = text.strip()
+    if not text:
+        raise RecordRejected(where, f"empty amount {_show(value)}")
+    if text.startswith("-"):
+        raise RecordRejected(where, f"negative amount {_show(value)}")
+    sep = unit.separator
+    if sep and sep in text:
+        if not re.fullmatch(rf"\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+(?:\.\d+)?", text):
+            raise RecordRejected(where, f"misplaced thousands separator in {_show(value)}")
+        text = text.replace(sep, "")
+    if not _NUMBER.fullmatch(text):
+        raise RecordRejected(where, f"not an amount in {unit.name}: {_show(value)}")
+    return Decimal(text)
+
+
+class DataDictionary:
+    """The parsed, validated dictionary file; `parse` turns one envelope into a StdRecord."""
+
+    def __init__(self, document: object) -> None:
+        doc = _mapping(document, "top level")
+        try:
+            json.dumps(doc)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"values must be plain JSON data (quote dates and times): {exc}") from None
+        self.document: dict[str, Any] = doc
+        self.version: str = _setting(doc.get("version"), "version")
+        zone = _setting(doc.get("default_timezone"), "default_timezone")
+        try:
+            self._zone = ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"default_timezone: unknown time zone {zone!r}") from None
+        currency = _setting(doc.get("default_currency"), "default_currency")
+        if not _CURRENCY.fullmatch(currency):
+            raise ValueError(f"default_currency: expected a 3-letter code, got {currency!r}")
+        self._currency = currency.upper()
+        self.status_names: dict[int, str] = {}
+        for code, name in _mapping(doc.get("status_names"), "status_names").items():
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise ValueError(f"status_names: codes must be integers, got {code!r}")
+            self.status_names[code] = _setting(name, f"status_names.{code}")
+        self._units = {
+            _setting(name, "units"): self._unit(name, rules)
+            for name, rules in _mapping(doc.get("units"), "units").items()
+        }
+        interest = doc.get("interest_rules")  # optional: without rules, events imply no tags
+        self._interest: dict[str, list[tuple[str, float]]] = {
+            _setting(event, "interest_rules"): self._rules(rules, f"interest_rules.{event}")
+            for event, rules in (_mapping(interest, "interest_rules") if interest else {}).items()
+        }
+        self._channels: dict[Channel, dict[str, _TypeSpec]] = {}
+        for channel, types in _mapping(doc.get("channels"), "channels").items():
+            if channel not in Channel.__members__:
+                raise ValueError(f"channels: unknown channel {channel!r} (known: {', '.join(Channel)})")
+            where = f"channels.{channel}"
+            self._channels[Channel(channel)] = {
+                _setting(name, where): self._type_spec(name, spec, f"{where}.{name}")
+                for name, spec in _mapping(types, where).items()
+            }
+
+    def _unit(self, name: str, raw: object) -> _Unit:
+        """Compile one unit's cleaning rules."""
+        rules = _mapping(raw, f"units.{name}")
+        cents = _whole(rules.get("cents_per_unit"), f"units.{name}.cents_per_unit", minimum=1)
+        decimals = _whole(rules.get("max_decimals"), f"units.{name}.max_decimals", minimum=0)
+        marks = rules.get("marks") or []
+        if not isinstance(marks, list) or not all(isinstance(m, str) and m for m in marks):
+            raise ValueError(f"units.{name}.marks: expected a list of strings")
+        separator = rules.get("thousands_separator")
+        if separator is not None:
+            separator = _setting(separator, f"units.{name}.thousands_separator")
+        return _Unit(name, cents, decimals, rules.get("text") is True, tuple(marks), separator)
+
+    def _rules(self, raw: object, where: str) -> list[tuple[str, float]]:
+        """Compile one event type's interest rules: (property, weight) pairs."""
+        if not isinstance(raw, list) or not raw:
+            raise ValueError(f"{where}: expected a non-empty list of {{property, weight}}")
+        rules = []
+        for i, entry in enumerate(raw):
+            rule = _mapping(entry, f"{where}[{i}]")
+            weight = rule.get("weight")
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+                raise ValueError(f"{where}[{i}].weight: expected a positive number, got {weight!r}")
+            rules.append((_setting(rule.get("property"), f"{where}[{i}].property"), float(weight)))
+        return rules
+
+    def _type_spec(self, name: str, raw: object, where: str) -> _TypeSpec:
+        """Compile one channel type: its shape, field names, amount units and status map."""
+        spec = _mapping(raw, where)
+        shape = spec.get("shape")
+        if not isinstance(shape, str) or shape not in _SHAPES:
+            raise ValueError(f"{where}.shape: expected one of {', '.join(_SHAPES)}, got {shape!r}")
+        units: dict[str, _Unit] = {}
+        fields = self._fields(spec.get("fields"), f"{where}.fields", _SHAPES[shape], units)
+        items: dict[str, str] = {}
+        statuses: dict[str, int] = {}
+        if shape == "order":
+            items = self._fields(spec.get("item_fields"), f"{where}.item_fields", _ITEM_FIELDS, units)
+            for native, code in _mapping(spec.get("statuses"), f"{where}.statuses").items():
+                if isinstance(native, bool) or not isinstance(native, str | int):
+                    raise ValueError(f"{where}.statuses: native values must be text or integers")
+                if isinstance(code, bool) or not isinstance(code, int) or code not in self.status_names:
+                    raise ValueError(f"{where}.statuses.{native}: {code!r} is not a code in status_names")
+                statuses[str(native)] = code
+        return _TypeSpec(name, shape, fields, items, units, statuses)
+
+    def _fields(
+        self, raw: object, where: str, allowed: tuple[frozenset[str], frozenset[str]], units: dict[str, _Unit]
+    ) -> dict[str, str]:
+        """Compile a standard-to-native field map (required, optional); amount units go to `units`."""
+        mapping, (required, optional) = _mapping(raw, where), allowed
+        if unknown := set(mapping) - required - optional:
+            raise ValueError(f"{where}: unknown standard fields {sorted(map(str, unknown))}")
+        if missing := required - set(mapping):
+            raise ValueError(f"{where}: missing standard fields {sorted(missing)}")
+        fields: dict[str, str] = {}
+        for name, native in mapping.items():
+            if name not in _AMOUNT_FIELDS:
+                fields[name] = _setting(native, f"{where}.{name}")
+                continue
+            desc = _mapping(native, f"{where}.{name}")
+            unit = desc.get("unit")
+            if not isinstance(unit, str) or unit not in self._units:
+                known = ", ".join(self._units)
+                raise ValueError(f"{where}.{name}.unit: unknown unit {unit!r} (known: {known})")
+            fields[name] = _setting(desc.get("field"), f"{where}.{name}.field")
+            units[name] = self._units[unit]
+        return fields
+
+    def parse(self, channel: Channel, raw: object) -> StdRecord:
+        """Validate one envelope and standardize its native data; raises RecordRejected."""
+        if not isinstance(raw, dict):
+            raise RecordRejected("record", f"expected a JSON object, got {type(raw).__name__}")
+        source_id = _text(*_need(raw, "id", ""))
+        types = self._channels.get(channel, {})
+        type_name, _ = _need(raw, "type", "")
+        if not isinstance(type_name, str) or type_name not in types:
+            known = ", ".join(types) or "none"
+            raise RecordRejected("type", f"unknown type {_show(type_name)} for {channel} (known: {known})")
+        identity = raw.get("identity")
+        if not isinstance(identity, dict):
+            raise RecordRejected("identity", "expected an object with kind and value")
+        kind = identity.get("kind")
+        if not isinstance(kind, str) or kind not in IdentityKind.__members__:
+            known = ", ".join(IdentityKind)
+            raise RecordRejected("identity.kind", f"unknown identity kind {_show(kind)} (known: {known})")
+        value = _text(*_need(identity, "value", "identity"), max_length=None)
+        namespace = identity.get("namespace")
+        if namespace is not None and not isinstance(namespace, str):
+            raise RecordRejected("identity.namespace", f"expected a string, got {_show(namespace)}")
+        occurred_at = self._time(*_need(raw, "occurredAt", ""))
+        data = raw.get("data")
+        if not isinstance(data, dict):
+            raise RecordRejected("data", "expected a JSON object")
+        spec = types[type_name]
+        payload: StdOrder | StdCart | StdEvent
+        if spec.shape == "order":
+            payload = self._order(channel, spec, data)
+        elif spec.shape == "cart":
+            sku = _text(*_need(data, spec.fields["sku"], "data"))
+            payload = StdCart(sku, _count(*_need(data, spec.fields["quantity"], "data"), minimum=0))
+        else:
+            payload = self._event(spec, data)
+        std = (Channel(channel), source_id, type_name, kind, value, namespace, occurred_at, payload, raw)
+        return StdRecord(*std)
+
+    def _time(self, value: object, where: str) -> datetime:
+        """ISO-8601 to aware UTC; a time without offset is in the file's default_timezone."""
+        if not isinstance(value, str):
+            raise RecordRejected(where, f"expected an ISO-8601 timestamp, got {_show(value)}")
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise RecordRejected(where, f"not an ISO-8601 timestamp: {_show(value)}") from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=self._zone)
+        return moment.astimezone(UTC)
+
+    def _order(self, channel: Channel, spec: _TypeSpec, data: dict[str, Any]) -> StdOrder:
+        """Standardize an order: id, status code, cents, currency, placed time, items."""
+        f = spec.fields
+        order_id = _text(*_need(data, f["order_id"], "data"))
+        status, where = _need(data, f["status"], "data")
+        key = str(status) if isinstance(status, int) and not isinstance(status, bool) else status
+        code = spec.statuses.get(key.strip()) if isinstance(key, str) else None
+        if code is None:
+            known = ", ".join(spec.statuses)
+            reason = f"unknown status {_show(status)} for {channel} {spec.name}s (known: {known})"
+            raise RecordRejected(where, reason)
+        total_cents = _cents(*_need(data, f["total"], "data"), unit=spec.units["total"])
+        currency = self._currency
+        if "currency" in f and data.get(f["currency"]) is not None:
+            given, where = _need(data, f["currency"], "data")
+            if not isinstance(given, str) or not _CURRENCY.fullmatch(given.strip()):
+                raise RecordRejected(where, f"not a currency code: {_show(given)}")
+            currency = given.strip().upper()
+        placed_at = None
+        if "placed_at" in f and data.get(f["placed_at"]) is not None:
+            placed_at = self._time(*_need(data, f["placed_at"], "data"))
+        items, where = _need(data, f["items"], "data")
+        if not isinstance(items, list):
+            raise RecordRejected(where, "expected a list")
+        std_items = tuple(self._item(spec, item, f"{where}[{i}]") for i, item in enumerate(items))
+        return StdOrder(order_id, code, total_cents, currency, std_items, placed_at)
+
+    def _item(self, spec: _TypeSpec, item: object, at: str) -> StdOrderItem:
+        """Standardize one order line."""
+        if not isinstance(item, dict):
+            raise RecordRejected(at, "expected a JSON object")
+        f = spec.item_fields
+        sku = _text(*_need(item, f["sku"], at))
+        quantity = _count(*_need(item, f["quantity"], at), minimum=1)
+        unit_price = _cents(*_need(item, f["unit_price"], at), unit=spec.units["unit_price"])
+        name = item.get(f["name"]) if "name" in f else None
+        if name is not None and not isinstance(name, str):
+            raise RecordRejected(f"{at}.{f['name']}", f"expected a string, got {_show(name)}")
+        return StdOrderItem(sku, name, quantity, unit_price)
+
+    def _event(self, spec: _TypeSpec, data: dict[str, Any]) -> StdEvent:
+        """Standardize a behaviour event; any event name is accepted, only structure is checked."""
+        name = _text(*_need(data, spec.fields["event"], "data"))
+        native = spec.fields.get("properties")
+        properties = data.get(native) if native else None
+        if properties is not None and not isinstance(properties, dict):
+            raise RecordRejected(f"data.{native}", f"expected a JSON object, got {_show(properties)}")
+        return StdEvent(name, dict(properties or {}))
+
+    def interest_tags(self, event_type: str, properties: dict[str, Any]) -> list[tuple[str, float]]:
+        """Weighted interest tags an event implies, per the file's interest_rules (first rule wins)."""
+        tags: dict[str, float] = {}
+        for prop, weight in self._interest.get(event_type, []):
+            value = properties.get(prop)
+            for tag in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
+                if isinstance(tag, str) and tag.strip():
+                    tags.setdefault(tag.strip(), weight)
+        return list(tags.items())
+
+
+def load_dictionary(path: Path | None = None) -> DataDictionary:
+    """Load and validate a dictionary file (default: the packaged one); ValueError if malformed."""
+    source = path or DEFAULT_PATH
+    try:
+        document = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {exc}") from None
+    try:
+        return DataDictionary(document)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None

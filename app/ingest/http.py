@@ -1,0 +1,116 @@
+"""`POST /ingest/{channel}`: a JSON array or NDJSON of envelopes, with a channel's service key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from app.auth.authenticate import authenticate
+from app.auth.principal import PrincipalKind
+from app.db.engine import Database
+from app.domain import Channel
+from app.ingest.dictionary import DataDictionary
+from app.ingest.service import Ingestor, IngestReport, RecordStatus, TooManyRecords, Unparsable
+from app.settings import Settings
+
+NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def report_json(report: IngestReport) -> dict[str, Any]:
+    return {
+        "accepted": report.count(RecordStatus.ACCEPTED),
+        "duplicates": report.count(RecordStatus.DUPLICATE),
+        "rejected": report.count(RecordStatus.REJECTED),
+        "results": [{"id": r.id, "status": r.status.value, "reason": r.reason} for r in report.results],
+    }
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refusing more than `limit` bytes without reading them all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_ndjson(text: str) -> list[object]:
+    """One record per non-empty line; a line that is not JSON becomes a rejected record, not an error."""
+    records: list[object] = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            records.append(Unparsable(line, f"line {n} is not JSON: {exc.msg}"))
+    return records
+
+
+def ingest_router(*, db: Database, settings: Settings, dictionary: DataDictionary) -> APIRouter:
+    """The REST door of ingestion; the GraphQL mutation and the CLI share its Ingestor."""
+    router = APIRouter()
+    ingestor = Ingestor(db, dictionary, settings)
+
+    @router.post("/ingest/{channel}", include_in_schema=False)
+    async def ingest(channel: str, request: Request) -> JSONResponse:
+        try:
+            target = Channel(channel.upper())
+        except ValueError:
+            return _error(
+                404, "UNKNOWN_CHANNEL", f"no channel {channel!r}; use one of {[c.value for c in Channel]}"
+            )
+        auth = await authenticate(request.headers.get("authorization"), db=db, settings=settings)
+        principal = auth.principal
+        if principal is None:
+            return _error(401, "UNAUTHENTICATED", auth.error or "send 'Authorization: Bearer <service key>'")
+        if principal.kind is not PrincipalKind.SERVICE or principal.channel is not target:
+            return _error(
+                403, "FORBIDDEN", f"only the {target.value} service key may ingest {target.value} records"
+            )
+        try:
+            body = await _read_body(request, settings.ingest_max_body_bytes)
+        except _TooLarge:
+            return _error(
+                413, "PAYLOAD_TOO_LARGE", f"the body exceeds {settings.ingest_max_body_bytes} bytes"
+            )
+        text = body.decode("utf-8", errors="replace")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        records: list[object]
+        if content_type in NDJSON_TYPES:
+            records = parse_ndjson(text)
+        else:
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as exc:
+                # Keep what was sent even so: nothing that reaches us is lost.
+                await ingestor.ingest(
+                    target, [Unparsable(text, f"body is not JSON: {exc.msg}")], actor=principal.actor
+                )
+                return _error(
+                    400, "BAD_REQUEST", f"the body is not JSON ({exc.msg}); it was kept as a dead letter"
+                )
+            records = parsed if isinstance(parsed, list) else [parsed]
+        try:
+            report = await ingestor.ingest(target, records, actor=principal.actor)
+        except TooManyRecords as exc:
+            return _error(413, exc.code, exc.message)
+        return JSONResponse(report_json(report))
+
+    return router

@@ -1,0 +1,230 @@
+"""One code path for every ingestion door (HTTP, GraphQL, CLI): validate, link, store, report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.engine import Database
+from app.db.types import utcnow
+from app.domain import Channel, IdentityKey, IdentityKind
+from app.errors import DomainError
+from app.ingest.dictionary import DataDictionary
+from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
+from app.services.identity import IdentityGraph, make_key
+from app.settings import Settings
+from app.stores import channel as store
+
+
+class RecordStatus(StrEnum):
+    ACCEPTED = "ACCEPTED"
+    DUPLICATE = "DUPLICATE"
+    REJECTED = "REJECTED"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    id: str
+    status: RecordStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    results: list[RecordOutcome]
+
+    def count(self, status: RecordStatus) -> int:
+        return sum(1 for r in self.results if r.status is status)
+
+
+@dataclass(frozen=True, slots=True)
+class Unparsable:
+    """A line that was not even JSON: kept as text so it can land in the dead letters too."""
+
+    text: str
+    reason: str
+
+
+class TooManyRecords(DomainError):
+    code = "TOO_MANY_RECORDS"
+
+
+def _source_id(raw: object) -> str:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str | int) and not isinstance(raw.get("id"), bool):
+        return str(raw["id"])[:128]
+    return ""
+
+
+class Ingestor:
+    """Ingests one channel's batch; accepted records are committed before it returns."""
+
+    def __init__(self, db: Database, dictionary: DataDictionary, settings: Settings) -> None:
+        self.db = db
+        self.dictionary = dictionary
+        self.settings = settings
+
+    async def ingest(
+        self, channel: Channel, records: Sequence[object | Unparsable], *, actor: str
+    ) -> IngestReport:
+        if len(records) > self.settings.ingest_max_records:
+            raise TooManyRecords(
+                f"{len(records)} records in one request; the limit is {self.settings.ingest_max_records}",
+                limit=self.settings.ingest_max_records,
+            )
+        outcomes: list[RecordOutcome | None] = [None] * len(records)
+        valid: list[tuple[int, StdRecord, IdentityKey]] = []
+        dead: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        now = utcnow()
+        for i, raw in enumerate(records):
+            try:
+                if isinstance(raw, Unparsable):
+                    raise RecordRejected("record", raw.reason)
+                rec = self.dictionary.parse(channel, raw)
+                key = self._identity(rec)
+            except RecordRejected as exc:
+                text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
+                outcomes[i] = RecordOutcome(_source_id(raw), RecordStatus.REJECTED, str(exc))
+                dead.append(
+                    {
+                        "channel": channel.value,
+                        "source_id": _source_id(raw) or None,
+                        "payload": text,
+                        "reason": str(exc),
+                        "received_at": now,
+                    }
+                )
+                continue
+            if rec.source_id in seen:
+                outcomes[i] = RecordOutcome(rec.source_id, RecordStatus.DUPLICATE)
+                continue
+            seen.add(rec.source_id)
+            valid.append((i, rec, key))
+
+        store_db = self.db.store_for(channel)
+        new_ids: set[str] = set()
+        # Link first: a record is only reported once its identity resolves to a user. When the
+        # store lives in the hub's database, both happen in one transaction.
+        async with self.db.write_sessions() as hub, hub.begin():
+            await IdentityGraph(hub).ensure_users(
+                [key for _, _, key in valid], actor=actor, rule="ingested", source=f"{channel.value} record"
+            )
+            if store_db.shares_hub:
+                new_ids = await self._store(hub, channel, valid, dead, now)
+        if not store_db.shares_hub:
+            async with store_db.engines.write_sessions() as session, session.begin():
+                new_ids = await self._store(session, channel, valid, dead, now)
+        for i, rec, _key in valid:
+            status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
+            outcomes[i] = RecordOutcome(rec.source_id, status)
+        return IngestReport([o for o in outcomes if o is not None])
+
+    def _identity(self, rec: StdRecord) -> IdentityKey:
+        """The record's identity as the graph stores it; a bad one rejects the record."""
+        try:
+            return make_key(
+                IdentityKind(rec.identity_kind),
+                rec.identity_value,
+                rec.identity_namespace,
+                phone_region=self.settings.phone_default_region,
+            )
+        except DomainError as exc:
+            field = f"identity.{exc.details.get('field', 'value')}"
+            raise RecordRejected(field, exc.message) from exc
+
+    async def _store(
+        self,
+        session: AsyncSession,
+        channel: Channel,
+        valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+        dead: Sequence[dict[str, Any]],
+        now: Any,
+    ) -> set[str]:
+        """Write one batch into the channel store; returns the source ids that were new."""
+        await store.insert_dead_letters(session, dead)
+        new_ids = await store.insert_raw_records(
+            session,
+            [
+                {
+                    "channel": channel.value,
+                    "source_id": rec.source_id,
+                    "type": rec.type,
+                    "identity_ref": key.ref,
+                    "occurred_at": rec.occurred_at,
+                    "payload": rec.raw,
+                    "dictionary_version": self.dictionary.version,
+                    "received_at": now,
+                }
+                for _, rec, key in valid
+            ],
+        )
+        fresh = [(rec, key) for _, rec, key in valid if rec.source_id in new_ids]
+        await store.upsert_orders(session, _latest_orders(channel, fresh))
+        await store.upsert_cart_items(session, _latest_cart(channel, fresh))
+        await store.insert_events(
+            session,
+            [
+                {
+                    "channel": channel.value,
+                    "identity_ref": key.ref,
+                    "type": rec.payload.type,
+                    "occurred_at": rec.occurred_at,
+                    "properties": rec.payload.properties,
+                }
+                for rec, key in fresh
+                if isinstance(rec.payload, StdEvent)
+            ],
+        )
+        return new_ids
+
+
+def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:
+    """One row per order (the newest update in the batch): an upsert may touch a row only once."""
+    rows: dict[str, dict[str, Any]] = {}
+    for rec, key in sorted(fresh, key=lambda rk: rk[0].occurred_at):
+        order = rec.payload
+        if not isinstance(order, StdOrder):
+            continue
+        placed = order.placed_at or rec.occurred_at
+        first = rows.get(order.order_id)
+        rows[order.order_id] = {
+            "channel": channel.value,
+            "order_id": order.order_id,
+            "identity_ref": key.ref,
+            "status_code": order.status_code,
+            "total_cents": order.total_cents,
+            "currency": order.currency,
+            "items": [
+                {
+                    "sku": it.sku,
+                    "name": it.name,
+                    "quantity": it.quantity,
+                    "unit_price_cents": it.unit_price_cents,
+                }
+                for it in order.items
+            ],
+            "placed_at": min(placed, first["placed_at"]) if first else placed,
+            "updated_at": rec.occurred_at,
+        }
+    return list(rows.values())
+
+
+def _latest_cart(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:
+    """One row per (identity, sku): the newest change in the batch."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec, key in sorted(fresh, key=lambda rk: rk[0].occurred_at):
+        cart = rec.payload
+        if isinstance(cart, StdCart):
+            rows[(key.ref, cart.sku)] = {
+                "channel": channel.value,
+                "identity_ref": key.ref,
+                "sku": cart.sku,
+                "quantity": cart.quantity,
+                "updated_at": rec.occurred_at,
+            }
+    return list(rows.values())

@@ -1,0 +1,285 @@
+"""SQL for the channel stores: bulk writes for ingestion, batched reads for the loaders."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, and_, func, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
+from app.domain import Channel
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRow:
+    id: int
+    channel: Channel
+    order_id: str
+    identity_ref: str
+    status_code: int
+    total_cents: int
+    currency: str
+    items: list[dict[str, Any]]
+    placed_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CartRow:
+    channel: Channel
+    identity_ref: str
+    sku: str
+    quantity: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int
+    channel: Channel
+    identity_ref: str
+    type: str
+    occurred_at: datetime
+    properties: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    id: int
+    channel: Channel
+    source_id: str | None
+    payload: str
+    reason: str
+    received_at: datetime
+
+
+def _insert(session: AsyncSession, table: Any) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT."""
+    return pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+
+
+async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Keep each new record's payload; returns the source ids that were new (the rest are replays)."""
+    if not rows:
+        return set()
+    stmt = (
+        _insert(session, RawRecord)
+        .on_conflict_do_nothing(index_elements=["channel", "source_id"])
+        .returning(RawRecord.source_id)
+    )
+    return set((await session.execute(stmt, list(rows))).scalars())
+
+
+async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert orders or move them forward; an update older than the stored one changes nothing."""
+    if not rows:
+        return
+    ins = _insert(session, ChannelOrder)
+    stmt = ins.on_conflict_do_update(
+        index_elements=["channel", "order_id"],
+        set_={
+            "identity_ref": ins.excluded.identity_ref,
+            "status_code": ins.excluded.status_code,
+            "total_cents": ins.excluded.total_cents,
+            "currency": ins.excluded.currency,
+            "items": ins.excluded["items"],
+            "updated_at": ins.excluded.updated_at,
+        },
+        where=ChannelOrder.updated_at < ins.excluded.updated_at,
+    )
+    await session.execute(stmt, list(rows))
+
+
+async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Latest change per (channel, identity, sku) wins; zero quantities stay as removals."""
+    if not rows:
+        return
+    ins = _insert(session, ChannelCartItem)
+    stmt = ins.on_conflict_do_update(
+        index_elements=["channel", "identity_ref", "sku"],
+        set_={"quantity": ins.excluded.quantity, "updated_at": ins.excluded.updated_at},
+        where=ChannelCartItem.updated_at <= ins.excluded.updated_at,
+    )
+    await session.execute(stmt, list(rows))
+
+
+async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(ChannelEvent), list(rows))
+
+
+async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(DeadLetter), list(rows))
+
+
+def _ranked(stmt: Select[Any], partition: Any, order: Sequence[Any], per_ref: int) -> Select[Any]:
+    """Keep at most `per_ref` rows per identity: bounded reads however long a history is."""
+    rank = func.row_number().over(partition_by=partition, order_by=order).label("rank")
+    sub = stmt.add_columns(rank).subquery()
+    return select(sub).where(sub.c.rank <= per_ref)
+
+
+async def orders_for_refs(
+    session: AsyncSession,
+    *,
+    channels: Sequence[Channel],
+    refs: Sequence[str],
+    status_code: int | None,
+    before: tuple[datetime, str, int] | None,
+    per_ref: int,
+) -> list[OrderRow]:
+    """The newest orders of each identity in these channels, at most `per_ref` each."""
+    if not refs or not channels:
+        return []
+    stmt = select(ChannelOrder).where(
+        ChannelOrder.identity_ref.in_(refs), ChannelOrder.channel.in_([c.value for c in channels])
+    )
+    if status_code is not None:
+        stmt = stmt.where(ChannelOrder.status_code == status_code)
+    if before is not None:
+        at, channel, pk = before
+        stmt = stmt.where(
+            or_(
+                ChannelOrder.placed_at < at,
+                and_(
+                    ChannelOrder.placed_at == at,
+                    or_(
+                        ChannelOrder.channel < channel,
+                        and_(ChannelOrder.channel == channel, ChannelOrder.id < pk),
+                    ),
+                ),
+            )
+        )
+    ranked = _ranked(
+        stmt,
+        ChannelOrder.identity_ref,
+        [ChannelOrder.placed_at.desc(), ChannelOrder.channel.desc(), ChannelOrder.id.desc()],
+        per_ref,
+    )
+    rows = (await session.execute(ranked)).all()
+    return [
+        OrderRow(
+            id=r.id,
+            channel=Channel(r.channel),
+            order_id=r.order_id,
+            identity_ref=r.identity_ref,
+            status_code=r.status_code,
+            total_cents=r.total_cents,
+            currency=r.currency,
+            items=r.items,
+            placed_at=r.placed_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
+
+
+async def order_counts(
+    session: AsyncSession, *, channels: Sequence[Channel], refs: Sequence[str], status_code: int | None
+) -> dict[str, int]:
+    """How many orders each identity has in these channels."""
+    if not refs or not channels:
+        return {}
+    stmt = (
+        select(ChannelOrder.identity_ref, func.count())
+        .where(ChannelOrder.identity_ref.in_(refs), ChannelOrder.channel.in_([c.value for c in channels]))
+        .group_by(ChannelOrder.identity_ref)
+    )
+    if status_code is not None:
+        stmt = stmt.where(ChannelOrder.status_code == status_code)
+    return {ref: int(n) for ref, n in (await session.execute(stmt)).all()}
+
+
+async def cart_for_refs(
+    session: AsyncSession, *, channels: Sequence[Channel], refs: Sequence[str]
+) -> list[CartRow]:
+    """Every cart line (removals included) of these identities."""
+    if not refs or not channels:
+        return []
+    stmt = select(
+        ChannelCartItem.channel,
+        ChannelCartItem.identity_ref,
+        ChannelCartItem.sku,
+        ChannelCartItem.quantity,
+        ChannelCartItem.updated_at,
+    ).where(ChannelCartItem.identity_ref.in_(refs), ChannelCartItem.channel.in_([c.value for c in channels]))
+    return [
+        CartRow(Channel(r.channel), r.identity_ref, r.sku, r.quantity, r.updated_at)
+        for r in (await session.execute(stmt)).all()
+    ]
+
+
+async def events_for_refs(
+    session: AsyncSession,
+    *,
+    channels: Sequence[Channel],
+    refs: Sequence[str],
+    types: Sequence[str] | None,
+    before: tuple[datetime, str, int] | None,
+    per_ref: int,
+) -> list[EventRow]:
+    """The newest events of each identity, at most `per_ref` each."""
+    if not refs or not channels:
+        return []
+    stmt = select(ChannelEvent).where(
+        ChannelEvent.identity_ref.in_(refs), ChannelEvent.channel.in_([c.value for c in channels])
+    )
+    if types:
+        stmt = stmt.where(ChannelEvent.type.in_(list(types)))
+    if before is not None:
+        at, channel, pk = before
+        stmt = stmt.where(
+            or_(
+                ChannelEvent.occurred_at < at,
+                and_(
+                    ChannelEvent.occurred_at == at,
+                    or_(
+                        ChannelEvent.channel < channel,
+                        and_(ChannelEvent.channel == channel, ChannelEvent.id < pk),
+                    ),
+                ),
+            )
+        )
+    ranked = _ranked(
+        stmt,
+        ChannelEvent.identity_ref,
+        [ChannelEvent.occurred_at.desc(), ChannelEvent.channel.desc(), ChannelEvent.id.desc()],
+        per_ref,
+    )
+    return [
+        EventRow(
+            id=r.id,
+            channel=Channel(r.channel),
+            identity_ref=r.identity_ref,
+            type=r.type,
+            occurred_at=r.occurred_at,
+            properties=r.properties,
+        )
+        for r in (await session.execute(ranked)).all()
+    ]
+
+
+async def dead_letters(session: AsyncSession, *, channel: Channel | None, limit: int) -> list[DeadLetterRow]:
+    """The newest rejected records, for people to look at."""
+    stmt = select(DeadLetter).order_by(DeadLetter.id.desc()).limit(limit)
+    if channel is not None:
+        stmt = stmt.where(DeadLetter.channel == channel.value)
+    return [
+        DeadLetterRow(d.id, Channel(d.channel), d.source_id, d.payload, d.reason, d.received_at)
+        for d in (await session.execute(stmt)).scalars()
+    ]
+
+
+def group_by_ref(rows: Sequence[Any]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = defaultdict(list)
+    for row in rows:
+        out[row.identity_ref].append(row)
+    return out

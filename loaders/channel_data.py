@@ -1,0 +1,236 @@
+"""Channel-data loaders: each batch asks every store database once, for every user of the batch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from aiodataloader import DataLoader
+
+from app.cursors import Position, encode_cursor
+from app.db.engine import Database, Engines
+from app.db.types import utcnow
+from app.domain import Channel
+from app.ingest.dictionary import DataDictionary
+from app.stores import channel as store
+from app.stores.channel import CartRow, EventRow, OrderRow
+from loaders.identity import IdentitiesByUserIdLoader
+
+INTEREST_EVENTS_PER_IDENTITY = 200
+INTEREST_HALF_LIFE_DAYS = 30.0
+INTEREST_TOP = 20
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    nodes: list[T]
+    has_next_page: bool
+    end_cursor: str | None
+    total_count: int
+
+
+@dataclass(frozen=True)
+class Interest:
+    tag: str
+    weight: float
+
+
+class _PerUser:
+    """Shared plumbing: a user's channel identities, and the stores to ask."""
+
+    def __init__(self, db: Database, identities: IdentitiesByUserIdLoader, channel: Channel | None) -> None:
+        self.db = db
+        self.identities = identities
+        self.channel = channel
+
+    async def refs(self, keys: Sequence[int]) -> tuple[dict[int, list[str]], list[str]]:
+        lists = await self.identities.load_many(list(keys))
+        by_user = {uid: [i.ref for i in idents] for uid, idents in zip(keys, lists, strict=True)}
+        return by_user, sorted({r for refs in by_user.values() for r in refs})
+
+    def stores(self) -> list[tuple[Engines, list[Channel]]]:
+        out: list[tuple[Engines, list[Channel]]] = []
+        for st in self.db.stores:
+            channels = [c for c in st.channels if self.channel is None or c is self.channel]
+            if channels:
+                out.append((st.engines, channels))
+        return out
+
+
+def _page(rows: list[T], first: int, total: int, position: Callable[[T], str]) -> Page[T]:
+    nodes = rows[:first]
+    end = position(nodes[-1]) if nodes else None
+    return Page(nodes=nodes, has_next_page=len(rows) > first, end_cursor=end, total_count=total)
+
+
+class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
+    """A page of a user's orders across channels, newest first, with the total."""
+
+    def __init__(
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        *,
+        channel: Channel | None,
+        status_code: int | None,
+        first: int,
+        before: Position | None,
+    ) -> None:
+        super().__init__()
+        self.base = _PerUser(db, identities, channel)
+        self.status_code, self.first, self.before = status_code, first, before
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Page[OrderRow]]:
+        by_user, refs = await self.base.refs(keys)
+        rows: list[OrderRow] = []
+        counts: dict[str, int] = {}
+        for engines, channels in self.base.stores():
+            async with engines.read_sessions() as session:
+                rows += await store.orders_for_refs(
+                    session,
+                    channels=channels,
+                    refs=refs,
+                    status_code=self.status_code,
+                    before=self.before,
+                    per_ref=self.first + 1,
+                )
+                for ref, n in (
+                    await store.order_counts(
+                        session, channels=channels, refs=refs, status_code=self.status_code
+                    )
+                ).items():
+                    counts[ref] = counts.get(ref, 0) + n
+        by_ref = store.group_by_ref(rows)
+        pages = []
+        for uid in keys:
+            mine = sorted(
+                (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
+                key=lambda o: (o.placed_at, o.channel.value, o.id),
+                reverse=True,
+            )
+            total = sum(counts.get(ref, 0) for ref in by_user[uid])
+            pages.append(
+                _page(mine, self.first, total, lambda o: encode_cursor(o.placed_at, o.channel.value, o.id))
+            )
+        return pages
+
+
+class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
+    """A page of a user's behaviour events across channels, newest first."""
+
+    def __init__(
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        *,
+        channel: Channel | None,
+        types: tuple[str, ...] | None,
+        first: int,
+        before: Position | None,
+    ) -> None:
+        super().__init__()
+        self.base = _PerUser(db, identities, channel)
+        self.types, self.first, self.before = types, first, before
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Page[EventRow]]:
+        by_user, refs = await self.base.refs(keys)
+        rows: list[EventRow] = []
+        for engines, channels in self.base.stores():
+            async with engines.read_sessions() as session:
+                rows += await store.events_for_refs(
+                    session,
+                    channels=channels,
+                    refs=refs,
+                    types=self.types,
+                    before=self.before,
+                    per_ref=self.first + 1,
+                )
+        by_ref = store.group_by_ref(rows)
+        pages = []
+        for uid in keys:
+            mine = sorted(
+                (e for ref in by_user[uid] for e in by_ref.get(ref, [])),
+                key=lambda e: (e.occurred_at, e.channel.value, e.id),
+                reverse=True,
+            )
+            pages.append(
+                _page(mine, self.first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id))
+            )
+        return pages
+
+
+class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
+    """The unified cart: one line per SKU, the latest change across channels wins, zero removes."""
+
+    def __init__(self, db: Database, identities: IdentitiesByUserIdLoader) -> None:
+        super().__init__()
+        self.base = _PerUser(db, identities, None)
+
+    async def batch_load_fn(self, keys: list[int]) -> list[list[CartRow]]:
+        by_user, refs = await self.base.refs(keys)
+        rows: list[CartRow] = []
+        for engines, channels in self.base.stores():
+            async with engines.read_sessions() as session:
+                rows += await store.cart_for_refs(session, channels=channels, refs=refs)
+        by_ref = store.group_by_ref(rows)
+        carts = []
+        for uid in keys:
+            latest: dict[str, CartRow] = {}
+            for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
+                held = latest.get(line.sku)
+                if held is None or (line.updated_at, line.channel.value) > (
+                    held.updated_at,
+                    held.channel.value,
+                ):
+                    latest[line.sku] = line
+            carts.append(
+                sorted(
+                    (c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True
+                )
+            )
+        return carts
+
+
+class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
+    """Weighted tags from recent behaviour, by the dictionary's interest rules, recent counting more."""
+
+    def __init__(
+        self, db: Database, identities: IdentitiesByUserIdLoader, dictionary: DataDictionary
+    ) -> None:
+        super().__init__()
+        self.base = _PerUser(db, identities, None)
+        self.dictionary = dictionary
+
+    async def batch_load_fn(self, keys: list[int]) -> list[list[Interest]]:
+        by_user, refs = await self.base.refs(keys)
+        rows: list[EventRow] = []
+        for engines, channels in self.base.stores():
+            async with engines.read_sessions() as session:
+                rows += await store.events_for_refs(
+                    session,
+                    channels=channels,
+                    refs=refs,
+                    types=None,
+                    before=None,
+                    per_ref=INTEREST_EVENTS_PER_IDENTITY,
+                )
+        by_ref = store.group_by_ref(rows)
+        now = utcnow()
+        return [self._weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now) for uid in keys]
+
+    def _weigh(self, events: Iterable[EventRow], now: datetime) -> list[Interest]:
+        scores: dict[str, float] = {}
+        for e in events:
+            age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
+            decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
+            for tag, weight in self.dictionary.interest_tags(e.type, e.properties):
+                scores[tag] = scores.get(tag, 0.0) + weight * decay
+        if not scores:
+            return []
+        top = max(scores.values())
+        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:INTEREST_TOP]
+        return [Interest(tag, round(score / top, 4)) for tag, score in ranked]

@@ -1,0 +1,89 @@
+"""Channel-data resolvers: the unified user's orders, cart, behaviour and interests; ingestion."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.auth.principal import PrincipalKind
+from app.context import RequestContext
+from app.cursors import decode_cursor
+from app.domain import Channel, UserRecord
+from app.errors import Forbidden, InvalidInput
+from app.ingest.service import Ingestor, IngestReport
+from app.stores.channel import CartRow, EventRow, OrderRow
+from loaders.channel_data import Interest, Page
+
+MAX_PAGE = 100
+
+
+def _first(first: int | None, default: int) -> int:
+    value = default if first is None else first
+    if not 0 <= value <= MAX_PAGE:
+        raise InvalidInput(f"`first` must be between 0 and {MAX_PAGE}", field="first")
+    return value
+
+
+def status_code_of(ctx: RequestContext, name: str) -> int:
+    """The dictionary's code for a standard status name."""
+    for code, known in ctx.dictionary.status_names.items():
+        if known == name:
+            return code
+    raise InvalidInput(f"unknown order status {name}", field="status")
+
+
+async def orders(
+    ctx: RequestContext,
+    user: UserRecord,
+    *,
+    channel: Channel | None,
+    status: str | None,
+    first: int | None,
+    after: str | None,
+) -> Page[OrderRow]:
+    """Orders of every channel identity of the user, newest first, keyset-paged."""
+    loader = ctx.loaders.orders_by_user_id(
+        channel=channel,
+        status_code=None if status is None else status_code_of(ctx, status),
+        first=_first(first, 20),
+        before=decode_cursor(after),
+    )
+    return await loader.load(user.id)
+
+
+async def cart(ctx: RequestContext, user: UserRecord) -> list[CartRow]:
+    return await ctx.loaders.cart_by_user_id.load(user.id)
+
+
+async def behavior(
+    ctx: RequestContext,
+    user: UserRecord,
+    *,
+    types: Sequence[str] | None,
+    channel: Channel | None,
+    first: int | None,
+    after: str | None,
+) -> Page[EventRow]:
+    """Behaviour of every channel identity of the user, newest first, keyset-paged."""
+    loader = ctx.loaders.behavior_by_user_id(
+        channel=channel,
+        types=tuple(sorted(set(types))) if types else None,
+        first=_first(first, 50),
+        before=decode_cursor(after),
+    )
+    return await loader.load(user.id)
+
+
+async def interests(ctx: RequestContext, user: UserRecord) -> list[Interest]:
+    return await ctx.loaders.interests_by_user_id.load(user.id)
+
+
+async def ingest(ctx: RequestContext, *, channel: Channel, records: Sequence[object]) -> IngestReport:
+    """Only the channel's own service ingests its records."""
+    principal = ctx.principal
+    if principal.kind is not PrincipalKind.SERVICE or principal.channel is not channel:
+        raise Forbidden(f"only the {channel.value} service key may ingest {channel.value} records")
+    report = await Ingestor(ctx.db, ctx.dictionary, ctx.settings).ingest(
+        channel, list(records), actor=principal.actor
+    )
+    ctx.refresh()
+    return report

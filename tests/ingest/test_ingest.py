@@ -1,0 +1,199 @@
+"""Ingestion over HTTP and GraphQL: accepted, duplicate, rejected (kept), order-safe, bounded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from app.db.channel_models import DeadLetter, RawRecord
+from tests.factories.auth import operator_key, service_key
+from tests.factories.channel_data import app_order, app_user, cart, ingest, mp_order, openid
+from tests.helpers import Gql
+
+ORDERS = """
+query ($identity: IdentityInput!) {
+  user(identity: $identity) {
+    id
+    orders { totalCount nodes { channel sourceId status statusCode totalCents currency placedAt updatedAt
+                                items { sku name quantity unitPriceCents } } }
+  }
+}
+"""
+INGEST = """
+mutation ($channel: Channel!, $records: [JSON!]!) {
+  ingest(channel: $channel, records: $records) { accepted duplicates rejected results { id status reason } }
+}
+"""
+
+
+@pytest.fixture
+def mp(app: FastAPI) -> str:
+    appid: str = app.state.settings.mini_program_appid
+    return appid
+
+
+async def test_mini_program_order_is_standardized_and_read_back(
+    app: FastAPI, client: httpx.AsyncClient, gql: Gql, mp: str
+) -> None:
+    key = await service_key(app, "MINI_PROGRAM")
+    report = await ingest(client, key, "MINI_PROGRAM", [mp_order("r1", openid(mp, "o-1"), order_id="MP1001")])
+    assert report == {
+        "accepted": 1,
+        "duplicates": 0,
+        "rejected": 0,
+        "results": [{"id": "r1", "status": "ACCEPTED", "reason": None}],
+    }
+    user = (await gql(ORDERS, {"identity": openid(mp, "o-1")}, token=key))["user"]
+    [order] = user["orders"]["nodes"]
+    assert user["orders"]["totalCount"] == 1
+    assert order == {
+        "channel": "MINI_PROGRAM",
+        "sourceId": "MP1001",
+        "status": "PENDING_PAYMENT",
+        "statusCode": 0,
+        "totalCents": 10000,
+        "currency": "CNY",
+        "placedAt": "2026-11-20T02:00:00+00:00",
+        "updatedAt": "2026-11-20T02:00:00+00:00",
+        "items": [{"sku": "A1", "name": "拿铁", "quantity": 2, "unitPriceCents": 5000}],
+    }
+
+
+async def test_replays_are_duplicates(app: FastAPI, client: httpx.AsyncClient, mp: str) -> None:
+    key = await service_key(app, "MINI_PROGRAM")
+    records = [
+        mp_order("r2", openid(mp, "o-2"), order_id="MP2"),
+        mp_order("r2", openid(mp, "o-2"), order_id="MP2"),
+    ]
+    first = await ingest(client, key, "MINI_PROGRAM", records)
+    assert [r["status"] for r in first["results"]] == ["ACCEPTED", "DUPLICATE"]
+    again = await ingest(client, key, "MINI_PROGRAM", records[:1])
+    assert again["duplicates"] == 1
+    async with app.state.db.read_sessions() as session:
+        stored = (await session.execute(select(RawRecord.source_id, RawRecord.payload))).all()
+    assert [(s.source_id, s.payload["data"]["orderId"]) for s in stored] == [("r2", "MP2")]
+
+
+async def test_rejected_record_is_kept_with_its_reason(
+    app: FastAPI, client: httpx.AsyncClient, mp: str
+) -> None:
+    key = await service_key(app, "MINI_PROGRAM")
+    bad = mp_order("r3", openid(mp, "o-3"), order_id="MP3", status="已退款")
+    good = mp_order("r4", openid(mp, "o-3"), order_id="MP4")
+    report = await ingest(client, key, "MINI_PROGRAM", [bad, good])
+    assert (report["accepted"], report["rejected"]) == (1, 1)
+    reason = report["results"][0]["reason"]
+    assert report["results"][0]["status"] == "REJECTED"
+    assert reason.startswith("data.status")
+    assert "已退款" in reason
+    async with app.state.db.read_sessions() as session:
+        [letter] = (await session.execute(select(DeadLetter))).scalars().all()
+    assert (letter.channel, letter.source_id, letter.reason) == ("MINI_PROGRAM", "r3", reason)
+    assert "已退款" in letter.payload
+
+
+async def test_bad_phone_identity_is_rejected_naming_the_field(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    key = await service_key(app, "APP")
+    record = app_order("r5", {"kind": "PHONE", "value": "12345"}, order_no="A-5")
+    report = await ingest(client, key, "APP", [record])
+    assert report["results"][0]["reason"].startswith("identity.value")
+
+
+async def test_an_older_status_never_overwrites_a_newer_one(
+    app: FastAPI, client: httpx.AsyncClient, gql: Gql
+) -> None:
+    key = await service_key(app, "APP")
+    who = app_user("U-6")
+    paid = app_order("r6", who, order_no="A-6", status=1, at="2026-11-20T10:05:00+08:00")
+    older = app_order("r7", who, order_no="A-6", status=0, at="2026-11-20T10:00:00+08:00")
+    await ingest(client, key, "APP", [paid])
+    await ingest(client, key, "APP", [older])
+    order = (await gql(ORDERS, {"identity": who}, token=key))["user"]["orders"]["nodes"][0]
+    assert order["status"] == "PAID"
+    shipped = app_order("r8", who, order_no="A-6", status=2, at="2026-11-20T11:00:00+08:00")
+    await ingest(client, key, "APP", [shipped])
+    order = (await gql(ORDERS, {"identity": who}, token=key))["user"]["orders"]["nodes"][0]
+    assert (order["status"], order["updatedAt"]) == ("SHIPPED", "2026-11-20T03:00:00+00:00")
+
+
+async def test_in_one_batch_the_newest_update_wins(app: FastAPI, client: httpx.AsyncClient, gql: Gql) -> None:
+    key = await service_key(app, "APP")
+    who = app_user("U-7")
+    batch = [
+        app_order("r9", who, order_no="A-7", status=3, at="2026-11-21T10:00:00+08:00"),
+        app_order("r10", who, order_no="A-7", status=1, at="2026-11-20T10:00:00+08:00"),
+    ]
+    assert (await ingest(client, key, "APP", batch))["accepted"] == 2
+    order = (await gql(ORDERS, {"identity": who}, token=key))["user"]["orders"]["nodes"][0]
+    assert order["status"] == "COMPLETED"
+
+
+async def test_ndjson_with_a_broken_line(app: FastAPI, client: httpx.AsyncClient) -> None:
+    key = await service_key(app, "APP")
+    import json
+
+    lines = [json.dumps(cart("c1", app_user("U-8"), sku="S1", quantity=1)), "{not json", ""]
+    response = await client.post(
+        "/ingest/APP",
+        content="\n".join(lines).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"},
+    )
+    report = response.json()
+    assert (report["accepted"], report["rejected"]) == (1, 1)
+    assert report["results"][1]["reason"].startswith("record: line 2 is not JSON")
+
+
+async def test_who_may_ingest(app: FastAPI, client: httpx.AsyncClient, mp: str) -> None:
+    records = [mp_order("r11", openid(mp, "o-11"), order_id="MP11")]
+
+    async def post(channel: str, key: str | None) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return await client.post(f"/ingest/{channel}", json=records, headers=headers)
+
+    assert (await post("MINI_PROGRAM", None)).status_code == 401
+    assert (await post("MINI_PROGRAM", await operator_key(app, "admin"))).status_code == 403
+    assert (await post("MINI_PROGRAM", await service_key(app, "APP"))).json()["error"]["code"] == "FORBIDDEN"
+    assert (await post("NOWHERE", await service_key(app, "APP"))).status_code == 404
+
+
+async def test_limits_are_clear(app: FastAPI, client: httpx.AsyncClient) -> None:
+    key = await service_key(app, "APP")
+    settings = app.state.settings
+    too_many = [
+        cart(f"c{i}", app_user("U-9"), sku="S", quantity=1) for i in range(settings.ingest_max_records + 1)
+    ]
+    response = await client.post("/ingest/APP", json=too_many, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "TOO_MANY_RECORDS"
+    huge = b"[" + b" " * settings.ingest_max_body_bytes + b"]"
+    response = await client.post("/ingest/APP", content=huge, headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+    response = await client.post("/ingest/APP", content=b"[{", headers={"Authorization": f"Bearer {key}"})
+    assert response.status_code == 400
+    async with app.state.db.read_sessions() as session:
+        assert len((await session.execute(select(DeadLetter))).scalars().all()) == 1
+
+
+async def test_graphql_ingest_is_the_same_door(app: FastAPI, gql: Gql, mp: str) -> None:
+    key = await service_key(app, "MINI_PROGRAM")
+    records: list[dict[str, Any]] = [
+        mp_order("g1", openid(mp, "o-g"), order_id="MPG", amount="¥88.50"),
+        mp_order("g2", openid(mp, "o-g"), order_id="MPG2", amount="abc"),
+    ]
+    report = (await gql(INGEST, {"channel": "MINI_PROGRAM", "records": records}, token=key))["ingest"]
+    assert (report["accepted"], report["rejected"]) == (1, 1)
+    assert report["results"][1]["reason"].startswith("data.amount")
+    orders = (await gql(ORDERS, {"identity": openid(mp, "o-g")}, token=key))["user"]["orders"]["nodes"]
+    assert [o["totalCents"] for o in orders] == [8850]
+    await gql.error(INGEST, {"channel": "APP", "records": records}, token=key, code="FORBIDDEN")
+    too_many = [records[0]] * (app.state.settings.ingest_max_records + 1)
+    await gql.error(
+        INGEST, {"channel": "MINI_PROGRAM", "records": too_many}, token=key, code="TOO_MANY_RECORDS"
+    )
