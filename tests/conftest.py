@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from app.cli import migrate
 from app.main import create_app
-from app.settings import Environment, Settings
+from app.settings import Environment, Settings, get_settings
 from tests.helpers import Gql
 
 T = TypeVar("T")
@@ -127,3 +127,16 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def gql(client: httpx.AsyncClient) -> Gql:
     return Gql(client)
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
+    """The `troika` command pointed, through its environment, at a fresh migrated SQLite file."""
+    db = tmp_path / "cli.db"
+    db.write_bytes(sqlite_template.read_bytes())
+    url = f"sqlite+aiosqlite:///{db}"
+    monkeypatch.setenv("TROIKA_DATABASE_URL", url)
+    monkeypatch.setenv("TROIKA_VAR_DIR", str(tmp_path / "var"))
+    get_settings.cache_clear()
+    yield url
+    get_settings.cache_clear()

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -14,7 +10,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from app.auth.keys import hash_key
 from app.cli import main
 from app.db.models import ApiKey
-from app.settings import get_settings
 
 
 async def _stored(url: str) -> list[tuple[str, str, str | None, str]]:
@@ -23,18 +18,6 @@ async def _stored(url: str) -> list[tuple[str, str, str | None, str]]:
         rows = (await conn.execute(select(ApiKey.key_hash, ApiKey.kind, ApiKey.channel, ApiKey.roles))).all()
     await engine.dispose()
     return [tuple(r) for r in rows]  # type: ignore[misc]
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, sqlite_template: Path, tmp_path: Path) -> Iterator[str]:
-    db = tmp_path / "cli.db"
-    db.write_bytes(sqlite_template.read_bytes())
-    url = f"sqlite+aiosqlite:///{db}"
-    monkeypatch.setenv("TROIKA_DATABASE_URL", url)
-    monkeypatch.setenv("TROIKA_VAR_DIR", str(tmp_path / "var"))
-    get_settings.cache_clear()
-    yield url
-    get_settings.cache_clear()
 
 
 def test_service_and_operator_keys(cli_env: str) -> None:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.db.channel_models import DeadLetter, RawRecord
+from app.db.models import Identity, User
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import app_order, app_user, cart, ingest, mp_order, openid
 from tests.helpers import Gql
@@ -136,8 +139,6 @@ async def test_in_one_batch_the_newest_update_wins(app: FastAPI, client: httpx.A
 
 async def test_ndjson_with_a_broken_line(app: FastAPI, client: httpx.AsyncClient) -> None:
     key = await service_key(app, "APP")
-    import json
-
     lines = [json.dumps(cart("c1", app_user("U-8"), sku="S1", quantity=1)), "{not json", ""]
     response = await client.post(
         "/ingest/APP",
@@ -197,3 +198,16 @@ async def test_graphql_ingest_is_the_same_door(app: FastAPI, gql: Gql, mp: str) 
     await gql.error(
         INGEST, {"channel": "MINI_PROGRAM", "records": too_many}, token=key, code="TOO_MANY_RECORDS"
     )
+
+
+async def test_racing_ingests_of_one_new_identity_make_one_user(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    key = await service_key(app, "APP")
+    who = app_user("U-race")
+    batches = [[cart(f"race{n}", who, sku=f"S{n}", quantity=1)] for n in range(6)]
+    reports = await asyncio.gather(*(ingest(client, key, "APP", b) for b in batches))
+    assert all(r["accepted"] == 1 for r in reports)
+    async with app.state.db.read_sessions() as session:
+        assert (await session.execute(select(func.count()).select_from(User))).scalar_one() == 1
+        assert (await session.execute(select(func.count()).select_from(Identity))).scalar_one() == 1
