@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import create_async_engine

@@ -33,7 +33,7 @@ UNMERGE = "mutation ($id: ID!) { unmerge(mergeId: $id) { id } }"
 
 
 async def _person(app: FastAPI, gql: Gql) -> tuple[dict[str, str], dict[str, str]]:
-    """One person: a mini program openid and an APP account, joined by a unionid and the APP's WeChat login."""
+    """One person: a mini program openid and an APP account on one user."""
     settings = app.state.settings
     token = await operator_key(app, "operator")
     mp_id = openid(settings.mini_program_appid, "o-person")
