@@ -8,7 +8,9 @@ from sqlalchemy import func, select
 
 from app.db.engine import Database
 from app.db.models import User
-from app.domain import IdentityKey, IdentityKind
+from app.domain import Channel, IdentityKey, IdentityKind
+from app.ingest.dictionary import load_dictionary
+from app.ingest.service import Ingestor
 from app.services.identity import IdentityGraph, LinkRequest
 from app.settings import Settings, get_settings
 
@@ -86,4 +88,100 @@ async def load_demo(db: Database, *, if_empty: bool, settings: Settings | None =
         created = await session.execute(
             select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
         )
-        return int(created.scalar_one())
+    await _channel_records(db, settings)
+    return int(created.scalar_one())
+
+
+TAGS = ("美食推荐", "母婴知识", "酒店优惠")
+SERVICES = ("包间预订", "儿童摄影", "行政套房")
+MP_STATUSES = ("待支付", "已支付", "已发货", "已完成", "已取消")
+
+
+def _at(day: int, hour: int) -> str:
+    return f"2026-11-{day:02d}T{hour:02d}:15:00+08:00"
+
+
+async def _channel_records(db: Database, settings: Settings) -> None:
+    """Orders, carts and behaviour in each channel's native shape, through the real ingestion path."""
+    mp, oa = settings.mini_program_appid, settings.official_account_appid
+    assert mp
+    assert oa
+    ingestor = Ingestor(db, load_dictionary(settings.data_dictionary_path), settings)
+    batches: dict[Channel, list[object]] = {c: [] for c in Channel}
+    for n in range(1, 25):
+        story = (n - 1) % 3
+        mp_who = {"kind": "OPENID", "namespace": mp, "value": _openid(mp, n)}
+        oa_who = {"kind": "OPENID", "namespace": oa, "value": _openid(oa, n)}
+        app_who = {"kind": "APP_USER_ID", "value": f"A{100000 + n}"}
+        if n <= 12:
+            # An unpaid mini program order that the APP shows too, and a paid APP order.
+            batches[Channel.MINI_PROGRAM].append(
+                _envelope(
+                    f"mp-o-{n}",
+                    "order",
+                    mp_who,
+                    _at(n, 12),
+                    {
+                        "orderId": f"MP{1000 + n}",
+                        "status": MP_STATUSES[n % 5],
+                        "amount": f"{38 + n}.50元",
+                        "items": [
+                            {
+                                "sku": f"SKU-{story}-1",
+                                "name": ("拿铁", "婴儿湿巾", "早餐券")[story],
+                                "qty": 1,
+                                "price": f"{38 + n}.50元",
+                            }
+                        ],
+                    },
+                )
+            )
+            batches[Channel.MINI_PROGRAM].append(
+                _envelope(f"mp-c-{n}", "cart", mp_who, _at(n, 13), {"sku": f"SKU-{story}-2", "quantity": 2})
+            )
+            batches[Channel.MINI_PROGRAM].append(
+                _envelope(
+                    f"mp-e-{n}",
+                    "event",
+                    mp_who,
+                    _at(n, 11),
+                    {"event": "reservation", "properties": {"service": SERVICES[story]}},
+                )
+            )
+        batches[Channel.APP].append(
+            _envelope(
+                f"app-o-{n}",
+                "order",
+                app_who,
+                _at(n, 20),
+                {
+                    "order_no": f"A-{5000 + n}",
+                    "status": 1 + n % 3,
+                    "total_fen": 9900 + 100 * n,
+                    "items": [{"sku": f"SKU-{story}-3", "quantity": 1, "price_fen": 9900 + 100 * n}],
+                },
+            )
+        )
+        batches[Channel.APP].append(
+            _envelope(f"app-c-{n}", "cart", app_who, _at(n, 21), {"sku": f"SKU-{story}-2", "quantity": 3})
+        )
+        batches[Channel.OFFICIAL_ACCOUNT].extend(
+            _envelope(
+                f"oa-e-{n}-{k}",
+                "event",
+                oa_who,
+                _at(n, 9 + k),
+                {"event": "article_read", "properties": {"tags": [TAGS[story]]}},
+            )
+            for k in range(3)
+        )
+    step = settings.ingest_max_records
+    for channel, records in batches.items():
+        for start in range(0, len(records), step):
+            await ingestor.ingest(channel, records[start : start + step], actor="demo")
+
+
+def _envelope(
+    record_id: str, kind: str, identity: dict[str, str], at: str, data: dict[str, object]
+) -> dict[str, object]:
+    return {"id": record_id, "type": kind, "identity": identity, "occurredAt": at, "data": data}

@@ -23,7 +23,14 @@ query ($first: Int!, $after: String) {
 }
 """
 BY_PHONE = """
-{ user(identity: {kind: PHONE, value: "+8613800000001"}) { id identities { kind namespace value linkedBy } } }
+{
+  user(identity: {kind: PHONE, value: "+8613800000001"}) {
+    id identities { kind namespace value linkedBy }
+    orders { totalCount nodes { channel status } }
+    cart { items { sku quantity channel } }
+    interests { tag }
+  }
+}
 """
 
 
@@ -88,5 +95,8 @@ async def test_demo_data_answers_the_readme_query(app: FastAPI, gql: Gql) -> Non
         ("OPENID", s.mini_program_appid),
         ("OPENID", s.official_account_appid),
     } <= kinds
+    assert {o["channel"] for o in user["orders"]["nodes"]} == {"MINI_PROGRAM", "APP"}
+    assert user["cart"]["items"] == [{"sku": "SKU-0-2", "quantity": 3, "channel": "APP"}]
+    assert {i["tag"] for i in user["interests"]} == {"美食推荐", "包间预订"}
     merged = (await gql(USERS, {"first": 100}, token=token))["users"]
     assert merged["totalCount"] == 36
