@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 
-from app.auth.authenticate import authenticate
+from app.auth.authenticate import Authenticator
 from app.context import RequestContext
 from app.db.engine import make_database
 from app.ingest.dictionary import load_dictionary
@@ -24,9 +24,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db = make_database(settings)
     dictionary = load_dictionary(settings.data_dictionary_path)
 
+    authenticate = Authenticator(db, settings)
+
     async def context_getter(connection: HTTPConnection) -> RequestContext:
         # Async on purpose: a sync getter would run in a worker thread on every request.
-        auth = await authenticate(connection.headers.get("authorization"), db=db, settings=settings)
+        auth = await authenticate(connection.headers.get("authorization"))
         return RequestContext(db=db, settings=settings, auth=auth, dictionary=dictionary)
 
     @asynccontextmanager
@@ -39,7 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.state.dictionary = dictionary
-    app.include_router(ingest_router(db=db, settings=settings, dictionary=dictionary))
+    app.include_router(
+        ingest_router(db=db, settings=settings, dictionary=dictionary, authenticate=authenticate)
+    )
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-import strawberry
+from graphql import GraphQLError
+from strawberry import Schema
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.entitlements import EntitlementsMutation
@@ -18,9 +21,21 @@ Mutation = merge_types(
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))
 
-schema = strawberry.Schema(
+
+class TroikaSchema(Schema):
+    """Errors are logged once, by ErrorCodes, and only the unexpected ones (with their trace id)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        return None
+
+
+schema = TroikaSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    extensions=[ErrorCodes],
+    # Clients send the same few documents over and over: parse and validate each once.
+    # The caches live at module level, shared by the per-request extension instances.
+    extensions=[ErrorCodes, lambda: ParserCache(maxsize=1024), lambda: ValidationCache(maxsize=1024)],
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.auth.keys import principal_for_key
+from cachetools import TTLCache
+
+from app.auth.keys import hash_key, principal_for_key
 from app.auth.principal import Principal, PrincipalKind
 from app.auth.tokens import verify_session
 from app.db.engine import Database
@@ -17,19 +19,40 @@ class AuthResult:
     error: str | None = None
 
 
-async def authenticate(header: str | None, *, db: Database, settings: Settings) -> AuthResult:
-    """Bearer API key (trk_…) or end-user session token; no header is an anonymous caller."""
-    if not header:
-        return AuthResult(None)
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        return AuthResult(None, "the Authorization header must be 'Bearer <key or token>'")
-    if token.startswith("trk_"):
-        async with db.read_sessions() as session:
-            principal = await principal_for_key(session, token)
-        return AuthResult(principal, None if principal else "unknown or revoked API key")
-    user_id = verify_session(token, secret=settings.secret("token_secret"))
-    if user_id is None:
-        return AuthResult(None, "invalid or expired session token")
-    return AuthResult(Principal(kind=PrincipalKind.END_USER, user_id=user_id))
+class Authenticator:
+    """Bearer API key (trk_…) or end-user session token; no header is an anonymous caller.
+
+    Live API keys are remembered for `api_key_cache_seconds` (a revoked key keeps working at most
+    that long) so a request does not pay a database round trip to say who it is.
+    """
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        ttl = settings.api_key_cache_seconds
+        self.keys: TTLCache[str, Principal] | None = TTLCache(maxsize=10_000, ttl=ttl) if ttl > 0 else None
+
+    async def __call__(self, header: str | None) -> AuthResult:
+        if not header:
+            return AuthResult(None)
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return AuthResult(None, "the Authorization header must be 'Bearer <key or token>'")
+        if token.startswith("trk_"):
+            principal = await self._key(token)
+            return AuthResult(principal, None if principal else "unknown or revoked API key")
+        user_id = verify_session(token, secret=self.settings.secret("token_secret"))
+        if user_id is None:
+            return AuthResult(None, "invalid or expired session token")
+        return AuthResult(Principal(kind=PrincipalKind.END_USER, user_id=user_id))
+
+    async def _key(self, raw: str) -> Principal | None:
+        digest = hash_key(raw)
+        if self.keys is not None and (hit := self.keys.get(digest)) is not None:
+            return hit
+        async with self.db.read_sessions() as session:
+            principal = await principal_for_key(session, raw)
+        if principal is not None and self.keys is not None:
+            self.keys[digest] = principal  # unknown keys are not remembered: nothing to fill up
+        return principal

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal, PrincipalKind, Role
@@ -65,15 +65,14 @@ async def create_key(
     return NewKey(raw, Principal(kind=kind, key_id=key_id, channel=channel, roles=roles))
 
 
+_LIVE_KEY = select(ApiKey.id, ApiKey.kind, ApiKey.channel, ApiKey.roles).where(
+    ApiKey.key_hash == bindparam("key_hash"), ApiKey.revoked_at.is_(None)
+)
+
+
 async def principal_for_key(session: AsyncSession, raw: str) -> Principal | None:
     """The principal of a live key, or None."""
-    row = (
-        await session.execute(
-            select(ApiKey.id, ApiKey.kind, ApiKey.channel, ApiKey.roles).where(
-                ApiKey.key_hash == hash_key(raw), ApiKey.revoked_at.is_(None)
-            )
-        )
-    ).first()
+    row = (await session.execute(_LIVE_KEY, {"key_hash": hash_key(raw)})).first()
     if row is None:
         return None
     return Principal(

@@ -25,7 +25,7 @@ class Engines:
 
     async def dispose(self) -> None:
         await self.write_engine.dispose()
-        if self.read_engine is not self.write_engine:
+        if self.read_engine.pool is not self.write_engine.pool:
             await self.read_engine.dispose()
 
 
@@ -90,7 +90,12 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
     """The fields of `Engines` for one database URL."""
     is_sqlite = url.startswith("sqlite")
     write_engine = make_engine(url, settings=settings, writer=True)
-    read_engine = make_engine(url, settings=settings, writer=False) if is_sqlite else write_engine
+    # PostgreSQL reads run in autocommit: no BEGIN/ROLLBACK round trips around each loader batch.
+    read_engine = (
+        make_engine(url, settings=settings, writer=False)
+        if is_sqlite
+        else write_engine.execution_options(isolation_level="AUTOCOMMIT")
+    )
     return {
         "url": url,
         "write_engine": write_engine,

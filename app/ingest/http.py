@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from app.auth.authenticate import authenticate
+from app.auth.authenticate import Authenticator
 from app.auth.principal import PrincipalKind
 from app.db.engine import Database
 from app.domain import Channel
@@ -63,7 +63,9 @@ def parse_ndjson(text: str) -> list[object]:
     return records
 
 
-def ingest_router(*, db: Database, settings: Settings, dictionary: DataDictionary) -> APIRouter:
+def ingest_router(
+    *, db: Database, settings: Settings, dictionary: DataDictionary, authenticate: Authenticator
+) -> APIRouter:
     """The REST door of ingestion; the GraphQL mutation and the CLI share its Ingestor."""
     router = APIRouter()
     ingestor = Ingestor(db, dictionary, settings)
@@ -76,7 +78,7 @@ def ingest_router(*, db: Database, settings: Settings, dictionary: DataDictionar
             return _error(
                 404, "UNKNOWN_CHANNEL", f"no channel {channel!r}; use one of {[c.value for c in Channel]}"
             )
-        auth = await authenticate(request.headers.get("authorization"), db=db, settings=settings)
+        auth = await authenticate(request.headers.get("authorization"))
         principal = auth.principal
         if principal is None:
             return _error(401, "UNAUTHENTICATED", auth.error or "send 'Authorization: Bearer <service key>'")

@@ -6,12 +6,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, func, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, func, insert, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
 from app.domain import Channel
@@ -120,11 +122,76 @@ async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, An
         await session.execute(insert(DeadLetter), list(rows))
 
 
-def _ranked(stmt: Select[Any], partition: Any, order: Sequence[Any], per_ref: int) -> Select[Any]:
+# Statements are built once per shape, with bind parameters: building and caching SQL per call
+# was a measurable share of every read.
+_REFS: BindParameter[Any] = bindparam("refs", expanding=True)
+_CHANNELS: BindParameter[Any] = bindparam("channels", expanding=True)
+
+
+def _before(at_col: Any, channel_col: Any, id_col: Any) -> Any:
+    """Strictly after the cursor in (time, channel, id) descending order."""
+    at: BindParameter[Any] = bindparam("before_at")
+    channel: BindParameter[Any] = bindparam("before_channel")
+    pk: BindParameter[Any] = bindparam("before_id")
+    return or_(
+        at_col < at, and_(at_col == at, or_(channel_col < channel, and_(channel_col == channel, id_col < pk)))
+    )
+
+
+def _ranked(stmt: Select[Any], partition: Any, order: Sequence[Any]) -> Select[Any]:
     """Keep at most `per_ref` rows per identity: bounded reads however long a history is."""
     rank = func.row_number().over(partition_by=partition, order_by=order).label("rank")
     sub = stmt.add_columns(rank).subquery()
-    return select(sub).where(sub.c.rank <= per_ref)
+    return select(sub).where(sub.c.rank <= bindparam("per_ref"))
+
+
+@lru_cache(maxsize=8)
+def _orders_stmt(with_status: bool, with_before: bool) -> Select[Any]:
+    o = ChannelOrder
+    stmt = select(o).where(o.identity_ref.in_(_REFS), o.channel.in_(_CHANNELS))
+    if with_status:
+        stmt = stmt.where(o.status_code == bindparam("status_code"))
+    if with_before:
+        stmt = stmt.where(_before(o.placed_at, o.channel, o.id))
+    return _ranked(stmt, o.identity_ref, [o.placed_at.desc(), o.channel.desc(), o.id.desc()])
+
+
+@lru_cache(maxsize=4)
+def _order_counts_stmt(with_status: bool) -> Select[str, int]:
+    o = ChannelOrder
+    stmt = select(o.identity_ref, func.count()).where(o.identity_ref.in_(_REFS), o.channel.in_(_CHANNELS))
+    if with_status:
+        stmt = stmt.where(o.status_code == bindparam("status_code"))
+    return stmt.group_by(o.identity_ref)
+
+
+@lru_cache(maxsize=8)
+def _events_stmt(with_types: bool, with_before: bool) -> Select[Any]:
+    e = ChannelEvent
+    stmt = select(e).where(e.identity_ref.in_(_REFS), e.channel.in_(_CHANNELS))
+    if with_types:
+        stmt = stmt.where(e.type.in_(bindparam("types", expanding=True)))
+    if with_before:
+        stmt = stmt.where(_before(e.occurred_at, e.channel, e.id))
+    return _ranked(stmt, e.identity_ref, [e.occurred_at.desc(), e.channel.desc(), e.id.desc()])
+
+
+_CART_STMT = select(
+    ChannelCartItem.channel,
+    ChannelCartItem.identity_ref,
+    ChannelCartItem.sku,
+    ChannelCartItem.quantity,
+    ChannelCartItem.updated_at,
+).where(ChannelCartItem.identity_ref.in_(_REFS), ChannelCartItem.channel.in_(_CHANNELS))
+
+
+def _params(
+    refs: Sequence[str], channels: Sequence[Channel], before: tuple[datetime, str, int] | None, **more: Any
+) -> dict[str, Any]:
+    params = {"refs": list(refs), "channels": [c.value for c in channels], **more}
+    if before is not None:
+        params.update(before_at=before[0], before_channel=before[1], before_id=before[2])
+    return params
 
 
 async def orders_for_refs(
@@ -139,32 +206,10 @@ async def orders_for_refs(
     """The newest orders of each identity in these channels, at most `per_ref` each."""
     if not refs or not channels:
         return []
-    stmt = select(ChannelOrder).where(
-        ChannelOrder.identity_ref.in_(refs), ChannelOrder.channel.in_([c.value for c in channels])
-    )
+    params = _params(refs, channels, before, per_ref=per_ref)
     if status_code is not None:
-        stmt = stmt.where(ChannelOrder.status_code == status_code)
-    if before is not None:
-        at, channel, pk = before
-        stmt = stmt.where(
-            or_(
-                ChannelOrder.placed_at < at,
-                and_(
-                    ChannelOrder.placed_at == at,
-                    or_(
-                        ChannelOrder.channel < channel,
-                        and_(ChannelOrder.channel == channel, ChannelOrder.id < pk),
-                    ),
-                ),
-            )
-        )
-    ranked = _ranked(
-        stmt,
-        ChannelOrder.identity_ref,
-        [ChannelOrder.placed_at.desc(), ChannelOrder.channel.desc(), ChannelOrder.id.desc()],
-        per_ref,
-    )
-    rows = (await session.execute(ranked)).all()
+        params["status_code"] = status_code
+    rows = (await session.execute(_orders_stmt(status_code is not None, before is not None), params)).all()
     return [
         OrderRow(
             id=r.id,
@@ -188,14 +233,11 @@ async def order_counts(
     """How many orders each identity has in these channels."""
     if not refs or not channels:
         return {}
-    stmt = (
-        select(ChannelOrder.identity_ref, func.count())
-        .where(ChannelOrder.identity_ref.in_(refs), ChannelOrder.channel.in_([c.value for c in channels]))
-        .group_by(ChannelOrder.identity_ref)
-    )
+    params = _params(refs, channels, None)
     if status_code is not None:
-        stmt = stmt.where(ChannelOrder.status_code == status_code)
-    return {ref: int(n) for ref, n in (await session.execute(stmt)).all()}
+        params["status_code"] = status_code
+    rows = (await session.execute(_order_counts_stmt(status_code is not None), params)).all()
+    return {ref: int(n) for ref, n in rows}
 
 
 async def cart_for_refs(
@@ -204,17 +246,8 @@ async def cart_for_refs(
     """Every cart line (removals included) of these identities."""
     if not refs or not channels:
         return []
-    stmt = select(
-        ChannelCartItem.channel,
-        ChannelCartItem.identity_ref,
-        ChannelCartItem.sku,
-        ChannelCartItem.quantity,
-        ChannelCartItem.updated_at,
-    ).where(ChannelCartItem.identity_ref.in_(refs), ChannelCartItem.channel.in_([c.value for c in channels]))
-    return [
-        CartRow(Channel(r.channel), r.identity_ref, r.sku, r.quantity, r.updated_at)
-        for r in (await session.execute(stmt)).all()
-    ]
+    rows = (await session.execute(_CART_STMT, _params(refs, channels, None))).all()
+    return [CartRow(Channel(r.channel), r.identity_ref, r.sku, r.quantity, r.updated_at) for r in rows]
 
 
 async def events_for_refs(
@@ -229,31 +262,10 @@ async def events_for_refs(
     """The newest events of each identity, at most `per_ref` each."""
     if not refs or not channels:
         return []
-    stmt = select(ChannelEvent).where(
-        ChannelEvent.identity_ref.in_(refs), ChannelEvent.channel.in_([c.value for c in channels])
-    )
+    params = _params(refs, channels, before, per_ref=per_ref)
     if types:
-        stmt = stmt.where(ChannelEvent.type.in_(list(types)))
-    if before is not None:
-        at, channel, pk = before
-        stmt = stmt.where(
-            or_(
-                ChannelEvent.occurred_at < at,
-                and_(
-                    ChannelEvent.occurred_at == at,
-                    or_(
-                        ChannelEvent.channel < channel,
-                        and_(ChannelEvent.channel == channel, ChannelEvent.id < pk),
-                    ),
-                ),
-            )
-        )
-    ranked = _ranked(
-        stmt,
-        ChannelEvent.identity_ref,
-        [ChannelEvent.occurred_at.desc(), ChannelEvent.channel.desc(), ChannelEvent.id.desc()],
-        per_ref,
-    )
+        params["types"] = list(types)
+    rows = (await session.execute(_events_stmt(bool(types), before is not None), params)).all()
     return [
         EventRow(
             id=r.id,
@@ -263,7 +275,7 @@ async def events_for_refs(
             occurred_at=r.occurred_at,
             properties=r.properties,
         )
-        for r in (await session.execute(ranked)).all()
+        for r in rows
     ]
 
 

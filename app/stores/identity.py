@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -60,10 +60,25 @@ def _merge(m: Merge) -> MergeRecord:
     )
 
 
+_USERS_BY_IDS = select(User.id, User.created_at, User.merged_into_id).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+
 async def resolve_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, UserRecord]:
-    """Map each id to the active user it resolves to, following merges, in one statement."""
+    """Map each id to the active user it resolves to: one plain read, then merges followed if any."""
     if not ids:
         return {}
+    rows = (await session.execute(_USERS_BY_IDS, {"ids": list(set(ids))})).all()
+    found = {r.id: UserRecord(id=r.id, created_at=r.created_at) for r in rows if r.merged_into_id is None}
+    absorbed = [r.id for r in rows if r.merged_into_id is not None]
+    if absorbed:
+        found.update(await _follow_merges(session, absorbed))
+    return found
+
+
+async def _follow_merges(session: AsyncSession, ids: Sequence[int]) -> dict[int, UserRecord]:
+    """Each absorbed id to the end of its merge chain, in one recursive statement."""
     start = (
         select(
             User.id.label("start_id"),
@@ -89,6 +104,13 @@ async def resolve_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, 
     return {r.start_id: UserRecord(id=r.id, created_at=r.created_at) for r in rows}
 
 
+_IDENTITIES_BY_USER_IDS = (
+    select(*_IDENTITY_COLUMNS)
+    .where(Identity.user_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Identity.user_id, Identity.linked_at, Identity.id)
+)
+
+
 async def identities_by_user_ids(
     session: AsyncSession, user_ids: Sequence[int]
 ) -> dict[int, list[IdentityRecord]]:
@@ -96,12 +118,7 @@ async def identities_by_user_ids(
     out: dict[int, list[IdentityRecord]] = defaultdict(list)
     if not user_ids:
         return out
-    stmt = (
-        select(*_IDENTITY_COLUMNS)
-        .where(Identity.user_id.in_(set(user_ids)))
-        .order_by(Identity.user_id, Identity.linked_at, Identity.id)
-    )
-    for row in (await session.execute(stmt)).all():
+    for row in (await session.execute(_IDENTITIES_BY_USER_IDS, {"ids": list(set(user_ids))})).all():
         rec = _identity(row)
         out[rec.user_id].append(rec)
     return out

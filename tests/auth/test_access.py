@@ -108,3 +108,18 @@ async def test_end_users_do_not_see_the_history(app: FastAPI, gql: Gql) -> None:
     admin = await operator_key(app, "operator")
     mine = await new_user(gql, admin, phone="+8613800138205")
     await gql.error("{ me { identityHistory { action } } }", token=user_token(app, mine), code="FORBIDDEN")
+
+
+async def test_live_keys_are_remembered_unknown_ones_are_not(app: FastAPI, gql: Gql) -> None:
+    from tests.identity.test_users import count_statements
+
+    viewer = await operator_key(app, "viewer")
+    with count_statements(app) as first:
+        await gql(ME, token=viewer)
+    with count_statements(app) as second:
+        await gql(ME, token=viewer)
+    assert (len(first), len(second)) == (1, 0), (first, second)
+    for _ in range(2):
+        with count_statements(app) as unknown:
+            await gql.error(ME, token="trk_op_unknown", code="UNAUTHENTICATED")
+        assert len(unknown) == 1

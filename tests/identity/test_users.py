@@ -37,7 +37,11 @@ BY_PHONE = """
 @contextmanager
 def count_statements(app: FastAPI) -> Iterator[list[str]]:
     statements: list[str] = []
-    engines = {app.state.db.read_engine.sync_engine, app.state.db.write_engine.sync_engine}
+    engines = set()
+    for group in (app.state.db, *(s.engines for s in app.state.db.stores)):
+        engines.add(group.write_engine.sync_engine)
+        if group.read_engine.pool is not group.write_engine.pool:  # else an option view of the writer
+            engines.add(group.read_engine.sync_engine)
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
