@@ -19,13 +19,24 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.cli import migrate
 from app.db.engine import make_engine
 from app.db.models import Identity, Merge, MergeIdentity, User
+from app.domain import Channel
 from app.settings import Environment, Settings
+from bench import channel_data as ch
 
 BATCH = 5_000
 # A fixed clock keeps a seed's dataset identical between runs.
 EPOCH_END = datetime(2026, 11, 1, tzinfo=UTC)
 SPAN = timedelta(days=730)
 PROVENANCE = {"rule": "bench", "source": "bench generator", "actor": "bench"}
+
+
+@dataclass(frozen=True)
+class ChannelVolume:
+    """Mean channel-store rows per active user (0 skips that table)."""
+
+    orders: int = 10
+    cart_items: int = 2
+    events: int = 50
 
 
 @dataclass
@@ -135,8 +146,30 @@ async def _insert(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]])
         await conn.execute(insert(table), rows[i : i + BATCH])
 
 
-async def write(settings: Settings, data: Dataset) -> None:
+async def write_channels(
+    conn: AsyncConnection, settings: Settings, data: Dataset, volume: ChannelVolume, seed: int
+) -> dict[str, int]:
+    """Stream the channel-store rows into their tables; returns the rows written per table."""
+    users = ch.refs_by_user(
+        data.identities, settings.mini_program_appid or "", settings.official_account_appid or ""
+    )
+    plan = (
+        ("ch_orders", ch.ORDER_COLUMNS, ch.orders(users, volume.orders, seed, EPOCH_END)),
+        ("ch_cart_items", ch.CART_COLUMNS, ch.cart_items(users, volume.cart_items, seed, EPOCH_END)),
+        ("ch_events", ch.EVENT_COLUMNS, ch.events(users, volume.events, seed, EPOCH_END)),
+    )
+    written: dict[str, int] = {}
+    for table, columns, rows in plan:
+        t0 = time.perf_counter()
+        written[table] = await ch.copy_rows(conn, table, columns, rows)
+        print(f"  {table}: {written[table]} rows in {time.perf_counter() - t0:.1f}s", flush=True)
+    return written
+
+
+async def write(settings: Settings, data: Dataset, volume: ChannelVolume, seed: int) -> dict[str, int]:
     """Write the dataset in one transaction into an empty, migrated database."""
+    if any(settings.channel_database_url(c) != settings.database_url for c in Channel):
+        raise SystemExit("refusing: the generator writes channel stores only into the hub's database")
     engine = make_engine(settings.database_url, settings=settings, writer=True)
     try:
         async with engine.begin() as conn:
@@ -152,10 +185,12 @@ async def write(settings: Settings, data: Dataset) -> None:
                 for table in ("users", "identities", "merges"):
                     seq = f"pg_get_serial_sequence('{table}', 'id')"
                     await conn.execute(text(f"SELECT setval({seq}, (SELECT max(id) FROM {table}))"))
+            written = await write_channels(conn, settings, data, volume, seed)
         async with engine.begin() as conn:
             await conn.execute(text("ANALYZE"))  # fresh planner statistics, as a live database would have
     finally:
         await engine.dispose()
+    return written
 
 
 def main() -> None:
@@ -165,16 +200,24 @@ def main() -> None:
     parser.add_argument("--users", type=int, required=True, help="user rows, absorbed ones included")
     parser.add_argument("--share", type=float, default=0.3, help="fraction of users merged into another")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--orders-per-user", type=int, default=10, help="mean channel orders per active user")
+    parser.add_argument("--cart-per-user", type=int, default=2, help="mean cart lines per active user")
+    parser.add_argument(
+        "--events-per-user", type=int, default=50, help="mean behaviour events per active user"
+    )
     args = parser.parse_args()
     if args.users < 1 or not 0 <= args.share < 1:
         parser.error("--users must be >= 1 and --share in [0, 1)")
+    volume = ChannelVolume(args.orders_per_user, args.cart_per_user, args.events_per_user)
+    if not (0 <= volume.orders <= 1000 and 0 <= volume.cart_items <= 50 and 0 <= volume.events <= 10_000):
+        parser.error("--orders-per-user 0..1000, --cart-per-user 0..50, --events-per-user 0..10000")
     settings = bench_settings(args.database_url)
     t0 = time.perf_counter()
     migrate(settings)  # alembic runs its own event loop, so this stays outside asyncio.run
     t1 = time.perf_counter()
     data = build(args.users, args.share, args.seed, settings)
     t2 = time.perf_counter()
-    asyncio.run(write(settings, data))
+    written = asyncio.run(write(settings, data, volume, args.seed))
     t3 = time.perf_counter()
     kinds: dict[str, int] = {}
     for row in data.identities:
@@ -187,7 +230,9 @@ def main() -> None:
     for name, count in sorted(kinds.items()):
         print(f"  {name}: {count} ({count / active:.0%} of active users)")
     print(f"merges: {len(data.merges)}, merge_identities: {len(data.merge_identities)}")
-    print(f"rows written: {total}")
+    for table, count in written.items():
+        print(f"{table}: {count} ({count / active:.1f} per active user)")
+    print(f"rows written: {total + sum(written.values())}")
     print(f"time: migrate {t1 - t0:.1f}s, build {t2 - t1:.1f}s, write {t3 - t2:.1f}s, total {t3 - t0:.1f}s")
 
 
