@@ -46,6 +46,8 @@ class IdentityKey:
 class UserRecord:
     id: int
     created_at: datetime
+    # The data version as read (None: reached through a merge, or not read); app/services/changes.py.
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -40,6 +41,8 @@ class User(Base):
     merged_into_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("users.id"), nullable=True, index=True
     )
+    # Bumped in the transaction of every change to what the user's view shows (app/services/changes.py).
+    data_version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
 
 
 class Identity(Base):

@@ -16,6 +16,7 @@ from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
+from app.services.changes import Topic, users_changed
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
 from app.stores import channel as store
@@ -111,14 +112,18 @@ class Ingestor:
         # Link first: a record is only reported once its identity resolves to a user. When the
         # store lives in the hub's database, both happen in one transaction.
         async with self.db.write_sessions() as hub, hub.begin():
-            await IdentityGraph(hub).ensure_users(
+            owners = await IdentityGraph(hub).ensure_users(
                 [key for _, _, key in valid], actor=actor, rule="ingested", source=f"{channel.value} record"
             )
             if store_db.shares_hub:
                 new_ids = await self._store(hub, channel, valid, dead, now)
+                await _changed(hub, owners, valid, new_ids)
         if not store_db.shares_hub:
             async with store_db.engines.write_sessions() as session, session.begin():
                 new_ids = await self._store(session, channel, valid, dead, now)
+            # After the store's commit, so a reader that sees the new version sees the new rows.
+            async with self.db.write_sessions() as hub, hub.begin():
+                await _changed(hub, owners, valid, new_ids)
         for i, rec, _key in valid:
             status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
             outcomes[i] = RecordOutcome(rec.source_id, status)
@@ -181,6 +186,25 @@ class Ingestor:
             ],
         )
         return new_ids
+
+
+_TOPICS = {StdOrder: Topic.ORDER, StdCart: Topic.CART, StdEvent: Topic.BEHAVIOR}
+
+
+async def _changed(
+    hub: AsyncSession,
+    owners: dict[IdentityKey, int],
+    valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+    new_ids: set[str],
+) -> None:
+    """The users whose view the stored records changed."""
+    fresh = [(rec, key) for _, rec, key in valid if rec.source_id in new_ids]
+    if fresh:
+        await users_changed(
+            hub,
+            {owners[key] for _, key in fresh if key in owners},
+            topics={_TOPICS[type(rec.payload)] for rec, _ in fresh},
+        )
 
 
 def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from app.domain import (
 )
 from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
 from app.phones import mask_phone, normalize_phone
+from app.services.changes import Topic, users_changed
 from app.stores import identity as store
 
 MAX_ATTEMPTS = 3
@@ -122,6 +123,8 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
+        if merges or new_keys:
+            await users_changed(s, [u.id for u in users], topics=[Topic.IDENTITY])
         return LinkOutcome(user=survivor, merges=merges, dry_run=False)
 
     async def ensure_users(
@@ -160,6 +163,7 @@ class IdentityGraph:
             await store.add_edges(s, inserted, action="link", at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
             await store.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+            await users_changed(s, claimed, topics=[Topic.IDENTITY])
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
@@ -184,6 +188,7 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
+        await users_changed(self.session, [user.id], topics=[Topic.IDENTITY])
         return LinkOutcome(user=user, merges=(), dry_run=False)
 
     async def _merge(
@@ -227,6 +232,7 @@ class IdentityGraph:
             )
         await store.delete_identity(s, held.id)
         await store.add_edge(s, action="unlink", user_id=user.id, identity=held, at=utcnow(), actor=actor)
+        await users_changed(s, [user.id], topics=[Topic.IDENTITY])
         return user
 
     async def unmerge(self, *, merge_id: int, actor: str) -> tuple[UserRecord, UserRecord]:
@@ -256,6 +262,7 @@ class IdentityGraph:
                 merge_id=merge_id,
             )
         await store.mark_merge_undone(s, merge_id, at=at, actor=actor)
+        await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.IDENTITY])
         return survivor, absorbed
 
 

@@ -60,17 +60,24 @@ def _merge(m: Merge) -> MergeRecord:
     )
 
 
-_USERS_BY_IDS = select(User.id, User.created_at, User.merged_into_id).where(
+_USERS_BY_IDS = select(User.id, User.created_at, User.merged_into_id, User.data_version).where(
     User.id.in_(bindparam("ids", expanding=True))
 )
 
 
 async def resolve_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, UserRecord]:
-    """Map each id to the active user it resolves to: one plain read, then merges followed if any."""
+    """Map each id to the active user it resolves to: one plain read, then merges followed if any.
+
+    An active user's record carries its data version; one reached through a merge carries none.
+    """
     if not ids:
         return {}
     rows = (await session.execute(_USERS_BY_IDS, {"ids": list(set(ids))})).all()
-    found = {r.id: UserRecord(id=r.id, created_at=r.created_at) for r in rows if r.merged_into_id is None}
+    found = {
+        r.id: UserRecord(id=r.id, created_at=r.created_at, version=r.data_version)
+        for r in rows
+        if r.merged_into_id is None
+    }
     absorbed = [r.id for r in rows if r.merged_into_id is not None]
     if absorbed:
         found.update(await _follow_merges(session, absorbed))
@@ -411,6 +418,31 @@ async def active_users_page(session: AsyncSession, *, first: int, after_id: int 
         stmt = stmt.where(User.id > after_id)
     rows = (await session.execute(stmt.order_by(User.id).limit(first + 1))).all()
     return [UserRecord(id=r.id, created_at=r.created_at) for r in rows]
+
+
+async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
+    """Advance the data version of these users, locking their rows in id order (no deadlocks)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return
+    locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
+    await session.execute(
+        update(User)
+        .where(User.id.in_(locked.scalar_subquery()))
+        .values(data_version=User.data_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+_VERSIONS = select(User.id, User.data_version, User.merged_into_id).where(
+    User.id.in_(bindparam("ids", expanding=True))
+)
+
+
+async def user_versions(session: AsyncSession, ids: Iterable[int]) -> dict[int, int]:
+    """The data version of each of these users that is still active (absorbed ones are left out)."""
+    rows = (await session.execute(_VERSIONS, {"ids": list(set(ids))})).all()
+    return {r.id: r.data_version for r in rows if r.merged_into_id is None}
 
 
 async def count_active_users(session: AsyncSession) -> int:
