@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.fastapi import BaseContext
@@ -11,6 +12,7 @@ from strawberry.fastapi import BaseContext
 from app.auth.authenticate import AuthResult
 from app.auth.principal import Principal
 from app.db.engine import Database
+from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
@@ -29,6 +31,29 @@ class RequestContext(BaseContext):
         self.auth = auth
         self.dictionary = dictionary
         self.loaders = Loaders(db, dictionary)
+        # What a cached copy of this response would depend on (app/response_cache.py): the users
+        # read with their data versions (None once anything uncacheable was read), and a time
+        # after which the answer changes by itself (a membership expiring).
+        self.versions: dict[int, int] | None = {}
+        self.valid_until: datetime | None = None
+
+    def depends_on(self, user: UserRecord | None) -> None:
+        """The response shows this user: a cached copy lives only while its version stands."""
+        if self.versions is None:
+            return
+        if user is None or user.version is None:
+            self.versions = None
+        else:
+            self.versions[user.id] = user.version
+
+    def uncacheable(self) -> None:
+        """The response depends on more than the users' versions: never serve it from a cache."""
+        self.versions = None
+
+    def expires(self, at: datetime) -> None:
+        """The response changes by itself at `at` (e.g. a membership ends): cache it no longer."""
+        if self.valid_until is None or at < self.valid_until:
+            self.valid_until = at
 
     @property
     def principal(self) -> Principal:
