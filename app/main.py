@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 from strawberry.fastapi import GraphQLRouter
 
-from app.auth.authenticate import Authenticator
+from app.auth.authenticate import Authenticator, AuthResult
 from app.context import RequestContext
 from app.db.engine import make_database
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
+from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
 from app.settings import Settings, get_settings
+from app.stores.identity import user_versions
 from graphql_schema.schema import schema
 
 
@@ -28,8 +30,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def context_getter(connection: HTTPConnection) -> RequestContext:
         # Async on purpose: a sync getter would run in a worker thread on every request.
-        auth = await authenticate(connection.headers.get("authorization"))
-        return RequestContext(db=db, settings=settings, auth=auth, dictionary=dictionary)
+        auth = connection.scope.get(SCOPE_AUTH)  # already known when the response cache ran
+        if not isinstance(auth, AuthResult):
+            auth = await authenticate(connection.headers.get("authorization"))
+        ctx = RequestContext(db=db, settings=settings, auth=auth, dictionary=dictionary)
+        connection.scope[SCOPE_CONTEXT] = ctx
+        return ctx
+
+    async def versions_of(user_ids: Iterable[int]) -> dict[int, int]:
+        async with db.read_sessions() as session:
+            return await user_versions(session, user_ids)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -38,6 +48,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="Troika", lifespan=lifespan)
     app.include_router(GraphQLRouter(schema, context_getter=context_getter), prefix="/graphql")
+    cache = None
+    if settings.response_cache_bytes > 0:
+        cache = ResponseCache(
+            max_bytes=settings.response_cache_bytes,
+            ttl=settings.response_cache_seconds,
+            versions_of=versions_of,
+        )
+        app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
+    app.state.response_cache = cache
     app.state.db = db
     app.state.settings = settings
     app.state.dictionary = dictionary

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = 15_000
     data_dictionary_path: Path | None = None
     api_key_cache_seconds: float = 30.0
+    # Per-user response cache (app/response_cache.py): its size in bytes (0 turns it off) and
+    # the longest an entry lives even when no version moved.
+    response_cache_bytes: int = 64 * 1024 * 1024
+    response_cache_seconds: float = 300.0
     ingest_max_records: int = 5_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
 

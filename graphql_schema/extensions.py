@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 
-from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
+from strawberry.extensions import MaskErrors, SchemaExtension
 
+from app.context import RequestContext
 from app.errors import DomainError
 
 log = logging.getLogger("troika.graphql")
@@ -52,3 +54,31 @@ class ErrorCodes(MaskErrors):
             original_error=original if isinstance(original, DomainError) else None,
             extensions=extensions,
         )
+
+
+# Root fields whose answer is one user's view, so that user's data version covers it.
+PER_USER_ROOTS = frozenset({"user", "me", "__typename"})
+
+
+class CacheableQuery(SchemaExtension):
+    """Tells the response cache which answers it may keep: error-free queries of per-user roots."""
+
+    def on_execute(self) -> Iterator[None]:
+        yield
+        ec = self.execution_context
+        ctx = ec.context
+        if not isinstance(ctx, RequestContext) or ctx.versions is None:
+            return
+        result = ec.result
+        operation = get_operation_ast(ec.graphql_document, ec.operation_name) if ec.graphql_document else None
+        if (
+            result is None
+            or result.errors
+            or operation is None
+            or operation.operation is not OperationType.QUERY
+            or not all(
+                isinstance(sel, FieldNode) and sel.name.value in PER_USER_ROOTS
+                for sel in operation.selection_set.selections
+            )
+        ):
+            ctx.uncacheable()

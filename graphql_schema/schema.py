@@ -10,7 +10,7 @@ from strawberry.types import ExecutionContext
 
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.entitlements import EntitlementsMutation
-from graphql_schema.extensions import ErrorCodes
+from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.wechat import WechatMutation
@@ -37,5 +37,10 @@ schema = TroikaSchema(
     subscription=Subscription,
     # Clients send the same few documents over and over: parse and validate each once.
     # The caches live at module level, shared by the per-request extension instances.
-    extensions=[ErrorCodes, lambda: ParserCache(maxsize=1024), lambda: ValidationCache(maxsize=1024)],
+    extensions=[
+        ErrorCodes,
+        CacheableQuery,
+        lambda: ParserCache(maxsize=1024),
+        lambda: ValidationCache(maxsize=1024),
+    ],
 )

@@ -89,8 +89,11 @@ async def me(ctx: RequestContext) -> UserRecord | None:
     """Only an end user has a `me`; absorbed ids resolve to the survivor."""
     principal = ctx.principal
     if principal.kind is not PrincipalKind.END_USER or principal.user_id is None:
+        ctx.uncacheable()
         return None
-    return await ctx.loaders.user_by_id.load(principal.user_id)
+    found = await ctx.loaders.user_by_id.load(principal.user_id)
+    ctx.depends_on(found)
+    return found
 
 
 async def user(
@@ -104,8 +107,10 @@ async def user(
         raise InvalidInput("give exactly one of `id` and `identity`")
     if user_id is not None:
         found = await ctx.loaders.user_by_id.load(parse_id(user_id))
+        ctx.depends_on(found)
     else:
         assert identity is not None
+        ctx.uncacheable()  # who owns an identity is not part of any one user's version
         key = key_of(ctx, *identity)
         async with ctx.read() as session:
             owner = (await store.identities_by_keys(session, [key])).get(key)

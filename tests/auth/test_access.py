@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.identity import LINK, link, new_user
 from tests.helpers import Gql
+from tests.sql import count_statements
 
 ME = "{ me { id phone identities { kind value } } }"
 USER = "query ($id: ID!) { user(id: $id) { id phone identities { kind value } } }"
@@ -111,7 +112,6 @@ async def test_end_users_do_not_see_the_history(app: FastAPI, gql: Gql) -> None:
 
 
 async def test_live_keys_are_remembered_unknown_ones_are_not(app: FastAPI, gql: Gql) -> None:
-    from tests.identity.test_users import count_statements
 
     viewer = await operator_key(app, "viewer")
     with count_statements(app) as first:

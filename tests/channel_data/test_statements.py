@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import cart, event, ingest, mp_order, openid
 from tests.helpers import Gql
-from tests.identity.test_users import count_statements
+from tests.sql import count_statements
 
 USERS = """
 query ($first: Int!) {

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from app.demo import load_demo
 from tests.factories.auth import operator_key
 from tests.factories.identity import link, new_user
 from tests.helpers import Gql
+from tests.sql import count_statements
 
 USERS = """
 query ($first: Int!, $after: String) {
@@ -32,28 +28,6 @@ BY_PHONE = """
   }
 }
 """
-
-
-@contextmanager
-def count_statements(app: FastAPI) -> Iterator[list[str]]:
-    statements: list[str] = []
-    engines = set()
-    for group in (app.state.db, *(s.engines for s in app.state.db.stores)):
-        engines.add(group.write_engine.sync_engine)
-        if group.read_engine.pool is not group.write_engine.pool:  # else an option view of the writer
-            engines.add(group.read_engine.sync_engine)
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
-            statements.append(statement)
-
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", record)
 
 
 async def test_users_pages_by_id(app: FastAPI, gql: Gql) -> None:

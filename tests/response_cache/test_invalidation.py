@@ -1,0 +1,188 @@
+"""Every change to what a user's view shows invalidates its cached responses, whoever makes it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from graphql import build_schema
+
+from app.main import create_app
+from app.settings import Settings
+from graphql_schema.schema import schema
+from tests.factories.auth import operator_key, service_key
+from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
+from tests.factories.identity import link, new_user
+from tests.helpers import Gql
+from tests.identity.test_merge import UNLINK, UNMERGE
+from tests.sql import count_statements
+
+VIEW = """
+query ($id: ID!) {
+  user(id: $id) {
+    id
+    identities { kind value }
+    orders { totalCount nodes { sourceId status } }
+    cart { items { sku quantity } }
+    behavior { nodes { type } }
+  }
+}
+"""
+INGEST = "mutation ($r: [JSON!]!) { ingest(channel: APP, records: $r) { accepted } }"
+
+
+@dataclass
+class World:
+    """One user holding an APP account and a phone, and the keys to change them."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    gql: Gql
+    admin: str
+    service: str
+    user_id: str
+
+
+Change = Callable[[World], Awaitable[None]]
+
+
+async def _link_identity(w: World) -> None:
+    await link(w.gql, w.admin, kind="EXTERNAL", namespace="qq", value="qq-1", user_id=w.user_id)
+
+
+async def _merge(w: World) -> None:
+    """Another user, with a mini-program order, turns out to be the same person."""
+    mp = w.app.state.settings.mini_program_appid
+    other = (await link(w.gql, w.admin, kind="OPENID", namespace=mp, value="o-cache"))["user"]["id"]
+    mp_key = await service_key(w.app, "MINI_PROGRAM")
+    await ingest(w.client, mp_key, "MINI_PROGRAM", [mp_order("m-1", openid(mp, "o-cache"), order_id="MP-1")])
+    merged = await link(w.gql, w.admin, kind="OPENID", namespace=mp, value="o-cache", user_id=w.user_id)
+    assert merged["merge"]["absorbedId"] == other
+
+
+async def _unlink(w: World) -> None:
+    await w.gql(
+        UNLINK, {"userId": w.user_id, "identity": {"kind": "PHONE", "value": "+8613800139001"}}, token=w.admin
+    )
+
+
+async def _unmerge(w: World) -> None:
+    edges = await w.gql(
+        "query ($id: ID!) { user(id: $id) { identityHistory { action mergeId } } }",
+        {"id": w.user_id},
+        token=w.admin,
+    )
+    merge_id = next(e["mergeId"] for e in edges["user"]["identityHistory"] if e["action"] == "merge")
+    await w.gql(UNMERGE, {"id": merge_id}, token=w.admin)
+
+
+async def _ingest_order(w: World) -> None:
+    await ingest(w.client, w.service, "APP", [app_order("o-2", app_user("cache-1"), order_no="A-2")])
+
+
+async def _order_status(w: World) -> None:
+    newer = app_order("o-1b", app_user("cache-1"), order_no="A-1", status=3, at="2026-11-21T10:00:00+08:00")
+    await ingest(w.client, w.service, "APP", [newer])
+
+
+async def _ingest_cart(w: World) -> None:
+    await ingest(w.client, w.service, "APP", [cart("c-1", app_user("cache-1"), sku="B2", quantity=3)])
+
+
+async def _ingest_event(w: World) -> None:
+    await ingest(w.client, w.service, "APP", [event("e-1", app_user("cache-1"), name="page_view")])
+
+
+async def _ingest_mutation(w: World) -> None:
+    records = [app_order("o-3", app_user("cache-1"), order_no="A-3")]
+    assert (await w.gql(INGEST, {"r": records}, token=w.service))["ingest"]["accepted"] == 1
+
+
+# name -> (what to do before the view is cached, the change that must invalidate it)
+CHANGES: dict[str, tuple[Change | None, Change]] = {
+    "linkIdentity": (None, _link_identity),
+    "linkIdentity (merge)": (None, _merge),
+    "unlinkIdentity": (None, _unlink),
+    "unmerge": (_merge, _unmerge),
+    "POST /ingest order": (None, _ingest_order),
+    "POST /ingest newer order status": (None, _order_status),
+    "POST /ingest cart": (None, _ingest_cart),
+    "POST /ingest event": (None, _ingest_event),
+    "ingest mutation": (None, _ingest_mutation),
+}
+
+# Mutations that cannot change a user's view yet (they answer NOT_IMPLEMENTED); each must move to
+# CHANGES, with a change function, the day it is built.
+NOT_BUILT_YET = {"wechatLogin", "requestPhoneCode", "bindPhone", "setConsent"}
+
+
+def test_every_mutation_has_an_invalidation_test() -> None:
+    """A new mutation cannot ship without a proof that it invalidates what it changes."""
+    mutation_type = build_schema(schema.as_str()).mutation_type
+    assert mutation_type is not None
+    mutations = set(mutation_type.fields)
+    covered = {name.split(" ")[0] for name in CHANGES} | NOT_BUILT_YET
+    assert mutations - covered == set(), "add a change to CHANGES for each new mutation"
+
+
+async def world(app: FastAPI, client: httpx.AsyncClient, gql: Gql) -> World:
+    admin = await operator_key(app, "admin", "pii_reader")
+    service = await service_key(app, "APP")
+    user_id = await new_user(gql, admin, phone="+8613800139001")
+    await link(gql, admin, kind="APP_USER_ID", value="cache-1", user_id=user_id)
+    await ingest(client, service, "APP", [app_order("o-1", app_user("cache-1"), order_no="A-1")])
+    return World(app, client, gql, admin, service, user_id)
+
+
+async def cached_view(w: World) -> dict[str, Any]:
+    """Read the view twice: the second answer must come from the cache (one version check)."""
+    first = await w.gql(VIEW, {"id": w.user_id}, token=w.admin)
+    with count_statements(w.app) as statements:
+        second = await w.gql(VIEW, {"id": w.user_id}, token=w.admin)
+    assert len(statements) == 1, statements
+    assert "data_version" in statements[0]
+    assert second == first
+    return second
+
+
+@pytest.mark.parametrize("name", list(CHANGES))
+async def test_a_change_invalidates_the_cached_view(
+    app: FastAPI, client: httpx.AsyncClient, gql: Gql, name: str
+) -> None:
+    w = await world(app, client, gql)
+    prepare, change = CHANGES[name]
+    if prepare is not None:
+        await prepare(w)
+    before = await cached_view(w)
+    await change(w)
+    after = await gql(VIEW, {"id": w.user_id}, token=w.admin)
+    assert after != before, f"{name} left the cached answer in place"
+    # What the cache now serves is what a cold read computes.
+    cold_app = create_app(app.state.settings.model_copy(update={"response_cache_bytes": 0}))
+    try:
+        transport = httpx.ASGITransport(app=cold_app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as cold:
+            assert await Gql(cold)(VIEW, {"id": w.user_id}, token=w.admin) == after
+    finally:
+        await cold_app.state.db.dispose()
+    assert await cached_view(w) == after
+
+
+async def test_a_change_made_through_another_instance_invalidates_too(
+    app: FastAPI, client: httpx.AsyncClient, gql: Gql, settings: Settings
+) -> None:
+    w = await world(app, client, gql)
+    before = await cached_view(w)
+    other = create_app(settings)
+    try:
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as second:
+            await ingest(second, w.service, "APP", [app_order("o-9", app_user("cache-1"), order_no="A-9")])
+    finally:
+        await other.state.db.dispose()
+    after = await gql(VIEW, {"id": w.user_id}, token=w.admin)
+    assert after["user"]["orders"]["totalCount"] == before["user"]["orders"]["totalCount"] + 1

@@ -1,0 +1,32 @@
+"""Counting the SQL a request runs: the proof that reads are batched (and cache hits are cheap)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import event
+
+
+@contextmanager
+def count_statements(app: FastAPI) -> Iterator[list[str]]:
+    statements: list[str] = []
+    engines = set()
+    for group in (app.state.db, *(s.engines for s in app.state.db.stores)):
+        engines.add(group.write_engine.sync_engine)
+        if group.read_engine.pool is not group.write_engine.pool:  # else an option view of the writer
+            engines.add(group.read_engine.sync_engine)
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
+            statements.append(statement)
+
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
