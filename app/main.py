@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -16,7 +16,7 @@ from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
 from app.settings import Settings, get_settings
-from app.stores.identity import user_versions
+from app.stores.versions import VersionReader
 from graphql_schema.schema import schema
 
 
@@ -37,10 +37,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         connection.scope[SCOPE_CONTEXT] = ctx
         return ctx
 
-    async def versions_of(user_ids: Iterable[int]) -> dict[int, int]:
-        async with db.read_sessions() as session:
-            return await user_versions(session, user_ids)
-
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -53,8 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache = ResponseCache(
             max_bytes=settings.response_cache_bytes,
             ttl=settings.response_cache_seconds,
-            versions_of=versions_of,
+            versions_of=VersionReader(db),
         )
+        db.on_dispose.append(cache.versions_of.close)
         app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
     app.state.response_cache = cache
     app.state.db = db

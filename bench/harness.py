@@ -206,9 +206,11 @@ def percentile(sorted_values: list[float], p: float) -> float:
 
 def all_engines(db: Database) -> list[Engine]:
     """Every distinct sync engine of the hub and its channel stores."""
-    engines = [db.read_engine, db.write_engine]
-    for store in db.stores:
-        engines += [store.engines.read_engine, store.engines.write_engine]
+    engines = []
+    for group in (db, *(store.engines for store in db.stores)):
+        engines.append(group.write_engine)
+        if group.read_engine.pool is not group.write_engine.pool:  # else an option view of the writer
+            engines.append(group.read_engine)
     return list({id(e.sync_engine): e.sync_engine for e in engines}.values())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 
 import httpx
@@ -15,7 +16,7 @@ from app.db.engine import make_database
 from app.db.models import User
 from app.main import create_app
 from app.settings import Settings
-from bench import harness
+from bench import harness, wrk
 from bench.generate import bench_settings
 
 QUERIES = {
@@ -65,8 +66,11 @@ def problem_of(resp: httpx.Response) -> str:
 
 
 async def count_statements(settings: Settings, key: str, query: str, user_id: int) -> tuple[list[str], str]:
-    """Send the query in-process (after one warm-up) and return its SQL statements and the answer."""
-    app = create_app(settings)
+    """Send the query in-process (after one warm-up) and return its SQL statements and the answer.
+
+    The response cache is off here: these are the statements of a miss (a hit runs one).
+    """
+    app = create_app(settings.model_copy(update={"response_cache_bytes": 0}))
     db = app.state.db
     body = {"query": query, "variables": {"id": str(user_id)}}
     headers = {"Authorization": f"Bearer {key}"}
@@ -106,6 +110,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--access-log", action="store_true", help="keep uvicorn's access log on")
+    parser.add_argument(
+        "--driver",
+        choices=["wrk", "httpx"],
+        default="wrk" if wrk.available() else "httpx",
+        help="load generator: wrk (C, cheap; the default when installed) or httpx clients in this process",
+    )
+    parser.add_argument("--users", type=int, default=1000, help="how many random active users to ask for")
+    parser.add_argument("--no-cache", action="store_true", help="turn the server's response cache off")
     args = parser.parse_args()
     if not (1 <= args.concurrency <= 1024 and 0 < args.seconds <= 600 and 0 <= args.warmup <= 60):
         parser.error("--concurrency 1..1024, --seconds 0..600, --warmup 0..60")
@@ -114,7 +126,9 @@ def main() -> None:
     query = QUERIES[args.query]
     settings = bench_settings(args.database_url)
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    key, ids = asyncio.run(prepare(settings))
+    if args.no_cache:
+        os.environ["TROIKA_RESPONSE_CACHE_BYTES"] = "0"
+    key, ids = asyncio.run(prepare(settings, args.users))
     statements, answer = asyncio.run(count_statements(settings, key, query, ids[0]))
     print(f"query: {args.query}; statements per request: {len(statements)}")
     for s in statements:
@@ -126,22 +140,59 @@ def main() -> None:
     step = make_step(query, ids)
     proc = harness.start_server(settings, args.port, args.workers, log_path, access_log=args.access_log)
     pg = not settings.is_sqlite
+
+    def drive(seconds: float) -> harness.Run | wrk.WrkRun:
+        if args.driver == "wrk":
+            return wrk.run(
+                base,
+                query=query,
+                key=key,
+                ids=ids,
+                connections=args.concurrency,
+                seconds=seconds,
+                script_dir=settings.var_dir,
+            )
+        return asyncio.run(harness.load(base, headers, step, args.concurrency, seconds))
+
     try:
         asyncio.run(harness.wait_healthy(proc, base))
         if args.warmup:
-            asyncio.run(harness.load(base, headers, step, args.concurrency, args.warmup))
-        run, cpu = harness.measure_cpu(
-            proc.pid,
-            lambda: asyncio.run(harness.load(base, headers, step, args.concurrency, args.seconds)),
-            postgres=pg,
-        )
+            drive(args.warmup)
+        run, cpu = harness.measure_cpu(proc.pid, lambda: drive(args.seconds), postgres=pg)
     finally:
         harness.stop_server(proc)
+    access = "on" if args.access_log else "off"
+    cache = "off" if args.no_cache else "on"
+    print(
+        f"server: uvicorn, {args.workers} worker(s), access log {access}, response cache {cache}, "
+        f"log {log_path}; driver {args.driver}, {args.concurrency} connections, {len(ids)} users"
+    )
+    if isinstance(run, wrk.WrkRun):
+        report_wrk(run, cpu, pg=pg)
+        return
     if not run.latencies:
         raise SystemExit("no request completed")
-    access = "on" if args.access_log else "off"
-    print(f"server: uvicorn, {args.workers} worker(s), access log {access}, log {log_path}")
     harness.report(run, cpu, unit="request", per=len(run.latencies), pg=pg)
+
+
+def report_wrk(run: wrk.WrkRun, cpu: harness.Cpu, *, pg: bool) -> None:
+    """The same lines as harness.report, from wrk's summary."""
+    n = max(run.requests, 1)
+    print(f"requests: {run.requests} in {run.seconds:.1f}s, errors: {run.bad + run.socket_errors}")
+    if run.first:
+        print(f"first error: {run.first}")
+    print(f"req/s: {run.requests / run.seconds:.0f}; cache hits: {100 * run.hits / n:.1f}%")
+    print(
+        f"latency ms: p50 {run.p50:.1f}  p90 {run.p90:.1f}  p95 {run.p95:.1f}  p99 {run.p99:.1f}  "
+        f"max {run.max:.1f}"
+    )
+    busy = ", ".join(f"{pid}: {sec:.1f}s" for pid, sec in cpu.server.items() if sec >= 0.05)
+    print(f"server CPU per process: {busy}")
+    line = f"CPU ms per request: server {1000 * sum(cpu.server.values()) / n:.3f}"
+    if pg:
+        line += f", postgres {1000 * cpu.postgres / n:.3f}"
+    print(f"{line}, load generator (wrk) {1000 * run.own_cpu / n:.3f}")
+    print(f"machine CPU busy: {100 * cpu.machine_busy:.0f}% of {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

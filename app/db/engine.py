@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -43,11 +44,15 @@ class Database(Engines):
     """The hub store, plus the channel stores (each distinct database once)."""
 
     stores: tuple[ChannelStore, ...] = ()
+    # Closed with the engines: other connection pools on this database (the version reader's).
+    on_dispose: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def store_for(self, channel: Channel) -> ChannelStore:
         return next(s for s in self.stores if channel in s.channels)
 
     async def dispose(self) -> None:
+        for close in self.on_dispose:
+            await close()
         for store in self.stores:
             if not store.shares_hub:
                 await store.engines.dispose()
