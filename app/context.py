@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
-from strawberry.fastapi import BaseContext
 
 from app.auth.authenticate import AuthResult
 from app.auth.principal import Principal
@@ -19,13 +18,12 @@ from app.settings import Settings
 from loaders import Loaders
 
 
-class RequestContext(BaseContext):
+class RequestContext:
     """Built once per HTTP request; loaders are rebuilt after each committed write."""
 
     def __init__(
         self, *, db: Database, settings: Settings, auth: AuthResult, dictionary: DataDictionary
     ) -> None:
-        super().__init__()
         self.db = db
         self.settings = settings
         self.auth = auth
