@@ -90,7 +90,7 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
         counts: dict[str, int] = {}
         for engines, channels in self.base.stores():
             async with engines.read_sessions() as session:
-                rows += await store.orders_for_refs(
+                found, found_counts = await store.orders_for_refs(
                     session,
                     channels=channels,
                     refs=refs,
@@ -98,11 +98,12 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
                     before=self.before,
                     per_ref=self.first + 1,
                 )
-                for ref, n in (
-                    await store.order_counts(
+                rows += found
+                if found_counts is None:
+                    found_counts = await store.order_counts(
                         session, channels=channels, refs=refs, status_code=self.status_code
                     )
-                ).items():
+                for ref, n in found_counts.items():
                     counts[ref] = counts.get(ref, 0) + n
         by_ref = store.group_by_ref(rows)
         pages = []

@@ -138,10 +138,16 @@ def _before(at_col: Any, channel_col: Any, id_col: Any) -> Any:
     )
 
 
-def _ranked(stmt: Select[Any], partition: Any, order: Sequence[Any]) -> Select[Any]:
-    """Keep at most `per_ref` rows per identity: bounded reads however long a history is."""
+def _ranked(stmt: Select[Any], partition: Any, order: Sequence[Any], *, counted: bool = False) -> Select[Any]:
+    """Keep at most `per_ref` rows per identity: bounded reads however long a history is.
+
+    `counted` adds each identity's number of matching rows (before the cut) as `ref_total`.
+    """
     rank = func.row_number().over(partition_by=partition, order_by=order).label("rank")
-    sub = stmt.add_columns(rank).subquery()
+    stmt = stmt.add_columns(rank)
+    if counted:
+        stmt = stmt.add_columns(func.count().over(partition_by=partition).label("ref_total"))
+    sub = stmt.subquery()
     return select(sub).where(sub.c.rank <= bindparam("per_ref"))
 
 
@@ -153,7 +159,9 @@ def _orders_stmt(with_status: bool, with_before: bool) -> Select[Any]:
         stmt = stmt.where(o.status_code == bindparam("status_code"))
     if with_before:
         stmt = stmt.where(_before(o.placed_at, o.channel, o.id))
-    return _ranked(stmt, o.identity_ref, [o.placed_at.desc(), o.channel.desc(), o.id.desc()])
+    # The first page counts in the same statement; past a cursor the count needs its own.
+    order = [o.placed_at.desc(), o.channel.desc(), o.id.desc()]
+    return _ranked(stmt, o.identity_ref, order, counted=not with_before)
 
 
 @lru_cache(maxsize=4)
@@ -202,14 +210,18 @@ async def orders_for_refs(
     status_code: int | None,
     before: tuple[datetime, str, int] | None,
     per_ref: int,
-) -> list[OrderRow]:
-    """The newest orders of each identity in these channels, at most `per_ref` each."""
+) -> tuple[list[OrderRow], dict[str, int] | None]:
+    """The newest orders of each identity in these channels, at most `per_ref` each.
+
+    Without a cursor, also how many orders each identity has (else None: see `order_counts`).
+    """
     if not refs or not channels:
-        return []
+        return [], {}
     params = _params(refs, channels, before, per_ref=per_ref)
     if status_code is not None:
         params["status_code"] = status_code
     rows = (await session.execute(_orders_stmt(status_code is not None, before is not None), params)).all()
+    counts = None if before is not None else {r.identity_ref: int(r.ref_total) for r in rows}
     return [
         OrderRow(
             id=r.id,
@@ -224,7 +236,7 @@ async def orders_for_refs(
             updated_at=r.updated_at,
         )
         for r in rows
-    ]
+    ], counts
 
 
 async def order_counts(
