@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -31,6 +32,10 @@ class GraphQLApp(GraphQL[RequestContext, None]):
     ) -> None:
         super().__init__(schema, allow_queries_via_get=False)
         self.db, self.settings, self.dictionary, self.authenticate = db, settings, dictionary, authenticate
+
+    def encode_json(self, data: object) -> bytes:
+        # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
