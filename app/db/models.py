@@ -127,3 +127,18 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100), nullable=False, default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class Change(Base):
+    """The outbox: one row per (user, topic) changed, written in the change's own transaction.
+
+    `id` is the feed's cursor: gap-free and in commit order, because writers take one lock to
+    append (see app/stores/changes.py), so a reader that has seen cursor N has seen all before it.
+    """
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    user_id: Mapped[int] = mapped_column(BigId, nullable=False)
+    topic: Mapped[str] = mapped_column(String(16), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)

@@ -16,7 +16,7 @@ from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
-from app.services.changes import Topic, users_changed
+from app.services.changes import Topic, record_changes
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
 from app.stores import channel as store
@@ -197,14 +197,15 @@ async def _changed(
     valid: Sequence[tuple[int, StdRecord, IdentityKey]],
     new_ids: set[str],
 ) -> None:
-    """The users whose view the stored records changed."""
-    fresh = [(rec, key) for _, rec, key in valid if rec.source_id in new_ids]
-    if fresh:
-        await users_changed(
-            hub,
-            {owners[key] for _, key in fresh if key in owners},
-            topics={_TOPICS[type(rec.payload)] for rec, _ in fresh},
-        )
+    """The users whose view the stored records changed, and how."""
+    await record_changes(
+        hub,
+        [
+            (owners[key], _TOPICS[type(rec.payload)])
+            for _, rec, key in valid
+            if rec.source_id in new_ids and key in owners
+        ],
+    )
 
 
 def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:

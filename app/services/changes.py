@@ -2,32 +2,79 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
+from app.db.types import utcnow
+from app.stores import changes as outbox
 from app.stores import identity as store
+
+_PENDING = "troika.pending_changes"
+_RECORDED = "troika.changes_recorded"
+# Session info key of the callables to call after a commit that appended to the outbox
+# (the change feed's doorbell); write sessionmakers carry the list (app/db/engine.py).
+ON_COMMITTED = "troika.on_changes_committed"
 
 
 class Topic(StrEnum):
-    """What changed; subscriptions (issue 5) will filter on it."""
+    """What changed, as the change feed names it."""
 
-    IDENTITY = "identity"
-    ORDER = "order"
-    CART = "cart"
-    BEHAVIOR = "behavior"
-    CONSENT = "consent"
-    MEMBERSHIP = "membership"
-    ROLE = "role"
+    IDENTITY = "IDENTITY"
+    MERGE = "MERGE"
+    CONSENT = "CONSENT"
+    MEMBERSHIP = "MEMBERSHIP"
+    ROLE = "ROLE"
+    ORDER = "ORDER"
+    CART = "CART"
+    BEHAVIOR = "BEHAVIOR"
+
+
+async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Topic]]) -> None:
+    """Bump the users' data versions now, and append (user, topic) rows to the outbox at commit.
+
+    Call it in the same hub transaction as the change, or, for a channel store in another
+    database, right after that store's commit: a reader that sees the new version (the response
+    cache) or the outbox row (the change feed) must also see the new data. The outbox append
+    waits for the commit so that its global lock is held only for the last moment of a
+    transaction; a change undone by a rolled-back savepoint may still announce itself (a
+    harmless extra event: listeners re-read the user).
+    """
+    wanted = sorted(set(changes))
+    if not wanted:
+        return
+    await store.bump_versions(session, {user_id for user_id, _ in wanted})
+    session.info.setdefault(_PENDING, set()).update((u, t.value) for u, t in wanted)
 
 
 async def users_changed(session: AsyncSession, user_ids: Iterable[int], *, topics: Iterable[Topic]) -> None:
-    """Bump the users' data versions (the response cache checks them before serving a hit).
+    """Every one of `topics` changed for every one of `user_ids`."""
+    topic_list = list(topics)
+    await record_changes(session, [(u, t) for u in set(user_ids) for t in topic_list])
 
-    Call it in the same hub transaction as the change, or, for a channel store in another
-    database, right after that store's commit: a reader that sees the new version must also
-    see the new data. The outbox of the sync feed belongs here too.
-    """
-    del topics  # recorded by the outbox once it exists; versions do not depend on the topic
-    await store.bump_versions(session, user_ids)
+
+@event.listens_for(Session, "before_commit")
+def _append_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        outbox.append(session, sorted(pending), at=utcnow())
+        session.info[_RECORDED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _ring(session: Session) -> None:
+    if session.info.pop(_RECORDED, False):
+        hooks: list[Callable[[], Any]] = session.info.get(ON_COMMITTED, [])
+        for hook in hooks:
+            hook()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:  # the whole transaction is over: committed (and rung) or not
+        session.info.pop(_PENDING, None)
+        session.info.pop(_RECORDED, None)

@@ -123,8 +123,10 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
-        if merges or new_keys:
-            await users_changed(s, [u.id for u in users], topics=[Topic.IDENTITY])
+        if merges:
+            await users_changed(s, [u.id for u in users], topics=[Topic.MERGE])
+        if new_keys:
+            await users_changed(s, [survivor.id], topics=[Topic.IDENTITY])
         return LinkOutcome(user=survivor, merges=merges, dry_run=False)
 
     async def ensure_users(
@@ -262,7 +264,7 @@ class IdentityGraph:
                 merge_id=merge_id,
             )
         await store.mark_merge_undone(s, merge_id, at=at, actor=actor)
-        await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.IDENTITY])
+        await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE])
         return survivor, absorbed
 
 

@@ -1,0 +1,80 @@
+"""SQL for the outbox: append in commit order, read after a cursor, prune by age."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.orm import Session
+
+from app.db.models import Change
+
+# Any constant works: it only has to be the same for every writer of the outbox.
+_APPEND_LOCK = 0x7472_6F69_6B61  # "troika"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRow:
+    cursor: int
+    user_id: int
+    topic: str
+    at: datetime
+
+
+def append(session: Session, changes: Sequence[tuple[int, str]], *, at: datetime) -> list[int]:
+    """Append (user_id, topic) rows as the transaction's last statements; returns their cursors.
+
+    Synchronous on purpose: it runs in the session's before-commit hook. On PostgreSQL it first
+    takes an advisory lock held until the commit, so appends happen one transaction at a time:
+    a later cursor is always committed later, and numbering from max + 1 leaves no gaps (a
+    rolled-back append frees its numbers for the next). SQLite writers are serial already.
+    """
+    if not changes:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+    last = session.execute(select(func.coalesce(func.max(Change.id), 0))).scalar_one()
+    cursors = list(range(last + 1, last + 1 + len(changes)))
+    session.execute(
+        insert(Change),
+        [
+            {"id": c, "user_id": user_id, "topic": topic, "at": at}
+            for c, (user_id, topic) in zip(cursors, changes, strict=True)
+        ],
+    )
+    return cursors
+
+
+_AFTER = (
+    select(Change.id, Change.user_id, Change.topic, Change.at)
+    .where(Change.id > bindparam("after"))
+    .order_by(Change.id)
+    .limit(bindparam("limit"))
+)
+
+
+async def after(conn: AsyncConnection | AsyncSession, cursor: int, *, limit: int) -> list[ChangeRow]:
+    """Committed changes after `cursor`, oldest first, at most `limit`."""
+    rows = (await conn.execute(_AFTER, {"after": cursor, "limit": limit})).all()
+    return [ChangeRow(r.id, r.user_id, r.topic, r.at) for r in rows]
+
+
+async def last_cursor(conn: AsyncConnection | AsyncSession) -> int:
+    """The newest cursor (0 for an empty outbox)."""
+    return int((await conn.execute(select(func.coalesce(func.max(Change.id), 0)))).scalar_one())
+
+
+async def first_cursor(conn: AsyncConnection | AsyncSession) -> int | None:
+    """The oldest cursor still kept, or None when nothing is."""
+    value = (await conn.execute(select(func.min(Change.id)))).scalar_one()
+    return None if value is None else int(value)
+
+
+async def prune(session: AsyncSession, *, older_than: datetime) -> int:
+    """Drop rows older than the retention, always keeping the newest (it numbers the next)."""
+    newest = await last_cursor(session)
+    result = await session.execute(delete(Change).where(Change.at < older_than, Change.id < newest))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
