@@ -16,8 +16,8 @@ from app.stores import identity as store
 
 _PENDING = "troika.pending_changes"
 _RECORDED = "troika.changes_recorded"
-# Session info key of the callables to call after a commit that appended to the outbox
-# (the change feed's doorbell); write sessionmakers carry the list (app/db/engine.py).
+# Session info key of the callables to call with the newest cursor after a commit that appended
+# to the outbox (the change feed's doorbell); the app puts them on its write sessionmakers.
 ON_COMMITTED = "troika.on_changes_committed"
 
 
@@ -61,16 +61,16 @@ async def users_changed(session: AsyncSession, user_ids: Iterable[int], *, topic
 def _append_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending:
-        outbox.append(session, sorted(pending), at=utcnow())
-        session.info[_RECORDED] = True
+        session.info[_RECORDED] = outbox.append(session, sorted(pending), at=utcnow())[-1]
 
 
 @event.listens_for(Session, "after_commit")
 def _ring(session: Session) -> None:
-    if session.info.pop(_RECORDED, False):
-        hooks: list[Callable[[], Any]] = session.info.get(ON_COMMITTED, [])
+    cursor = session.info.pop(_RECORDED, None)
+    if cursor is not None:
+        hooks: list[Callable[[int], Any]] = session.info.get(ON_COMMITTED, [])
         for hook in hooks:
-            hook()
+            hook(cursor)
 
 
 @event.listens_for(Session, "after_transaction_end")

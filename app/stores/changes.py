@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -54,11 +54,18 @@ _AFTER = (
     .order_by(Change.id)
     .limit(bindparam("limit"))
 )
+_AFTER_FOR_USERS = _AFTER.where(Change.user_id.in_(bindparam("user_ids", expanding=True)))
 
 
-async def after(conn: AsyncConnection | AsyncSession, cursor: int, *, limit: int) -> list[ChangeRow]:
-    """Committed changes after `cursor`, oldest first, at most `limit`."""
-    rows = (await conn.execute(_AFTER, {"after": cursor, "limit": limit})).all()
+async def after(
+    conn: AsyncConnection | AsyncSession, cursor: int, *, limit: int, user_ids: Iterable[int] | None = None
+) -> list[ChangeRow]:
+    """Committed changes after `cursor` (of these users only, if given), oldest first, at most `limit`."""
+    if user_ids is None:
+        rows = (await conn.execute(_AFTER, {"after": cursor, "limit": limit})).all()
+    else:
+        params = {"after": cursor, "limit": limit, "user_ids": list(user_ids)}
+        rows = (await conn.execute(_AFTER_FOR_USERS, params)).all() if params["user_ids"] else []
     return [ChangeRow(r.id, r.user_id, r.topic, r.at) for r in rows]
 
 
