@@ -12,6 +12,7 @@ from strawberry.fastapi import GraphQLRouter
 from app.auth.authenticate import Authenticator
 from app.context import RequestContext
 from app.db.engine import make_database
+from app.entitlements.catalogue import catalogue_for
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.settings import Settings, get_settings
@@ -21,6 +22,7 @@ from graphql_schema.schema import schema
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings`; engines are created here and disposed on shutdown."""
     settings = settings or get_settings()
+    catalogue_for(settings)  # a broken tier or role catalogue fails here, not on a request
     db = make_database(settings)
     dictionary = load_dictionary(settings.data_dictionary_path)
 
