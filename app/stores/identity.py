@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import CTE
 
 from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
 from app.domain import (
@@ -129,6 +130,16 @@ async def identities_by_user_ids(
         rec = _identity(row)
         out[rec.user_id].append(rec)
     return out
+
+
+def merge_cluster(root_ids: Iterable[int]) -> CTE:
+    """(root_id, id): each root and every user merged into it, directly or along a chain."""
+    start = (
+        select(User.id.label("root_id"), User.id.label("id"))
+        .where(User.id.in_(set(root_ids)))
+        .cte("cluster", recursive=True)
+    )
+    return start.union_all(select(start.c.root_id, User.id).join(User, User.merged_into_id == start.c.id))
 
 
 async def history_by_user_ids(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, list[EdgeRecord]]:
