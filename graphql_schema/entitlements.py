@@ -30,7 +30,6 @@ class Benefit:
 
 @strawberry.type(description="A membership: opened in one channel, valid in all.")
 class Membership:
-    record: strawberry.Private[MembershipRecord]
     person_id: strawberry.Private[int]
     tier: str = strawberry.field(description="Tier, e.g. PLATINUM.")
     since: datetime = strawberry.field(description="When the membership began (UTC).")
@@ -44,7 +43,6 @@ class Membership:
     @classmethod
     def of(cls, m: MembershipRecord, person_id: int) -> Membership:
         return cls(
-            record=m,
             person_id=person_id,
             tier=m.tier,
             since=m.since,

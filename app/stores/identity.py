@@ -147,12 +147,7 @@ async def history_by_user_ids(session: AsyncSession, user_ids: Sequence[int]) ->
     out: dict[int, list[EdgeRecord]] = defaultdict(list)
     if not user_ids:
         return out
-    start = (
-        select(User.id.label("root_id"), User.id.label("id"))
-        .where(User.id.in_(set(user_ids)))
-        .cte("cluster", recursive=True)
-    )
-    members = start.union_all(select(start.c.root_id, User.id).join(User, User.merged_into_id == start.c.id))
+    members = merge_cluster(user_ids)
     stmt = (
         select(members.c.root_id, IdentityEdge)
         .join(IdentityEdge, IdentityEdge.user_id == members.c.id)
