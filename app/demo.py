@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
 from app.db.models import User
+from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind
+from app.entitlements.catalogue import catalogue_for
+from app.entitlements.records import ConsentChange, Purpose
 from app.ingest.dictionary import load_dictionary
 from app.ingest.service import Ingestor
+from app.services.consents import ConsentLedger
 from app.services.identity import IdentityGraph, LinkRequest
+from app.services.memberships import Memberships
+from app.services.roles import StaffRoles
 from app.settings import Settings, get_settings
+from app.stores import identity as identity_store
 
 STORIES = (
     "restaurant chain: reads 美食推荐 in the official account, orders in the mini program, "
@@ -45,7 +54,7 @@ async def _link(
 
 
 async def load_demo(db: Database, *, if_empty: bool, settings: Settings | None = None) -> int:
-    """Load 36 people; returns how many users were created (0 if kept)."""
+    """Load 36 people and a staff member; returns how many users were created (0 if kept)."""
     settings = settings or get_settings()
     mp, oa, app = settings.mini_program_appid, settings.official_account_appid, settings.app_wechat_appid
     assert mp
@@ -85,11 +94,68 @@ async def load_demo(db: Database, *, if_empty: bool, settings: Settings | None =
                 # An openid of an appid no channel is configured for: kept, with no channel.
                 other_app = IdentityKey(IdentityKind.OPENID, "wx00000partnerapp", _openid("partner", n))
                 await _link(graph, [other_app], "partner mini program")
+        await _staff(graph, mp, settings)
+        await _permissions(session, settings)
         created = await session.execute(
             select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
         )
     await _channel_records(db, settings)
     return int(created.scalar_one())
+
+
+STAFF_PHONE = IdentityKey(IdentityKind.PHONE, "", "+8613900000099")
+POLICY = "2026-11"
+
+
+async def _staff(graph: IdentityGraph, mp: str, settings: Settings) -> None:
+    """A store order manager who signs in to the mini program and to the APP: two accounts, one phone."""
+    in_mp = await _link(graph, [IdentityKey(IdentityKind.OPENID, mp, _openid(mp, 99))], "staff: mini program")
+    in_app = await _link(graph, [IdentityKey(IdentityKind.APP_USER_ID, "", "S-0001")], "staff: APP sign-up")
+    await _link(graph, [STAFF_PHONE], "staff phone verified by SMS", in_app)
+    await _link(graph, [STAFF_PHONE], "staff phone, mini program phone code", in_mp)
+
+
+def _consent(
+    purpose: Purpose, granted: bool, source: Channel, channel: Channel | None = None
+) -> list[ConsentChange]:
+    return [ConsentChange(purpose, channel, granted, source, POLICY)]
+
+
+async def _permissions(session: AsyncSession, settings: Settings) -> None:
+    """Consents, memberships and points for the people in every channel; roles for the staff member."""
+    owners = await identity_store.identities_by_keys(
+        session, [_phone(n) for n in range(1, 25)] + [STAFF_PHONE]
+    )
+    ledger = ConsentLedger(session)
+    memberships = Memberships(session, catalogue_for(settings))
+    mp, oa, app = Channel.MINI_PROGRAM, Channel.OFFICIAL_ACCOUNT, Channel.APP
+    for n in range(1, 25):
+        user_id = owners[_phone(n)].user_id
+        changes = _consent(Purpose.PUSH, True, mp, mp) + _consent(Purpose.PERSONALIZATION, n % 2 == 1, mp)
+        await ledger.set(user_id, changes, actor="demo")
+        await ledger.set(user_id, _consent(Purpose.MARKETING, True, app), actor="demo")  # every channel
+        if n % 4 == 1:  # then withdrawn in the official account: withdrawn everywhere
+            await ledger.set(user_id, _consent(Purpose.MARKETING, False, oa, oa), actor="demo")
+        if n % 3 == 0:
+            await ledger.set(user_id, _consent(Purpose.PUSH, False, app, app), actor="demo")
+        await ledger.set(user_id, _consent(Purpose.LOCATION, n % 5 != 0, app), actor="demo")
+        story = (n - 1) % 3
+        if story == 2:  # the hotel chain: PLATINUM in the APP
+            await memberships.grant(
+                user_id, tier="PLATINUM", source_channel=app, expires_at=None, actor="demo"
+            )
+        elif n <= 12:
+            tier, channel = ("GOLD", mp) if story == 0 else ("SILVER", app)
+            ends = utcnow() + timedelta(days=365)
+            await memberships.grant(user_id, tier=tier, source_channel=channel, expires_at=ends, actor="demo")
+        reason = "demo: points of past orders"
+        await memberships.adjust_points(
+            user_id, delta=100 * n, reason=reason, source_channel=app, actor="demo"
+        )
+    staff = owners[STAFF_PHONE].user_id
+    roles = StaffRoles(session, catalogue_for(settings))
+    await roles.grant(staff, role="store_order_manager", scope="store:12", actor="demo")
+    await roles.grant(staff, role="customer_service", scope=None, actor="demo")
 
 
 TAGS = ("美食推荐", "母婴知识", "酒店优惠")

@@ -16,6 +16,7 @@ from strawberry.asgi import GraphQL
 from app.auth.authenticate import Authenticator, AuthResult
 from app.context import RequestContext
 from app.db.engine import Database, make_database
+from app.entitlements.catalogue import catalogue_for
 from app.ingest.dictionary import DataDictionary, load_dictionary
 from app.ingest.http import ingest_router
 from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
@@ -51,6 +52,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings`; engines are created here and disposed on shutdown."""
     settings = settings or get_settings()
+    catalogue_for(settings)  # a broken tier or role catalogue fails here, not on a request
     db = make_database(settings)
     dictionary = load_dictionary(settings.data_dictionary_path)
 

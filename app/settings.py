@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     app_wechat_appid: str | None = None
     sqlite_busy_timeout_ms: int = 15_000
     data_dictionary_path: Path | None = None
+    tier_catalogue_path: Path | None = None
+    role_catalogue_path: Path | None = None
     api_key_cache_seconds: float = 30.0
     # Per-user response cache (app/response_cache.py): its size in bytes (0 turns it off) and
     # the longest an entry lives even when no version moved.

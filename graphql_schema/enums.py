@@ -7,10 +7,12 @@ from enum import Enum
 import strawberry
 
 from app.domain import Channel, IdentityKind
+from app.entitlements.records import Purpose
 
 # Registered in place, so the domain's enums are the GraphQL enums.
 strawberry.enum(Channel, description="A channel of the company: mini program, official account, APP.")
 strawberry.enum(IdentityKind, description="The kinds of identity the graph links.")
+strawberry.enum(Purpose, description="What a consent is for.")
 
 __all__ = ["Channel", "IdentityKind", "OrderStatus", "Purpose"]
 
@@ -22,12 +24,3 @@ class OrderStatus(Enum):
     SHIPPED = "SHIPPED"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
-
-
-@strawberry.enum(description="What a consent is for.")
-class Purpose(Enum):
-    LOCATION = "LOCATION"
-    PUSH = "PUSH"
-    MARKETING = "MARKETING"
-    LOCAL_STORAGE = "LOCAL_STORAGE"
-    PERSONALIZATION = "PERSONALIZATION"

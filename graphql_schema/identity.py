@@ -11,11 +11,12 @@ from strawberry.types import Info
 from app.context import RequestContext
 from app.domain import LinkOutcome, MergeRecord, UserRecord
 from graphql_schema.channel_data import BehaviorConnection, Cart, Interest, OrderConnection
-from graphql_schema.common import PageInfo, not_yet
-from graphql_schema.entitlements import Benefit, Consent, Membership, RoleGrant
+from graphql_schema.common import PageInfo
+from graphql_schema.entitlements import Benefit, Consent, ConsentEntry, Membership, RoleGrant
 from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose
 from graphql_schema.permissions import AUTHENTICATED
 from resolvers import channel_data as resolve_data
+from resolvers import entitlements as resolve_rights
 from resolvers import identity as resolve
 from resolvers.identity import EdgeView, IdentityView, UserPage
 
@@ -150,25 +151,53 @@ class User:
     async def cart(self, info: Ctx) -> Cart:
         return Cart.of(await resolve_data.cart(info.context, self.record))
 
-    @strawberry.field(description="The membership, valid in every channel.")
-    def membership(self) -> Membership | None:
-        raise not_yet("User.membership", 4)
+    @strawberry.field(description="The highest active membership tier across channels; null if none.")
+    async def membership(self, info: Ctx) -> Membership | None:
+        found = await resolve_rights.membership(info.context, self.record)
+        return None if found is None else Membership.of(found, self.record.id)
 
-    @strawberry.field(description="Benefits of the membership tier.")
-    def benefits(self) -> list[Benefit]:
-        raise not_yet("User.benefits", 4)
+    @strawberry.field(description="Benefits of every active membership; each holds in every channel.")
+    async def benefits(self, info: Ctx) -> list[Benefit]:
+        return [Benefit.of(b) for b in await resolve_rights.benefits(info.context, self.record)]
 
-    @strawberry.field(description="Consent settings, per purpose and channel.")
-    def consents(self) -> list[Consent]:
-        raise not_yet("User.consents", 4)
+    @strawberry.field(description="Points balance, earned and spent in any channel.")
+    async def points(self, info: Ctx) -> int:
+        return await resolve_rights.points(info.context, self.record.id)
+
+    @strawberry.field(description="Consent settings, per purpose and channel; an unanswered one is absent.")
+    async def consents(
+        self,
+        info: Ctx,
+        at: Annotated[
+            datetime | None,
+            strawberry.argument(description="The settings in force at this moment (default: now)."),
+        ] = None,
+    ) -> list[Consent]:
+        return [Consent.of(c) for c in await resolve_rights.consents(info.context, self.record, at=at)]
 
     @strawberry.field(description="Whether the user allows `purpose` in `channel` (default deny).")
-    def allows(self, purpose: Purpose, channel: Channel) -> bool:
-        raise not_yet("User.allows", 4)
+    async def allows(self, info: Ctx, purpose: Purpose, channel: Channel) -> bool:
+        return await resolve_rights.allows(info.context, self.record, purpose=purpose, channel=channel)
 
-    @strawberry.field(description="Staff roles granted to the user.")
-    def roles(self) -> list[RoleGrant]:
-        raise not_yet("User.roles", 4)
+    @strawberry.field(
+        description="The append-only consent ledger of this user and of users merged into it, oldest first."
+    )
+    async def consent_history(self, info: Ctx, purpose: Purpose | None = None) -> list[ConsentEntry]:
+        entries = await resolve_rights.consent_history(info.context, self.record, purpose=purpose)
+        return [ConsentEntry.of(e) for e in entries]
+
+    @strawberry.field(description="Staff roles granted to the user; they hold in every channel.")
+    async def roles(self, info: Ctx) -> list[RoleGrant]:
+        return [RoleGrant.of(r) for r in await resolve_rights.roles(info.context, self.record)]
+
+    @strawberry.field(
+        description="Whether the user's staff roles allow `permission` (e.g. store.orders.manage) for "
+        "`scope` (e.g. store:12); without a scope, only roles that hold everywhere count."
+    )
+    async def has_permission(self, info: Ctx, permission: str, scope: str | None = None) -> bool:
+        return await resolve_rights.has_permission(
+            info.context, self.record, permission=permission, scope=scope
+        )
 
     @strawberry.field(description="Behaviour events across channels, newest first.")
     async def behavior(

@@ -8,14 +8,16 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from graphql_schema.audit import AuditQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
-from graphql_schema.entitlements import EntitlementsMutation
+from graphql_schema.entitlements import EntitlementsQuery
+from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.wechat import WechatMutation
 
-Query = merge_types("Query", (IdentityQuery, ChannelDataQuery))
+Query = merge_types("Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery))
 Mutation = merge_types(
     "Mutation", (WechatMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation)
 )

@@ -14,6 +14,13 @@ from loaders.channel_data import (
     InterestsByUserIdLoader,
     OrdersByUserIdLoader,
 )
+from loaders.entitlements import (
+    ConsentEntriesByUserIdLoader,
+    ConsentsByUserIdLoader,
+    MembershipsByUserIdLoader,
+    PointsByUserIdLoader,
+    RoleGrantsByUserIdLoader,
+)
 from loaders.identity import IdentitiesByUserIdLoader, IdentityEdgesByUserIdLoader, UserByIdLoader
 
 
@@ -38,6 +45,26 @@ class Loaders:
     @cached_property
     def identity_edges_by_user_id(self) -> IdentityEdgesByUserIdLoader:
         return IdentityEdgesByUserIdLoader(self.sessions)
+
+    @cached_property
+    def consents_by_user_id(self) -> ConsentsByUserIdLoader:
+        return ConsentsByUserIdLoader(self.sessions)
+
+    @cached_property
+    def consent_entries_by_user_id(self) -> ConsentEntriesByUserIdLoader:
+        return ConsentEntriesByUserIdLoader(self.sessions)
+
+    @cached_property
+    def memberships_by_user_id(self) -> MembershipsByUserIdLoader:
+        return MembershipsByUserIdLoader(self.sessions)
+
+    @cached_property
+    def points_by_user_id(self) -> PointsByUserIdLoader:
+        return PointsByUserIdLoader(self.sessions)
+
+    @cached_property
+    def role_grants_by_user_id(self) -> RoleGrantsByUserIdLoader:
+        return RoleGrantsByUserIdLoader(self.sessions)
 
     @cached_property
     def cart_by_user_id(self) -> CartByUserIdLoader:

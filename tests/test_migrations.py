@@ -10,13 +10,17 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.cli import alembic_config
 
-TABLES = {"users", "identities", "identity_edges", "merges", "merge_identities", "api_keys"} | {
-    "ch_records",
-    "ch_orders",
-    "ch_cart_items",
-    "ch_events",
-    "ch_dead_letters",
-}
+TABLES = (
+    {"users", "identities", "identity_edges", "merges", "merge_identities", "api_keys"}
+    | {
+        "ch_records",
+        "ch_orders",
+        "ch_cart_items",
+        "ch_events",
+        "ch_dead_letters",
+    }
+    | {"consent_entries", "memberships", "points_entries", "role_grants", "audit_log"}
+)
 
 
 async def _tables(url: str) -> set[str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from app.auth.principal import Principal, PrincipalKind, Role
 from app.channels import identity_channel
-from app.domain import IdentityKey, IdentityRecord
+from app.domain import Channel, IdentityKey, IdentityRecord
 from app.errors import Forbidden
 from app.settings import Settings
 
@@ -61,3 +61,69 @@ def ensure_can_change_links(
         raise Forbidden(
             f"a {principal.channel} service may change only users holding an identity of its channel"
         )
+
+
+def _ensure_service_scope(
+    principal: Principal,
+    identities: Iterable[IdentityRecord],
+    source_channels: Iterable[Channel],
+    settings: Settings,
+) -> None:
+    """A service changes only users of its channel, and speaks only for what happened in its channel."""
+    if not in_service_scope(principal, identities, settings):
+        raise Forbidden(
+            f"a {principal.channel} service may change only users holding an identity of its channel"
+        )
+    others = sorted({c.value for c in source_channels if c is not principal.channel})
+    if others:
+        raise Forbidden(
+            f"a {principal.channel} service records only what happened in {principal.channel}, not {others}"
+        )
+
+
+def ensure_can_set_consent(
+    principal: Principal,
+    *,
+    is_self: bool,
+    identities: Iterable[IdentityRecord],
+    grants: bool,
+    source_channels: Iterable[Channel],
+    settings: Settings,
+) -> None:
+    """The user sets their own; a service records them in its channel; an operator only withdraws.
+
+    Only the person can agree: an operator acting for a user (customer service) may record a
+    withdrawal, never a grant.
+    """
+    if principal.kind is PrincipalKind.END_USER:
+        if not is_self:
+            raise Forbidden("an end user may set only their own consents")
+    elif principal.kind is PrincipalKind.SERVICE:
+        _ensure_service_scope(principal, identities, source_channels, settings)
+    else:
+        if grants:
+            raise Forbidden("operators cannot grant consent on a user's behalf; only withdraw it")
+        require_role(principal, Role.OPERATOR)
+
+
+def ensure_can_change_membership(
+    principal: Principal, *, identities: Iterable[IdentityRecord], source_channel: Channel, settings: Settings
+) -> None:
+    """Memberships and points: the channel's service for its own channel, or an operator."""
+    require_kind(principal, PrincipalKind.OPERATOR, PrincipalKind.SERVICE)
+    if principal.kind is PrincipalKind.OPERATOR:
+        require_role(principal, Role.OPERATOR)
+        return
+    _ensure_service_scope(principal, identities, [source_channel], settings)
+
+
+def ensure_can_grant_roles(principal: Principal) -> None:
+    """Staff roles are granted centrally, by admins."""
+    require_kind(principal, PrincipalKind.OPERATOR)
+    require_role(principal, Role.ADMIN)
+
+
+def ensure_can_read_audit(principal: Principal) -> None:
+    """The audit log names staff and what they did: admins only."""
+    require_kind(principal, PrincipalKind.OPERATOR)
+    require_role(principal, Role.ADMIN)

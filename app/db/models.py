@@ -1,18 +1,22 @@
-"""Hub-store tables: users, the identity graph and its history, API keys."""
+"""Hub-store tables: users, the identity graph and its history, API keys, the permission center."""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -142,3 +146,111 @@ class Change(Base):
     user_id: Mapped[int] = mapped_column(BigId, nullable=False)
     topic: Mapped[str] = mapped_column(String(16), nullable=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class ConsentEntry(Base):
+    """The consent ledger: append-only, one row per setting of one (purpose, channel) cell.
+
+    `channel` is '' for purposes that hold in every channel. `granted` NULL means "no setting"
+    (an unmerge took back a value the absorbed user had brought). Database triggers refuse
+    UPDATE and DELETE, so the ledger is a faithful record of what each user agreed to and when.
+    """
+
+    __tablename__ = "consent_entries"
+    __table_args__ = (Index("ix_consent_entries_user_cell", "user_id", "purpose", "channel", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(24), nullable=False)
+    channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    granted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    source_channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    policy_version: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    cause: Mapped[str] = mapped_column(String(16), nullable=False)
+    merge_id: Mapped[int | None] = mapped_column(BigId, ForeignKey("merges.id"), nullable=True)
+
+
+class Membership(Base):
+    """A membership opened in one channel; at most one open per (user, channel)."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        Index(
+            "uq_memberships_open_user_channel",
+            "user_id",
+            "source_channel",
+            unique=True,
+            sqlite_where=text("ended_at IS NULL"),
+            postgresql_where=text("ended_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False, index=True)
+    tier: Mapped[str] = mapped_column(String(32), nullable=False)
+    source_channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    since: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    granted_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    ended_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class PointsEntry(Base):
+    """The points ledger: append-only; a balance is the sum of a person's entries."""
+
+    __tablename__ = "points_entries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False, index=True)
+    delta: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str] = mapped_column(String(200), nullable=False)
+    source_channel: Mapped[str] = mapped_column(String(32), nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class RoleGrant(Base):
+    """A staff role granted centrally; at most one active grant per (user, role, scope)."""
+
+    __tablename__ = "role_grants"
+    __table_args__ = (
+        Index(
+            "uq_role_grants_active_user_role_scope",
+            "user_id",
+            "role",
+            "scope",
+            unique=True,
+            sqlite_where=text("revoked_at IS NULL"),
+            postgresql_where=text("revoked_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(BigId, ForeignKey("users.id"), nullable=False, index=True)
+    role: Mapped[str] = mapped_column(String(64), nullable=False)
+    # '' for a role that holds everywhere.
+    scope: Mapped[str] = mapped_column(String(64), nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    granted_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AuditEntry(Base):
+    """The audit log: append-only (triggers refuse UPDATE and DELETE); who did what to whom, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_target_user_id_id", "target_user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    principal_kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    action: Mapped[str] = mapped_column(String(48), nullable=False, index=True)
+    # No foreign key: the log outlives what it names (an erased user's entries stay).
+    target_user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)

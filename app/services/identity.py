@@ -22,6 +22,7 @@ from app.domain import (
 from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
 from app.phones import mask_phone, normalize_phone
 from app.services.changes import Topic, users_changed
+from app.services.consents import ConsentLedger
 from app.stores import identity as store
 
 MAX_ATTEMPTS = 3
@@ -214,6 +215,10 @@ class IdentityGraph:
         )
         await store.move_identities(s, ids, survivor.id)
         await store.set_merged_into(s, absorbed.id, survivor.id)
+        assert merge.id is not None
+        await ConsentLedger(s).merged(
+            survivor_id=survivor.id, absorbed_id=absorbed.id, merge_id=merge.id, actor=actor, at=at
+        )
         for ident in identities:
             await store.add_edge(
                 s, action="merge", user_id=survivor.id, identity=ident, at=at, actor=actor, merge_id=merge.id
@@ -264,6 +269,10 @@ class IdentityGraph:
                 merge_id=merge_id,
             )
         await store.mark_merge_undone(s, merge_id, at=at, actor=actor)
+        # The consents of the merge's own survivor, even if a later merge absorbed it since.
+        await ConsentLedger(s).unmerged(
+            survivor_id=merge.survivor_id, absorbed_id=absorbed.id, merge_id=merge_id, actor=actor, at=at
+        )
         await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE])
         return survivor, absorbed
 

@@ -12,6 +12,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.selectable import CTE
 
 from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
 from app.domain import (
@@ -131,17 +132,22 @@ async def identities_by_user_ids(
     return out
 
 
+def merge_cluster(root_ids: Iterable[int]) -> CTE:
+    """(root_id, id): each root and every user merged into it, directly or along a chain."""
+    start = (
+        select(User.id.label("root_id"), User.id.label("id"))
+        .where(User.id.in_(set(root_ids)))
+        .cte("cluster", recursive=True)
+    )
+    return start.union_all(select(start.c.root_id, User.id).join(User, User.merged_into_id == start.c.id))
+
+
 async def history_by_user_ids(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, list[EdgeRecord]]:
     """The edges of each user and of every user merged into it, oldest first, in one statement."""
     out: dict[int, list[EdgeRecord]] = defaultdict(list)
     if not user_ids:
         return out
-    start = (
-        select(User.id.label("root_id"), User.id.label("id"))
-        .where(User.id.in_(set(user_ids)))
-        .cte("cluster", recursive=True)
-    )
-    members = start.union_all(select(start.c.root_id, User.id).join(User, User.merged_into_id == start.c.id))
+    members = merge_cluster(user_ids)
     stmt = (
         select(members.c.root_id, IdentityEdge)
         .join(IdentityEdge, IdentityEdge.user_id == members.c.id)

@@ -1,7 +1,7 @@
 """The outbox (`changes`): the change feed's rows, written with every change to a user's view.
 
 Revision ID: 20261125_0005
-Revises: 20261125_0003
+Revises: 20261125_0004
 Create Date: 2026-11-25 22:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261125_0005"
-down_revision: str | None = "20261125_0003"
+down_revision: str | None = "20261125_0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import cart, event, ingest, mp_order, openid
+from tests.factories.entitlements import grant_membership, grant_role, set_consent
 from tests.helpers import Gql
 from tests.sql import count_statements
 
@@ -19,6 +20,12 @@ query ($first: Int!) {
       cart { items { sku quantity } }
       behavior(first: 5) { nodes { type } }
       interests { tag }
+      consents { purpose channel granted }
+      allows(purpose: MARKETING, channel: APP)
+      membership { tier points expiresAt }
+      benefits { code }
+      roles { role scope permissions }
+      hasPermission(permission: "store.orders.manage", scope: "store:12")
     }
   }
 }
@@ -40,6 +47,15 @@ async def test_statements_are_the_same_for_1_10_and_100_users(
                 event(f"e{n}", who, name="article_read", properties={"tags": ["t"]}),
             ]
         assert (await ingest(client, key, "MINI_PROGRAM", records))["accepted"] == 30
+    # Consents, memberships and roles for some of them (every 7th), set through the API.
+    admin = await operator_key(app, "admin")
+    ids = [u["id"] for u in (await gql(USERS, {"first": 100}, token=admin))["users"]["nodes"]]
+    for user_id in ids[::7]:
+        await set_consent(
+            gql, key, "PUSH", granted=True, channel="MINI_PROGRAM", source="MINI_PROGRAM", user_id=user_id
+        )
+        await grant_membership(gql, key, user_id=user_id, tier="GOLD", source="MINI_PROGRAM")
+        await grant_role(gql, admin, user_id=user_id, role="store_order_manager", scope="store:12")
     token = await operator_key(app, "viewer")
     await gql(USERS, {"first": 1}, token=token)  # the key is looked up once, then remembered
     counts = []
@@ -48,6 +64,11 @@ async def test_statements_are_the_same_for_1_10_and_100_users(
             nodes = (await gql(USERS, {"first": size}, token=token))["users"]["nodes"]
         assert len(nodes) == size
         assert all(len(u["orders"]["nodes"]) == 1 and len(u["cart"]["items"]) == 1 for u in nodes)
+        assert nodes[0]["membership"]["tier"] == "GOLD"
+        assert nodes[0]["hasPermission"] is True
+        assert nodes[0]["consents"] == [{"purpose": "PUSH", "channel": "MINI_PROGRAM", "granted": True}]
         counts.append(len(statements))
     assert counts[0] == counts[1] == counts[2], counts
-    assert counts[0] <= 10, counts
+    # One statement per relation: the page and its count, identities, the channel relations, and
+    # the permission center's consents, memberships, points and role grants.
+    assert counts[0] <= 12, counts

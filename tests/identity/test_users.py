@@ -25,6 +25,17 @@ BY_PHONE = """
     orders { totalCount nodes { channel status } }
     cart { items { sku quantity channel } }
     interests { tag }
+    consents { purpose channel granted sourceChannel }
+    appMarketing: allows(purpose: MARKETING, channel: APP)
+    membership { tier points sourceChannel }
+  }
+}
+"""
+STAFF = """
+{
+  user(identity: {kind: APP_USER_ID, value: "S-0001"}) {
+    roles { role scope }
+    hasPermission(permission: "store.orders.manage", scope: "store:12")
   }
 }
 """
@@ -60,7 +71,7 @@ async def test_statements_do_not_grow_with_the_page(app: FastAPI, gql: Gql) -> N
 
 async def test_demo_data_answers_the_readme_query(app: FastAPI, gql: Gql) -> None:
     loaded = await load_demo(app.state.db, if_empty=True, settings=app.state.settings)
-    assert loaded == 36
+    assert loaded == 37
     assert await load_demo(app.state.db, if_empty=True, settings=app.state.settings) == 0
     token = await operator_key(app, "admin", "pii_reader")
     user = (await gql(BY_PHONE, token=token))["user"]
@@ -76,5 +87,19 @@ async def test_demo_data_answers_the_readme_query(app: FastAPI, gql: Gql) -> Non
     assert {o["channel"] for o in user["orders"]["nodes"]} == {"MINI_PROGRAM", "APP"}
     assert user["cart"]["items"] == [{"sku": "SKU-0-2", "quantity": 3, "channel": "APP"}]
     assert {i["tag"] for i in user["interests"]} == {"美食推荐", "包间预订"}
+    # Marketing granted everywhere, then withdrawn in the official account: withdrawn everywhere.
+    assert user["appMarketing"] is False
+    assert {(c["purpose"], c["channel"], c["granted"]) for c in user["consents"]} >= {
+        ("MARKETING", "APP", False),
+        ("PUSH", "MINI_PROGRAM", True),
+        ("LOCATION", None, True),
+    }
+    assert user["membership"] == {"tier": "GOLD", "points": 100, "sourceChannel": "MINI_PROGRAM"}
+    staff = (await gql(STAFF, token=token))["user"]
+    assert staff["hasPermission"] is True
+    assert {(r["role"], r["scope"]) for r in staff["roles"]} == {
+        ("store_order_manager", "store:12"),
+        ("customer_service", None),
+    }
     merged = (await gql(USERS, {"first": 100}, token=token))["users"]
-    assert merged["totalCount"] == 36
+    assert merged["totalCount"] == 37

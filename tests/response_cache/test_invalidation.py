@@ -29,10 +29,29 @@ query ($id: ID!) {
     orders { totalCount nodes { sourceId status } }
     cart { items { sku quantity } }
     behavior { nodes { type } }
+    consents { purpose channel granted }
+    membership { tier expiresAt }
+    points
+    roles { role scope }
   }
 }
 """
 INGEST = "mutation ($r: [JSON!]!) { ingest(channel: APP, records: $r) { accepted } }"
+SET_CONSENT = "mutation ($i: ConsentInput!) { setConsent(input: $i) { id } }"
+SET_CONSENTS = "mutation ($i: [ConsentInput!]!) { setConsents(inputs: $i) { id } }"
+GRANT_MEMBERSHIP = """
+mutation ($u: ID!) { grantMembership(userId: $u, tier: "GOLD", sourceChannel: APP) { id } }
+"""
+REVOKE_MEMBERSHIP = "mutation ($u: ID!) { revokeMembership(userId: $u, sourceChannel: APP) { id } }"
+ADJUST_POINTS = """
+mutation ($u: ID!) { adjustPoints(userId: $u, points: 50, reason: "order", sourceChannel: APP) { id } }
+"""
+GRANT_ROLE = (
+    'mutation ($u: ID!) { grantRole(userId: $u, role: "store_order_manager", scope: "store:12") { id } }'
+)
+REVOKE_ROLE = (
+    'mutation ($u: ID!) { revokeRole(userId: $u, role: "store_order_manager", scope: "store:12") { id } }'
+)
 
 
 @dataclass
@@ -102,6 +121,39 @@ async def _ingest_mutation(w: World) -> None:
     assert (await w.gql(INGEST, {"r": records}, token=w.service))["ingest"]["accepted"] == 1
 
 
+def _consent(granted: bool, purpose: str = "PUSH") -> dict[str, Any]:
+    return {"purpose": purpose, "channel": "APP", "granted": granted, "sourceChannel": "APP"}
+
+
+async def _set_consent(w: World) -> None:
+    await w.gql(SET_CONSENT, {"i": {**_consent(True), "userId": w.user_id}}, token=w.service)
+
+
+async def _set_consents(w: World) -> None:
+    both = [{**_consent(True), "userId": w.user_id}, {**_consent(True, "MARKETING"), "userId": w.user_id}]
+    await w.gql(SET_CONSENTS, {"i": both}, token=w.service)
+
+
+async def _grant_membership(w: World) -> None:
+    await w.gql(GRANT_MEMBERSHIP, {"u": w.user_id}, token=w.service)
+
+
+async def _revoke_membership(w: World) -> None:
+    await w.gql(REVOKE_MEMBERSHIP, {"u": w.user_id}, token=w.service)
+
+
+async def _adjust_points(w: World) -> None:
+    await w.gql(ADJUST_POINTS, {"u": w.user_id}, token=w.service)
+
+
+async def _grant_role(w: World) -> None:
+    await w.gql(GRANT_ROLE, {"u": w.user_id}, token=w.admin)
+
+
+async def _revoke_role(w: World) -> None:
+    await w.gql(REVOKE_ROLE, {"u": w.user_id}, token=w.admin)
+
+
 # name -> (what to do before the view is cached, the change that must invalidate it)
 CHANGES: dict[str, tuple[Change | None, Change]] = {
     "linkIdentity": (None, _link_identity),
@@ -113,11 +165,18 @@ CHANGES: dict[str, tuple[Change | None, Change]] = {
     "POST /ingest cart": (None, _ingest_cart),
     "POST /ingest event": (None, _ingest_event),
     "ingest mutation": (None, _ingest_mutation),
+    "setConsent": (None, _set_consent),
+    "setConsents": (None, _set_consents),
+    "grantMembership": (None, _grant_membership),
+    "revokeMembership": (_grant_membership, _revoke_membership),
+    "adjustPoints": (None, _adjust_points),
+    "grantRole": (None, _grant_role),
+    "revokeRole": (_grant_role, _revoke_role),
 }
 
 # Mutations that cannot change a user's view yet (they answer NOT_IMPLEMENTED); each must move to
 # CHANGES, with a change function, the day it is built.
-NOT_BUILT_YET = {"wechatLogin", "requestPhoneCode", "bindPhone", "setConsent"}
+NOT_BUILT_YET = {"wechatLogin", "requestPhoneCode", "bindPhone"}
 
 
 def test_every_mutation_has_an_invalidation_test() -> None:

@@ -68,7 +68,10 @@ async def test_only_error_free_queries_of_one_user_by_id_are_kept(app: FastAPI, 
         (PHONE, {"id": "999999"}),  # nobody: a null is not kept
         (PHONE, {"id": younger}),  # an absorbed id resolves through a merge
         ("query ($id: ID!) { user(id: $id) { id } users(first: 1) { totalCount } }", {"id": older}),
-        ("query ($id: ID!) { user(id: $id) { id consents { purpose } } }", {"id": older}),  # an error
+        (
+            "query ($id: ID!) { user(id: $id) { id orders(first: 1000) { totalCount } } }",
+            {"id": older},
+        ),  # error
         ("{ dataDictionary { version } }", None),
     ]
     for query, variables in not_kept:

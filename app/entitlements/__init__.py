@@ -1,0 +1,1 @@
+"""The permission center's catalogues: membership tiers and their benefits, staff roles."""

@@ -1,0 +1,19 @@
+"""Audit-log resolvers: admins read what changed, who did it and when."""
+
+from __future__ import annotations
+
+from app.auth import policy
+from app.context import RequestContext
+from app.services import audit
+from app.services.audit import AuditPage
+from resolvers.identity import parse_id
+
+
+async def audit_log(
+    ctx: RequestContext, *, first: int, after: str | None, user_id: str | None, action: str | None
+) -> AuditPage:
+    """Newest first; filtered by target user and by action when asked."""
+    policy.ensure_can_read_audit(ctx.principal)
+    target = parse_id(user_id) if user_id is not None else None
+    async with ctx.read() as session:
+        return await audit.page(session, first=first, after=after, user_id=target, action=action)
