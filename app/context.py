@@ -15,20 +15,30 @@ from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
+from app.sync.feed import ChangeFeed
 from loaders import Loaders
 
 
 class RequestContext:
-    """Built once per HTTP request; loaders are rebuilt after each committed write."""
+    """Built once per HTTP request (or WebSocket connection); loaders are rebuilt after each
+    committed write and for each subscription event."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, auth: AuthResult, dictionary: DataDictionary
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        auth: AuthResult,
+        dictionary: DataDictionary,
+        feed: ChangeFeed | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.auth = auth
         self.dictionary = dictionary
+        self._feed = feed
         self.loaders = Loaders(db, dictionary)
+        self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
         # after which the answer changes by itself (a membership expiring).
@@ -52,6 +62,13 @@ class RequestContext:
         """The response changes by itself at `at` (e.g. a membership ends): cache it no longer."""
         if self.valid_until is None or at < self.valid_until:
             self.valid_until = at
+
+    @property
+    def feed(self) -> ChangeFeed:
+        """This instance's change feed (subscriptions)."""
+        if self._feed is None:
+            raise RuntimeError("this context has no change feed")
+        return self._feed
 
     @property
     def principal(self) -> Principal:

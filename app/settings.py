@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     # the longest an entry lives even when no version moved.
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_seconds: float = 300.0
+    # Sync: how often each instance reads the outbox when no doorbell rang (Redis down, or a
+    # change committed by another process such as `troika import`), subscriptions allowed on
+    # one WebSocket connection, the WebSocket keep-alive ping of `troika serve`, and how long
+    # the outbox keeps changes for `changes(after:)` to replay.
+    changes_poll_seconds: float = 0.5
+    subscriptions_per_connection: int = 20
+    ws_ping_seconds: float = 20.0
+    changes_retention_days: float = 7.0
     ingest_max_records: int = 5_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
 

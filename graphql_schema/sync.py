@@ -1,4 +1,4 @@
-"""Real-time sync (issue 5): the change feed's types and subscriptions."""
+"""Real-time sync: the change feed's types and subscriptions (graphql-transport-ws at /graphql)."""
 
 from __future__ import annotations
 
@@ -6,36 +6,62 @@ from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
+from strawberry.types import Info
 
-from graphql_schema.common import not_yet
-from graphql_schema.identity import User
+from app.context import RequestContext
+from app.stores.changes import ChangeRow
+from graphql_schema.identity import User, user_of
 from graphql_schema.permissions import AUTHENTICATED
+from resolvers import sync as resolve
+
+Ctx = Info[RequestContext, None]
 
 
 @strawberry.type(description="One change to a user, from the outbox.")
 class UserChange:
-    user_id: strawberry.ID = strawberry.field(description="The user that changed.")
-    topic: str = strawberry.field(
+    row: strawberry.Private[ChangeRow]
+
+    @strawberry.field(description="The user that changed (an absorbed user's own id in a MERGE).")
+    def user_id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.row.user_id))
+
+    @strawberry.field(
         description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR"
     )
-    cursor: str = strawberry.field(description="Pass to `changes(after:)` to resume after this change.")
-    at: datetime = strawberry.field(description="When it changed (UTC).")
-    user: User | None = strawberry.field(description="The user as it is now.")
+    def topic(self) -> str:
+        return self.row.topic
+
+    @strawberry.field(description="Pass to `changes(after:)` to resume after this change.")
+    def cursor(self) -> str:
+        return str(self.row.cursor)
+
+    @strawberry.field(description="When it changed (UTC).")
+    def at(self) -> datetime:
+        return self.row.at
+
+    @strawberry.field(description="The user as it is now, read when this change is delivered.")
+    async def user(self, info: Ctx) -> User | None:
+        return user_of(await info.context.loaders.user_by_id.load(self.row.user_id))
 
 
 @strawberry.type
 class SyncSubscription:
-    @strawberry.subscription(description="Changes to one user, live.", permission_classes=AUTHENTICATED)
-    async def user_changed(self, user_id: strawberry.ID) -> AsyncGenerator[UserChange, None]:
-        raise not_yet("userChanged", 5)
-        yield  # pragma: no cover
+    @strawberry.subscription(
+        description="Changes to one user, live (an end user: only themselves; a service: users of "
+        "its channel). After a merge it follows the survivor.",
+        permission_classes=AUTHENTICATED,
+    )
+    async def user_changed(self, info: Ctx, user_id: strawberry.ID) -> AsyncGenerator[UserChange, None]:
+        async for row in resolve.user_changed(info.context, user_id=user_id):
+            yield UserChange(row=row)
 
     @strawberry.subscription(
-        description="Replays every change after the cursor, then follows live.",
+        description="Replays every change after the cursor, then follows live. Without `after`, "
+        "from now. Topics filter (IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR).",
         permission_classes=AUTHENTICATED,
     )
     async def changes(
-        self, after: str | None = None, topics: list[str] | None = None
+        self, info: Ctx, after: str | None = None, topics: list[str] | None = None
     ) -> AsyncGenerator[UserChange, None]:
-        raise not_yet("changes", 5)
-        yield  # pragma: no cover
+        async for row in resolve.changes(info.context, after=after, topics=topics):
+            yield UserChange(row=row)

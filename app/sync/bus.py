@@ -43,6 +43,7 @@ class Doorbell:
         if self.redis_url is not None and cursor > self._to_publish:
             self._to_publish = cursor
             self._publish_wanted.set()
+            self.start()  # an instance with no subscribers still announces its commits
 
     def _heard(self, cursor: int) -> None:
         if cursor > self.heard:

@@ -1,0 +1,165 @@
+"""Two real uvicorn processes sharing PostgreSQL and Redis: a change made on one reaches the other."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.auth.keys import create_key
+from app.auth.principal import PrincipalKind, Role
+from app.db.engine import make_database
+from tests.conftest import PG_SKIP, PG_URL, pg_admin, pg_database_url, settings_for
+from tests.factories.identity import new_user
+from tests.helpers import Gql
+from tests.sync.ws import subscriptions
+
+REDIS_URL = os.environ.get("TROIKA_TEST_REDIS_URL")
+CHANGES = "subscription { changes { userId topic cursor } }"
+
+pytestmark = [
+    pytest.mark.skipif(not PG_URL, reason=PG_SKIP),
+    pytest.mark.skipif(
+        not REDIS_URL, reason="Redis tests need TROIKA_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)"
+    ),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def database(pg_template: str) -> AsyncIterator[str]:
+    name = f"troika_mi_{uuid.uuid4().hex[:10]}"
+    await pg_admin(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        yield pg_database_url(name)
+    finally:
+        await pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def instance(database_url: str, redis_url: str, var: Path) -> Iterator[str]:
+    """One `uvicorn app.main:create_app` process; polling is slow (30 s) so only Redis is fast."""
+    port = free_port()
+    env = dict(
+        os.environ,
+        TROIKA_DATABASE_URL=database_url,
+        TROIKA_REDIS_URL=redis_url,
+        TROIKA_CHANGES_POLL_SECONDS="30",
+        TROIKA_TOKEN_SECRET="test-token-secret-of-at-least-32-bytes",
+        TROIKA_PII_KEY="test-pii-key-of-at-least-32-bytes",
+        TROIKA_VAR_DIR=str(var),
+    )
+    cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"instance did not start: {proc.stderr.read() if proc.stderr else ''!r}")
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def admin_key(database_url: str, tmp_path: Path) -> str:
+    db = make_database(settings_for(database_url, tmp_path))
+    try:
+        async with db.write_sessions() as session, session.begin():
+            new = await create_key(session, kind=PrincipalKind.OPERATOR, roles=frozenset({Role.ADMIN}))
+    finally:
+        await db.dispose()
+    return new.raw
+
+
+async def test_a_change_on_one_instance_reaches_a_subscriber_on_the_other(
+    database: str, tmp_path: Path
+) -> None:
+    assert REDIS_URL
+    key = await admin_key(database, tmp_path)
+    with (
+        instance(database, REDIS_URL, tmp_path / "a") as a,
+        instance(database, REDIS_URL, tmp_path / "b") as b,
+    ):
+        async with subscriptions(a, key) as subs, httpx.AsyncClient(base_url=f"http://{b}") as client:
+            op = await subs.subscribe(CHANGES)
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            user_id = await new_user(Gql(client), key, phone="+8613800140701")
+            event = (await subs.next(op, within=5))["changes"]
+            elapsed = time.monotonic() - started
+    assert (event["userId"], event["topic"]) == (user_id, "IDENTITY")
+    assert elapsed < 5, "well under the 30 s poll: delivered through Redis"
+
+
+@contextmanager
+def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """A redis-server of this test's own, so it can be stopped and started again."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("this test starts its own redis-server, which is not installed")
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        if time.monotonic() > deadline:
+            raise RuntimeError("redis-server did not start")
+        time.sleep(0.05)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def test_no_change_is_lost_while_redis_restarts(database: str, tmp_path: Path) -> None:
+    port = free_port()
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    key = await admin_key(database, tmp_path)
+    with private_redis(port) as first_redis:
+        with (
+            instance(database, redis_url, tmp_path / "a") as a,
+            instance(database, redis_url, tmp_path / "b") as b,
+        ):
+            async with subscriptions(a, key) as subs, httpx.AsyncClient(base_url=f"http://{b}") as client:
+                gql = Gql(client)
+                op = await subs.subscribe(CHANGES)
+                await asyncio.sleep(0.3)
+                before = await new_user(gql, key, phone="+8613800140710")
+                assert (await subs.next(op))["changes"]["userId"] == before
+                first_redis.terminate()
+                first_redis.wait(10)
+                # Redis is down: both instances keep serving, and their changes wait in the outbox.
+                during = [await new_user(gql, key, phone=f"+86138001407{i}1") for i in range(3)]
+                with private_redis(port):
+                    after = await new_user(gql, key, phone="+8613800140799")
+                    seen = [(await subs.next(op, within=15))["changes"] for _ in range(4)]
+                    assert await subs.quiet(op, 1.0)
+    assert [c["userId"] for c in seen] == [*during, after]
+    cursors = [int(c["cursor"]) for c in seen]
+    assert cursors == list(range(cursors[0], cursors[0] + 4)), "every change, once, in order"
