@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -93,7 +94,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticate = Authenticator(db, settings)
     doorbell = Doorbell(settings.redis_url)
     db.write_sessions.configure(info={ON_COMMITTED: [doorbell.ring]})
-    feed = ChangeFeed(db, doorbell, poll_seconds=settings.changes_poll_seconds)
+    feed = ChangeFeed(
+        db,
+        doorbell,
+        poll_seconds=settings.changes_poll_seconds,
+        retention=timedelta(days=settings.changes_retention_days),
+    )
     db.on_dispose.insert(0, feed.stop)
 
     @asynccontextmanager
