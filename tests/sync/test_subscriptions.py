@@ -148,10 +148,12 @@ async def test_the_feed_prunes_the_outbox_past_its_retention(app: FastAPI, addre
 
     feed = app.state.feed
     await feed.start()
-    feed.retention, feed._pruned_at = timedelta(0), float("-inf")
     admin = await operator_key(app, "admin")
     for i in range(3):
         await new_user(http, admin, phone=f"+86138001408{i:02d}")
+    assert await feed.first_cursor() == 1
+    feed.retention, feed._pruned_at = timedelta(0), float("-inf")  # due now, keeping nothing old
+    feed.doorbell.wake.set()
     for _ in range(50):
         if await feed.first_cursor() == await feed.last_cursor():
             break
