@@ -34,15 +34,17 @@ QUERIES = {
 }
 
 
-async def prepare(settings: Settings, sample: int = 1000) -> tuple[str, list[int]]:
-    """Mint an operator key (viewer + pii_reader) and pick random active user ids."""
+async def prepare(
+    settings: Settings, sample: int = 1000, roles: frozenset[Role] = frozenset({Role.VIEWER, Role.PII_READER})
+) -> tuple[str, list[int]]:
+    """Mint an operator key (by default viewer + pii_reader) and pick random active user ids."""
     db = make_database(settings)
     try:
         async with db.write_sessions() as session, session.begin():
             new = await create_key(
                 session,
                 kind=PrincipalKind.OPERATOR,
-                roles=frozenset({Role.VIEWER, Role.PII_READER}),
+                roles=roles,
                 name="bench query",
             )
         async with db.read_sessions() as session:

@@ -39,9 +39,8 @@ async def user_changed(ctx: RequestContext, *, user_id: str) -> AsyncIterator[Ch
     requested = identities.parse_id(user_id)
     found = await identities.user(ctx, user_id=user_id, identity=None)  # FORBIDDEN if not readable
     watched = {requested} | ({found.id} if found else set())
-    after = await ctx.feed.last_cursor()
     async with ctx.feed.listen(watched) as listener:
-        async for change in listener.follow(after):
+        async for change in listener.follow(ctx.feed.last):  # from what this instance has seen
             ctx.refresh()  # every event is read with fresh loaders
             if change.topic == Topic.MERGE:
                 survivor = await ctx.loaders.user_by_id.load(requested)
@@ -52,8 +51,8 @@ async def user_changed(ctx: RequestContext, *, user_id: str) -> AsyncIterator[Ch
 async def changes(
     ctx: RequestContext, *, after: str | None, topics: Sequence[str] | None
 ) -> AsyncIterator[ChangeRow]:
-    """Every change after `after` the caller may see (operators: all; services: their channel's
-    users; end users: their own), then live; no gap and no duplicate at the seam."""
+    """Every change after `after` (else from now) the caller may see (operators: all; services:
+    their channel's users; end users: their own), then live; no gap, no duplicate at the seam."""
     principal = ctx.principal
     wanted = parse_topics(topics)
     own: set[int] | None = None
@@ -62,9 +61,9 @@ async def changes(
     elif principal.kind is PrincipalKind.END_USER:
         me = await identities.me(ctx)
         own = {principal.user_id or 0} | ({me.id} if me else set())
-    start = await _start(ctx, after)
+    start = None if after is None else await _start(ctx, after)
     async with ctx.feed.listen(own) as listener:
-        async for change in listener.follow(start):
+        async for change in listener.follow(ctx.feed.last if start is None else start):
             if wanted is not None and change.topic not in wanted:
                 continue
             ctx.refresh()
@@ -73,10 +72,8 @@ async def changes(
             yield change
 
 
-async def _start(ctx: RequestContext, after: str | None) -> int:
+async def _start(ctx: RequestContext, after: str) -> int:
     """The cursor to follow from; one the outbox no longer holds is CURSOR_EXPIRED."""
-    if after is None:
-        return await ctx.feed.last_cursor()
     cursor = parse_cursor(after)
     first = await ctx.feed.first_cursor()
     if first is not None and cursor < first - 1:

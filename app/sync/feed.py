@@ -44,24 +44,28 @@ class Listener:
             self.behind = True  # the reader will catch up from the outbox
 
     def watch(self, user_ids: Iterable[int]) -> None:
-        """Follow these users from now on (e.g. after a merge, the survivor too)."""
+        """Follow these users instead (after a merge, the survivor too), from the current cursor:
+        what the new ones did meanwhile is read from the outbox."""
         self.feed.unregister(self)
         self.user_ids = set(user_ids)
         self.feed.register(self)
+        self.behind = True
 
     async def follow(self, after: int) -> AsyncIterator[ChangeRow]:
         """Every change after `after`, in cursor order, then live, forever."""
         cursor = after
+        # Registered before this runs: everything after the feed's own cursor reaches the queue.
+        caught_up = cursor >= self.feed.last
         while True:
             # From the outbox until it has nothing newer; the queue has been filling meanwhile.
             self.behind = False
-            while True:
+            while not caught_up:
                 rows = await self.feed.read(cursor, self.user_ids)
                 for row in rows:
                     cursor = row.cursor
                     yield row
-                if len(rows) < self.feed.page:
-                    break
+                caught_up = len(rows) < self.feed.page
+            caught_up = False  # next time round, we will have fallen behind
             while not self.behind:
                 row = await self.queue.get()
                 if row.cursor > cursor and (self.user_ids is None or row.user_id in self.user_ids):
