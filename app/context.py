@@ -14,6 +14,7 @@ from app.db.engine import Database
 from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
+from app.integrations import Integrations
 from app.settings import Settings
 from loaders import Loaders
 
@@ -22,12 +23,21 @@ class RequestContext:
     """Built once per HTTP request; loaders are rebuilt after each committed write."""
 
     def __init__(
-        self, *, db: Database, settings: Settings, auth: AuthResult, dictionary: DataDictionary
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        auth: AuthResult,
+        dictionary: DataDictionary,
+        integrations: Integrations | None = None,
+        client: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.auth = auth
         self.dictionary = dictionary
+        self._integrations = integrations
+        self.client = client  # the caller's address, for abuse limits on anonymous doors
         self.loaders = Loaders(db, dictionary)
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
@@ -52,6 +62,13 @@ class RequestContext:
         """The response changes by itself at `at` (e.g. a membership ends): cache it no longer."""
         if self.valid_until is None or at < self.valid_until:
             self.valid_until = at
+
+    @property
+    def integrations(self) -> Integrations:
+        """WeChat, SMS and rate limits: the app's, or (a context built elsewhere) this context's own."""
+        if self._integrations is None:
+            self._integrations = Integrations.from_settings(self.settings)
+        return self._integrations
 
     @property
     def principal(self) -> Principal:

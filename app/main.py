@@ -19,6 +19,7 @@ from app.db.engine import Database, make_database
 from app.entitlements.catalogue import catalogue_for
 from app.ingest.dictionary import DataDictionary, load_dictionary
 from app.ingest.http import ingest_router
+from app.integrations import Integrations
 from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
 from app.settings import Settings, get_settings
 from app.stores.versions import VersionReader
@@ -44,7 +45,14 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         auth = request.scope.get(SCOPE_AUTH)  # already known when the response cache ran
         if not isinstance(auth, AuthResult):
             auth = await self.authenticate(request.headers.get("authorization"))
-        ctx = RequestContext(db=self.db, settings=self.settings, auth=auth, dictionary=self.dictionary)
+        ctx = RequestContext(
+            db=self.db,
+            settings=self.settings,
+            auth=auth,
+            dictionary=self.dictionary,
+            integrations=request.app.state.integrations,
+            client=request.client.host if request.client else None,
+        )
         request.scope[SCOPE_CONTEXT] = ctx
         return ctx
 
@@ -57,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dictionary = load_dictionary(settings.data_dictionary_path)
 
     authenticate = Authenticator(db, settings)
+    integrations = Integrations.from_settings(settings)
+    db.on_dispose.append(integrations.close)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -82,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.state.dictionary = dictionary
+    app.state.integrations = integrations
     app.include_router(
         ingest_router(db=db, settings=settings, dictionary=dictionary, authenticate=authenticate)
     )
