@@ -23,6 +23,9 @@ from app.integrations import Integrations
 from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
 from app.settings import Settings, get_settings
 from app.stores.versions import VersionReader
+from app.wechat.fake import fake_wechat_for
+from app.wechat.inbox import OfficialAccountInbox
+from app.wechat.webhook import official_account_router
 from graphql_schema.schema import schema
 
 
@@ -68,8 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     integrations = Integrations.from_settings(settings)
     db.on_dispose.append(integrations.close)
 
+    inbox = OfficialAccountInbox(db, settings, dictionary, integrations.wechat)
+    db.on_dispose.insert(0, inbox.close)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        inbox.start()  # finish pushes a previous run stored but did not process
         yield
         await db.dispose()
 
@@ -96,6 +103,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(
         ingest_router(db=db, settings=settings, dictionary=dictionary, authenticate=authenticate)
     )
+    app.include_router(official_account_router(settings, inbox))
+    app.state.wechat_inbox = inbox
+
+    if settings.wechat_fake:
+        app.mount("/fake-wechat", fake_wechat_for(settings).asgi())
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -19,6 +19,7 @@ DEMO_APPIDS = {
     "official_account_appid": "wxd0000000000000oa",
     "app_wechat_appid": "wxd000000000000app",
 }
+WECHAT_API = "https://api.weixin.qq.com"
 # What the fake WeChat of development (app/wechat/fake.py) knows the demo apps by.
 DEMO_WECHAT_SECRETS = {
     "mini_program_secret": "demo-mini-program-secret",
@@ -67,7 +68,7 @@ class Settings(BaseSettings):
     # WeChat (the appids above name the apps). The API base URL is WeChat's own; tests and the
     # development fake point it elsewhere. `wechat_fake`: serve a fake WeChat API at /fake-wechat
     # and use it (development only; on by default there when no WeChat secret is configured).
-    wechat_api_base_url: str = "https://api.weixin.qq.com"
+    wechat_api_base_url: str = WECHAT_API
     wechat_timeout_seconds: float = 5.0
     wechat_fake: bool | None = None
     mini_program_secret: str | None = Field(default=None, repr=False)
@@ -120,6 +121,8 @@ class Settings(BaseSettings):
         if self.wechat_fake is None:
             self.wechat_fake = not any(getattr(self, n) for n in DEMO_WECHAT_SECRETS)
         if self.wechat_fake:
+            if self.wechat_api_base_url == WECHAT_API:  # `troika serve` says where it serves the fake
+                self.wechat_api_base_url = "http://127.0.0.1:8000/fake-wechat"
             for name, value in DEMO_WECHAT_SECRETS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)

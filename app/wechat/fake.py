@@ -22,12 +22,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio.to_thread
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.utils import WeChatSigner
+
+from app.settings import Settings
 
 _NAME = r"[A-Za-z0-9_.-]{1,40}"
 LOGIN_CODE = re.compile(rf"^(?P<person>{_NAME})(?::{_NAME})?$")
@@ -61,6 +66,7 @@ class FakeWeChat:
     # When set, user/info waits for it (a slow WeChat); `failures` fails that many calls first.
     user_info_gate: threading.Event | None = None
     user_info_failures: int = 0
+    batch_fail_at: int | None = None  # this call of user/info/batchget fails (an interrupted backfill)
 
     def reset(self) -> None:
         with self.lock:
@@ -70,7 +76,7 @@ class FakeWeChat:
             self.preset_session_keys.clear()
             self.without_unionid.clear()
             self.followers.clear()
-            self.user_info_gate, self.user_info_failures = None, 0
+            self.user_info_gate, self.user_info_failures, self.batch_fail_at = None, 0, None
             self.page_size, self.country_code_as_number = 10_000, False
 
     # -- who is who -------------------------------------------------------------------------
@@ -112,8 +118,6 @@ class FakeWeChat:
                     self.calls[path] += 1
                 gate = self.user_info_gate if path == "/cgi-bin/user/info" else None
                 if gate is not None:
-                    import anyio.to_thread
-
                     await anyio.to_thread.run_sync(gate.wait, 10)
                 return JSONResponse(handler(params, body))
 
@@ -258,7 +262,54 @@ class FakeWeChat:
     def _batch(self, params: dict[str, str], body: Any) -> dict[str, Any]:
         if self._authorized(params) is None:
             return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        with self.lock:
+            if self.calls["/cgi-bin/user/info/batchget"] == self.batch_fail_at:
+                return self._error(-1, "system error")
         wanted = [u["openid"] for u in (body or {}).get("user_list", [])]
         if len(wanted) > 100:
             return self._error(45158, "user_list size exceeds the limit of 100")
         return {"user_info_list": [self._follower(o) for o in wanted]}
+
+
+def fake_wechat_for(settings: Settings) -> FakeWeChat:
+    """Development: a fake that knows this deployment's apps (the demo appids and secrets)."""
+    pairs = (
+        (settings.mini_program_appid, settings.mini_program_secret),
+        (settings.official_account_appid, settings.official_account_secret),
+        (settings.app_wechat_appid, settings.app_wechat_secret),
+    )
+    apps = {appid: secret for appid, secret in pairs if appid and secret}
+    fake = FakeWeChat(apps=apps, official_account_appid=settings.official_account_appid)
+    fake.follow("alice", "bob", "carol")
+    return fake
+
+
+def signed_push(
+    settings: Settings, xml: str, *, safe: bool, nonce: str | None = None, timestamp: str | None = None
+) -> tuple[dict[str, str], str]:
+    """The query and body WeChat would POST for `xml`: signed, and in safe mode encrypted."""
+    token = settings.official_account_token
+    assert token, "TROIKA_OFFICIAL_ACCOUNT_TOKEN is not set"
+    timestamp, nonce = timestamp or str(int(time.time())), nonce or str(secrets.randbelow(10**9))
+    signer = WeChatSigner()
+    signer.add_data(token, timestamp, nonce)
+    params = {"signature": signer.signature, "timestamp": timestamp, "nonce": nonce}
+    if not safe:
+        return params, xml
+    crypto = WeChatCrypto(token, settings.official_account_aes_key, settings.official_account_appid)
+    body = str(crypto.encrypt_message(xml, nonce, timestamp))
+    signature = re.search(r"<MsgSignature><!\[CDATA\[(\w+)\]\]></MsgSignature>", body)
+    assert signature is not None
+    return {**params, "encrypt_type": "aes", "msg_signature": signature[1]}, body
+
+
+def event_push(
+    openid: str, event: str, *, to: str = "gh_troika", at: int | None = None, **fields: str
+) -> str:
+    """An official-account event push as WeChat writes it."""
+    extra = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items())
+    return (
+        f"<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[{event}]]></Event>{extra}</xml>"
+    )

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 import pytest
 
+from app.wechat.fake import event_push
 from tests.helpers import Gql
 
 WECHAT_LOGIN = """
@@ -62,9 +62,4 @@ async def sms_code(gql: Gql, caplog: pytest.LogCaptureFixture, phone: str, maske
 
 def event_xml(openid: str, event: str, *, to: str = "gh_troika", at: int | None = None, **fields: str) -> str:
     """An official-account event push as WeChat writes it."""
-    extra = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items())
-    return (
-        f"<xml><ToUserName><![CDATA[{to}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
-        f"<CreateTime>{at or int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
-        f"<Event><![CDATA[{event}]]></Event>{extra}</xml>"
-    )
+    return event_push(openid, event, to=to, at=at, **fields)

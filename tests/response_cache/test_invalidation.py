@@ -18,7 +18,8 @@ from graphql_schema.schema import schema
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
 from tests.factories.identity import link, new_user
-from tests.factories.wechat import BIND_PHONE, PHONE_LOGIN, sms_code, wechat_login
+from tests.factories.wechat import BIND_PHONE, PHONE_LOGIN, event_xml, sms_code, wechat_login
+from tests.factories.wechat_push import push
 from tests.helpers import Gql
 from tests.identity.test_merge import UNLINK, UNMERGE
 from tests.sql import count_statements
@@ -194,6 +195,24 @@ async def _phone_login(w: World) -> None:
     assert session["user"]["id"] == w.user_id
 
 
+async def _follow(w: World) -> None:
+    assert w.fake is not None
+    s = w.app.state.settings
+    [openid] = w.fake.follow("cache")
+    await link(
+        w.gql, w.admin, kind="OPENID", namespace=s.official_account_appid, value=openid, user_id=w.user_id
+    )
+
+
+async def _official_account_push(w: World) -> None:
+    """A follower's menu click, pushed by WeChat, lands as behaviour once the inbox processed it."""
+    assert w.fake is not None
+    openid = w.fake.openid(w.app.state.settings.official_account_appid, "cache")
+    response = await push(w.client, w.app.state.settings, event_xml(openid, "CLICK", EventKey="MENU_NEWS"))
+    assert response.text == "success"
+    await w.app.state.wechat_inbox.drain()
+
+
 # name -> (what to do before the view is cached, the change that must invalidate it)
 CHANGES: dict[str, tuple[Change | None, Change]] = {
     "linkIdentity": (None, _link_identity),
@@ -217,6 +236,7 @@ CHANGES: dict[str, tuple[Change | None, Change]] = {
     "bindPhone (wechatPhoneCode)": (None, _bind_phone_wechat),
     "bindPhone (recycled from this user)": (None, _bind_phone_recycled),
     "phoneLogin": (None, _phone_login),
+    "POST /wechat/official-account event": (_follow, _official_account_push),
 }
 
 # Mutations that change nothing any user's view shows, each with the reason; the test below
