@@ -10,8 +10,12 @@ from app.cli import main
 from app.cli_support import with_db
 from app.db.engine import Database
 from app.db.models import Identity, User
+from app.ingest.dictionary import load_dictionary
 from app.settings import get_settings
-from app.wechat.fake import FakeWeChat
+from app.wechat.api import WeChatApi
+from app.wechat.fake import FakeWeChat, event_push, signed_push
+from app.wechat.inbox import OfficialAccountInbox
+from app.wechat.messages import open_push
 from tests.conftest import TEST_WECHAT_SECRETS
 
 
@@ -62,3 +66,26 @@ def test_followers_are_linked_in_batches_and_a_stopped_run_resumes(
     again = CliRunner().invoke(main, ["wechat", "sync-followers"])
     assert "followers: 230 of 230 done; 229 unionids linked" in again.output
     assert _counts() == (230, 230, 229)
+
+
+def test_process_inbox_finishes_stored_pushes(wechat_env: str, fake_wechat: FakeWeChat) -> None:
+    """What a crash leaves (a stored, unprocessed push), `troika wechat process-inbox` finishes."""
+    settings = get_settings()
+    [openid] = fake_wechat.follow("nina")
+    params, body = signed_push(settings, event_push(openid, "subscribe"), safe=False)
+
+    async def store(db: Database) -> int | None:
+        token, appid = settings.official_account_token, settings.official_account_appid
+        assert token is not None
+        assert appid is not None
+        received = open_push(body.encode(), params, token=token, aes_key=None, appid=appid)
+        inbox = OfficialAccountInbox(db, settings, load_dictionary(None), WeChatApi(settings))
+        return await inbox.receive(received, timestamp=params["timestamp"], nonce=params["nonce"])
+
+    assert with_db(settings, store) is not None
+    result = CliRunner().invoke(main, ["wechat", "process-inbox"])
+    assert result.exit_code == 0, result.output
+    assert "inbox: 1 done" in result.output
+    assert _counts() == (1, 1, 1)  # the follower, their openid and unionid
+    again = CliRunner().invoke(main, ["wechat", "process-inbox"])
+    assert "nothing to do" in again.output

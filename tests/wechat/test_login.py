@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.db.models import WechatSession
+from app.main import create_app
+from app.settings import Settings
 from app.wechat.fake import FakeWeChat
+from tests.factories.auth import operator_key
+from tests.factories.identity import link
 from tests.factories.wechat import ME, WECHAT_LOGIN, wechat_login
 from tests.helpers import Gql
 
@@ -67,3 +74,39 @@ async def test_bad_and_used_codes_are_refused(gql: Gql, fake_wechat: FakeWeChat)
         WECHAT_LOGIN, {"channel": "APP", "code": "not a code!"}, token=None, code="WECHAT_CODE_INVALID"
     )
     assert bad["extensions"]["errcode"] == 40029
+
+
+async def _login_error(settings: Settings, update: dict[str, Any], code: str) -> dict[str, Any]:
+    other = create_app(settings.model_copy(update=update))
+    try:
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as http:
+            variables = {"channel": "MINI_PROGRAM", "code": "zed"}
+            return await Gql(http).error(WECHAT_LOGIN, variables, token=None, code=code)
+    finally:
+        await other.state.db.dispose()
+
+
+async def test_wechat_failures_are_clear_and_change_nothing(
+    settings: Settings, fake_wechat: FakeWeChat
+) -> None:
+    down = await _login_error(settings, {"wechat_api_base_url": "http://127.0.0.1:9"}, "WECHAT_UNAVAILABLE")
+    assert "could not be reached" in down["message"]
+    wrong = await _login_error(settings, {"mini_program_secret": "wrong"}, "WECHAT_ERROR")
+    assert wrong["extensions"]["errcode"] == 40125
+    missing = await _login_error(settings, {"mini_program_secret": None}, "WECHAT_NOT_CONFIGURED")
+    assert "TROIKA_MINI_PROGRAM_SECRET" in missing["message"]
+
+
+async def test_a_unionid_that_clashes_still_signs_in_by_the_openid(
+    app: FastAPI, gql: Gql, fake_wechat: FakeWeChat
+) -> None:
+    """The unionid already belongs to someone holding another openid of this mini program."""
+    mp = app.state.settings.mini_program_appid
+    admin = await operator_key(app, "admin")
+    unionid = fake_wechat.unionid("kim")
+    assert unionid is not None
+    other = await link(gql, admin, kind="OPENID", namespace=mp, value="o-someone-else", unionid=unionid)
+    session = await wechat_login(gql, "MINI_PROGRAM", "kim")
+    assert session["user"]["id"] != other["user"]["id"]
+    assert [i["kind"] for i in session["user"]["identities"]] == ["OPENID"]
