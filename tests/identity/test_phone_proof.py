@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 
+from app.wechat.fake import FakeWeChat
 from tests.factories.auth import operator_key, user_token
 from tests.factories.identity import LINK, link, new_user
-from tests.factories.wechat import BIND_PHONE, HISTORY, PHONE_LOGIN, sms_code
+from tests.factories.wechat import BIND_PHONE, HISTORY, PHONE_LOGIN, sms_code, wechat_login
 from tests.helpers import Gql
 
 PHONE, MASKED = "13800138111", "138****8111"
@@ -105,3 +107,21 @@ async def test_phone_login_signs_in_the_holder_or_a_new_user(
     newcomer = (await gql(PHONE_LOGIN, {"phone": "13900139222", "code": fresh}, token=None))["phoneLogin"]
     assert newcomer["user"]["id"] != holder
     assert newcomer["user"]["phone"] == "139****9222"
+
+
+async def test_racing_proofs_of_one_phone_leave_one_holder(
+    app: FastAPI, gql: Gql, fake_wechat: FakeWeChat
+) -> None:
+    """Two people of one mini program prove the same number at once: it ends with exactly one."""
+    first = await wechat_login(gql, "MINI_PROGRAM", "race-1")
+    second = await wechat_login(gql, "MINI_PROGRAM", "race-2")
+    await asyncio.gather(
+        gql(BIND_PHONE, {"wx": "13700137077:a"}, token=first["token"]),
+        gql(BIND_PHONE, {"wx": "13700137077:b"}, token=second["token"]),
+    )
+    admin = await operator_key(app, "admin")
+    view = "query ($id: ID!) { user(id: $id) { id phone } }"
+    phones = [
+        (await gql(view, {"id": s["user"]["id"]}, token=admin))["user"]["phone"] for s in (first, second)
+    ]
+    assert sorted(phones, key=str) == sorted(["137****7077", None], key=str)
