@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
 from app.cli_ingest import deadletters, import_records
 from app.cli_support import with_db
+from app.cli_wechat import wechat
 from app.db.engine import Database
 from app.domain import Channel
 from app.settings import Environment, Settings, get_settings
@@ -56,8 +58,15 @@ def migrate_cmd() -> None:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
 def serve(host: str, port: int, workers: int) -> None:
-    """Serve the GraphQL API (GraphiQL at /graphql)."""
+    """Serve the GraphQL API (GraphiQL at /graphql); in development, the fake WeChat at /fake-wechat."""
     import uvicorn
+
+    if get_settings().wechat_fake and "TROIKA_WECHAT_API_BASE_URL" not in os.environ:
+        # The app calls the fake it serves itself: point WeChat's base URL here.
+        own = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        os.environ["TROIKA_WECHAT_API_BASE_URL"] = f"http://{own}:{port}/fake-wechat"
+        get_settings.cache_clear()
+        click.echo(f"  WeChat: the development fake at http://{own}:{port}/fake-wechat", err=True)
 
     uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
 
@@ -164,3 +173,4 @@ def dev_token(host: str, port: int) -> None:
 
 main.add_command(import_records)
 main.add_command(deadletters)
+main.add_command(wechat)

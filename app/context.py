@@ -14,6 +14,7 @@ from app.db.engine import Database
 from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
+from app.integrations import Integrations
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
@@ -31,12 +32,16 @@ class RequestContext:
         auth: AuthResult,
         dictionary: DataDictionary,
         feed: ChangeFeed | None = None,
+        integrations: Integrations | None = None,
+        client: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
         self.auth = auth
         self.dictionary = dictionary
         self._feed = feed
+        self._integrations = integrations
+        self.client = client  # the caller's address, for abuse limits on anonymous doors
         self.loaders = Loaders(db, dictionary)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # What a cached copy of this response would depend on (app/response_cache.py): the users
@@ -69,6 +74,13 @@ class RequestContext:
         if self._feed is None:
             raise RuntimeError("this context has no change feed")
         return self._feed
+
+    @property
+    def integrations(self) -> Integrations:
+        """WeChat, SMS and rate limits: the app's, or (a context built elsewhere) this context's own."""
+        if self._integrations is None:
+            self._integrations = Integrations.from_settings(self.settings)
+        return self._integrations
 
     @property
     def principal(self) -> Principal:

@@ -23,12 +23,16 @@ from app.db.engine import Database, make_database
 from app.entitlements.catalogue import catalogue_for
 from app.ingest.dictionary import DataDictionary, load_dictionary
 from app.ingest.http import ingest_router
+from app.integrations import Integrations
 from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
 from app.settings import Settings, get_settings
 from app.stores.versions import VersionReader
 from app.sync.bus import Doorbell
 from app.sync.feed import ChangeFeed
+from app.wechat.fake import fake_wechat_for
+from app.wechat.inbox import OfficialAccountInbox
+from app.wechat.webhook import official_account_router
 from graphql_schema.schema import schema
 
 
@@ -66,7 +70,13 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         if not isinstance(auth, AuthResult):
             auth = await self.authenticate(request.headers.get("authorization"))
         ctx = RequestContext(
-            db=self.db, settings=self.settings, auth=auth, dictionary=self.dictionary, feed=self.feed
+            db=self.db,
+            settings=self.settings,
+            auth=auth,
+            dictionary=self.dictionary,
+            integrations=request.app.state.integrations,
+            client=request.client.host if request.client else None,
+            feed=self.feed,
         )
         request.scope[SCOPE_CONTEXT] = ctx
         return ctx
@@ -102,9 +112,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     db.on_dispose.insert(0, feed.stop)
 
+    integrations = Integrations.from_settings(settings)
+    db.on_dispose.append(integrations.close)
+
+    inbox = OfficialAccountInbox(db, settings, dictionary, integrations.wechat)
+    db.on_dispose.insert(0, inbox.close)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await feed.start()  # follow the outbox from now; listeners would also start it
+        inbox.start()  # finish pushes a previous run stored but did not process
         yield
         await db.dispose()
 
@@ -130,9 +147,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.db = db
     app.state.settings = settings
     app.state.dictionary = dictionary
+    app.state.integrations = integrations
     app.include_router(
         ingest_router(db=db, settings=settings, dictionary=dictionary, authenticate=authenticate)
     )
+    app.include_router(official_account_router(settings, inbox))
+    app.state.wechat_inbox = inbox
+
+    if settings.wechat_fake:
+        app.mount("/fake-wechat", fake_wechat_for(settings).asgi())
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

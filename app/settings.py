@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import secrets
 from enum import StrEnum
@@ -16,6 +18,15 @@ DEMO_APPIDS = {
     "mini_program_appid": "wxd0000000000000mp",
     "official_account_appid": "wxd0000000000000oa",
     "app_wechat_appid": "wxd000000000000app",
+}
+WECHAT_API = "https://api.weixin.qq.com"
+# What the fake WeChat of development (app/wechat/fake.py) knows the demo apps by.
+DEMO_WECHAT_SECRETS = {
+    "mini_program_secret": "demo-mini-program-secret",
+    "official_account_secret": "demo-official-account-secret",
+    "app_wechat_secret": "demo-app-secret",
+    "official_account_token": "demo-token",
+    "official_account_aes_key": "RGVtb0Flc0tleUZvclRyb2lrYURldmVsb3BtZW50MDE",
 }
 
 
@@ -62,12 +73,45 @@ class Settings(BaseSettings):
     changes_retention_days: float = 7.0
     ingest_max_records: int = 5_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
+    # WeChat (the appids above name the apps). The API base URL is WeChat's own; tests and the
+    # development fake point it elsewhere. `wechat_fake`: serve a fake WeChat API at /fake-wechat
+    # and use it (development only; on by default there when no WeChat secret is configured).
+    wechat_api_base_url: str = WECHAT_API
+    wechat_timeout_seconds: float = 5.0
+    wechat_fake: bool | None = None
+    mini_program_secret: str | None = Field(default=None, repr=False)
+    app_wechat_secret: str | None = Field(default=None, repr=False)
+    official_account_secret: str | None = Field(default=None, repr=False)
+    official_account_token: str | None = Field(default=None, repr=False)
+    # EncodingAESKey (43 characters): set for safe (AES) mode pushes.
+    official_account_aes_key: str | None = Field(default=None, repr=False)
+    official_account_max_body_bytes: int = 64 * 1024
+    # A push whose signed timestamp is older (or further ahead) than this is refused; 0: never.
+    official_account_max_age_seconds: int = 300
+    # A menu CLICK with this key is answered with a link to bind a phone (at the URL, if set).
+    official_account_bind_phone_key: str = "BIND_PHONE"
+    official_account_bind_phone_url: str | None = None
+    # SMS codes: "log" prints them to the log (development); else "module:factory" of a sender.
+    sms_sender: str = "log"
+    sms_code_ttl_seconds: int = 300
+    sms_min_interval_seconds: int = 60
+    sms_per_phone_per_hour: int = 5
+    sms_per_client_per_hour: int = 20
+    sms_verify_attempts_per_15_minutes: int = 5
 
     @model_validator(mode="after")
     def _fill_development_defaults(self) -> Self:
         if not self.database_url:
             self.database_url = f"sqlite+aiosqlite:///{self.var_dir / 'troika.db'}"
+        if self.official_account_aes_key and not _valid_aes_key(self.official_account_aes_key):
+            raise ValueError(
+                "TROIKA_OFFICIAL_ACCOUNT_AES_KEY must be the 43-character EncodingAESKey of the "
+                "official account console (base64 of 32 bytes)"
+            )
         if self.env is Environment.PRODUCTION:
+            if self.wechat_fake:
+                raise ValueError("TROIKA_WECHAT_FAKE is for development only")
+            self.wechat_fake = False
             missing = [n for n in ("token_secret", "pii_key") if not getattr(self, n)]
             if missing:
                 names = ", ".join(f"TROIKA_{n.upper()}" for n in missing)
@@ -82,6 +126,14 @@ class Settings(BaseSettings):
         for name, appid in DEMO_APPIDS.items():
             if getattr(self, name) is None:
                 setattr(self, name, appid)
+        if self.wechat_fake is None:
+            self.wechat_fake = not any(getattr(self, n) for n in DEMO_WECHAT_SECRETS)
+        if self.wechat_fake:
+            if self.wechat_api_base_url == WECHAT_API:  # `troika serve` says where it serves the fake
+                self.wechat_api_base_url = "http://127.0.0.1:8000/fake-wechat"
+            for name, value in DEMO_WECHAT_SECRETS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         return self
 
     @property
@@ -99,6 +151,14 @@ class Settings(BaseSettings):
         assert isinstance(value, str)
         assert value
         return value
+
+
+def _valid_aes_key(key: str) -> bool:
+    """WeChat's EncodingAESKey: 43 base64 characters that decode (with '=') to an AES-256 key."""
+    try:
+        return len(key) == 43 and len(base64.b64decode(key + "=", validate=True)) == 32
+    except binascii.Error:
+        return False
 
 
 def _development_secrets(var_dir: Path) -> dict[str, str]:

@@ -69,7 +69,8 @@ class Identity:
 @strawberry.type(description="An entry of the identity graph's append-only history.")
 class IdentityEdge:
     action: str = strawberry.field(
-        description="link, unlink, merge (moved to a survivor) or unmerge (moved back)."
+        description="link, unlink (closed: rule replaced or recycled for phones), verify (proven by the "
+        "person), merge (moved to a survivor) or unmerge (moved back)."
     )
     kind: IdentityKind = strawberry.field(description="The identity's kind.")
     namespace: str | None = strawberry.field(description="OPENID: the appid. EXTERNAL: the provider.")

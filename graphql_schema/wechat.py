@@ -1,15 +1,20 @@
-"""WeChat logins and phone binding (issue 6); the fields exist so clients can build against them."""
+"""WeChat logins, phone logins and phone binding."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import strawberry
+from strawberry.types import Info
 
-from graphql_schema.common import not_yet
+from app.context import RequestContext
+from app.services.accounts import Grant
 from graphql_schema.enums import Channel
 from graphql_schema.identity import User
 from graphql_schema.permissions import AUTHENTICATED
+from resolvers import wechat as resolve
+
+Ctx = Info[RequestContext, None]
 
 
 @strawberry.type(description="An end-user session.")
@@ -18,33 +23,55 @@ class Session:
     expires_at: datetime = strawberry.field(description="When the token stops working (UTC).")
     user: User = strawberry.field(description="The signed-in user.")
 
+    @classmethod
+    def of(cls, grant: Grant) -> Session:
+        return cls(token=grant.token, expires_at=grant.expires_at, user=User(record=grant.user))
+
 
 @strawberry.type
 class WechatMutation:
     @strawberry.mutation(
-        description="Mini program (wx.login code) or APP (WeChat SDK code) login: an end-user session."
+        description="Mini program (wx.login code) or APP (WeChat SDK code) login: an end-user session. "
+        "OFFICIAL_ACCOUNT takes a web authorization code (official-account pages)."
     )
-    def wechat_login(self, channel: Channel, code: str) -> Session:
-        raise not_yet("wechatLogin", 6)
+    async def wechat_login(self, info: Ctx, channel: Channel, code: str) -> Session:
+        return Session.of(await resolve.wechat_login(info.context, channel=channel, code=code))
 
     @strawberry.mutation(
-        description="Send an SMS code to verify a phone (official account and APP binding).",
-        permission_classes=AUTHENTICATED,
+        description="Send an SMS code to verify a phone (official account and APP binding, phone login). "
+        "Rate limited per phone and per caller; RATE_LIMITED says when to retry."
     )
-    def request_phone_code(self, phone: str) -> bool:
-        raise not_yet("requestPhoneCode", 6)
+    async def request_phone_code(self, info: Ctx, phone: str) -> bool:
+        return await resolve.request_phone_code(info.context, phone=phone)
+
+    @strawberry.mutation(
+        description="APP account login by phone: a phone proven by an SMS code signs in its holder "
+        "(a new user when nobody holds it)."
+    )
+    async def phone_login(self, info: Ctx, phone: str, sms_code: str) -> Session:
+        return Session.of(await resolve.phone_login(info.context, phone=phone, sms_code=sms_code))
 
     @strawberry.mutation(
         description="Bind a verified phone to the signed-in user: smsCode, a mini program phone code, "
-        "or the legacy encryptedData + iv.",
+        "or the legacy encryptedData + iv. It replaces the user's previous phone; a phone held by "
+        "another user merges the two, or, when they cannot be one person, moves here (recycled).",
         permission_classes=AUTHENTICATED,
     )
-    def bind_phone(
+    async def bind_phone(
         self,
+        info: Ctx,
         phone: str | None = None,
         sms_code: str | None = None,
         wechat_phone_code: str | None = None,
         encrypted_data: str | None = None,
         iv: str | None = None,
     ) -> User:
-        raise not_yet("bindPhone", 6)
+        record = await resolve.bind_phone(
+            info.context,
+            phone=phone,
+            sms_code=sms_code,
+            wechat_phone_code=wechat_phone_code,
+            encrypted_data=encrypted_data,
+            iv=iv,
+        )
+        return User(record=record)

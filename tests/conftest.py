@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import socket
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,12 +17,14 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from app.cli import migrate
 from app.main import create_app
-from app.settings import Environment, Settings, get_settings
+from app.settings import DEMO_APPIDS, Environment, Settings, get_settings
+from app.wechat.fake import FakeWeChat
 from tests.helpers import Gql
 
 T = TypeVar("T")
@@ -35,7 +40,7 @@ def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-def settings_for(database_url: str, var_dir: Path) -> Settings:
+def settings_for(database_url: str, var_dir: Path, *, wechat_url: str = "http://127.0.0.1:9") -> Settings:
     return Settings(
         env=Environment.DEVELOPMENT,
         database_url=database_url,
@@ -44,7 +49,59 @@ def settings_for(database_url: str, var_dir: Path) -> Settings:
         ingest_max_records=50,
         ingest_max_body_bytes=256 * 1024,
         pii_key="test-pii-key-of-at-least-32-bytes",
+        wechat_fake=False,
+        wechat_api_base_url=wechat_url,
+        mini_program_secret=TEST_WECHAT_SECRETS["mini_program_secret"],
+        official_account_secret=TEST_WECHAT_SECRETS["official_account_secret"],
+        app_wechat_secret=TEST_WECHAT_SECRETS["app_wechat_secret"],
+        official_account_token=TEST_WECHAT_SECRETS["official_account_token"],
+        official_account_aes_key=TEST_WECHAT_SECRETS["official_account_aes_key"],
     )
+
+
+TEST_WECHAT_SECRETS = {
+    "mini_program_secret": "test-mp-secret",
+    "official_account_secret": "test-oa-secret",
+    "app_wechat_secret": "test-app-secret",
+    "official_account_token": "test-token",
+    "official_account_aes_key": "VGVzdEVuY29kaW5nQWVzS2V5T2ZUaGlydHlUd29CeXQ",
+}
+# The WXBizDataCrypt sample's mini program (its vector is in wechatpy's tests/test_crypto.py).
+SAMPLE_APPID = "wx4f4bc4dec97d474b"
+
+
+@pytest.fixture(scope="session")
+def fake_wechat_server() -> Iterator[tuple[FakeWeChat, str]]:
+    """The fake WeChat API on a loopback port, for the whole session (state reset per test)."""
+    apps = {
+        DEMO_APPIDS["mini_program_appid"]: TEST_WECHAT_SECRETS["mini_program_secret"],
+        DEMO_APPIDS["official_account_appid"]: TEST_WECHAT_SECRETS["official_account_secret"],
+        DEMO_APPIDS["app_wechat_appid"]: TEST_WECHAT_SECRETS["app_wechat_secret"],
+        SAMPLE_APPID: TEST_WECHAT_SECRETS["mini_program_secret"],
+    }
+    fake = FakeWeChat(apps=apps, official_account_appid=DEMO_APPIDS["official_account_appid"])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(fake.asgi(), log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "the fake WeChat server did not start"
+        time.sleep(0.01)
+    try:
+        yield fake, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(5)
+        sock.close()
+
+
+@pytest.fixture
+def fake_wechat(fake_wechat_server: tuple[FakeWeChat, str]) -> FakeWeChat:
+    fake = fake_wechat_server[0]
+    fake.reset()
+    return fake
 
 
 def pg_database_url(name: str) -> str:
@@ -106,8 +163,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
-    return settings_for(database_url, tmp_path / "var")
+def settings(database_url: str, tmp_path: Path, fake_wechat_server: tuple[FakeWeChat, str]) -> Settings:
+    return settings_for(database_url, tmp_path / "var", wechat_url=fake_wechat_server[1])
 
 
 @pytest.fixture

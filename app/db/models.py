@@ -254,3 +254,75 @@ class AuditEntry(Base):
     # No foreign key: the log outlives what it names (an erased user's entries stay).
     target_user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class WechatSession(Base):
+    """The latest WeChat session key of one mini-program openid: server-side only, sealed at rest.
+
+    The legacy `encryptedData` decrypt needs it; it is never returned to anyone.
+    """
+
+    __tablename__ = "wechat_sessions"
+    __table_args__ = (UniqueConstraint("appid", "openid", name="uq_wechat_sessions_appid_openid"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    appid: Mapped[str] = mapped_column(String(64), nullable=False)
+    openid: Mapped[str] = mapped_column(String(128), nullable=False)
+    sealed_key: Mapped[str] = mapped_column(Text, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class WechatInbox(Base):
+    """Every verified official-account push, stored before it is answered and processed after.
+
+    `dedupe_key` is the push's identity (MsgId, or FromUserName|CreateTime|Event), so WeChat's
+    retries land once; (timestamp, nonce) are the signature's, so a signature is used once.
+    """
+
+    __tablename__ = "wechat_inbox"
+    __table_args__ = (
+        UniqueConstraint("appid", "dedupe_key", name="uq_wechat_inbox_appid_dedupe_key"),
+        UniqueConstraint("appid", "timestamp", "nonce", name="uq_wechat_inbox_appid_timestamp_nonce"),
+        Index("ix_wechat_inbox_status_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    appid: Mapped[str] = mapped_column(String(64), nullable=False)
+    dedupe_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    timestamp: Mapped[str] = mapped_column(String(16), nullable=False)
+    nonce: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The push as WeChat meant it: the decrypted XML in safe mode.
+    payload: Mapped[str] = mapped_column(Text, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # pending -> processing -> done | failed (retried) ; a stale `processing` is taken over.
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class PhoneCode(Base):
+    """An SMS code sent to a phone: only keyed hashes are kept; it expires and is used once."""
+
+    __tablename__ = "phone_codes"
+    __table_args__ = (Index("ix_phone_codes_phone_hash_id", "phone_hash", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    phone_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    code_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    requested_by: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class WechatSyncState(Base):
+    """Where a resumable WeChat backfill (the follower list) got to."""
+
+    __tablename__ = "wechat_sync_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    cursor: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    done: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

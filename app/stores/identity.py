@@ -355,6 +355,32 @@ async def insert_identity(
     return rec
 
 
+async def mark_verified(
+    session: AsyncSession,
+    identity: IdentityRecord,
+    *,
+    user_id: int,
+    rule: str,
+    source: str,
+    actor: str,
+    at: datetime,
+) -> None:
+    """A held identity the person has now proven: it says so, and the history says when and how."""
+    await session.execute(
+        update(Identity).where(Identity.id == identity.id).values(verified=True, rule=rule, source=source)
+    )
+    await add_edge(
+        session,
+        action="verify",
+        user_id=user_id,
+        identity=identity,
+        at=at,
+        actor=actor,
+        rule=rule,
+        source=source,
+    )
+
+
 async def delete_identity(session: AsyncSession, identity_id: int) -> None:
     """Remove a current link (its edges stay)."""
     await session.execute(delete(Identity).where(Identity.id == identity_id))

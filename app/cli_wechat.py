@@ -1,0 +1,112 @@
+"""`troika wechat …`: the follower backfill and the official-account inbox from the command line."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from app.cli_support import with_db
+from app.db.engine import Database
+from app.errors import DomainError
+from app.ingest.dictionary import load_dictionary
+from app.settings import get_settings
+from app.wechat.api import WeChatApi
+from app.wechat.followers import SyncReport, sync_followers
+from app.wechat.inbox import OfficialAccountInbox
+
+
+@click.group()
+def wechat() -> None:
+    """WeChat: backfill followers, finish official-account pushes."""
+
+
+@wechat.command("sync-followers")
+@click.option(
+    "--restart", is_flag=True, help="Start from the first follower, not where the last run stopped."
+)
+def sync_followers_cmd(restart: bool) -> None:
+    """Link every official-account follower's openid and unionid (resumable)."""
+    settings = get_settings()
+    err = Console(stderr=True)
+
+    async def work(db: Database) -> SyncReport:
+        api = WeChatApi(settings)
+        bar = Progress(
+            TextColumn("[bold]followers"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        task = bar.add_task("followers", total=None)
+
+        def show(report: SyncReport) -> None:
+            bar.update(task, total=report.total, completed=report.done)
+
+        try:
+            with bar:
+                return await sync_followers(db, api, restart=restart, progress=show)
+        finally:
+            api.close()
+
+    try:
+        report = with_db(settings, work)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    resumed = f" (resumed after {report.resumed_after})" if report.resumed_after else ""
+    click.echo(
+        f"followers: {report.done} of {report.total} done{resumed}; {report.with_unionid} unionids linked, "
+        f"{report.conflicts} conflicts",
+        err=True,
+    )
+
+
+@wechat.command("process-inbox")
+def process_inbox_cmd() -> None:
+    """Finish official-account pushes that were stored but not (or not successfully) processed."""
+    settings = get_settings()
+
+    async def work(db: Database) -> dict[str, int]:
+        api = WeChatApi(settings)
+        try:
+            return await OfficialAccountInbox(
+                db, settings, load_dictionary(settings.data_dictionary_path), api
+            ).process_unfinished()
+        finally:
+            api.close()
+
+    counts = with_db(settings, work)
+    click.echo(
+        "inbox: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"), err=True
+    )
+
+
+@wechat.command("push")
+@click.option("--person", required=True, help="Who, as the fake WeChat names people (e.g. alice).")
+@click.option(
+    "--event",
+    default="subscribe",
+    show_default=True,
+    type=click.Choice(["subscribe", "unsubscribe", "SCAN", "CLICK", "VIEW"]),
+)
+@click.option("--key", default="", help="EventKey: the menu key (CLICK), URL (VIEW) or scene (qrscene_12).")
+@click.option("--safe", is_flag=True, help="Encrypt it, as WeChat's safe mode does.")
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The Troika server.")
+def push_cmd(person: str, event: str, key: str, safe: bool, url: str) -> None:
+    """Development: send a signed official-account push, as WeChat would, to try the webhook."""
+    import requests
+
+    from app.settings import Environment
+    from app.wechat.fake import FakeWeChat, event_push, signed_push
+    from app.wechat.webhook import PATH
+
+    settings = get_settings()
+    if settings.env is not Environment.DEVELOPMENT or not settings.official_account_appid:
+        raise click.UsageError("push is a development tool")
+    openid = FakeWeChat(apps={}).openid(settings.official_account_appid, person)
+    xml = event_push(openid, event, EventKey=key) if key else event_push(openid, event)
+    params, body = signed_push(settings, xml, safe=safe)
+    answer = requests.post(f"{url.rstrip('/')}{PATH}", params=params, data=body.encode(), timeout=10)
+    click.echo(f"{answer.status_code} {answer.text}")
+    click.echo(f"  openid {openid} (OFFICIAL_ACCOUNT {settings.official_account_appid})", err=True)

@@ -1,0 +1,1 @@
+"""WeChat: the API gateway (wechatpy), the official-account webhook and inbox, the development fake."""
