@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     api_key_cache_seconds: float = 30.0
     ingest_max_records: int = 5_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
+    # Tries of one batch transaction that PostgreSQL aborted for a deadlock or serialization failure.
+    ingest_max_attempts: int = Field(default=3, ge=1, le=10)
 
     @model_validator(mode="after")
     def _fill_development_defaults(self) -> Self:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -13,10 +15,20 @@ from app.auth.principal import PrincipalKind
 from app.db.engine import Database
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
-from app.ingest.service import Ingestor, IngestReport, RecordStatus, TooManyRecords, Unparsable
+from app.ingest.service import (
+    IngestContention,
+    Ingestor,
+    IngestReport,
+    RecordStatus,
+    TooManyRecords,
+    Unparsable,
+)
 from app.settings import Settings
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
+
+
+log = logging.getLogger("troika.ingest")
 
 
 class _TooLarge(Exception):
@@ -113,6 +125,15 @@ def ingest_router(
             report = await ingestor.ingest(target, records, actor=principal.actor)
         except TooManyRecords as exc:
             return _error(413, exc.code, exc.message)
+        except IngestContention as exc:
+            response = _error(503, exc.code, exc.message)
+            response.headers["Retry-After"] = "1"
+            return response
+        except Exception:
+            # Like GraphQL's masked errors: the sender gets a code and a trace id to quote, the log the rest.
+            trace = uuid.uuid4().hex[:16]
+            log.exception("ingest: unexpected error, trace %s", trace)
+            return _error(500, "INTERNAL_SERVER_ERROR", f"internal error (trace {trace})")
         return JSONResponse(report_json(report))
 
     return router

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
@@ -53,6 +58,30 @@ class Unparsable:
 
 class TooManyRecords(DomainError):
     code = "TOO_MANY_RECORDS"
+
+
+class IngestContention(DomainError):
+    """The batch lost to concurrent writers every time it was tried; sending it again is safe."""
+
+    code = "INGEST_CONTENTION"
+
+
+T = TypeVar("T")
+log = logging.getLogger("troika.ingest")
+NOTHING_STORED = "none of its records were stored"
+SQLITE_BUSY = "SQLite database is locked"
+# PostgreSQL aborts one transaction of a deadlock (40P01) or a serialization failure (40001).
+_RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
+
+
+def _contention(exc: DBAPIError) -> str | None:
+    """Why the database aborted a transaction that may simply be run again; None for other errors."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _RETRYABLE:
+        return f"PostgreSQL {_RETRYABLE[state]}, SQLSTATE {state}"
+    if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_BUSY":
+        return SQLITE_BUSY
+    return None
 
 
 def _source_id(raw: object) -> str:
@@ -107,27 +136,76 @@ class Ingestor:
             seen.add(rec.source_id)
             valid.append((i, rec, key))
 
-        store_db = self.db.store_for(channel)
-        new_ids: set[str] = set()
-        # Link first: a record is only reported once its identity resolves to a user. When the
-        # store lives in the hub's database, both happen in one transaction.
-        async with self.db.write_sessions() as hub, hub.begin():
-            owners = await IdentityGraph(hub).ensure_users(
-                [key for _, _, key in valid], actor=actor, rule="ingested", source=f"{channel.value} record"
-            )
-            if store_db.shares_hub:
-                new_ids = await self._store(hub, channel, valid, dead, now)
-                await _changed(hub, owners, valid, new_ids)
-        if not store_db.shares_hub:
-            async with store_db.engines.write_sessions() as session, session.begin():
-                new_ids = await self._store(session, channel, valid, dead, now)
-            # After the store's commit, so a reader that sees the new version sees the new rows.
-            async with self.db.write_sessions() as hub, hub.begin():
-                await _changed(hub, owners, valid, new_ids)
+        new_ids = await self._write(channel, valid, dead, now, actor)
         for i, rec, _key in valid:
             status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
             outcomes[i] = RecordOutcome(rec.source_id, status)
         return IngestReport([o for o in outcomes if o is not None])
+
+    async def _write(
+        self,
+        channel: Channel,
+        valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+        dead: Sequence[dict[str, Any]],
+        now: datetime,
+        actor: str,
+    ) -> set[str]:
+        """Link, then store; each transaction is retried whole, never in part, when PostgreSQL aborts it."""
+        store_db = self.db.store_for(channel)
+        keys = [key for _, _, key in valid]
+        source = f"{channel.value} record"
+
+        # Link first: a record is only reported once its identity resolves to a user. When the
+        # store lives in the hub's database, both happen in one transaction.
+        async def link() -> tuple[dict[IdentityKey, int], set[str]]:
+            async with self.db.write_sessions() as hub, hub.begin():
+                owners = await IdentityGraph(hub).ensure_users(
+                    keys, actor=actor, rule="ingested", source=source
+                )
+                if not store_db.shares_hub:
+                    return owners, set()
+                new_ids = await self._store(hub, channel, valid, dead, now)
+                await _changed(hub, owners, valid, new_ids)
+                return owners, new_ids
+
+        owners, new_ids = await self._retrying(link, NOTHING_STORED)
+        if store_db.shares_hub:
+            return new_ids
+
+        async def store_only() -> set[str]:
+            async with store_db.engines.write_sessions() as session, session.begin():
+                return await self._store(session, channel, valid, dead, now)
+
+        new_ids = await self._retrying(store_only, NOTHING_STORED)
+
+        # After the store's commit, so a reader that sees the new version sees the new rows.
+        async def bump() -> None:
+            async with self.db.write_sessions() as hub, hub.begin():
+                await _changed(hub, owners, valid, new_ids)
+
+        await self._retrying(bump, "its records were stored but the users' data versions were not advanced")
+        return new_ids
+
+    async def _retrying(self, work: Callable[[], Awaitable[T]], outcome: str) -> T:
+        """Run one transaction, again from the start when the database aborted it for contention."""
+        attempts = self.settings.ingest_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await work()
+            except DBAPIError as exc:
+                cause = _contention(exc)
+                if cause is None:
+                    raise
+                if attempt >= attempts or cause == SQLITE_BUSY:  # SQLite already waited busy_timeout
+                    raise IngestContention(
+                        f"the batch collided with concurrent writes ({cause}) on {attempt} "
+                        f"attempt(s); {outcome}; send it again",
+                        attempts=attempt,
+                        cause=cause,
+                    ) from exc
+                log.warning("ingest: %s on attempt %d of %d, retrying the batch", cause, attempt, attempts)
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
 
     def _identity(self, rec: StdRecord) -> IdentityKey:
         """The record's identity as the graph stores it; a bad one rejects the record."""
@@ -148,7 +226,7 @@ class Ingestor:
         channel: Channel,
         valid: Sequence[tuple[int, StdRecord, IdentityKey]],
         dead: Sequence[dict[str, Any]],
-        now: Any,
+        now: datetime,
     ) -> set[str]:
         """Write one batch into the channel store; returns the source ids that were new."""
         await store.insert_dead_letters(session, dead)

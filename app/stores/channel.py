@@ -68,9 +68,14 @@ def _insert(session: AsyncSession, table: Any) -> Any:
 
 
 async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Keep each new record's payload; returns the source ids that were new (the rest are replays)."""
+    """Keep each new record's payload; returns the source ids that were new (the rest are replays).
+
+    Like every multi-row write here, rows go in sorted by the conflict key, so concurrent
+    batches lock index entries in one global order and never deadlock on each other.
+    """
     if not rows:
         return set()
+    rows = sorted(rows, key=lambda r: (r["channel"], r["source_id"]))
     stmt = (
         _insert(session, RawRecord)
         .on_conflict_do_nothing(index_elements=["channel", "source_id"])
@@ -83,6 +88,7 @@ async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     """Insert orders or move them forward; an update older than the stored one changes nothing."""
     if not rows:
         return
+    rows = sorted(rows, key=lambda r: (r["channel"], r["order_id"]))
     ins = _insert(session, ChannelOrder)
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "order_id"],
@@ -103,6 +109,7 @@ async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]
     """Latest change per (channel, identity, sku) wins; zero quantities stay as removals."""
     if not rows:
         return
+    rows = sorted(rows, key=lambda r: (r["channel"], r["identity_ref"], r["sku"]))
     ins = _insert(session, ChannelCartItem)
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "identity_ref", "sku"],

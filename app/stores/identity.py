@@ -237,9 +237,14 @@ async def delete_users(session: AsyncSession, ids: Sequence[int]) -> None:
 async def insert_identities_if_free(
     session: AsyncSession, rows: Sequence[dict[str, Any]]
 ) -> list[IdentityRecord]:
-    """Insert links whose identity nobody holds yet; the ones somebody holds are skipped."""
+    """Insert links whose identity nobody holds yet; the ones somebody holds are skipped.
+
+    Rows go in sorted by the conflict key: concurrent batches then take the unique index's
+    entries in one global order, so overlapping writers queue instead of deadlocking.
+    """
     if not rows:
         return []
+    rows = sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["value"]))
     dialect = session.get_bind().dialect.name
     ins = pg_insert(Identity) if dialect == "postgresql" else sqlite_insert(Identity)
     stmt = ins.on_conflict_do_nothing(index_elements=["kind", "namespace", "value"]).returning(
