@@ -138,7 +138,7 @@ class IdentityGraph:
         """
         s = self.session
         wanted = list(dict.fromkeys(keys))
-        owners = {k: i.user_id for k, i in (await store.identities_by_keys(s, wanted)).items()}
+        owners = await store.owners_of_keys(s, wanted)
         missing = [k for k in wanted if k not in owners]
         if not missing:
             return owners
@@ -167,7 +167,7 @@ class IdentityGraph:
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
-            owners.update({k: i.user_id for k, i in (await store.identities_by_keys(s, lost)).items()})
+            owners.update(await store.owners_of_keys(s, lost))
         return owners
 
     async def _create(self, req: LinkRequest) -> LinkOutcome:

@@ -10,13 +10,13 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
 from app.domain import Channel
+from app.stores.bulk import Columns, arrays, is_postgres, unnest_insert
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +62,51 @@ class DeadLetterRow:
     received_at: datetime
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    return pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+_RAW: Columns = (
+    ("channel", "text"),
+    ("source_id", "text"),
+    ("type", "text"),
+    ("identity_ref", "text"),
+    ("occurred_at", "timestamptz"),
+    ("payload", "json"),
+    ("dictionary_version", "text"),
+    ("received_at", "timestamptz"),
+)
+_ORDER: Columns = (
+    ("channel", "text"),
+    ("order_id", "text"),
+    ("identity_ref", "text"),
+    ("status_code", "int"),
+    ("total_cents", "bigint"),
+    ("currency", "text"),
+    ("items", "json"),
+    ("placed_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_CART: Columns = (
+    ("channel", "text"),
+    ("identity_ref", "text"),
+    ("sku", "text"),
+    ("quantity", "int"),
+    ("updated_at", "timestamptz"),
+)
+_EVENT: Columns = (
+    ("channel", "text"),
+    ("identity_ref", "text"),
+    ("type", "text"),
+    ("occurred_at", "timestamptz"),
+    ("properties", "json"),
+)
+_ORDER_FORWARD = (
+    "ON CONFLICT (channel, order_id) DO UPDATE SET identity_ref = excluded.identity_ref, "
+    "status_code = excluded.status_code, total_cents = excluded.total_cents, "
+    "currency = excluded.currency, items = excluded.items, updated_at = excluded.updated_at "
+    "WHERE ch_orders.updated_at < excluded.updated_at"
+)
+_CART_FORWARD = (
+    "ON CONFLICT (channel, identity_ref, sku) DO UPDATE SET quantity = excluded.quantity, "
+    "updated_at = excluded.updated_at WHERE ch_cart_items.updated_at <= excluded.updated_at"
+)
 
 
 async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
@@ -76,12 +118,17 @@ async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any
     if not rows:
         return set()
     rows = sorted(rows, key=lambda r: (r["channel"], r["source_id"]))
-    stmt = (
-        _insert(session, RawRecord)
+    if is_postgres(session):
+        stmt = unnest_insert(
+            "ch_records", _RAW, "ON CONFLICT (channel, source_id) DO NOTHING RETURNING source_id"
+        )
+        return set((await session.execute(stmt, arrays(rows, _RAW))).scalars())
+    ins = (
+        sqlite_insert(RawRecord)
         .on_conflict_do_nothing(index_elements=["channel", "source_id"])
         .returning(RawRecord.source_id)
     )
-    return set((await session.execute(stmt, list(rows))).scalars())
+    return set((await session.execute(ins, list(rows))).scalars())
 
 
 async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
@@ -89,7 +136,10 @@ async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     if not rows:
         return
     rows = sorted(rows, key=lambda r: (r["channel"], r["order_id"]))
-    ins = _insert(session, ChannelOrder)
+    if is_postgres(session):
+        await session.execute(unnest_insert("ch_orders", _ORDER, _ORDER_FORWARD), arrays(rows, _ORDER))
+        return
+    ins = sqlite_insert(ChannelOrder)
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "order_id"],
         set_={
@@ -110,7 +160,10 @@ async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]
     if not rows:
         return
     rows = sorted(rows, key=lambda r: (r["channel"], r["identity_ref"], r["sku"]))
-    ins = _insert(session, ChannelCartItem)
+    if is_postgres(session):
+        await session.execute(unnest_insert("ch_cart_items", _CART, _CART_FORWARD), arrays(rows, _CART))
+        return
+    ins = sqlite_insert(ChannelCartItem)
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "identity_ref", "sku"],
         set_={"quantity": ins.excluded.quantity, "updated_at": ins.excluded.updated_at},
@@ -120,8 +173,12 @@ async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]
 
 
 async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(ChannelEvent), list(rows))
+    if not rows:
+        return
+    if is_postgres(session):
+        await session.execute(unnest_insert("ch_events", _EVENT), arrays(rows, _EVENT))
+        return
+    await session.execute(insert(ChannelEvent), list(rows))
 
 
 async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

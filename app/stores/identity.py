@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +21,7 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
+from app.stores.bulk import Columns, arrays, is_postgres, unnest_insert
 
 _IDENTITY_COLUMNS = (
     Identity.id,
@@ -183,6 +183,29 @@ async def identities_by_keys(
     return {rec.key: rec for rec in map(_identity, rows)}
 
 
+_OWNERS_PG = text(
+    "SELECT i.kind, i.namespace, i.value, i.user_id FROM identities AS i JOIN unnest("
+    "CAST(:kinds AS text[]), CAST(:namespaces AS text[]), CAST(:vals AS text[])) AS k(kind, namespace, value)"
+    " ON i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value"
+)
+
+
+async def owners_of_keys(session: AsyncSession, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
+    """The user holding each of `keys` (absent keys are missing): one statement however many keys."""
+    if not keys:
+        return {}
+    if not is_postgres(session):
+        return {k: i.user_id for k, i in (await identities_by_keys(session, keys)).items()}
+    wanted = {(k.kind.value, k.namespace, k.value): k for k in keys}
+    params = {
+        "kinds": [k[0] for k in wanted],
+        "namespaces": [k[1] for k in wanted],
+        "vals": [k[2] for k in wanted],
+    }
+    rows = (await session.execute(_OWNERS_PG, params)).all()
+    return {wanted[(r.kind, r.namespace, r.value)]: r.user_id for r in rows}
+
+
 async def identities_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[IdentityRecord]:
     """Rows by id, for the identities a merge recorded."""
     if not ids:
@@ -224,8 +247,16 @@ async def create_users(session: AsyncSession, *, count: int, at: datetime) -> li
     """Many new users in one statement, ids in creation order."""
     if count == 0:
         return []
+    if is_postgres(session):
+        return list((await session.execute(_CREATE_USERS_PG, {"at": at, "n": count})).scalars())
     stmt = insert(User).returning(User.id, sort_by_parameter_order=True)
     return list((await session.execute(stmt, [{"created_at": at}] * count)).scalars())
+
+
+# Every new user row is alike, so which id comes back first does not matter.
+_CREATE_USERS_PG = text(
+    "INSERT INTO users (created_at) SELECT CAST(:at AS timestamptz) FROM generate_series(1, :n) RETURNING id"
+)
 
 
 async def delete_users(session: AsyncSession, ids: Sequence[int]) -> None:
@@ -245,38 +276,71 @@ async def insert_identities_if_free(
     if not rows:
         return []
     rows = sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["value"]))
-    dialect = session.get_bind().dialect.name
-    ins = pg_insert(Identity) if dialect == "postgresql" else sqlite_insert(Identity)
+    if is_postgres(session):
+        fast = unnest_insert("identities", _LINK, _LINK_IF_FREE)
+        return [_identity(r) for r in (await session.execute(fast, arrays(rows, _LINK))).all()]
+    ins = sqlite_insert(Identity)
     stmt = ins.on_conflict_do_nothing(index_elements=["kind", "namespace", "value"]).returning(
         *_IDENTITY_COLUMNS
     )
     return [_identity(r) for r in (await session.execute(stmt, list(rows))).all()]
 
 
+_LINK: Columns = (
+    ("user_id", "bigint"),
+    ("kind", "text"),
+    ("namespace", "text"),
+    ("value", "text"),
+    ("verified", "boolean"),
+    ("linked_at", "timestamptz"),
+    ("rule", "text"),
+    ("source", "text"),
+    ("actor", "text"),
+)
+_LINK_IF_FREE = "ON CONFLICT (kind, namespace, value) DO NOTHING RETURNING " + ", ".join(
+    c.name for c in _IDENTITY_COLUMNS
+)
+_EDGE: Columns = (
+    ("at", "timestamptz"),
+    ("action", "text"),
+    ("user_id", "bigint"),
+    ("identity_id", "bigint"),
+    ("kind", "text"),
+    ("namespace", "text"),
+    ("value", "text"),
+    ("rule", "text"),
+    ("source", "text"),
+    ("actor", "text"),
+    ("merge_id", "bigint"),
+)
+
+
 async def add_edges(
     session: AsyncSession, identities: Sequence[IdentityRecord], *, action: str, at: datetime, actor: str
 ) -> None:
     """History for many links at once."""
-    if identities:
-        await session.execute(
-            insert(IdentityEdge),
-            [
-                {
-                    "at": at,
-                    "action": action,
-                    "user_id": i.user_id,
-                    "identity_id": i.id,
-                    "kind": i.kind.value,
-                    "namespace": i.namespace,
-                    "value": i.value,
-                    "rule": i.rule,
-                    "source": i.source,
-                    "actor": actor,
-                    "merge_id": None,
-                }
-                for i in identities
-            ],
-        )
+    if not identities:
+        return
+    rows = [
+        {
+            "at": at,
+            "action": action,
+            "user_id": i.user_id,
+            "identity_id": i.id,
+            "kind": i.kind.value,
+            "namespace": i.namespace,
+            "value": i.value,
+            "rule": i.rule,
+            "source": i.source,
+            "actor": actor,
+            "merge_id": None,
+        }
+        for i in identities
+    ]
+    if is_postgres(session):
+        await session.execute(unnest_insert("identity_edges", _EDGE), arrays(rows, _EDGE))
+    else:
+        await session.execute(insert(IdentityEdge), rows)
 
 
 async def add_edge(
@@ -430,6 +494,9 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
     wanted = sorted(set(ids))
     if not wanted:
         return
+    if is_postgres(session):
+        await session.execute(_BUMP_PG, {"ids": wanted})
+        return
     locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
     await session.execute(
         update(User)
@@ -437,6 +504,13 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
         .values(data_version=User.data_version + 1)
         .execution_options(synchronize_session=False)
     )
+
+
+# One array parameter rather than a bind per id: a batch can touch thousands of users.
+_BUMP_PG = text(
+    "UPDATE users SET data_version = data_version + 1 WHERE id IN ("
+    "SELECT id FROM users WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE)"
+)
 
 
 _VERSIONS = select(User.id, User.data_version, User.merged_into_id).where(
