@@ -20,13 +20,15 @@ import random
 import shutil
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections import defaultdict
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 from app.auth.keys import create_key
@@ -103,6 +105,31 @@ async def backend_pids(settings: Settings) -> list[int]:
         return [int(p) for p in (await session.execute(stmt)).scalars()]
 
 
+@contextmanager
+def timing_statements(app: Any) -> Iterator[dict[str, list[float]]]:
+    """Wall time of each statement, by its first words (PostgreSQL's share shows as the waits)."""
+    times: dict[str, list[float]] = defaultdict(list)
+    started: dict[int, float] = {}
+
+    def before(_conn: Any, cursor: Any, *_args: Any) -> None:
+        started[id(cursor)] = time.perf_counter()
+
+    def after(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        label = " ".join(statement.split()[:4])[:48]
+        times[label].append(time.perf_counter() - started.pop(id(cursor), time.perf_counter()))
+
+    engines = harness.all_engines(app.state.db)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield times
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
+
+
 async def run(args: argparse.Namespace) -> None:
     """Copy the dataset, warm up, then send the batches (under cProfile if asked) and report."""
     async with fresh_copy(args.database_url) as url:
@@ -114,9 +141,13 @@ async def run(args: argparse.Namespace) -> None:
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         transport = httpx.ASGITransport(app=app)
         try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench.local") as client:
+            async with (
+                httpx.AsyncClient(transport=transport, base_url="http://bench.local") as client,
+                AsyncExitStack() as stack,
+            ):
                 await client.post("/ingest/APP", content=warm, headers=headers)
                 pids = [] if settings.is_sqlite else await backend_pids(settings)
+                statements = stack.enter_context(timing_statements(app)) if args.statements else {}
                 pg_before = harness.cpu_seconds(pids)
                 prof = cProfile.Profile(time.process_time) if args.profile else None
                 accepted, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
@@ -139,6 +170,10 @@ async def run(args: argparse.Namespace) -> None:
         f"CPU ms/record: this process {1000 * cpu / sent:.4f}, "
         f"PostgreSQL backends {1000 * pg / sent:.4f}{' (profiled)' if prof else ''}"
     )
+    for label, spent in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
+        print(
+            f"  {1000 * sum(spent) / args.batches:7.2f} ms/batch  x{len(spent) / args.batches:.1f}  {label}"
+        )
     if prof:
         summarize(pstats.Stats(prof), sent, args.top)
 
@@ -151,6 +186,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--statements", action="store_true", help="wall time per statement kind")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     if not (1 <= args.batches <= 1000 and 1 <= args.batch <= 5000 and 2 <= args.pool <= 1_000_000):

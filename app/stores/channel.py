@@ -16,7 +16,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
 from app.domain import Channel
-from app.stores.bulk import Columns, arrays, is_postgres, unnest_insert
+from app.stores.bulk import Columns, insert_rows, is_postgres
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +119,8 @@ async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any
         return set()
     rows = sorted(rows, key=lambda r: (r["channel"], r["source_id"]))
     if is_postgres(session):
-        stmt = unnest_insert(
-            "ch_records", _RAW, "ON CONFLICT (channel, source_id) DO NOTHING RETURNING source_id"
-        )
-        return set((await session.execute(stmt, arrays(rows, _RAW))).scalars())
+        tail = "ON CONFLICT (channel, source_id) DO NOTHING RETURNING source_id"
+        return set((await insert_rows(session, "ch_records", _RAW, rows, tail)).scalars())
     ins = (
         sqlite_insert(RawRecord)
         .on_conflict_do_nothing(index_elements=["channel", "source_id"])
@@ -137,7 +135,7 @@ async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
         return
     rows = sorted(rows, key=lambda r: (r["channel"], r["order_id"]))
     if is_postgres(session):
-        await session.execute(unnest_insert("ch_orders", _ORDER, _ORDER_FORWARD), arrays(rows, _ORDER))
+        await insert_rows(session, "ch_orders", _ORDER, rows, _ORDER_FORWARD)
         return
     ins = sqlite_insert(ChannelOrder)
     stmt = ins.on_conflict_do_update(
@@ -161,7 +159,7 @@ async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]
         return
     rows = sorted(rows, key=lambda r: (r["channel"], r["identity_ref"], r["sku"]))
     if is_postgres(session):
-        await session.execute(unnest_insert("ch_cart_items", _CART, _CART_FORWARD), arrays(rows, _CART))
+        await insert_rows(session, "ch_cart_items", _CART, rows, _CART_FORWARD)
         return
     ins = sqlite_insert(ChannelCartItem)
     stmt = ins.on_conflict_do_update(
@@ -176,7 +174,7 @@ async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     if not rows:
         return
     if is_postgres(session):
-        await session.execute(unnest_insert("ch_events", _EVENT), arrays(rows, _EVENT))
+        await insert_rows(session, "ch_events", _EVENT, rows)
         return
     await session.execute(insert(ChannelEvent), list(rows))
 

@@ -21,7 +21,7 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
-from app.stores.bulk import Columns, arrays, is_postgres, unnest_insert
+from app.stores.bulk import Columns, insert_rows, is_postgres
 
 _IDENTITY_COLUMNS = (
     Identity.id,
@@ -183,10 +183,12 @@ async def identities_by_keys(
     return {rec.key: rec for rec in map(_identity, rows)}
 
 
+# A lateral lookup per key: as a join the planner hashes the whole identities table instead.
 _OWNERS_PG = text(
-    "SELECT i.kind, i.namespace, i.value, i.user_id FROM identities AS i JOIN unnest("
+    "SELECT k.kind, k.namespace, k.value, o.user_id FROM unnest("
     "CAST(:kinds AS text[]), CAST(:namespaces AS text[]), CAST(:vals AS text[])) AS k(kind, namespace, value)"
-    " ON i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value"
+    " CROSS JOIN LATERAL (SELECT i.user_id FROM identities AS i"
+    " WHERE i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value LIMIT 1) AS o"
 )
 
 
@@ -277,8 +279,8 @@ async def insert_identities_if_free(
         return []
     rows = sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["value"]))
     if is_postgres(session):
-        fast = unnest_insert("identities", _LINK, _LINK_IF_FREE)
-        return [_identity(r) for r in (await session.execute(fast, arrays(rows, _LINK))).all()]
+        linked = await insert_rows(session, "identities", _LINK, rows, _LINK_IF_FREE)
+        return [_identity(r) for r in linked.all()]
     ins = sqlite_insert(Identity)
     stmt = ins.on_conflict_do_nothing(index_elements=["kind", "namespace", "value"]).returning(
         *_IDENTITY_COLUMNS
@@ -338,7 +340,7 @@ async def add_edges(
         for i in identities
     ]
     if is_postgres(session):
-        await session.execute(unnest_insert("identity_edges", _EDGE), arrays(rows, _EDGE))
+        await insert_rows(session, "identity_edges", _EDGE, rows)
     else:
         await session.execute(insert(IdentityEdge), rows)
 
@@ -507,9 +509,11 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
 
 
 # One array parameter rather than a bind per id: a batch can touch thousands of users.
+# The rows are locked first, in id order (an init plan), then updated by index: as `id IN (…)`
+# the planner hashes the whole users table.
 _BUMP_PG = text(
-    "UPDATE users SET data_version = data_version + 1 WHERE id IN ("
-    "SELECT id FROM users WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE)"
+    "UPDATE users SET data_version = data_version + 1 WHERE id = ANY(ARRAY("
+    "SELECT id FROM users WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE))"
 )
 
 
