@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What exists now lives as long as the process: keep it out of the collector's full passes,
+        # which a batch of ingestion (hundreds of thousands of objects) would otherwise trigger.
+        gc.freeze()
         yield
         await db.dispose()
 

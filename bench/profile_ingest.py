@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import pstats
 import random
@@ -130,6 +131,25 @@ def timing_statements(app: Any) -> Iterator[dict[str, list[float]]]:
             event.remove(engine, "after_cursor_execute", after)
 
 
+@contextmanager
+def timing_gc() -> Iterator[dict[int, list[float]]]:
+    """CPU time the cyclic garbage collector takes, by generation."""
+    spent: dict[int, list[float]] = defaultdict(list)
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.process_time()
+        else:
+            spent[info["generation"]].append(time.process_time() - started[0])
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
+
+
 async def run(args: argparse.Namespace) -> None:
     """Copy the dataset, warm up, then send the batches (under cProfile if asked) and report."""
     async with fresh_copy(args.database_url) as url:
@@ -142,12 +162,14 @@ async def run(args: argparse.Namespace) -> None:
         transport = httpx.ASGITransport(app=app)
         try:
             async with (
+                app.router.lifespan_context(app),  # what uvicorn runs at startup
                 httpx.AsyncClient(transport=transport, base_url="http://bench.local") as client,
                 AsyncExitStack() as stack,
             ):
                 await client.post("/ingest/APP", content=warm, headers=headers)
                 pids = [] if settings.is_sqlite else await backend_pids(settings)
                 statements = stack.enter_context(timing_statements(app)) if args.statements else {}
+                collections = stack.enter_context(timing_gc())
                 pg_before = harness.cpu_seconds(pids)
                 prof = cProfile.Profile(time.process_time) if args.profile else None
                 accepted, cpu0, wall0 = 0, time.process_time(), time.perf_counter()
@@ -170,6 +192,8 @@ async def run(args: argparse.Namespace) -> None:
         f"CPU ms/record: this process {1000 * cpu / sent:.4f}, "
         f"PostgreSQL backends {1000 * pg / sent:.4f}{' (profiled)' if prof else ''}"
     )
+    for generation, spent in sorted(collections.items()):
+        print(f"  gc generation {generation}: {len(spent)} collections, {1000 * sum(spent):.0f} ms CPU")
     for label, spent in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
         print(
             f"  {1000 * sum(spent) / args.batches:7.2f} ms/batch  x{len(spent) / args.batches:.1f}  {label}"
