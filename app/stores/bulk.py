@@ -26,9 +26,18 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-@lru_cache(maxsize=64)
-def _statement(table: str, columns: Columns, tail: str, shared: frozenset[str]) -> TextClause:
-    """The statement for `table` with `shared` columns as single parameters, built once per shape."""
+# Unit separator: text columns travel as one string split by PostgreSQL, when no value holds it.
+# orjson escapes control characters, so JSON documents never do.
+SEP = "\x1f"
+_SPLIT = "string_to_array(CAST(:{c} AS text), E'\\x1f')"
+_INTEGERS = frozenset({"int", "bigint"})
+
+
+@lru_cache(maxsize=128)
+def _statement(
+    table: str, columns: Columns, tail: str, shared: frozenset[str], joined: frozenset[str]
+) -> TextClause:
+    """The statement for one shape of parameters (shared, joined or array columns), built once."""
 
     def pick(column: str, kind: str) -> str:
         if kind == "json":  # never shared: each row's document differs
@@ -37,10 +46,34 @@ def _statement(table: str, columns: Columns, tail: str, shared: frozenset[str]) 
 
     names = ", ".join(c for c, _ in columns)
     listed = [(c, t) for c, t in columns if c not in shared]
-    arrays = ", ".join(f"CAST(:{c} AS {'text' if t == 'json' else t}[])" for c, t in listed)
+    arrays = ", ".join(array_sql(c, t, c in joined) for c, t in listed)
     picks = ", ".join(pick(c, t) for c, t in columns)
     unnested = ", ".join(c for c, _ in listed)
     return text(f"INSERT INTO {table} ({names}) SELECT {picks} FROM unnest({arrays}) AS x({unnested}) {tail}")
+
+
+def array_sql(column: str, kind: str, joined: bool) -> str:
+    """The SQL that turns parameter `column` into an array of `kind` (json: of text)."""
+    if not joined:
+        return f"CAST(:{column} AS {'text' if kind == 'json' else kind}[])"
+    split = _SPLIT.format(c=column)
+    return split if kind in ("text", "json") else f"CAST({split} AS {kind}[])"
+
+
+def column_param(kind: str, values: list[Any]) -> tuple[Any, bool]:
+    """One column's values as a parameter: a joined string when that is safe (True), else the list."""
+    if kind == "json":
+        if None not in values:
+            return SEP.join([dumps(v) for v in values]), True
+        return [None if v is None else dumps(v) for v in values], False
+    if kind == "text" and None not in values:
+        joined = SEP.join(values)
+        # No value holds the separator itself; and '' would split into no element at all.
+        if joined and joined.count(SEP) == len(values) - 1:
+            return joined, True
+    if kind in _INTEGERS and all(type(v) is int for v in values):
+        return SEP.join(map(str, values)), True
+    return values, False
 
 
 async def insert_rows(
@@ -49,17 +82,19 @@ async def insert_rows(
     """Insert `rows` (in their order) with one statement; `tail` is its ON CONFLICT / RETURNING clause."""
     params: dict[str, Any] = {}
     shared: set[str] = set()
+    joined: set[str] = set()
     for name, kind in columns:
         values = [r[name] for r in rows]
-        if kind == "json":
-            params[name] = [None if v is None else dumps(v) for v in values]
-        elif values.count(values[0]) == len(values):
+        if kind != "json" and len(values) > 1 and values.count(values[0]) == len(values):
             params[name] = values[0]
             shared.add(name)
-        else:
-            params[name] = values
+            continue
+        params[name], as_text = column_param(kind, values)
+        if as_text:
+            joined.add(name)
     if len(shared) == len(columns):  # unnest needs one array to know how many rows there are
         first = columns[0][0]
         shared.discard(first)
         params[first] = [params[first]] * len(rows)
-    return await session.execute(_statement(table, columns, tail, frozenset(shared)), params)
+    stmt = _statement(table, columns, tail, frozenset(shared), frozenset(joined))
+    return await session.execute(stmt, params)

@@ -6,9 +6,22 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
+from sqlalchemy import (
+    TextClause,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +34,7 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
-from app.stores.bulk import Columns, insert_rows, is_postgres
+from app.stores.bulk import Columns, array_sql, column_param, insert_rows, is_postgres
 
 _IDENTITY_COLUMNS = (
     Identity.id,
@@ -183,13 +196,15 @@ async def identities_by_keys(
     return {rec.key: rec for rec in map(_identity, rows)}
 
 
-# A lateral lookup per key: as a join the planner hashes the whole identities table instead.
-_OWNERS_PG = text(
-    "SELECT k.kind, k.namespace, k.value, o.user_id FROM unnest("
-    "CAST(:kinds AS text[]), CAST(:namespaces AS text[]), CAST(:vals AS text[])) AS k(kind, namespace, value)"
-    " CROSS JOIN LATERAL (SELECT i.user_id FROM identities AS i"
-    " WHERE i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value LIMIT 1) AS o"
-)
+@lru_cache(maxsize=8)
+def _owners_pg(joined: frozenset[str]) -> TextClause:
+    """A lateral lookup per key: as a join, the planner hashes the whole identities table instead."""
+    keys = ", ".join(array_sql(c, "text", c in joined) for c in ("kinds", "namespaces", "vals"))
+    return text(
+        f"SELECT k.kind, k.namespace, k.value, o.user_id FROM unnest({keys}) AS k(kind, namespace, value)"
+        " CROSS JOIN LATERAL (SELECT i.user_id FROM identities AS i"
+        " WHERE i.kind = k.kind AND i.namespace = k.namespace AND i.value = k.value LIMIT 1) AS o"
+    )
 
 
 async def owners_of_keys(session: AsyncSession, keys: Sequence[IdentityKey]) -> dict[IdentityKey, int]:
@@ -199,12 +214,13 @@ async def owners_of_keys(session: AsyncSession, keys: Sequence[IdentityKey]) -> 
     if not is_postgres(session):
         return {k: i.user_id for k, i in (await identities_by_keys(session, keys)).items()}
     wanted = {(k.kind.value, k.namespace, k.value): k for k in keys}
-    params = {
-        "kinds": [k[0] for k in wanted],
-        "namespaces": [k[1] for k in wanted],
-        "vals": [k[2] for k in wanted],
-    }
-    rows = (await session.execute(_OWNERS_PG, params)).all()
+    params: dict[str, Any] = {}
+    joined = set()
+    for name, at in (("kinds", 0), ("namespaces", 1), ("vals", 2)):
+        params[name], as_text = column_param("text", [k[at] for k in wanted])
+        if as_text:
+            joined.add(name)
+    rows = (await session.execute(_owners_pg(frozenset(joined)), params)).all()
     return {wanted[(r.kind, r.namespace, r.value)]: r.user_id for r in rows}
 
 
@@ -497,7 +513,7 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
     if not wanted:
         return
     if is_postgres(session):
-        await session.execute(_BUMP_PG, {"ids": wanted})
+        await session.execute(_BUMP_PG, {"ids": ",".join(map(str, wanted))})
         return
     locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
     await session.execute(
@@ -513,7 +529,8 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
 # the planner hashes the whole users table.
 _BUMP_PG = text(
     "UPDATE users SET data_version = data_version + 1 WHERE id = ANY(ARRAY("
-    "SELECT id FROM users WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE))"
+    "SELECT id FROM users WHERE id = ANY(CAST(string_to_array(CAST(:ids AS text), ',') AS bigint[]))"
+    " ORDER BY id FOR UPDATE))"
 )
 
 
