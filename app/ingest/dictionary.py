@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -14,10 +12,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml  # type: ignore[import-untyped]
 
 from app.domain import Channel, IdentityKind
+from app.ingest.cleaning import CURRENCY as _CURRENCY
+from app.ingest.cleaning import Unit as _Unit
+from app.ingest.cleaning import cents as _cents
+from app.ingest.cleaning import count as _count
+from app.ingest.cleaning import need as _need
+from app.ingest.cleaning import show as _show
+from app.ingest.cleaning import text as _text
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdOrderItem, StdRecord
 
 DEFAULT_PATH = Path(__file__).with_name("data_dictionary.yaml")
-ID_MAX_LENGTH = 128
 # The standard shapes' fields (records.py): (required, optional). Native names come from the file.
 _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "order": (frozenset({"order_id", "status", "total", "items"}), frozenset({"currency", "placed_at"})),
@@ -26,20 +30,6 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 _ITEM_FIELDS = (frozenset({"sku", "quantity", "unit_price"}), frozenset({"name"}))
 _AMOUNT_FIELDS = frozenset({"total", "unit_price"})
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
-
-
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    """A money unit's cleaning rules, as declared under `units`."""
-
-    name: str
-    cents_per_unit: int
-    max_decimals: int
-    text: bool
-    marks: tuple[str, ...]
-    separator: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +42,6 @@ class _TypeSpec:
     item_fields: dict[str, str]
     units: dict[str, _Unit]
     statuses: dict[str, int]
-
-
-def _show(value: object) -> str:
-    """Quote a native value for a reason without flooding it."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _mapping(value: object, where: str) -> dict[Any, Any]:
@@ -79,71 +63,6 @@ def _whole(value: object, where: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
     return value
-
-
-def _need(obj: dict[str, Any], native: str, prefix: str) -> tuple[object, str]:
-    """A present (non-null) native value and its path, so every reason names the field."""
-    where = f"{prefix}.{native}" if prefix else native
-    if obj.get(native) is None:
-        raise RecordRejected(where, "missing")
-    return obj[native], where
-
-
-def _text(value: object, where: str, max_length: int | None = ID_MAX_LENGTH) -> str:
-    """A non-empty native string (integers are accepted as their digits); never normalized."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise RecordRejected(where, f"expected a non-empty string, got {_show(value)}")
-    if max_length is not None and len(value) > max_length:
-        raise RecordRejected(where, f"longer than {max_length} characters")
-    return value
-
-
-def _count(value: object, where: str, minimum: int) -> int:
-    """An integer quantity of at least `minimum` (booleans and floats are not quantities)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise RecordRejected(where, f"expected an integer >= {minimum}, got {_show(value)}")
-    return value
-
-
-def _cents(value: object, where: str, unit: _Unit) -> int:
-    """Clean an amount to integer cents with Decimal (floats via their text), never rounding."""
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        number = Decimal(str(value))
-    elif isinstance(value, str) and unit.text:
-        number = _clean_text(value, unit, where)
-    else:
-        raise RecordRejected(where, f"expected an amount in {unit.name}, got {_show(value)}")
-    exponent = number.as_tuple().exponent
-    if not isinstance(exponent, int):
-        raise RecordRejected(where, f"not a finite amount: {_show(value)}")
-    if number < 0:
-        raise RecordRejected(where, f"negative amount {_show(value)}")
-    if -exponent > unit.max_decimals:
-        reason = f"more than {unit.max_decimals} decimal places in {unit.name} amount {_show(value)}"
-        raise RecordRejected(where, reason)
-    return int(number * unit.cents_per_unit)
-
-
-def _clean_text(value: str, unit: _Unit, where: str) -> Decimal:
-    """Apply a unit's text rules: drop currency marks, check thousands groups, read the digits."""
-    text = value
-    for mark in unit.marks:
-        text = text.replace(mark, "")
-    text = text.strip()
-    if not text:
-        raise RecordRejected(where, f"empty amount {_show(value)}")
-    if text.startswith("-"):
-        raise RecordRejected(where, f"negative amount {_show(value)}")
-    sep = unit.separator
-    if sep and sep in text:
-        if not re.fullmatch(rf"\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+(?:\.\d+)?", text):
-            raise RecordRejected(where, f"misplaced thousands separator in {_show(value)}")
-        text = text.replace(sep, "")
-    if not _NUMBER.fullmatch(text):
-        raise RecordRejected(where, f"not an amount in {unit.name}: {_show(value)}")
-    return Decimal(text)
 
 
 class DataDictionary:
