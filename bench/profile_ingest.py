@@ -106,18 +106,28 @@ async def backend_pids(settings: Settings) -> list[int]:
         return [int(p) for p in (await session.execute(stmt)).scalars()]
 
 
+def backend_cpu(conn: Any) -> float:
+    """CPU seconds of the PostgreSQL backend serving `conn` (/proc/PID/schedstat, nanoseconds)."""
+    pid = conn.connection.dbapi_connection.driver_connection.get_server_pid()
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
 @contextmanager
-def timing_statements(app: Any) -> Iterator[dict[str, list[float]]]:
-    """Wall time of each statement, by its first words (PostgreSQL's share shows as the waits)."""
-    times: dict[str, list[float]] = defaultdict(list)
-    started: dict[int, float] = {}
+def timing_statements(app: Any) -> Iterator[dict[str, list[tuple[float, float]]]]:
+    """Wall time and backend CPU of each statement, by its first words."""
+    times: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    started: dict[int, tuple[float, float]] = {}
 
-    def before(_conn: Any, cursor: Any, *_args: Any) -> None:
-        started[id(cursor)] = time.perf_counter()
+    def before(conn: Any, cursor: Any, *_args: Any) -> None:
+        started[id(cursor)] = (time.perf_counter(), backend_cpu(conn))
 
-    def after(_conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+    def after(conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
         label = " ".join(statement.split()[:4])[:48]
-        times[label].append(time.perf_counter() - started.pop(id(cursor), time.perf_counter()))
+        wall, cpu = started.pop(id(cursor), (time.perf_counter(), backend_cpu(conn)))
+        times[label].append((time.perf_counter() - wall, backend_cpu(conn) - cpu))
 
     engines = harness.all_engines(app.state.db)
     for engine in engines:
@@ -192,12 +202,13 @@ async def run(args: argparse.Namespace) -> None:
         f"CPU ms/record: this process {1000 * cpu / sent:.4f}, "
         f"PostgreSQL backends {1000 * pg / sent:.4f}{' (profiled)' if prof else ''}"
     )
-    for generation, spent in sorted(collections.items()):
-        print(f"  gc generation {generation}: {len(spent)} collections, {1000 * sum(spent):.0f} ms CPU")
-    for label, spent in sorted(statements.items(), key=lambda kv: -sum(kv[1])):
-        print(
-            f"  {1000 * sum(spent) / args.batches:7.2f} ms/batch  x{len(spent) / args.batches:.1f}  {label}"
-        )
+    for generation, pauses in sorted(collections.items()):
+        print(f"  gc generation {generation}: {len(pauses)} collections, {1000 * sum(pauses):.0f} ms CPU")
+    if statements:
+        print("  per batch: wall ms, PostgreSQL backend CPU ms, statements, kind")
+    for label, spent in sorted(statements.items(), key=lambda kv: -sum(w for w, _ in kv[1])):
+        ms_wall, ms_cpu = (1000 * sum(x[i] for x in spent) / args.batches for i in (0, 1))
+        print(f"  {ms_wall:7.2f} {ms_cpu:7.2f}  x{len(spent) / args.batches:.1f}  {label}")
     if prof:
         summarize(pstats.Stats(prof), sent, args.top)
 
