@@ -159,14 +159,14 @@ class Ingestor:
         # store lives in the hub's database, both happen in one transaction.
         async def link() -> tuple[dict[IdentityKey, int], set[str]]:
             async with self.db.write_sessions() as hub, hub.begin():
-                owners = await IdentityGraph(hub).ensure_users(
-                    keys, actor=actor, rule="ingested", source=source
+                ensured = await IdentityGraph(hub).ensure_users(
+                    keys, actor=actor, rule="ingested", source=source, announce=not store_db.shares_hub
                 )
                 if not store_db.shares_hub:
-                    return owners, set()
+                    return ensured.owners, set()
                 new_ids = await self._store(hub, channel, valid, dead, now)
-                await _changed(hub, owners, valid, new_ids)
-                return owners, new_ids
+                await _changed(hub, ensured.owners, valid, new_ids, linked=ensured.created)
+                return ensured.owners, new_ids
 
         owners, new_ids = await self._retrying(link, NOTHING_STORED)
         if store_db.shares_hub:
@@ -274,15 +274,21 @@ async def _changed(
     owners: dict[IdentityKey, int],
     valid: Sequence[tuple[int, StdRecord, IdentityKey]],
     new_ids: set[str],
+    *,
+    linked: frozenset[int] = frozenset(),
 ) -> None:
-    """The users whose view the stored records changed."""
-    fresh = [(rec, key) for _, rec, key in valid if rec.source_id in new_ids]
-    if fresh:
-        await users_changed(
-            hub,
-            {owners[key] for _, key in fresh if key in owners},
-            topics={_TOPICS[type(rec.payload)] for rec, _ in fresh},
-        )
+    """The users whose view the stored records changed, and the new users `linked` in this transaction.
+
+    One call for both, so no user row is bumped twice in a batch; a topic may name users it did
+    not touch (a subscriber then re-reads a little more), never the other way round.
+    """
+    users, topics = set(linked), {Topic.IDENTITY} if linked else set()
+    for _, rec, key in valid:
+        if rec.source_id in new_ids:
+            users.add(owners[key])
+            topics.add(_TOPICS[type(rec.payload)])
+    if users:
+        await users_changed(hub, users, topics=topics)
 
 
 def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:

@@ -57,6 +57,14 @@ def shown(key: IdentityKey) -> str:
 
 
 @dataclass(frozen=True)
+class EnsuredUsers:
+    """Who owns each identity, and which of those users ensure_users created."""
+
+    owners: dict[IdentityKey, int]
+    created: frozenset[int]
+
+
+@dataclass(frozen=True)
 class LinkRequest:
     keys: Sequence[IdentityKey]
     user_id: int | None
@@ -128,20 +136,22 @@ class IdentityGraph:
         return LinkOutcome(user=survivor, merges=merges, dry_run=False)
 
     async def ensure_users(
-        self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str
-    ) -> dict[IdentityKey, int]:
+        self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str, announce: bool = True
+    ) -> EnsuredUsers:
         """The owner of each key, with a new user for each unheld one: ingestion's bulk path.
 
         A single identity never merges anyone, so this needs no locks: users are created
         optimistically and the ones whose identity another writer claimed first are dropped
-        before commit, leaving exactly one owner per identity.
+        before commit, leaving exactly one owner per identity. With `announce=False` the caller
+        takes over users_changed for `created` (topic IDENTITY), in this same transaction: ingestion
+        folds it into the call for the records it stores, so no user row is bumped twice.
         """
         s = self.session
         wanted = list(dict.fromkeys(keys))
         owners = await store.owners_of_keys(s, wanted)
         missing = [k for k in wanted if k not in owners]
         if not missing:
-            return owners
+            return EnsuredUsers(owners, frozenset())
         at = utcnow()
         async with s.begin_nested():
             user_ids = await store.create_users(s, count=len(missing), at=at)
@@ -163,12 +173,13 @@ class IdentityGraph:
             await store.add_edges(s, inserted, action="link", at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
             await store.delete_users(s, [uid for uid in user_ids if uid not in claimed])
-            await users_changed(s, claimed, topics=[Topic.IDENTITY])
+            if announce:
+                await users_changed(s, claimed, topics=[Topic.IDENTITY])
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
             owners.update(await store.owners_of_keys(s, lost))
-        return owners
+        return EnsuredUsers(owners, frozenset(claimed))
 
     async def _create(self, req: LinkRequest) -> LinkOutcome:
         keys = list(dict.fromkeys(req.keys))

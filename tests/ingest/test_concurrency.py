@@ -136,10 +136,10 @@ async def test_a_deadlocked_batch_is_retried_whole_or_refused_clearly(
         # deadlocks, so PostgreSQL aborts the ingest's transaction, not this one.
         await other.execute(text("SET LOCAL deadlock_timeout = '30s'"))
         graph = IdentityGraph(other)
-        mine = await graph.ensure_users([second], actor="test", rule="test", source="test")
+        mine = (await graph.ensure_users([second], actor="test", rule="test", source="test")).owners
         sending = asyncio.create_task(_post(client, key, records))
         await _until_a_writer_waits(app)  # the ingest holds U-a and waits for U-b
-        mine |= await graph.ensure_users([first], actor="test", rule="test", source="test")
+        mine |= (await graph.ensure_users([first], actor="test", rule="test", source="test")).owners
     response = await sending
 
     async with app.state.db.read_sessions() as session:

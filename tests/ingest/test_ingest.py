@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.db.channel_models import DeadLetter, RawRecord
 from app.db.models import Identity, User
 from tests.factories.auth import operator_key, service_key
-from tests.factories.channel_data import app_order, app_user, cart, ingest, mp_order, openid
+from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
 from tests.helpers import Gql
 
 ORDERS = """
@@ -211,3 +211,32 @@ async def test_racing_ingests_of_one_new_identity_make_one_user(
     async with app.state.db.read_sessions() as session:
         assert (await session.execute(select(func.count()).select_from(User))).scalar_one() == 1
         assert (await session.execute(select(func.count()).select_from(Identity))).scalar_one() == 1
+
+
+async def test_stored_records_advance_their_users_versions_once_per_batch(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    key = await service_key(app, "APP")
+    new, known = app_user("U-new"), app_user("U-known")
+    await ingest(client, key, "APP", [cart("v1", known, sku="S", quantity=1)])
+
+    async def versions() -> dict[str, int]:
+        stmt = select(Identity.value, User.data_version).join(User, User.id == Identity.user_id)
+        async with app.state.db.read_sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return {row.value: row.data_version for row in rows}
+
+    before = await versions()
+    batch = [
+        cart("v2", new, sku="S", quantity=1),
+        event("v3", new, name="click"),
+        app_order("v4", known, order_no="A-v"),
+        cart("v5", known, sku="T", quantity=2),
+    ]
+    await ingest(client, key, "APP", batch)
+    after = await versions()
+    # Linked and given records in one transaction: one step each, however many records.
+    assert after["U-new"] == 1
+    assert after["U-known"] == before["U-known"] + 1
+    await ingest(client, key, "APP", batch)  # replays change nothing
+    assert await versions() == after
