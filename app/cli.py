@@ -54,12 +54,17 @@ def migrate_cmd() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the GraphQL API (GraphiQL at /graphql)."""
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the GraphQL API (GraphiQL at /graphql); several workers get a socket each."""
     import uvicorn
 
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+    from app.serve import APP, reuseport_available, serve_workers
+
+    if workers > 1 and reuseport_available():
+        sys.exit(serve_workers(host, port, workers, access_log=access_log))
+    uvicorn.run(APP, factory=True, host=host, port=port, workers=workers, access_log=access_log)
 
 
 @main.command()
