@@ -56,6 +56,10 @@ class Unparsable:
     reason: str
 
 
+# A record that passed the dictionary: its position in the batch, itself, its identity and ref.
+Valid = tuple[int, StdRecord, IdentityKey, str]
+
+
 class TooManyRecords(DomainError):
     code = "TOO_MANY_RECORDS"
 
@@ -107,16 +111,20 @@ class Ingestor:
                 limit=self.settings.ingest_max_records,
             )
         outcomes: list[RecordOutcome | None] = [None] * len(records)
-        valid: list[tuple[int, StdRecord, IdentityKey]] = []
+        valid: list[Valid] = []
         dead: list[dict[str, Any]] = []
         seen: set[str] = set()
+        keys: dict[tuple[str, str, str | None], tuple[IdentityKey, str]] = {}  # a batch repeats its people
         now = utcnow()
         for i, raw in enumerate(records):
             try:
                 if isinstance(raw, Unparsable):
                     raise RecordRejected("record", raw.reason)
                 rec = self.dictionary.parse(channel, raw)
-                key = self._identity(rec)
+                who = (rec.identity_kind, rec.identity_value, rec.identity_namespace)
+                if (known := keys.get(who)) is None:
+                    key = self._identity(rec)
+                    known = keys[who] = (key, key.ref)
             except RecordRejected as exc:
                 text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
                 outcomes[i] = RecordOutcome(_source_id(raw), RecordStatus.REJECTED, str(exc))
@@ -134,10 +142,10 @@ class Ingestor:
                 outcomes[i] = RecordOutcome(rec.source_id, RecordStatus.DUPLICATE)
                 continue
             seen.add(rec.source_id)
-            valid.append((i, rec, key))
+            valid.append((i, rec, *known))
 
         new_ids = await self._write(channel, valid, dead, now, actor)
-        for i, rec, _key in valid:
+        for i, rec, _key, _ref in valid:
             status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
             outcomes[i] = RecordOutcome(rec.source_id, status)
         return IngestReport([o for o in outcomes if o is not None])
@@ -145,14 +153,14 @@ class Ingestor:
     async def _write(
         self,
         channel: Channel,
-        valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+        valid: Sequence[Valid],
         dead: Sequence[dict[str, Any]],
         now: datetime,
         actor: str,
     ) -> set[str]:
         """Link, then store; each transaction is retried whole, never in part, when PostgreSQL aborts it."""
         store_db = self.db.store_for(channel)
-        keys = [key for _, _, key in valid]
+        keys = [key for _, _, key, _ in valid]
         source = f"{channel.value} record"
 
         # Link first: a record is only reported once its identity resolves to a user. When the
@@ -224,42 +232,43 @@ class Ingestor:
         self,
         session: AsyncSession,
         channel: Channel,
-        valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+        valid: Sequence[Valid],
         dead: Sequence[dict[str, Any]],
         now: datetime,
     ) -> set[str]:
         """Write one batch into the channel store; returns the source ids that were new."""
         await store.insert_dead_letters(session, dead)
+        name, version = channel.value, self.dictionary.version
         new_ids = await store.insert_raw_records(
             session,
             [
                 {
-                    "channel": channel.value,
+                    "channel": name,
                     "source_id": rec.source_id,
                     "type": rec.type,
-                    "identity_ref": key.ref,
+                    "identity_ref": ref,
                     "occurred_at": rec.occurred_at,
                     "payload": rec.raw,
-                    "dictionary_version": self.dictionary.version,
+                    "dictionary_version": version,
                     "received_at": now,
                 }
-                for _, rec, key in valid
+                for _, rec, _, ref in valid
             ],
         )
-        fresh = [(rec, key) for _, rec, key in valid if rec.source_id in new_ids]
-        await store.upsert_orders(session, _latest_orders(channel, fresh))
-        await store.upsert_cart_items(session, _latest_cart(channel, fresh))
+        fresh = [(rec, ref) for _, rec, _, ref in valid if rec.source_id in new_ids]
+        await store.upsert_orders(session, _latest_orders(name, fresh))
+        await store.upsert_cart_items(session, _latest_cart(name, fresh))
         await store.insert_events(
             session,
             [
                 {
-                    "channel": channel.value,
-                    "identity_ref": key.ref,
+                    "channel": name,
+                    "identity_ref": ref,
                     "type": rec.payload.type,
                     "occurred_at": rec.occurred_at,
                     "properties": rec.payload.properties,
                 }
-                for rec, key in fresh
+                for rec, ref in fresh
                 if isinstance(rec.payload, StdEvent)
             ],
         )
@@ -272,7 +281,7 @@ _TOPICS = {StdOrder: Topic.ORDER, StdCart: Topic.CART, StdEvent: Topic.BEHAVIOR}
 async def _changed(
     hub: AsyncSession,
     owners: dict[IdentityKey, int],
-    valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+    valid: Sequence[Valid],
     new_ids: set[str],
     *,
     linked: frozenset[int] = frozenset(),
@@ -283,7 +292,7 @@ async def _changed(
     not touch (a subscriber then re-reads a little more), never the other way round.
     """
     users, topics = set(linked), {Topic.IDENTITY} if linked else set()
-    for _, rec, key in valid:
+    for _, rec, key, _ in valid:
         if rec.source_id in new_ids:
             users.add(owners[key])
             topics.add(_TOPICS[type(rec.payload)])
@@ -291,19 +300,19 @@ async def _changed(
         await users_changed(hub, users, topics=topics)
 
 
-def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:
+def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
     """One row per order (the newest update in the batch): an upsert may touch a row only once."""
     rows: dict[str, dict[str, Any]] = {}
-    for rec, key in sorted(fresh, key=lambda rk: rk[0].occurred_at):
+    for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
         order = rec.payload
         if not isinstance(order, StdOrder):
             continue
         placed = order.placed_at or rec.occurred_at
         first = rows.get(order.order_id)
         rows[order.order_id] = {
-            "channel": channel.value,
+            "channel": channel,
             "order_id": order.order_id,
-            "identity_ref": key.ref,
+            "identity_ref": ref,
             "status_code": order.status_code,
             "total_cents": order.total_cents,
             "currency": order.currency,
@@ -322,15 +331,15 @@ def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKe
     return list(rows.values())
 
 
-def _latest_cart(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:
+def _latest_cart(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
     """One row per (identity, sku): the newest change in the batch."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec, key in sorted(fresh, key=lambda rk: rk[0].occurred_at):
+    for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
         cart = rec.payload
         if isinstance(cart, StdCart):
-            rows[(key.ref, cart.sku)] = {
-                "channel": channel.value,
-                "identity_ref": key.ref,
+            rows[(ref, cart.sku)] = {
+                "channel": channel,
+                "identity_ref": ref,
                 "sku": cart.sku,
                 "quantity": cart.quantity,
                 "updated_at": rec.occurred_at,
