@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.jsoncodec import dumps
 
-# (column, PostgreSQL type); "json" columns travel as text and are cast on the way in.
+# (column, PostgreSQL type); "json" columns take JSON documents (dicts, lists) as values.
 Columns = tuple[tuple[str, str], ...]
 
 
@@ -26,8 +26,8 @@ def is_postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-# Unit separator: text columns travel as one string split by PostgreSQL, when no value holds it.
-# orjson escapes control characters, so JSON documents never do.
+# Unit separator: text and integer columns travel as one string split by PostgreSQL, when no value
+# holds it; JSON columns as one JSON array.
 SEP = "\x1f"
 _SPLIT = "string_to_array(CAST(:{c} AS text), E'\\x1f')"
 _INTEGERS = frozenset({"int", "bigint"})
@@ -56,15 +56,20 @@ def array_sql(column: str, kind: str, joined: bool) -> str:
     """The SQL that turns parameter `column` into an array of `kind` (json: of text)."""
     if not joined:
         return f"CAST(:{column} AS {'text' if kind == 'json' else kind}[])"
+    if kind == "json":  # a JSON array of the column's documents, in row order
+        return (
+            f"ARRAY(SELECT d FROM json_array_elements(CAST(:{column} AS json)) WITH ORDINALITY AS e(d, n)"
+            " ORDER BY n)"
+        )
     split = _SPLIT.format(c=column)
-    return split if kind in ("text", "json") else f"CAST({split} AS {kind}[])"
+    return split if kind == "text" else f"CAST({split} AS {kind}[])"
 
 
 def column_param(kind: str, values: list[Any]) -> tuple[Any, bool]:
     """One column's values as a parameter: a joined string when that is safe (True), else the list."""
     if kind == "json":
-        if None not in values:
-            return SEP.join([dumps(v) for v in values]), True
+        if None not in values:  # one document for the column: one call into orjson, not one per row
+            return dumps(values), True
         return [None if v is None else dumps(v) for v in values], False
     if kind == "text" and None not in values:
         joined = SEP.join(values)
