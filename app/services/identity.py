@@ -169,8 +169,7 @@ class IdentityGraph:
                 }
                 for k, uid in zip(missing, user_ids, strict=True)
             ]
-            inserted = await store.insert_identities_if_free(s, rows)
-            await store.add_edges(s, inserted, action="link", at=at, actor=actor)
+            inserted = await store.link_if_free(s, rows, at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
             await store.delete_users(s, [uid for uid in user_ids if uid not in claimed])
             if announce:

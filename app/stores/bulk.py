@@ -35,7 +35,7 @@ _INTEGERS = frozenset({"int", "bigint"})
 
 @lru_cache(maxsize=128)
 def _statement(
-    table: str, columns: Columns, tail: str, shared: frozenset[str], joined: frozenset[str]
+    table: str, columns: Columns, tail: str, shared: frozenset[str], joined: frozenset[str], around: str
 ) -> TextClause:
     """The statement for one shape of parameters (shared, joined or array columns), built once."""
 
@@ -49,7 +49,8 @@ def _statement(
     arrays = ", ".join(array_sql(c, t, c in joined) for c, t in listed)
     picks = ", ".join(pick(c, t) for c, t in columns)
     unnested = ", ".join(c for c, _ in listed)
-    return text(f"INSERT INTO {table} ({names}) SELECT {picks} FROM unnest({arrays}) AS x({unnested}) {tail}")
+    insert = f"INSERT INTO {table} ({names}) SELECT {picks} FROM unnest({arrays}) AS x({unnested}) {tail}"
+    return text(around.replace("{insert}", insert))
 
 
 def array_sql(column: str, kind: str, joined: bool) -> str:
@@ -82,10 +83,20 @@ def column_param(kind: str, values: list[Any]) -> tuple[Any, bool]:
 
 
 async def insert_rows(
-    session: AsyncSession, table: str, columns: Columns, rows: Sequence[dict[str, Any]], tail: str = ""
+    session: AsyncSession,
+    table: str,
+    columns: Columns,
+    rows: Sequence[dict[str, Any]],
+    tail: str = "",
+    *,
+    around: str = "{insert}",
+    more: dict[str, Any] | None = None,
 ) -> Result[Any]:
-    """Insert `rows` (in their order) with one statement; `tail` is its ON CONFLICT / RETURNING clause."""
-    params: dict[str, Any] = {}
+    """Insert `rows` (in their order) with one statement; `tail` is its ON CONFLICT / RETURNING clause.
+
+    `around` may embed the INSERT in a larger statement (a CTE), with `more` parameters of its own.
+    """
+    params: dict[str, Any] = dict(more or {})
     shared: set[str] = set()
     joined: set[str] = set()
     for name, kind in columns:
@@ -101,5 +112,5 @@ async def insert_rows(
         first = columns[0][0]
         shared.discard(first)
         params[first] = [params[first]] * len(rows)
-    stmt = _statement(table, columns, tail, frozenset(shared), frozenset(joined))
+    stmt = _statement(table, columns, tail, frozenset(shared), frozenset(joined), around)
     return await session.execute(stmt, params)

@@ -283,6 +283,24 @@ async def delete_users(session: AsyncSession, ids: Sequence[int]) -> None:
         await session.execute(delete(User).where(User.id.in_(ids)))
 
 
+async def link_if_free(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, at: datetime, actor: str
+) -> list[IdentityRecord]:
+    """insert_identities_if_free, each new link with its history edge (one statement on PostgreSQL)."""
+    if not rows:
+        return []
+    if not is_postgres(session):
+        inserted = await insert_identities_if_free(session, rows)
+        await add_edges(session, inserted, action="link", at=at, actor=actor)
+        return inserted
+    rows = sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["value"]))
+    more = {"edge_at": at, "edge_actor": actor}
+    linked = await insert_rows(
+        session, "identities", _LINK, rows, _LINK_IF_FREE, around=_WITH_EDGES, more=more
+    )
+    return [_identity(r) for r in linked.all()]
+
+
 async def insert_identities_if_free(
     session: AsyncSession, rows: Sequence[dict[str, Any]]
 ) -> list[IdentityRecord]:
@@ -317,6 +335,13 @@ _LINK: Columns = (
 )
 _LINK_IF_FREE = "ON CONFLICT (kind, namespace, value) DO NOTHING RETURNING " + ", ".join(
     c.name for c in _IDENTITY_COLUMNS
+)
+_LINKED = ", ".join(c.name for c in _IDENTITY_COLUMNS)
+_WITH_EDGES = (
+    "WITH linked AS ({insert}), edges AS (INSERT INTO identity_edges"
+    " (at, action, user_id, identity_id, kind, namespace, value, rule, source, actor)"
+    " SELECT CAST(:edge_at AS timestamptz), 'link', user_id, id, kind, namespace, value, rule, source,"
+    f" CAST(:edge_actor AS text) FROM linked) SELECT {_LINKED} FROM linked"
 )
 _EDGE: Columns = (
     ("at", "timestamptz"),

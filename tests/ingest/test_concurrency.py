@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from app.db.channel_models import ChannelCartItem, ChannelOrder, DeadLetter, RawRecord
-from app.db.models import Identity, User
+from app.db.models import Identity, IdentityEdge, User
 from app.domain import IdentityKind
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
@@ -86,7 +86,13 @@ async def test_overlapping_batches_end_consistent(app: FastAPI, client: httpx.As
         lines = (await session.execute(select(ChannelCartItem.sku, ChannelCartItem.quantity))).all()
         kept = (await session.execute(select(func.count()).select_from(RawRecord))).scalar_one()
         dead = (await session.execute(select(func.count()).select_from(DeadLetter))).scalar_one()
+        edges = (
+            await session.execute(select(IdentityEdge.action, IdentityEdge.user_id, IdentityEdge.value))
+        ).all()
     assert users == PEOPLE
+    assert sorted((a, u, v) for a, u, v in edges) == sorted(
+        ("link", u, v) for v, u in owners
+    )  # one link each
     assert len(owners) == PEOPLE
     assert len({user_id for _, user_id in owners}) == PEOPLE
     assert sorted(v for v, _ in owners) == sorted(f"U-{i}" for i in range(PEOPLE))
