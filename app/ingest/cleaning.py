@@ -12,6 +12,9 @@ from app.ingest.records import RecordRejected
 ID_MAX_LENGTH = 128
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 CURRENCY = re.compile(r"[A-Za-z]{3}")
+# PostgreSQL text cannot hold NUL: refused per record, so it cannot fail a whole batch's write.
+NUL = "\x00"
+NUL_REASON = "contains a NUL character (\\u0000)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ def text(value: object, where: str, max_length: int | None = ID_MAX_LENGTH) -> s
         raise RecordRejected(where, f"expected a non-empty string, got {show(value)}")
     if max_length is not None and len(value) > max_length:
         raise RecordRejected(where, f"longer than {max_length} characters")
+    if NUL in value:
+        raise RecordRejected(where, NUL_REASON)
     return value
 
 

@@ -13,7 +13,7 @@ import yaml  # type: ignore[import-untyped]
 
 from app.domain import Channel, IdentityKind
 from app.ingest.cleaning import CURRENCY as _CURRENCY
-from app.ingest.cleaning import ID_MAX_LENGTH
+from app.ingest.cleaning import ID_MAX_LENGTH, NUL, NUL_REASON
 from app.ingest.cleaning import Unit as _Unit
 from app.ingest.cleaning import cents as _cents
 from app.ingest.cleaning import count as _count
@@ -38,7 +38,7 @@ _KINDS = frozenset(IdentityKind.__members__)
 
 def _plain_id(value: object) -> TypeGuard[str]:
     """A string _text accepts as it is (the fast path leaves integer ids to the careful one)."""
-    return type(value) is str and len(value) <= ID_MAX_LENGTH and bool(value.strip())
+    return type(value) is str and len(value) <= ID_MAX_LENGTH and bool(value.strip()) and NUL not in value
 
 
 def _amount(value: object, unit: _Unit) -> int:
@@ -236,7 +236,8 @@ class DataDictionary:
             or kind not in _KINDS
             or type(value) is not str
             or not value.strip()
-            or (namespace is not None and type(namespace) is not str)
+            or NUL in value
+            or (namespace is not None and (type(namespace) is not str or NUL in namespace))
         ):
             return None
         payload: StdOrder | StdCart | StdEvent | None
@@ -317,6 +318,8 @@ class DataDictionary:
         namespace = identity.get("namespace")
         if namespace is not None and not isinstance(namespace, str):
             raise RecordRejected("identity.namespace", f"expected a string, got {_show(namespace)}")
+        if namespace is not None and NUL in namespace:
+            raise RecordRejected("identity.namespace", NUL_REASON)
         occurred_at = self._time(*_need(raw, "occurredAt", ""))
         data = raw.get("data")
         if not isinstance(data, dict):

@@ -94,6 +94,11 @@ def _source_id(raw: object) -> str:
     return ""
 
 
+def _storable(text: str) -> str:
+    """Text a database can keep: NUL (which PostgreSQL refuses) becomes U+FFFD."""
+    return text.replace("\x00", "\ufffd")
+
+
 class Ingestor:
     """Ingests one channel's batch; accepted records are committed before it returns."""
 
@@ -131,9 +136,9 @@ class Ingestor:
                 dead.append(
                     {
                         "channel": channel.value,
-                        "source_id": _source_id(raw) or None,
-                        "payload": text,
-                        "reason": str(exc),
+                        "source_id": _storable(_source_id(raw)) or None,
+                        "payload": _storable(text),
+                        "reason": _storable(str(exc)),
                         "received_at": now,
                     }
                 )

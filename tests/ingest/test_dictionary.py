@@ -378,6 +378,7 @@ ODD_VALUES: tuple[Any, ...] = (
     float("nan"),
     "已支付",
     " 1 ",
+    "S\x00",
     "usd",
 )
 SAMPLES: tuple[tuple[Channel, dict[str, Any]], ...] = (

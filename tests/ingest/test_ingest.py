@@ -240,3 +240,35 @@ async def test_stored_records_advance_their_users_versions_once_per_batch(
     assert after["U-known"] == before["U-known"] + 1
     await ingest(client, key, "APP", batch)  # replays change nothing
     assert await versions() == after
+
+
+async def test_nul_characters_are_refused_per_record_not_per_batch(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    key = await service_key(app, "APP")
+    records = [
+        cart("n\x001", app_user("U-n"), sku="S", quantity=1),
+        cart("n2", app_user("U-\x00n"), sku="S", quantity=1),
+        cart("n3", app_user("U-n"), sku="S\x00", quantity=1),
+        event("n4", {"kind": "EXTERNAL", "namespace": "qq\x00", "value": "x"}, name="click"),
+        event("n5", app_user("U-n"), name="click", properties={"note": "a\x00b"}),  # inside JSON: kept
+    ]
+    report = await ingest(client, key, "APP", records)
+    assert [r["status"] for r in report["results"]] == ["REJECTED"] * 4 + ["ACCEPTED"]
+    fields = [r["reason"].split(":")[0] for r in report["results"][:4]]
+    assert fields == ["id", "identity.value", "data.sku", "identity.namespace"]
+    assert all("NUL" in r["reason"] for r in report["results"][:4])
+    lines = [json.dumps(cart("n6", app_user("U-n"), sku="T", quantity=1)), '{"id": "n7\x00"}']
+    response = await client.post(
+        "/ingest/APP",
+        content="\n".join(lines).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"},
+    )
+    assert [r["status"] for r in response.json()["results"]] == ["ACCEPTED", "REJECTED"]
+    async with app.state.db.read_sessions() as session:
+        letters = (await session.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+        [kept] = (await session.execute(select(RawRecord).where(RawRecord.source_id == "n5"))).scalars()
+    assert len(letters) == 5
+    assert letters[0].source_id == "n\ufffd1"
+    assert "n7\ufffd" in letters[4].payload
+    assert kept.payload["data"]["properties"] == {"note": "a\x00b"}
