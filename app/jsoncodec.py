@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -28,8 +29,31 @@ def dumps(value: Any) -> str:
 
 
 def dumps_bytes(value: Any) -> bytes:
-    """Serialize JSON data straight to the bytes of an HTTP body."""
+    """Serialize JSON data straight to the bytes of an HTTP body (escaped ASCII when orjson refuses)."""
     try:
         return orjson.dumps(value)
+    except TypeError:  # a lone surrogate travels back escaped, as it came
+        return json.dumps(value).encode()
+
+
+def unstorable(values: Sequence[Any]) -> set[int]:
+    """Positions of values holding text that is not Unicode (a lone surrogate, as the standard
+    library reads "\\ud800"): neither PostgreSQL's text nor its json can keep it.
+
+    One orjson pass over the whole list when all is well, which is nearly always.
+    """
+    try:
+        orjson.dumps(values)
+        return set()
     except TypeError:
-        return json.dumps(value, ensure_ascii=False).encode()
+        pass
+    bad = set()
+    for i, value in enumerate(values):
+        try:
+            orjson.dumps(value)
+        except TypeError:
+            try:  # orjson also refuses integers past 64 bits, which are fine
+                json.dumps(value, ensure_ascii=False, default=str).encode()
+            except (UnicodeEncodeError, ValueError):
+                bad.add(i)
+    return bad

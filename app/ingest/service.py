@@ -21,6 +21,7 @@ from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
+from app.jsoncodec import unstorable
 from app.services.changes import Topic, users_changed
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
@@ -95,8 +96,8 @@ def _source_id(raw: object) -> str:
 
 
 def _storable(text: str) -> str:
-    """Text a database can keep: NUL (which PostgreSQL refuses) becomes U+FFFD."""
-    return text.replace("\x00", "\ufffd")
+    """Text a database can keep: NUL (which PostgreSQL refuses) becomes U+FFFD, a lone surrogate \\udXXX."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode()
 
 
 class Ingestor:
@@ -121,10 +122,13 @@ class Ingestor:
         seen: set[str] = set()
         keys: dict[tuple[str, str, str | None], tuple[IdentityKey, str]] = {}  # a batch repeats its people
         now = utcnow()
+        garbled = unstorable(records)
         for i, raw in enumerate(records):
             try:
                 if isinstance(raw, Unparsable):
                     raise RecordRejected("record", raw.reason)
+                if i in garbled:
+                    raise RecordRejected("record", "holds text that is not Unicode (a lone surrogate escape)")
                 rec = self.dictionary.parse(channel, raw)
                 who = (rec.identity_kind, rec.identity_value, rec.identity_namespace)
                 if (known := keys.get(who)) is None:

@@ -272,3 +272,27 @@ async def test_nul_characters_are_refused_per_record_not_per_batch(
     assert letters[0].source_id == "n\ufffd1"
     assert "n7\ufffd" in letters[4].payload
     assert kept.payload["data"]["properties"] == {"note": "a\x00b"}
+
+
+async def test_text_that_is_not_unicode_is_refused_per_record(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The standard library reads a lone surrogate escape; no database can keep it."""
+    key = await service_key(app, "APP")
+    garbled = json.dumps(cart("g\\ud800", app_user("U-g"), sku="S", quantity=1)).replace(
+        "\\\\ud800", "\\ud800"
+    )
+    huge = json.dumps(event("g2", app_user("U-g"), name="click", properties={"n": 10**30}))
+    response = await client.post(
+        "/ingest/APP", content=f"[{garbled}, {huge}]".encode(), headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [r["status"] for r in report["results"]] == ["REJECTED", "ACCEPTED"]
+    assert report["results"][0]["id"] == "g\ud800"
+    assert "surrogate" in report["results"][0]["reason"]
+    async with app.state.db.read_sessions() as session:
+        [letter] = (await session.execute(select(DeadLetter))).scalars().all()
+        [kept] = (await session.execute(select(RawRecord))).scalars().all()
+    assert letter.source_id == "g\\ud800"
+    assert kept.payload["data"]["properties"] == {"n": 10**30}
