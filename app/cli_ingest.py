@@ -18,6 +18,7 @@ from app.domain import Channel
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
 from app.ingest.service import Ingestor, RecordOutcome, RecordStatus, Unparsable
+from app.jsoncodec import loads
 from app.settings import get_settings
 from app.stores import channel as store
 
@@ -78,7 +79,7 @@ def import_records(channel: str, batch_size: int, file: Path) -> None:
                 if not line.strip():
                     continue
                 try:
-                    batch.append(json.loads(line))
+                    batch.append(loads(line))
                 except json.JSONDecodeError as exc:
                     batch.append(Unparsable(line, f"line {n} is not JSON: {exc.msg}"))
                 count += 1
