@@ -97,6 +97,11 @@ _EVENT: Columns = (
     ("occurred_at", "timestamptz"),
     ("properties", "json"),
 )
+# Nearly every record is new: answer one row (the ids only when some were replays), not one per record.
+_COUNT_KEPT = (
+    "WITH kept AS ({insert}) SELECT CASE WHEN count(*) < CAST(:total AS int)"
+    " THEN COALESCE(array_agg(source_id), CAST('{}' AS text[])) END AS ids FROM kept"
+)
 _ORDER_FORWARD = (
     "ON CONFLICT (channel, order_id) DO UPDATE SET identity_ref = excluded.identity_ref, "
     "status_code = excluded.status_code, total_cents = excluded.total_cents, "
@@ -120,7 +125,11 @@ async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any
     rows = sorted(rows, key=lambda r: (r["channel"], r["source_id"]))
     if is_postgres(session):
         tail = "ON CONFLICT (channel, source_id) DO NOTHING RETURNING source_id"
-        return set((await insert_rows(session, "ch_records", _RAW, rows, tail)).scalars())
+        more = {"total": len(rows)}
+        kept = (
+            await insert_rows(session, "ch_records", _RAW, rows, tail, around=_COUNT_KEPT, more=more)
+        ).one()
+        return {r["source_id"] for r in rows} if kept.ids is None else set(kept.ids)
     ins = (
         sqlite_insert(RawRecord)
         .on_conflict_do_nothing(index_elements=["channel", "source_id"])
