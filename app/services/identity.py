@@ -23,6 +23,7 @@ from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
 from app.phones import mask_phone, normalize_phone
 from app.services.changes import Topic, users_changed
 from app.stores import identity as store
+from app.stores import identity_bulk as bulk
 
 MAX_ATTEMPTS = 3
 
@@ -148,13 +149,13 @@ class IdentityGraph:
         """
         s = self.session
         wanted = list(dict.fromkeys(keys))
-        owners = await store.owners_of_keys(s, wanted)
+        owners = await bulk.owners_of_keys(s, wanted)
         missing = [k for k in wanted if k not in owners]
         if not missing:
             return EnsuredUsers(owners, frozenset())
         at = utcnow()
         async with s.begin_nested():
-            user_ids = await store.create_users(s, count=len(missing), at=at)
+            user_ids = await bulk.create_users(s, count=len(missing), at=at)
             rows = [
                 {
                     "user_id": uid,
@@ -169,15 +170,15 @@ class IdentityGraph:
                 }
                 for k, uid in zip(missing, user_ids, strict=True)
             ]
-            inserted = await store.link_if_free(s, rows, at=at, actor=actor)
+            inserted = await bulk.link_if_free(s, rows, at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
-            await store.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+            await bulk.delete_users(s, [uid for uid in user_ids if uid not in claimed])
             if announce:
                 await users_changed(s, claimed, topics=[Topic.IDENTITY])
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
-            owners.update(await store.owners_of_keys(s, lost))
+            owners.update(await bulk.owners_of_keys(s, lost))
         return EnsuredUsers(owners, frozenset(claimed))
 
     async def _create(self, req: LinkRequest) -> LinkOutcome:
