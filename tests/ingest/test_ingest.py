@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.db.channel_models import DeadLetter, RawRecord
+from app.db.channel_models import ChannelCartItem, DeadLetter, RawRecord
 from app.db.models import Identity, User
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
@@ -296,3 +296,22 @@ async def test_text_that_is_not_unicode_is_refused_per_record(
         [kept] = (await session.execute(select(RawRecord))).scalars().all()
     assert letter.source_id == "g\\ud800"
     assert kept.payload["data"]["properties"] == {"n": 10**30}
+
+
+async def test_values_holding_the_bulk_separator_are_stored_exactly(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Bulk writes join a column's values with U+001F when none holds it; otherwise they send a list."""
+    key = await service_key(app, "APP")
+    records = [
+        cart("u\x1f1", app_user("U\x1fu"), sku="S\x1f", quantity=1),
+        cart("u2", app_user("U-u"), sku="T", quantity=2),
+    ]
+    assert (await ingest(client, key, "APP", records))["accepted"] == 2
+    async with app.state.db.read_sessions() as session:
+        kept = set((await session.execute(select(RawRecord.source_id))).scalars())
+        lines = {(c.identity_ref, c.sku) for c in (await session.execute(select(ChannelCartItem))).scalars()}
+        owners = set((await session.execute(select(Identity.value))).scalars())
+    assert kept == {"u2", "u\x1f1"}
+    assert lines == {("APP_USER_ID||U-u", "T"), ("APP_USER_ID||U\x1fu", "S\x1f")}
+    assert owners == {"U-u", "U\x1fu"}
