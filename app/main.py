@@ -37,6 +37,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # What exists now lives as long as the process: keep it out of the collector's full passes,
         # which a batch of ingestion (hundreds of thousands of objects) would otherwise trigger.
         gc.freeze()
+        # Young collections every 20,000 allocations rather than 700: most objects of a request
+        # die by reference counting before a pass would look at them (ingestion: -10% CPU).
+        gc.set_threshold(20_000, 10, 10)
         yield
         await db.dispose()
 
