@@ -56,10 +56,14 @@ def migrate_cmd() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve the GraphQL API (GraphiQL at /graphql); in development, the fake WeChat at /fake-wechat."""
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--access-log/--no-access-log", default=True, show_default=True)
+def serve(host: str, port: int, workers: int, access_log: bool) -> None:
+    """Serve the GraphQL API (GraphiQL at /graphql); several workers get a socket each. In
+    development, the fake WeChat at /fake-wechat."""
     import uvicorn
+
+    from app.serve import APP, reuseport_available, serve_workers, ws_ping_seconds
 
     if get_settings().wechat_fake and "TROIKA_WECHAT_API_BASE_URL" not in os.environ:
         # The app calls the fake it serves itself: point WeChat's base URL here.
@@ -68,7 +72,17 @@ def serve(host: str, port: int, workers: int) -> None:
         get_settings.cache_clear()
         click.echo(f"  WeChat: the development fake at http://{own}:{port}/fake-wechat", err=True)
 
-    uvicorn.run("app.main:create_app", factory=True, host=host, port=port, workers=workers)
+    if workers > 1 and reuseport_available():
+        sys.exit(serve_workers(host, port, workers, access_log=access_log))
+    uvicorn.run(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        ws_ping_interval=ws_ping_seconds(),
+    )
 
 
 @main.command()

@@ -15,8 +15,10 @@ from rich.table import Table
 from app.cli_support import with_db
 from app.db.engine import Database
 from app.domain import Channel
+from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
 from app.ingest.service import Ingestor, RecordOutcome, RecordStatus, Unparsable
+from app.jsoncodec import loads
 from app.settings import get_settings
 from app.stores import channel as store
 
@@ -57,7 +59,14 @@ def import_records(channel: str, batch_size: int, file: Path) -> None:
         )
 
         async def flush() -> None:
-            report = await ingestor.ingest(target, batch, actor=f"cli:import:{target.value}")
+            try:
+                report = await ingestor.ingest(target, batch, actor=f"cli:import:{target.value}")
+            except DomainError as exc:
+                done = sum(totals.values())
+                raise click.ClickException(
+                    f"{exc.code}: {exc.message} (the {done} records before this batch were imported; "
+                    "importing the file again answers them DUPLICATE)"
+                ) from exc
             totals.update(r.status for r in report.results)
             rejected.extend(r for r in report.results if r.status is RecordStatus.REJECTED)
             batch.clear()
@@ -70,7 +79,7 @@ def import_records(channel: str, batch_size: int, file: Path) -> None:
                 if not line.strip():
                     continue
                 try:
-                    batch.append(json.loads(line))
+                    batch.append(loads(line))
                 except json.JSONDecodeError as exc:
                     batch.append(Unparsable(line, f"line {n} is not JSON: {exc.msg}"))
                 count += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -120,6 +121,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # What exists now lives as long as the process: keep it out of the collector's full passes,
+        # which a batch of ingestion (hundreds of thousands of objects) would otherwise trigger.
+        gc.freeze()
+        # Young collections every 20,000 allocations rather than 700: most objects of a request
+        # die by reference counting before a pass would look at them (ingestion: -10% CPU).
+        gc.set_threshold(20_000, 10, 10)
         await feed.start()  # follow the outbox from now; listeners would also start it
         inbox.start()  # finish pushes a previous run stored but did not process
         yield

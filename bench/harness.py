@@ -51,12 +51,19 @@ class Cpu:
 
 
 def start_server(
-    settings: Settings, port: int, workers: int, log_path: Path, *, access_log: bool = False
+    settings: Settings,
+    port: int,
+    workers: int,
+    log_path: Path,
+    *,
+    access_log: bool = False,
+    reuseport: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """Start uvicorn on the app factory in its own process group, logging to `log_path`.
+    """Start the app factory in its own process group, logging to `log_path`.
 
-    uvicorn is started directly, not through `troika serve`, because that command has no way to
-    turn off the access log (one log line per request is a measurable cost at these rates).
+    By default uvicorn itself (its workers share one listening socket); with `reuseport`,
+    `troika serve`, whose workers each listen on their own SO_REUSEPORT socket. The access log is
+    off unless asked for: one log line per request is a measurable cost at these rates.
     """
     with socket.socket() as probe:
         if probe.connect_ex((HOST, port)) == 0:
@@ -69,9 +76,17 @@ def start_server(
         TROIKA_PII_KEY=settings.secret("pii_key"),
         TROIKA_VAR_DIR=str(settings.var_dir),
     )
-    uvicorn = Path(sys.executable).parent / "uvicorn"
-    cmd = [str(uvicorn), "app.main:create_app", "--factory", "--host", HOST, "--port", str(port)]
-    cmd += ["--workers", str(workers)] + ([] if access_log else ["--no-access-log"])
+    if reuseport:
+        cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--host", HOST]
+    else:
+        cmd = [
+            str(Path(sys.executable).parent / "uvicorn"),
+            "app.main:create_app",
+            "--factory",
+            "--host",
+            HOST,
+        ]
+    cmd += ["--port", str(port), "--workers", str(workers)] + ([] if access_log else ["--no-access-log"])
     log = log_path.open("wb")
     try:
         return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

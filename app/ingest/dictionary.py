@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml  # type: ignore[import-untyped]
 
 from app.domain import Channel, IdentityKind
+from app.ingest.cleaning import CURRENCY as _CURRENCY
+from app.ingest.cleaning import ID_MAX_LENGTH, NUL, NUL_REASON
+from app.ingest.cleaning import Unit as _Unit
+from app.ingest.cleaning import cents as _cents
+from app.ingest.cleaning import count as _count
+from app.ingest.cleaning import need as _need
+from app.ingest.cleaning import show as _show
+from app.ingest.cleaning import text as _text
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdOrderItem, StdRecord
 
 DEFAULT_PATH = Path(__file__).with_name("data_dictionary.yaml")
-ID_MAX_LENGTH = 128
 # The standard shapes' fields (records.py): (required, optional). Native names come from the file.
 _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "order": (frozenset({"order_id", "status", "total", "items"}), frozenset({"currency", "placed_at"})),
@@ -26,20 +31,31 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
 }
 _ITEM_FIELDS = (frozenset({"sku", "quantity", "unit_price"}), frozenset({"name"}))
 _AMOUNT_FIELDS = frozenset({"total", "unit_price"})
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_CURRENCY = re.compile(r"[A-Za-z]{3}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Unit:
-    """A money unit's cleaning rules, as declared under `units`."""
+_KINDS = frozenset(IdentityKind.__members__)
 
-    name: str
-    cents_per_unit: int
-    max_decimals: int
-    text: bool
-    marks: tuple[str, ...]
-    separator: str | None
+
+def _plain_id(value: object) -> TypeGuard[str]:
+    """A string _text accepts as it is (the fast path leaves integer ids to the careful one)."""
+    return type(value) is str and len(value) <= ID_MAX_LENGTH and bool(value.strip()) and NUL not in value
+
+
+def _amount(value: object, unit: _Unit) -> int:
+    """_cents, with whole non-negative integers (the common case) done directly."""
+    if type(value) is int and value >= 0:
+        return value * unit.cents_per_unit
+    if value is None:
+        raise RecordRejected("amount", "missing")
+    return _cents(value, "amount", unit)
+
+
+def _cart_fast(spec: _TypeSpec, data: dict[str, Any]) -> StdCart | None:
+    """The cart branch of parse_checked for a well-formed line; None otherwise."""
+    sku, quantity = data.get(spec.fields["sku"]), data.get(spec.fields["quantity"])
+    if not _plain_id(sku) or type(quantity) is not int or quantity < 0:
+        return None
+    return StdCart(sku, quantity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +68,6 @@ class _TypeSpec:
     item_fields: dict[str, str]
     units: dict[str, _Unit]
     statuses: dict[str, int]
-
-
-def _show(value: object) -> str:
-    """Quote a native value for a reason without flooding it."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _mapping(value: object, where: str) -> dict[Any, Any]:
@@ -79,71 +89,6 @@ def _whole(value: object, where: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{where}: expected an integer >= {minimum}, got {value!r}")
     return value
-
-
-def _need(obj: dict[str, Any], native: str, prefix: str) -> tuple[object, str]:
-    """A present (non-null) native value and its path, so every reason names the field."""
-    where = f"{prefix}.{native}" if prefix else native
-    if obj.get(native) is None:
-        raise RecordRejected(where, "missing")
-    return obj[native], where
-
-
-def _text(value: object, where: str, max_length: int | None = ID_MAX_LENGTH) -> str:
-    """A non-empty native string (integers are accepted as their digits); never normalized."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str) or not value.strip():
-        raise RecordRejected(where, f"expected a non-empty string, got {_show(value)}")
-    if max_length is not None and len(value) > max_length:
-        raise RecordRejected(where, f"longer than {max_length} characters")
-    return value
-
-
-def _count(value: object, where: str, minimum: int) -> int:
-    """An integer quantity of at least `minimum` (booleans and floats are not quantities)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise RecordRejected(where, f"expected an integer >= {minimum}, got {_show(value)}")
-    return value
-
-
-def _cents(value: object, where: str, unit: _Unit) -> int:
-    """Clean an amount to integer cents with Decimal (floats via their text), never rounding."""
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        number = Decimal(str(value))
-    elif isinstance(value, str) and unit.text:
-        number = _clean_text(value, unit, where)
-    else:
-        raise RecordRejected(where, f"expected an amount in {unit.name}, got {_show(value)}")
-    exponent = number.as_tuple().exponent
-    if not isinstance(exponent, int):
-        raise RecordRejected(where, f"not a finite amount: {_show(value)}")
-    if number < 0:
-        raise RecordRejected(where, f"negative amount {_show(value)}")
-    if -exponent > unit.max_decimals:
-        reason = f"more than {unit.max_decimals} decimal places in {unit.name} amount {_show(value)}"
-        raise RecordRejected(where, reason)
-    return int(number * unit.cents_per_unit)
-
-
-def _clean_text(value: str, unit: _Unit, where: str) -> Decimal:
-    """Apply a unit's text rules: drop currency marks, check thousands groups, read the digits."""
-    text = value
-    for mark in unit.marks:
-        text = text.replace(mark, "")
-    text = text.strip()
-    if not text:
-        raise RecordRejected(where, f"empty amount {_show(value)}")
-    if text.startswith("-"):
-        raise RecordRejected(where, f"negative amount {_show(value)}")
-    sep = unit.separator
-    if sep and sep in text:
-        if not re.fullmatch(rf"\d{{1,3}}(?:{re.escape(sep)}\d{{3}})+(?:\.\d+)?", text):
-            raise RecordRejected(where, f"misplaced thousands separator in {_show(value)}")
-        text = text.replace(sep, "")
-    if not _NUMBER.fullmatch(text):
-        raise RecordRejected(where, f"not an amount in {unit.name}: {_show(value)}")
-    return Decimal(text)
 
 
 class DataDictionary:
@@ -261,6 +206,99 @@ class DataDictionary:
 
     def parse(self, channel: Channel, raw: object) -> StdRecord:
         """Validate one envelope and standardize its native data; raises RecordRejected."""
+        # Most records are well formed: a lean pass takes those, the careful one finds the reason.
+        record = self._parse_fast(channel, raw)
+        return record if record is not None else self.parse_checked(channel, raw)
+
+    def _parse_fast(self, channel: Channel, raw: object) -> StdRecord | None:
+        """What parse_checked answers for a well-formed record, at a fraction of the cost; else None.
+
+        Only exact JSON types pass (no subclasses, no integer ids): anything unusual goes the
+        careful way, which either accepts it too or names the field.
+        """
+        if type(raw) is not dict or type(channel) is not Channel:
+            return None
+        source_id, type_name, data = raw.get("id"), raw.get("type"), raw.get("data")
+        identity, occurred = raw.get("identity"), raw.get("occurredAt")
+        if (
+            not _plain_id(source_id)
+            or type(type_name) is not str
+            or type(identity) is not dict
+            or type(occurred) is not str
+            or type(data) is not dict
+        ):
+            return None
+        spec = self._channels.get(channel, {}).get(type_name)
+        kind, value, namespace = identity.get("kind"), identity.get("value"), identity.get("namespace")
+        if (
+            spec is None
+            or type(kind) is not str
+            or kind not in _KINDS
+            or type(value) is not str
+            or not value.strip()
+            or NUL in value
+            or (namespace is not None and (type(namespace) is not str or NUL in namespace))
+        ):
+            return None
+        payload: StdOrder | StdCart | StdEvent | None
+        try:
+            occurred_at = self._time(occurred, "occurredAt")
+            if spec.shape == "order":
+                payload = self._order_fast(spec, data)
+            elif spec.shape == "cart":
+                payload = _cart_fast(spec, data)
+            else:
+                payload = self._event_fast(spec, data)
+        except RecordRejected:
+            return None
+        if payload is None:
+            return None
+        return StdRecord(channel, source_id, type_name, kind, value, namespace, occurred_at, payload, raw)
+
+    def _order_fast(self, spec: _TypeSpec, data: dict[str, Any]) -> StdOrder | None:
+        """_order for a well-formed order (None otherwise); amounts in text go through _cents."""
+        f = spec.fields
+        order_id, status, items = data.get(f["order_id"]), data.get(f["status"]), data.get(f["items"])
+        if not _plain_id(order_id) or type(items) is not list:
+            return None
+        key = str(status) if type(status) is int else status
+        code = spec.statuses.get(key.strip()) if type(key) is str else None
+        if code is None:
+            return None
+        total = _amount(data.get(f["total"]), spec.units["total"])
+        currency = self._currency
+        if "currency" in f and (given := data.get(f["currency"])) is not None:
+            if type(given) is not str or not _CURRENCY.fullmatch(given.strip()):
+                return None
+            currency = given.strip().upper()
+        placed_at = None
+        if "placed_at" in f and (placed := data.get(f["placed_at"])) is not None:
+            placed_at = self._time(placed, "placed_at")
+        fi, unit = spec.item_fields, spec.units["unit_price"]
+        lines = []
+        for item in items:
+            if type(item) is not dict:
+                return None
+            sku, quantity = item.get(fi["sku"]), item.get(fi["quantity"])
+            name = item.get(fi["name"]) if "name" in fi else None
+            if not _plain_id(sku) or type(quantity) is not int or quantity < 1:
+                return None
+            if name is not None and type(name) is not str:
+                return None
+            lines.append(StdOrderItem(sku, name, quantity, _amount(item.get(fi["unit_price"]), unit)))
+        return StdOrder(order_id, code, total, currency, tuple(lines), placed_at)
+
+    def _event_fast(self, spec: _TypeSpec, data: dict[str, Any]) -> StdEvent | None:
+        """_event for a well-formed event; None otherwise."""
+        name = data.get(spec.fields["event"])
+        native = spec.fields.get("properties")
+        properties = data.get(native) if native else None
+        if not _plain_id(name) or (properties is not None and type(properties) is not dict):
+            return None
+        return StdEvent(name, dict(properties or {}))
+
+    def parse_checked(self, channel: Channel, raw: object) -> StdRecord:
+        """The careful parse: every check in order, so a rejection names the first bad field."""
         if not isinstance(raw, dict):
             raise RecordRejected("record", f"expected a JSON object, got {type(raw).__name__}")
         source_id = _text(*_need(raw, "id", ""))
@@ -280,6 +318,8 @@ class DataDictionary:
         namespace = identity.get("namespace")
         if namespace is not None and not isinstance(namespace, str):
             raise RecordRejected("identity.namespace", f"expected a string, got {_show(namespace)}")
+        if namespace is not None and NUL in namespace:
+            raise RecordRejected("identity.namespace", NUL_REASON)
         occurred_at = self._time(*_need(raw, "occurredAt", ""))
         data = raw.get("data")
         if not isinstance(data, dict):

@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import json
+import logging
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.auth.authenticate import Authenticator
 from app.auth.principal import PrincipalKind
 from app.db.engine import Database
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
-from app.ingest.service import Ingestor, IngestReport, RecordStatus, TooManyRecords, Unparsable
+from app.ingest.service import (
+    IngestContention,
+    Ingestor,
+    IngestReport,
+    RecordStatus,
+    TooManyRecords,
+    Unparsable,
+)
+from app.jsoncodec import dumps_bytes, loads
 from app.settings import Settings
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
+
+
+log = logging.getLogger("troika.ingest")
 
 
 class _TooLarge(Exception):
@@ -32,7 +45,7 @@ def report_json(report: IngestReport) -> dict[str, Any]:
         "accepted": report.count(RecordStatus.ACCEPTED),
         "duplicates": report.count(RecordStatus.DUPLICATE),
         "rejected": report.count(RecordStatus.REJECTED),
-        "results": [{"id": r.id, "status": r.status.value, "reason": r.reason} for r in report.results],
+        "results": [{"id": r.id, "status": r.status, "reason": r.reason} for r in report.results],
     }
 
 
@@ -57,7 +70,7 @@ def parse_ndjson(text: str) -> list[object]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            records.append(loads(line))
         except json.JSONDecodeError as exc:
             records.append(Unparsable(line, f"line {n} is not JSON: {exc.msg}"))
     return records
@@ -71,7 +84,7 @@ def ingest_router(
     ingestor = Ingestor(db, dictionary, settings)
 
     @router.post("/ingest/{channel}", include_in_schema=False)
-    async def ingest(channel: str, request: Request) -> JSONResponse:
+    async def ingest(channel: str, request: Request) -> Response:
         try:
             target = Channel(channel.upper())
         except ValueError:
@@ -99,7 +112,7 @@ def ingest_router(
             records = parse_ndjson(text)
         else:
             try:
-                parsed = json.loads(text)
+                parsed = loads(text)
             except json.JSONDecodeError as exc:
                 # Keep what was sent even so: nothing that reaches us is lost.
                 await ingestor.ingest(
@@ -113,6 +126,15 @@ def ingest_router(
             report = await ingestor.ingest(target, records, actor=principal.actor)
         except TooManyRecords as exc:
             return _error(413, exc.code, exc.message)
-        return JSONResponse(report_json(report))
+        except IngestContention as exc:
+            response = _error(503, exc.code, exc.message)
+            response.headers["Retry-After"] = "1"
+            return response
+        except Exception:
+            # Like GraphQL's masked errors: the sender gets a code and a trace id to quote, the log the rest.
+            trace = uuid.uuid4().hex[:16]
+            log.exception("ingest: unexpected error, trace %s", trace)
+            return _error(500, "INTERNAL_SERVER_ERROR", f"internal error (trace {trace})")
+        return Response(dumps_bytes(report_json(report)), media_type="application/json")
 
     return router

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Sequence
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
@@ -16,6 +21,7 @@ from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
+from app.jsoncodec import unstorable
 from app.services.changes import Topic, record_changes
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
@@ -51,14 +57,47 @@ class Unparsable:
     reason: str
 
 
+# A record that passed the dictionary: its position in the batch, itself, its identity and ref.
+Valid = tuple[int, StdRecord, IdentityKey, str]
+
+
 class TooManyRecords(DomainError):
     code = "TOO_MANY_RECORDS"
+
+
+class IngestContention(DomainError):
+    """The batch lost to concurrent writers every time it was tried; sending it again is safe."""
+
+    code = "INGEST_CONTENTION"
+
+
+T = TypeVar("T")
+log = logging.getLogger("troika.ingest")
+NOTHING_STORED = "none of its records were stored"
+SQLITE_BUSY = "SQLite database is locked"
+# PostgreSQL aborts one transaction of a deadlock (40P01) or a serialization failure (40001).
+_RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
+
+
+def _contention(exc: DBAPIError) -> str | None:
+    """Why the database aborted a transaction that may simply be run again; None for other errors."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _RETRYABLE:
+        return f"PostgreSQL {_RETRYABLE[state]}, SQLSTATE {state}"
+    if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_BUSY":
+        return SQLITE_BUSY
+    return None
 
 
 def _source_id(raw: object) -> str:
     if isinstance(raw, dict) and isinstance(raw.get("id"), str | int) and not isinstance(raw.get("id"), bool):
         return str(raw["id"])[:128]
     return ""
+
+
+def _storable(text: str) -> str:
+    """Text a database can keep: NUL (which PostgreSQL refuses) becomes U+FFFD, a lone surrogate \\udXXX."""
+    return text.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode()
 
 
 class Ingestor:
@@ -78,25 +117,32 @@ class Ingestor:
                 limit=self.settings.ingest_max_records,
             )
         outcomes: list[RecordOutcome | None] = [None] * len(records)
-        valid: list[tuple[int, StdRecord, IdentityKey]] = []
+        valid: list[Valid] = []
         dead: list[dict[str, Any]] = []
         seen: set[str] = set()
+        keys: dict[tuple[str, str, str | None], tuple[IdentityKey, str]] = {}  # a batch repeats its people
         now = utcnow()
+        garbled = unstorable(records)
         for i, raw in enumerate(records):
             try:
                 if isinstance(raw, Unparsable):
                     raise RecordRejected("record", raw.reason)
+                if i in garbled:
+                    raise RecordRejected("record", "holds text that is not Unicode (a lone surrogate escape)")
                 rec = self.dictionary.parse(channel, raw)
-                key = self._identity(rec)
+                who = (rec.identity_kind, rec.identity_value, rec.identity_namespace)
+                if (known := keys.get(who)) is None:
+                    key = self._identity(rec)
+                    known = keys[who] = (key, key.ref)
             except RecordRejected as exc:
                 text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
                 outcomes[i] = RecordOutcome(_source_id(raw), RecordStatus.REJECTED, str(exc))
                 dead.append(
                     {
                         "channel": channel.value,
-                        "source_id": _source_id(raw) or None,
-                        "payload": text,
-                        "reason": str(exc),
+                        "source_id": _storable(_source_id(raw)) or None,
+                        "payload": _storable(text),
+                        "reason": _storable(str(exc)),
                         "received_at": now,
                     }
                 )
@@ -105,29 +151,78 @@ class Ingestor:
                 outcomes[i] = RecordOutcome(rec.source_id, RecordStatus.DUPLICATE)
                 continue
             seen.add(rec.source_id)
-            valid.append((i, rec, key))
+            valid.append((i, rec, *known))
 
-        store_db = self.db.store_for(channel)
-        new_ids: set[str] = set()
-        # Link first: a record is only reported once its identity resolves to a user. When the
-        # store lives in the hub's database, both happen in one transaction.
-        async with self.db.write_sessions() as hub, hub.begin():
-            owners = await IdentityGraph(hub).ensure_users(
-                [key for _, _, key in valid], actor=actor, rule="ingested", source=f"{channel.value} record"
-            )
-            if store_db.shares_hub:
-                new_ids = await self._store(hub, channel, valid, dead, now)
-                await _changed(hub, owners, valid, new_ids)
-        if not store_db.shares_hub:
-            async with store_db.engines.write_sessions() as session, session.begin():
-                new_ids = await self._store(session, channel, valid, dead, now)
-            # After the store's commit, so a reader that sees the new version sees the new rows.
-            async with self.db.write_sessions() as hub, hub.begin():
-                await _changed(hub, owners, valid, new_ids)
-        for i, rec, _key in valid:
+        new_ids = await self._write(channel, valid, dead, now, actor)
+        for i, rec, _key, _ref in valid:
             status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
             outcomes[i] = RecordOutcome(rec.source_id, status)
         return IngestReport([o for o in outcomes if o is not None])
+
+    async def _write(
+        self,
+        channel: Channel,
+        valid: Sequence[Valid],
+        dead: Sequence[dict[str, Any]],
+        now: datetime,
+        actor: str,
+    ) -> set[str]:
+        """Link, then store; each transaction is retried whole, never in part, when PostgreSQL aborts it."""
+        store_db = self.db.store_for(channel)
+        keys = [key for _, _, key, _ in valid]
+        source = f"{channel.value} record"
+
+        # Link first: a record is only reported once its identity resolves to a user. When the
+        # store lives in the hub's database, both happen in one transaction.
+        async def link() -> tuple[dict[IdentityKey, int], set[str]]:
+            async with self.db.write_sessions() as hub, hub.begin():
+                ensured = await IdentityGraph(hub).ensure_users(
+                    keys, actor=actor, rule="ingested", source=source, announce=not store_db.shares_hub
+                )
+                if not store_db.shares_hub:
+                    return ensured.owners, set()
+                new_ids = await self._store(hub, channel, valid, dead, now)
+                await _changed(hub, ensured.owners, valid, new_ids, linked=ensured.created)
+                return ensured.owners, new_ids
+
+        owners, new_ids = await self._retrying(link, NOTHING_STORED)
+        if store_db.shares_hub:
+            return new_ids
+
+        async def store_only() -> set[str]:
+            async with store_db.engines.write_sessions() as session, session.begin():
+                return await self._store(session, channel, valid, dead, now)
+
+        new_ids = await self._retrying(store_only, NOTHING_STORED)
+
+        # After the store's commit, so a reader that sees the new version sees the new rows.
+        async def bump() -> None:
+            async with self.db.write_sessions() as hub, hub.begin():
+                await _changed(hub, owners, valid, new_ids)
+
+        await self._retrying(bump, "its records were stored but the users' data versions were not advanced")
+        return new_ids
+
+    async def _retrying(self, work: Callable[[], Awaitable[T]], outcome: str) -> T:
+        """Run one transaction, again from the start when the database aborted it for contention."""
+        attempts = self.settings.ingest_max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                return await work()
+            except DBAPIError as exc:
+                cause = _contention(exc)
+                if cause is None:
+                    raise
+                if attempt >= attempts or cause == SQLITE_BUSY:  # SQLite already waited busy_timeout
+                    raise IngestContention(
+                        f"the batch collided with concurrent writes ({cause}) on {attempt} "
+                        f"attempt(s); {outcome}; send it again",
+                        attempts=attempt,
+                        cause=cause,
+                    ) from exc
+                log.warning("ingest: %s on attempt %d of %d, retrying the batch", cause, attempt, attempts)
+                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+        raise AssertionError("unreachable")
 
     def _identity(self, rec: StdRecord) -> IdentityKey:
         """The record's identity as the graph stores it; a bad one rejects the record."""
@@ -146,42 +241,43 @@ class Ingestor:
         self,
         session: AsyncSession,
         channel: Channel,
-        valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+        valid: Sequence[Valid],
         dead: Sequence[dict[str, Any]],
-        now: Any,
+        now: datetime,
     ) -> set[str]:
         """Write one batch into the channel store; returns the source ids that were new."""
         await store.insert_dead_letters(session, dead)
+        name, version = channel.value, self.dictionary.version
         new_ids = await store.insert_raw_records(
             session,
             [
                 {
-                    "channel": channel.value,
+                    "channel": name,
                     "source_id": rec.source_id,
                     "type": rec.type,
-                    "identity_ref": key.ref,
+                    "identity_ref": ref,
                     "occurred_at": rec.occurred_at,
                     "payload": rec.raw,
-                    "dictionary_version": self.dictionary.version,
+                    "dictionary_version": version,
                     "received_at": now,
                 }
-                for _, rec, key in valid
+                for _, rec, _, ref in valid
             ],
         )
-        fresh = [(rec, key) for _, rec, key in valid if rec.source_id in new_ids]
-        await store.upsert_orders(session, _latest_orders(channel, fresh))
-        await store.upsert_cart_items(session, _latest_cart(channel, fresh))
+        fresh = [(rec, ref) for _, rec, _, ref in valid if rec.source_id in new_ids]
+        await store.upsert_orders(session, _latest_orders(name, fresh))
+        await store.upsert_cart_items(session, _latest_cart(name, fresh))
         await store.insert_events(
             session,
             [
                 {
-                    "channel": channel.value,
-                    "identity_ref": key.ref,
+                    "channel": name,
+                    "identity_ref": ref,
                     "type": rec.payload.type,
                     "occurred_at": rec.occurred_at,
                     "properties": rec.payload.properties,
                 }
-                for rec, key in fresh
+                for rec, ref in fresh
                 if isinstance(rec.payload, StdEvent)
             ],
         )
@@ -194,33 +290,33 @@ _TOPICS = {StdOrder: Topic.ORDER, StdCart: Topic.CART, StdEvent: Topic.BEHAVIOR}
 async def _changed(
     hub: AsyncSession,
     owners: dict[IdentityKey, int],
-    valid: Sequence[tuple[int, StdRecord, IdentityKey]],
+    valid: Sequence[Valid],
     new_ids: set[str],
+    *,
+    linked: frozenset[int] = frozenset(),
 ) -> None:
-    """The users whose view the stored records changed, and how."""
-    await record_changes(
-        hub,
-        [
-            (owners[key], _TOPICS[type(rec.payload)])
-            for _, rec, key in valid
-            if rec.source_id in new_ids and key in owners
-        ],
+    """The users whose view the stored records changed and how, and the new users `linked` in this
+    transaction: one call, so each user's version is bumped once per batch."""
+    changes = {(user_id, Topic.IDENTITY) for user_id in linked}
+    changes.update(
+        (owners[key], _TOPICS[type(rec.payload)]) for _, rec, key, _ in valid if rec.source_id in new_ids
     )
+    await record_changes(hub, changes)
 
 
-def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:
+def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
     """One row per order (the newest update in the batch): an upsert may touch a row only once."""
     rows: dict[str, dict[str, Any]] = {}
-    for rec, key in sorted(fresh, key=lambda rk: rk[0].occurred_at):
+    for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
         order = rec.payload
         if not isinstance(order, StdOrder):
             continue
         placed = order.placed_at or rec.occurred_at
         first = rows.get(order.order_id)
         rows[order.order_id] = {
-            "channel": channel.value,
+            "channel": channel,
             "order_id": order.order_id,
-            "identity_ref": key.ref,
+            "identity_ref": ref,
             "status_code": order.status_code,
             "total_cents": order.total_cents,
             "currency": order.currency,
@@ -239,15 +335,15 @@ def _latest_orders(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKe
     return list(rows.values())
 
 
-def _latest_cart(channel: Channel, fresh: Sequence[tuple[StdRecord, IdentityKey]]) -> list[dict[str, Any]]:
+def _latest_cart(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
     """One row per (identity, sku): the newest change in the batch."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec, key in sorted(fresh, key=lambda rk: rk[0].occurred_at):
+    for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
         cart = rec.payload
         if isinstance(cart, StdCart):
-            rows[(key.ref, cart.sku)] = {
-                "channel": channel.value,
-                "identity_ref": key.ref,
+            rows[(ref, cart.sku)] = {
+                "channel": channel,
+                "identity_ref": ref,
                 "sku": cart.sku,
                 "quantity": cart.quantity,
                 "updated_at": rec.occurred_at,

@@ -24,6 +24,7 @@ from app.phones import mask_phone, normalize_phone
 from app.services.changes import Topic, users_changed
 from app.services.consents import ConsentLedger
 from app.stores import identity as store
+from app.stores import identity_bulk as bulk
 
 MAX_ATTEMPTS = 3
 
@@ -65,6 +66,14 @@ class PhoneProof:
     merges: tuple[MergeRecord, ...]
     recycled_from: int | None
     replaced: bool
+
+
+@dataclass(frozen=True)
+class EnsuredUsers:
+    """Who owns each identity, and which of those users ensure_users created."""
+
+    owners: dict[IdentityKey, int]
+    created: frozenset[int]
 
 
 @dataclass(frozen=True)
@@ -249,23 +258,25 @@ class IdentityGraph:
         )
 
     async def ensure_users(
-        self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str
-    ) -> dict[IdentityKey, int]:
+        self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str, announce: bool = True
+    ) -> EnsuredUsers:
         """The owner of each key, with a new user for each unheld one: ingestion's bulk path.
 
         A single identity never merges anyone, so this needs no locks: users are created
         optimistically and the ones whose identity another writer claimed first are dropped
-        before commit, leaving exactly one owner per identity.
+        before commit, leaving exactly one owner per identity. With `announce=False` the caller
+        takes over users_changed for `created` (topic IDENTITY), in this same transaction: ingestion
+        folds it into the call for the records it stores, so no user row is bumped twice.
         """
         s = self.session
         wanted = list(dict.fromkeys(keys))
-        owners = {k: i.user_id for k, i in (await store.identities_by_keys(s, wanted)).items()}
+        owners = await bulk.owners_of_keys(s, wanted)
         missing = [k for k in wanted if k not in owners]
         if not missing:
-            return owners
+            return EnsuredUsers(owners, frozenset())
         at = utcnow()
         async with s.begin_nested():
-            user_ids = await store.create_users(s, count=len(missing), at=at)
+            user_ids = await bulk.create_users(s, count=len(missing), at=at)
             rows = [
                 {
                     "user_id": uid,
@@ -280,16 +291,16 @@ class IdentityGraph:
                 }
                 for k, uid in zip(missing, user_ids, strict=True)
             ]
-            inserted = await store.insert_identities_if_free(s, rows)
-            await store.add_edges(s, inserted, action="link", at=at, actor=actor)
+            inserted = await bulk.link_if_free(s, rows, at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
-            await store.delete_users(s, [uid for uid in user_ids if uid not in claimed])
-            await users_changed(s, claimed, topics=[Topic.IDENTITY])
+            await bulk.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+            if announce:
+                await users_changed(s, claimed, topics=[Topic.IDENTITY])
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
-            owners.update({k: i.user_id for k, i in (await store.identities_by_keys(s, lost)).items()})
-        return owners
+            owners.update(await bulk.owners_of_keys(s, lost))
+        return EnsuredUsers(owners, frozenset(claimed))
 
     async def _create(self, req: LinkRequest) -> LinkOutcome:
         keys = list(dict.fromkeys(req.keys))

@@ -10,13 +10,13 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Select, and_, bindparam, func, insert, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
 from app.domain import Channel
+from app.stores.bulk import Columns, insert_rows, is_postgres
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,28 +62,91 @@ class DeadLetterRow:
     received_at: datetime
 
 
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """The dialect's INSERT, which knows ON CONFLICT."""
-    return pg_insert(table) if session.get_bind().dialect.name == "postgresql" else sqlite_insert(table)
+_RAW: Columns = (
+    ("channel", "text"),
+    ("source_id", "text"),
+    ("type", "text"),
+    ("identity_ref", "text"),
+    ("occurred_at", "timestamptz"),
+    ("payload", "json"),
+    ("dictionary_version", "text"),
+    ("received_at", "timestamptz"),
+)
+_ORDER: Columns = (
+    ("channel", "text"),
+    ("order_id", "text"),
+    ("identity_ref", "text"),
+    ("status_code", "int"),
+    ("total_cents", "bigint"),
+    ("currency", "text"),
+    ("items", "json"),
+    ("placed_at", "timestamptz"),
+    ("updated_at", "timestamptz"),
+)
+_CART: Columns = (
+    ("channel", "text"),
+    ("identity_ref", "text"),
+    ("sku", "text"),
+    ("quantity", "int"),
+    ("updated_at", "timestamptz"),
+)
+_EVENT: Columns = (
+    ("channel", "text"),
+    ("identity_ref", "text"),
+    ("type", "text"),
+    ("occurred_at", "timestamptz"),
+    ("properties", "json"),
+)
+# Nearly every record is new: answer one row (the ids only when some were replays), not one per record.
+_COUNT_KEPT = (
+    "WITH kept AS ({insert}) SELECT CASE WHEN count(*) < CAST(:total AS int)"
+    " THEN COALESCE(array_agg(source_id), CAST('{}' AS text[])) END AS ids FROM kept"
+)
+_ORDER_FORWARD = (
+    "ON CONFLICT (channel, order_id) DO UPDATE SET identity_ref = excluded.identity_ref, "
+    "status_code = excluded.status_code, total_cents = excluded.total_cents, "
+    "currency = excluded.currency, items = excluded.items, updated_at = excluded.updated_at "
+    "WHERE ch_orders.updated_at < excluded.updated_at"
+)
+_CART_FORWARD = (
+    "ON CONFLICT (channel, identity_ref, sku) DO UPDATE SET quantity = excluded.quantity, "
+    "updated_at = excluded.updated_at WHERE ch_cart_items.updated_at <= excluded.updated_at"
+)
 
 
 async def insert_raw_records(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Keep each new record's payload; returns the source ids that were new (the rest are replays)."""
+    """Keep each new record's payload; returns the source ids that were new (the rest are replays).
+
+    Like every multi-row write here, rows go in sorted by the conflict key, so concurrent
+    batches lock index entries in one global order and never deadlock on each other.
+    """
     if not rows:
         return set()
-    stmt = (
-        _insert(session, RawRecord)
+    rows = sorted(rows, key=lambda r: (r["channel"], r["source_id"]))
+    if is_postgres(session):
+        tail = "ON CONFLICT (channel, source_id) DO NOTHING RETURNING source_id"
+        more = {"total": len(rows)}
+        kept = (
+            await insert_rows(session, "ch_records", _RAW, rows, tail, around=_COUNT_KEPT, more=more)
+        ).one()
+        return {r["source_id"] for r in rows} if kept.ids is None else set(kept.ids)
+    ins = (
+        sqlite_insert(RawRecord)
         .on_conflict_do_nothing(index_elements=["channel", "source_id"])
         .returning(RawRecord.source_id)
     )
-    return set((await session.execute(stmt, list(rows))).scalars())
+    return set((await session.execute(ins, list(rows))).scalars())
 
 
 async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Insert orders or move them forward; an update older than the stored one changes nothing."""
     if not rows:
         return
-    ins = _insert(session, ChannelOrder)
+    rows = sorted(rows, key=lambda r: (r["channel"], r["order_id"]))
+    if is_postgres(session):
+        await insert_rows(session, "ch_orders", _ORDER, rows, _ORDER_FORWARD)
+        return
+    ins = sqlite_insert(ChannelOrder)
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "order_id"],
         set_={
@@ -103,7 +166,11 @@ async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]
     """Latest change per (channel, identity, sku) wins; zero quantities stay as removals."""
     if not rows:
         return
-    ins = _insert(session, ChannelCartItem)
+    rows = sorted(rows, key=lambda r: (r["channel"], r["identity_ref"], r["sku"]))
+    if is_postgres(session):
+        await insert_rows(session, "ch_cart_items", _CART, rows, _CART_FORWARD)
+        return
+    ins = sqlite_insert(ChannelCartItem)
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "identity_ref", "sku"],
         set_={"quantity": ins.excluded.quantity, "updated_at": ins.excluded.updated_at},
@@ -113,8 +180,12 @@ async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]
 
 
 async def insert_events(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(ChannelEvent), list(rows))
+    if not rows:
+        return
+    if is_postgres(session):
+        await insert_rows(session, "ch_events", _EVENT, rows)
+        return
+    await session.execute(insert(ChannelEvent), list(rows))
 
 
 async def insert_dead_letters(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:

@@ -9,8 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
@@ -23,6 +21,7 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
+from app.stores.bulk import is_postgres
 
 _IDENTITY_COLUMNS = (
     Identity.id,
@@ -53,6 +52,11 @@ def _identity(row: Any) -> IdentityRecord:
         source=m["source"],
         actor=m["actor"],
     )
+
+
+# For app/stores/identity_bulk.py, which writes the same rows in bulk.
+IDENTITY_COLUMNS = _IDENTITY_COLUMNS
+identity_record = _identity
 
 
 def _merge(m: Merge) -> MergeRecord:
@@ -224,60 +228,6 @@ async def create_user(session: AsyncSession, *, at: datetime) -> UserRecord:
     """A new user row; its id is the one the API shows."""
     new_id = (await session.execute(insert(User).values(created_at=at).returning(User.id))).scalar_one()
     return UserRecord(id=new_id, created_at=at)
-
-
-async def create_users(session: AsyncSession, *, count: int, at: datetime) -> list[int]:
-    """Many new users in one statement, ids in creation order."""
-    if count == 0:
-        return []
-    stmt = insert(User).returning(User.id, sort_by_parameter_order=True)
-    return list((await session.execute(stmt, [{"created_at": at}] * count)).scalars())
-
-
-async def delete_users(session: AsyncSession, ids: Sequence[int]) -> None:
-    """Drop users created in this transaction that lost a race for their identity."""
-    if ids:
-        await session.execute(delete(User).where(User.id.in_(ids)))
-
-
-async def insert_identities_if_free(
-    session: AsyncSession, rows: Sequence[dict[str, Any]]
-) -> list[IdentityRecord]:
-    """Insert links whose identity nobody holds yet; the ones somebody holds are skipped."""
-    if not rows:
-        return []
-    dialect = session.get_bind().dialect.name
-    ins = pg_insert(Identity) if dialect == "postgresql" else sqlite_insert(Identity)
-    stmt = ins.on_conflict_do_nothing(index_elements=["kind", "namespace", "value"]).returning(
-        *_IDENTITY_COLUMNS
-    )
-    return [_identity(r) for r in (await session.execute(stmt, list(rows))).all()]
-
-
-async def add_edges(
-    session: AsyncSession, identities: Sequence[IdentityRecord], *, action: str, at: datetime, actor: str
-) -> None:
-    """History for many links at once."""
-    if identities:
-        await session.execute(
-            insert(IdentityEdge),
-            [
-                {
-                    "at": at,
-                    "action": action,
-                    "user_id": i.user_id,
-                    "identity_id": i.id,
-                    "kind": i.kind.value,
-                    "namespace": i.namespace,
-                    "value": i.value,
-                    "rule": i.rule,
-                    "source": i.source,
-                    "actor": actor,
-                    "merge_id": None,
-                }
-                for i in identities
-            ],
-        )
 
 
 async def add_edge(
@@ -457,6 +407,9 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
     wanted = sorted(set(ids))
     if not wanted:
         return
+    if is_postgres(session):
+        await session.execute(_BUMP_PG, {"ids": ",".join(map(str, wanted))})
+        return
     locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
     await session.execute(
         update(User)
@@ -464,6 +417,16 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
         .values(data_version=User.data_version + 1)
         .execution_options(synchronize_session=False)
     )
+
+
+# One array parameter rather than a bind per id: a batch can touch thousands of users.
+# The rows are locked first, in id order (an init plan), then updated by index: as `id IN (…)`
+# the planner hashes the whole users table.
+_BUMP_PG = text(
+    "UPDATE users SET data_version = data_version + 1 WHERE id = ANY(ARRAY("
+    "SELECT id FROM users WHERE id = ANY(CAST(string_to_array(CAST(:ids AS text), ',') AS bigint[]))"
+    " ORDER BY id FOR UPDATE))"
+)
 
 
 _VERSIONS = select(User.id, User.data_version, User.merged_into_id).where(

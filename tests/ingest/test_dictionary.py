@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -351,3 +352,81 @@ def test_structural_mistakes_rejected(tmp_path: Path, old: str, new: str, messag
     path.write_text(source.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(ValueError, match=message):
         load_dictionary(path)
+
+
+ODD_VALUES: tuple[Any, ...] = (
+    None,
+    "",
+    "  ",
+    0,
+    -1,
+    3,
+    1.5,
+    2.505,
+    True,
+    "x" * 200,
+    [],
+    {},
+    "abc",
+    "12",
+    "2026-13-01",
+    "2026-11-25T10:00:00",
+    "¥1,000.00",
+    "1,00",
+    "100元",
+    10**20,
+    float("nan"),
+    "已支付",
+    " 1 ",
+    "S\x00",
+    "usd",
+)
+SAMPLES: tuple[tuple[Channel, dict[str, Any]], ...] = (
+    (Channel.MINI_PROGRAM, envelope("order", {**MP_ORDER, "currency": "cny", "createdAt": "2026-11-20"})),
+    (Channel.OFFICIAL_ACCOUNT, envelope("order", MP_ORDER)),
+    (Channel.APP, envelope("order", APP_ORDER, identity={"kind": "APP_USER_ID", "value": "U-1"})),
+    (Channel.APP, envelope("cart", {"sku": "S1", "quantity": 0})),
+    (Channel.MINI_PROGRAM, envelope("event", {"event": "click", "properties": {"tags": ["tea"]}})),
+    (Channel.APP, envelope("event", {"event": "page_view"}, identity={"kind": "OPENID", "namespace": "wx"})),
+)
+
+
+def _mutate(rng: random.Random, node: Any) -> Any:
+    """A copy of `node` with one leaf replaced by an odd value, or one key dropped."""
+    if isinstance(node, dict) and node and rng.random() < 0.8:
+        key = rng.choice(list(node))
+        copy = dict(node)
+        if rng.random() < 0.15:
+            del copy[key]
+        else:
+            copy[key] = _mutate(rng, node[key])
+        return copy
+    if isinstance(node, list) and node and rng.random() < 0.8:
+        i = rng.randrange(len(node))
+        return [*node[:i], _mutate(rng, node[i]), *node[i + 1 :]]
+    return rng.choice(ODD_VALUES)
+
+
+def _outcome(parse: Any, channel: Channel, record: Any) -> Any:
+    try:
+        return parse(channel, record)
+    except RecordRejected as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_fast_path_answers_exactly_as_the_careful_parse(seed: int) -> None:
+    """parse takes well-formed records a lean way; on any record it must agree with parse_checked."""
+    rng = random.Random(seed)
+    accepted = 0
+    for n in range(2500):
+        channel, record = rng.choice(SAMPLES)
+        for _ in range(n % 4):  # a quarter of the records stay as they are
+            record = _mutate(rng, record)
+        fast, careful = (
+            _outcome(DICTIONARY.parse, channel, record),
+            _outcome(DICTIONARY.parse_checked, channel, record),
+        )
+        assert fast == careful, record
+        accepted += not isinstance(careful, str)
+    assert accepted > 500  # the valid ones were exercised too, not only rejections

@@ -11,10 +11,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from app.db.channel_models import DeadLetter, RawRecord
+from app.db.channel_models import ChannelCartItem, DeadLetter, RawRecord
 from app.db.models import Identity, User
 from tests.factories.auth import operator_key, service_key
-from tests.factories.channel_data import app_order, app_user, cart, ingest, mp_order, openid
+from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
 from tests.helpers import Gql
 
 ORDERS = """
@@ -211,3 +211,107 @@ async def test_racing_ingests_of_one_new_identity_make_one_user(
     async with app.state.db.read_sessions() as session:
         assert (await session.execute(select(func.count()).select_from(User))).scalar_one() == 1
         assert (await session.execute(select(func.count()).select_from(Identity))).scalar_one() == 1
+
+
+async def test_stored_records_advance_their_users_versions_once_per_batch(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    key = await service_key(app, "APP")
+    new, known = app_user("U-new"), app_user("U-known")
+    await ingest(client, key, "APP", [cart("v1", known, sku="S", quantity=1)])
+
+    async def versions() -> dict[str, int]:
+        stmt = select(Identity.value, User.data_version).join(User, User.id == Identity.user_id)
+        async with app.state.db.read_sessions() as session:
+            rows = (await session.execute(stmt)).all()
+        return {row.value: row.data_version for row in rows}
+
+    before = await versions()
+    batch = [
+        cart("v2", new, sku="S", quantity=1),
+        event("v3", new, name="click"),
+        app_order("v4", known, order_no="A-v"),
+        cart("v5", known, sku="T", quantity=2),
+    ]
+    await ingest(client, key, "APP", batch)
+    after = await versions()
+    # Linked and given records in one transaction: one step each, however many records.
+    assert after["U-new"] == 1
+    assert after["U-known"] == before["U-known"] + 1
+    await ingest(client, key, "APP", batch)  # replays change nothing
+    assert await versions() == after
+
+
+async def test_nul_characters_are_refused_per_record_not_per_batch(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    key = await service_key(app, "APP")
+    records = [
+        cart("n\x001", app_user("U-n"), sku="S", quantity=1),
+        cart("n2", app_user("U-\x00n"), sku="S", quantity=1),
+        cart("n3", app_user("U-n"), sku="S\x00", quantity=1),
+        event("n4", {"kind": "EXTERNAL", "namespace": "qq\x00", "value": "x"}, name="click"),
+        event("n5", app_user("U-n"), name="click", properties={"note": "a\x00b"}),  # inside JSON: kept
+    ]
+    report = await ingest(client, key, "APP", records)
+    assert [r["status"] for r in report["results"]] == ["REJECTED"] * 4 + ["ACCEPTED"]
+    fields = [r["reason"].split(":")[0] for r in report["results"][:4]]
+    assert fields == ["id", "identity.value", "data.sku", "identity.namespace"]
+    assert all("NUL" in r["reason"] for r in report["results"][:4])
+    lines = [json.dumps(cart("n6", app_user("U-n"), sku="T", quantity=1)), '{"id": "n7\x00"}']
+    response = await client.post(
+        "/ingest/APP",
+        content="\n".join(lines).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"},
+    )
+    assert [r["status"] for r in response.json()["results"]] == ["ACCEPTED", "REJECTED"]
+    async with app.state.db.read_sessions() as session:
+        letters = (await session.execute(select(DeadLetter).order_by(DeadLetter.id))).scalars().all()
+        [kept] = (await session.execute(select(RawRecord).where(RawRecord.source_id == "n5"))).scalars()
+    assert len(letters) == 5
+    assert letters[0].source_id == "n\ufffd1"
+    assert "n7\ufffd" in letters[4].payload
+    assert kept.payload["data"]["properties"] == {"note": "a\x00b"}
+
+
+async def test_text_that_is_not_unicode_is_refused_per_record(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The standard library reads a lone surrogate escape; no database can keep it."""
+    key = await service_key(app, "APP")
+    garbled = json.dumps(cart("g\\ud800", app_user("U-g"), sku="S", quantity=1)).replace(
+        "\\\\ud800", "\\ud800"
+    )
+    huge = json.dumps(event("g2", app_user("U-g"), name="click", properties={"n": 10**30}))
+    response = await client.post(
+        "/ingest/APP", content=f"[{garbled}, {huge}]".encode(), headers={"Authorization": f"Bearer {key}"}
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [r["status"] for r in report["results"]] == ["REJECTED", "ACCEPTED"]
+    assert report["results"][0]["id"] == "g\ud800"
+    assert "surrogate" in report["results"][0]["reason"]
+    async with app.state.db.read_sessions() as session:
+        [letter] = (await session.execute(select(DeadLetter))).scalars().all()
+        [kept] = (await session.execute(select(RawRecord))).scalars().all()
+    assert letter.source_id == "g\\ud800"
+    assert kept.payload["data"]["properties"] == {"n": 10**30}
+
+
+async def test_values_holding_the_bulk_separator_are_stored_exactly(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Bulk writes join a column's values with U+001F when none holds it; otherwise they send a list."""
+    key = await service_key(app, "APP")
+    records = [
+        cart("u\x1f1", app_user("U\x1fu"), sku="S\x1f", quantity=1),
+        cart("u2", app_user("U-u"), sku="T", quantity=2),
+    ]
+    assert (await ingest(client, key, "APP", records))["accepted"] == 2
+    async with app.state.db.read_sessions() as session:
+        kept = set((await session.execute(select(RawRecord.source_id))).scalars())
+        lines = {(c.identity_ref, c.sku) for c in (await session.execute(select(ChannelCartItem))).scalars()}
+        owners = set((await session.execute(select(Identity.value))).scalars())
+    assert kept == {"u2", "u\x1f1"}
+    assert lines == {("APP_USER_ID||U-u", "T"), ("APP_USER_ID||U\x1fu", "S\x1f")}
+    assert owners == {"U-u", "U\x1fu"}

@@ -1,0 +1,107 @@
+"""`troika serve --workers N`: N uvicorn processes, each accepting on its own SO_REUSEPORT socket.
+
+uvicorn's own `--workers` shares one listening socket, and whichever worker wakes first takes the
+next connection: a few keep-alive clients (ingestion senders) all landed on one worker while the
+other idled. With a socket per worker the kernel spreads connections by their address hash. The
+parent only supervises: it restarts a worker that dies after starting well, stops everything when
+one dies at startup (a port taken, a bad setting), and passes SIGINT/SIGTERM on as SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import signal
+import socket
+import time
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import uvicorn
+
+APP = "app.main:create_app"
+STARTUP_SECONDS = 10.0  # a worker that dies sooner failed to start; restarting it would only loop
+log = logging.getLogger("troika.serve")
+
+
+def reuseport_available() -> bool:
+    return hasattr(socket, "SO_REUSEPORT")
+
+
+def reuseport_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A listening socket that other processes of this user may bind to the same address too."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _worker(host: str, port: int, access_log: bool) -> None:
+    """One worker process: its own socket, one uvicorn server (which handles SIGINT/SIGTERM)."""
+    sock = reuseport_socket(host, port)
+    config = uvicorn.Config(
+        APP, factory=True, host=host, port=port, access_log=access_log, ws_ping_interval=ws_ping_seconds()
+    )
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def ws_ping_seconds() -> float | None:
+    """WebSocket keep-alive for subscriptions: uvicorn pings every TROIKA_WS_PING_SECONDS (0: never)."""
+    from app.settings import get_settings
+
+    seconds = get_settings().ws_ping_seconds
+    return seconds if seconds > 0 else None
+
+
+def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
+    """Run and supervise `workers` worker processes until a signal; returns the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    context = multiprocessing.get_context("spawn")
+    running: dict[int, tuple[BaseProcess, float]] = {}
+    stopping: list[int] = []
+
+    def start(slot: int) -> None:
+        process = context.Process(target=_worker, args=(host, port, access_log), name=f"troika-worker-{slot}")
+        process.start()
+        running[slot] = (process, time.monotonic())
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    for slot in range(workers):
+        start(slot)
+    log.info("troika: %d workers on http://%s:%d, one SO_REUSEPORT socket each", workers, host, port)
+    status = 0
+    while not stopping:
+        time.sleep(0.2)
+        for slot, (process, started) in list(running.items()):
+            if process.is_alive() or stopping:
+                continue
+            if time.monotonic() - started < STARTUP_SECONDS:
+                log.error("worker %d exited with %s while starting; stopping", slot, process.exitcode)
+                stopping.append(0)
+                status = 1
+                break
+            log.warning("worker %d exited with %s; starting another", slot, process.exitcode)
+            start(slot)
+    for process, _ in running.values():
+        if process.is_alive():
+            # SIGTERM even for Ctrl-C: the workers saw that SIGINT themselves, and a second
+            # SIGINT would make uvicorn drop open connections instead of finishing them.
+            process.terminate()
+    deadline = time.monotonic() + 30
+    for process, _ in running.values():
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    return status
