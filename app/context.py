@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.authenticate import AuthResult
 from app.auth.principal import Principal
+from app.db.contention import retrying
 from app.db.engine import Database
 from app.domain import UserRecord
 from app.errors import Unauthenticated
@@ -18,6 +20,8 @@ from app.integrations import Integrations
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
+
+T = TypeVar("T")
 
 
 class RequestContext:
@@ -89,12 +93,20 @@ class RequestContext:
             raise Unauthenticated(self.auth.error or "send 'Authorization: Bearer <key or token>'")
         return self.auth.principal
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """One write transaction for a mutation: services flush, this boundary commits."""
-        async with self.db.write_sessions() as session, session.begin():
-            yield session
+    async def write(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """A mutation's one write transaction: services flush, this boundary commits. The whole
+        of `work` runs again, in a new transaction, when the database aborts it for contention
+        (a deadlock or serialization failure), up to `write_attempts` times."""
+
+        async def attempt() -> T:
+            async with self.db.write_sessions() as session, session.begin():
+                return await work(session)
+
+        result = await retrying(
+            attempt, attempts=self.settings.write_attempts, what="the change", outcome="nothing was changed"
+        )
         self.refresh()
+        return result
 
     def refresh(self) -> None:
         """After a committed write, reads in the same request must see it: start loaders afresh."""

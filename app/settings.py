@@ -98,8 +98,10 @@ class Settings(BaseSettings):
     sms_per_phone_per_hour: int = 5
     sms_per_client_per_hour: int = 20
     sms_verify_attempts_per_15_minutes: int = 5
-    # Tries of one batch transaction that PostgreSQL aborted for a deadlock or serialization failure.
+    # Tries of one batch transaction (ingestion), or of one mutation's, that PostgreSQL aborted for
+    # a deadlock or serialization failure.
     ingest_max_attempts: int = Field(default=3, ge=1, le=10)
+    write_attempts: int = Field(default=3, ge=1, le=10)
 
     @model_validator(mode="after")
     def _fill_development_defaults(self) -> Self:

@@ -79,8 +79,9 @@ async def set_consents(
         source_channels=[c.source_channel for c in changes],
         settings=ctx.settings,
     )
-    async with ctx.write() as session:
-        return await ConsentLedger(session).set(target.id, changes, actor=principal.actor)
+    return await ctx.write(
+        lambda session: ConsentLedger(session).set(target.id, changes, actor=principal.actor)
+    )
 
 
 async def consents(ctx: RequestContext, user: UserRecord, *, at: datetime | None) -> list[ConsentEntryRecord]:
@@ -145,34 +146,37 @@ async def grant_membership(
     ctx: RequestContext, *, user_id: str, tier: str, source_channel: Channel, expires_at: datetime | None
 ) -> UserRecord:
     target = await _membership_target(ctx, user_id, source_channel)
-    async with ctx.write() as session:
-        return await Memberships(session, catalogue(ctx)).grant(
+    return await ctx.write(
+        lambda session: Memberships(session, catalogue(ctx)).grant(
             target.id,
             tier=tier,
             source_channel=source_channel,
             expires_at=expires_at,
             actor=ctx.principal.actor,
         )
+    )
 
 
 async def revoke_membership(
     ctx: RequestContext, *, user_id: str, source_channel: Channel, reason: str | None
 ) -> UserRecord:
     target = await _membership_target(ctx, user_id, source_channel)
-    async with ctx.write() as session:
-        return await Memberships(session, catalogue(ctx)).revoke(
+    return await ctx.write(
+        lambda session: Memberships(session, catalogue(ctx)).revoke(
             target.id, source_channel=source_channel, reason=reason, actor=ctx.principal.actor
         )
+    )
 
 
 async def adjust_points(
     ctx: RequestContext, *, user_id: str, delta: int, reason: str, source_channel: Channel
 ) -> UserRecord:
     target = await _membership_target(ctx, user_id, source_channel)
-    async with ctx.write() as session:
-        return await Memberships(session, catalogue(ctx)).adjust_points(
+    return await ctx.write(
+        lambda session: Memberships(session, catalogue(ctx)).adjust_points(
             target.id, delta=delta, reason=reason, source_channel=source_channel, actor=ctx.principal.actor
         )
+    )
 
 
 async def roles(ctx: RequestContext, user: UserRecord) -> list[RoleView]:
@@ -204,16 +208,18 @@ async def has_permission(
 async def grant_role(ctx: RequestContext, *, user_id: str, role: str, scope: str | None) -> UserRecord:
     policy.ensure_can_grant_roles(ctx.principal)
     target = await _target(ctx, user_id)
-    async with ctx.write() as session:
-        return await StaffRoles(session, catalogue(ctx)).grant(
+    return await ctx.write(
+        lambda session: StaffRoles(session, catalogue(ctx)).grant(
             target.id, role=role, scope=scope, actor=ctx.principal.actor
         )
+    )
 
 
 async def revoke_role(ctx: RequestContext, *, user_id: str, role: str, scope: str | None) -> UserRecord:
     policy.ensure_can_grant_roles(ctx.principal)
     target = await _target(ctx, user_id)
-    async with ctx.write() as session:
-        return await StaffRoles(session, catalogue(ctx)).revoke(
+    return await ctx.write(
+        lambda session: StaffRoles(session, catalogue(ctx)).revoke(
             target.id, role=role, scope=scope, actor=ctx.principal.actor
         )
+    )

@@ -214,8 +214,7 @@ async def link_identity(
         source=(source or f"linkIdentity by {principal.actor}")[:200],
         dry_run=dry_run,
     )
-    async with ctx.write() as session:
-        return await IdentityGraph(session).link(request)
+    return await ctx.write(lambda session: IdentityGraph(session).link(request))
 
 
 async def unlink_identity(
@@ -227,8 +226,9 @@ async def unlink_identity(
     target_id = parse_id(user_id)
     target = await _target_identities(ctx, target_id)
     policy.ensure_can_change_links(principal, target=target or [], keys=[], settings=ctx.settings)
-    async with ctx.write() as session:
-        return await IdentityGraph(session).unlink(user_id=target_id, key=key, actor=principal.actor)
+    return await ctx.write(
+        lambda session: IdentityGraph(session).unlink(user_id=target_id, key=key, actor=principal.actor)
+    )
 
 
 async def unmerge(ctx: RequestContext, *, merge_id: str) -> list[UserRecord]:
@@ -236,8 +236,9 @@ async def unmerge(ctx: RequestContext, *, merge_id: str) -> list[UserRecord]:
     principal = ctx.principal
     policy.require_kind(principal, PrincipalKind.OPERATOR)
     policy.require_role(principal, Role.OPERATOR)
-    async with ctx.write() as session:
-        survivor, restored = await IdentityGraph(session).unmerge(
+    survivor, restored = await ctx.write(
+        lambda session: IdentityGraph(session).unmerge(
             merge_id=parse_id(merge_id, "merge"), actor=principal.actor
         )
+    )
     return [survivor, restored]

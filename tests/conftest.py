@@ -163,8 +163,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 @pytest.fixture
-def settings(database_url: str, tmp_path: Path, fake_wechat_server: tuple[FakeWeChat, str]) -> Settings:
-    return settings_for(database_url, tmp_path / "var", wechat_url=fake_wechat_server[1])
+def settings(
+    request: pytest.FixtureRequest,
+    database_url: str,
+    tmp_path: Path,
+    fake_wechat_server: tuple[FakeWeChat, str],
+) -> Settings:
+    """The test's settings; a test may change some through `indirect` parametrization (a dict)."""
+    more: dict[str, Any] = getattr(request, "param", {})
+    return settings_for(database_url, tmp_path / "var", wechat_url=fake_wechat_server[1]).model_copy(
+        update=more
+    )
 
 
 @pytest.fixture

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.contention import retrying
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind
@@ -74,19 +72,6 @@ class IngestContention(DomainError):
 T = TypeVar("T")
 log = logging.getLogger("troika.ingest")
 NOTHING_STORED = "none of its records were stored"
-SQLITE_BUSY = "SQLite database is locked"
-# PostgreSQL aborts one transaction of a deadlock (40P01) or a serialization failure (40001).
-_RETRYABLE = {"40P01": "deadlock detected", "40001": "serialization failure"}
-
-
-def _contention(exc: DBAPIError) -> str | None:
-    """Why the database aborted a transaction that may simply be run again; None for other errors."""
-    state = getattr(exc.orig, "sqlstate", None)
-    if state in _RETRYABLE:
-        return f"PostgreSQL {_RETRYABLE[state]}, SQLSTATE {state}"
-    if getattr(exc.orig, "sqlite_errorname", None) == "SQLITE_BUSY":
-        return SQLITE_BUSY
-    return None
 
 
 def _source_id(raw: object) -> str:
@@ -205,24 +190,13 @@ class Ingestor:
 
     async def _retrying(self, work: Callable[[], Awaitable[T]], outcome: str) -> T:
         """Run one transaction, again from the start when the database aborted it for contention."""
-        attempts = self.settings.ingest_max_attempts
-        for attempt in range(1, attempts + 1):
-            try:
-                return await work()
-            except DBAPIError as exc:
-                cause = _contention(exc)
-                if cause is None:
-                    raise
-                if attempt >= attempts or cause == SQLITE_BUSY:  # SQLite already waited busy_timeout
-                    raise IngestContention(
-                        f"the batch collided with concurrent writes ({cause}) on {attempt} "
-                        f"attempt(s); {outcome}; send it again",
-                        attempts=attempt,
-                        cause=cause,
-                    ) from exc
-                log.warning("ingest: %s on attempt %d of %d, retrying the batch", cause, attempt, attempts)
-                await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
-        raise AssertionError("unreachable")
+        return await retrying(
+            work,
+            attempts=self.settings.ingest_max_attempts,
+            what="the batch",
+            outcome=outcome,
+            error=IngestContention,
+        )
 
     def _identity(self, rec: StdRecord) -> IdentityKey:
         """The record's identity as the graph stores it; a bad one rejects the record."""

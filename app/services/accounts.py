@@ -5,11 +5,11 @@ from __future__ import annotations
 import binascii
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from wechatpy.crypto import WeChatWxaCrypto
@@ -17,10 +17,10 @@ from wechatpy.exceptions import InvalidAppIdException
 
 from app.auth.tokens import mint_session
 from app.db.types import utcnow
-from app.domain import Channel, IdentityKey, IdentityKind, UserRecord
+from app.domain import Channel, IdentityKey, IdentityKind, LinkOutcome, UserRecord
 from app.errors import DomainError, IdentityConflict, InvalidInput
 from app.sealing import seal, unseal
-from app.services.identity import IdentityGraph, LinkRequest, make_key
+from app.services.identity import IdentityGraph, LinkRequest, PhoneProof, make_key
 from app.services.phone_codes import PhoneCodes
 from app.settings import Settings
 from app.stores import identity as identity_store
@@ -40,6 +40,15 @@ class Grant:
     user: UserRecord
 
 
+T = TypeVar("T")
+
+
+class Write(Protocol):
+    """Runs `work` in one write transaction (again, whole, if the database aborts it)."""
+
+    async def __call__(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T: ...
+
+
 class Accounts:
     """End users' own doors: WeChat logins, phone logins, binding a proven phone."""
 
@@ -49,7 +58,7 @@ class Accounts:
         settings: Settings,
         wechat: WeChatApi,
         codes: PhoneCodes,
-        write: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+        write: Write,
         read: Callable[[], AbstractAsyncContextManager[AsyncSession]],
     ) -> None:
         self.settings = settings
@@ -86,7 +95,8 @@ class Accounts:
         request = LinkRequest(
             keys, None, f"wechat:{channel.value}", "wechat", f"{what} from {endpoint}", verified=True
         )
-        async with self.write() as session:
+
+        async def link(session: AsyncSession) -> LinkOutcome:
             graph = IdentityGraph(session)
             try:
                 outcome = await graph.link(request)
@@ -105,25 +115,29 @@ class Accounts:
                 await store.save_session_key(
                     session, appid=appid, openid=openid, sealed_key=sealed, at=utcnow()
                 )
+            return outcome
+
+        outcome = await self.write(link)
         assert outcome.user is not None
         return self._grant(outcome.user)
 
     # -- phones ------------------------------------------------------------------------------
     async def request_phone_code(self, phone: str, *, requester: str) -> None:
         key = self.phone_key(phone)
-        async with self.write() as session:
-            code = await self.codes.issue(session, key, requester=requester)
+        code = await self.write(lambda session: self.codes.issue(session, key, requester=requester))
         await self.codes.deliver(key, code)
 
     async def phone_login(self, phone: str, sms_code: str) -> Grant:
         """Sign in by a phone proven by SMS: its holder, or a new user."""
         key = self.phone_key(phone)
-        async with self.write() as session:
+
+        async def prove(session: AsyncSession) -> PhoneProof:
             await self.codes.consume(session, key, sms_code)
-            proof = await IdentityGraph(session).prove_phone(
+            return await IdentityGraph(session).prove_phone(
                 user_id=None, phone=key, actor="phone-login", source="phone verified by SMS"
             )
-        return self._grant(proof.user)
+
+        return self._grant((await self.write(prove)).user)
 
     async def bind_phone(
         self,
@@ -154,12 +168,14 @@ class Accounts:
             if not phone:
                 raise InvalidInput("`smsCode` proves `phone`: give both", field="phone")
             key = self.phone_key(phone)
-            async with self.write() as session:
+
+            async def prove(session: AsyncSession) -> PhoneProof:
                 await self.codes.consume(session, key, sms_code)
-                proof = await IdentityGraph(session).prove_phone(
+                return await IdentityGraph(session).prove_phone(
                     user_id=user_id, phone=key, actor=actor, source="phone verified by SMS"
                 )
-            return proof.user
+
+            return (await self.write(prove)).user
         if wechat_phone_code:
             info = (await self.wechat.phone_number(wechat_phone_code)).get("phone_info") or {}
             key, source = self._wechat_phone(info), "phone from getuserphonenumber"
@@ -171,10 +187,11 @@ class Accounts:
                 self._wechat_phone(await self._decrypt(user_id, encrypted_data, iv)),
                 "phone from encryptedData",
             )
-        async with self.write() as session:
-            proof = await IdentityGraph(session).prove_phone(
+        proof = await self.write(
+            lambda session: IdentityGraph(session).prove_phone(
                 user_id=user_id, phone=key, actor=actor, source=source
             )
+        )
         return proof.user
 
     def _wechat_phone(self, info: dict[str, Any]) -> IdentityKey:

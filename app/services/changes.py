@@ -47,8 +47,14 @@ async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Top
     wanted = sorted(set(changes))
     if not wanted:
         return
-    await store.bump_versions(session, {user_id for user_id, _ in wanted})
+    absorbed = await store.bump_versions(session, {user_id for user_id, _ in wanted})
     session.info.setdefault(_PENDING, set()).update((u, t.value) for u, t in wanted)
+    if absorbed:
+        # A writer that read an owner before a merge committed: the survivor changed as well.
+        survivors = await store.resolve_users(session, absorbed)
+        await record_changes(
+            session, [(survivors[u].id, t) for u, t in wanted if u in survivors and survivors[u].id != u]
+        )
 
 
 async def users_changed(session: AsyncSession, user_ids: Iterable[int], *, topics: Iterable[Topic]) -> None:

@@ -402,21 +402,28 @@ async def active_users_page(session: AsyncSession, *, first: int, after_id: int 
     return [UserRecord(id=r.id, created_at=r.created_at) for r in rows]
 
 
-async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
-    """Advance the data version of these users, locking their rows in id order (no deadlocks)."""
+async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> list[int]:
+    """Advance the data version of these users, locking their rows in id order (no deadlocks).
+
+    Returns those found merged into another user once locked: their survivor's view changed too.
+    """
     wanted = sorted(set(ids))
     if not wanted:
-        return
+        return []
     if is_postgres(session):
-        await session.execute(_BUMP_PG, {"ids": ",".join(map(str, wanted))})
-        return
-    locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
-    await session.execute(
-        update(User)
-        .where(User.id.in_(locked.scalar_subquery()))
-        .values(data_version=User.data_version + 1)
-        .execution_options(synchronize_session=False)
-    )
+        rows = (await session.execute(_BUMP_PG, {"ids": ",".join(map(str, wanted))})).all()
+    else:
+        locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
+        rows = (
+            await session.execute(
+                update(User)
+                .where(User.id.in_(locked.scalar_subquery()))
+                .values(data_version=User.data_version + 1)
+                .returning(User.id, User.merged_into_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+    return sorted(r.id for r in rows if r.merged_into_id is not None)
 
 
 # One array parameter rather than a bind per id: a batch can touch thousands of users.
@@ -425,7 +432,7 @@ async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> None:
 _BUMP_PG = text(
     "UPDATE users SET data_version = data_version + 1 WHERE id = ANY(ARRAY("
     "SELECT id FROM users WHERE id = ANY(CAST(string_to_array(CAST(:ids AS text), ',') AS bigint[]))"
-    " ORDER BY id FOR UPDATE))"
+    " ORDER BY id FOR UPDATE)) RETURNING id, merged_into_id"
 )
 
 

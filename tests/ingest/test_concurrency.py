@@ -107,7 +107,7 @@ async def _post(client: httpx.AsyncClient, key: str, records: list[dict[str, Any
     return await client.post("/ingest/APP", json=records, headers={"Authorization": f"Bearer {key}"})
 
 
-async def _until_a_writer_waits(app: FastAPI) -> None:
+async def until_a_writer_waits(app: FastAPI) -> None:
     """Poll PostgreSQL until some transaction of this database waits for a lock."""
     waiting = text(
         "SELECT count(*) FROM pg_stat_activity"
@@ -118,7 +118,7 @@ async def _until_a_writer_waits(app: FastAPI) -> None:
             if (await session.execute(waiting)).scalar_one():
                 return
         await asyncio.sleep(0.01)
-    raise AssertionError("the ingest never waited for the other writer")
+    raise AssertionError("no writer ever waited for the other")
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ async def test_a_deadlocked_batch_is_retried_whole_or_refused_clearly(
         graph = IdentityGraph(other)
         mine = (await graph.ensure_users([second], actor="test", rule="test", source="test")).owners
         sending = asyncio.create_task(_post(client, key, records))
-        await _until_a_writer_waits(app)  # the ingest holds U-a and waits for U-b
+        await until_a_writer_waits(app)  # the ingest holds U-a and waits for U-b
         mine |= (await graph.ensure_users([first], actor="test", rule="test", source="test")).owners
     response = await sending
 

@@ -334,3 +334,23 @@ async def test_a_change_made_through_another_instance_invalidates_too(
         await other.state.db.dispose()
     after = await gql(VIEW, {"id": w.user_id}, token=w.admin)
     assert after["user"]["orders"]["totalCount"] == before["user"]["orders"]["totalCount"] + 1
+
+
+async def test_a_change_recorded_for_a_user_merged_meanwhile_reaches_the_survivor(
+    app: FastAPI, client: httpx.AsyncClient, gql: Gql
+) -> None:
+    """A writer that looked up an owner before a merge committed still invalidates the survivor."""
+    from app.services.changes import Topic, record_changes
+
+    w = await world(app, client, gql)
+    mp = app.state.settings.mini_program_appid
+    absorbed = (await link(gql, w.admin, kind="OPENID", namespace=mp, value="o-late"))["user"]["id"]
+    await link(gql, w.admin, kind="OPENID", namespace=mp, value="o-late", user_id=w.user_id)  # merge
+    before = await cached_view(w)
+    async with app.state.db.write_sessions() as session, session.begin():
+        await record_changes(session, [(int(absorbed), Topic.ORDER)])
+    hits = app.state.response_cache.hits
+    assert await gql(VIEW, {"id": w.user_id}, token=w.admin) == before
+    assert app.state.response_cache.hits == hits, "the survivor's cached view was invalidated"
+    rows = await app.state.feed.read(0)
+    assert {(r.user_id, r.topic) for r in rows[-2:]} == {(int(absorbed), "ORDER"), (int(w.user_id), "ORDER")}
