@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.cli import migrate
 from app.db.engine import make_engine
-from app.db.models import Identity, Merge, MergeIdentity, User
+from app.db.models import ConsentEntry, Identity, Merge, MergeIdentity, User
 from app.domain import Channel
 from app.settings import Environment, Settings
 from bench import channel_data as ch
@@ -47,6 +47,7 @@ class Dataset:
     identities: list[dict[str, Any]] = field(default_factory=list)
     merges: list[dict[str, Any]] = field(default_factory=list)
     merge_identities: list[dict[str, Any]] = field(default_factory=list)
+    consents: list[dict[str, Any]] = field(default_factory=list)
 
 
 def bench_settings(database_url: str) -> Settings:
@@ -137,6 +138,23 @@ def build(users: int, share: float, seed: int, settings: Settings) -> Dataset:
             extra.append(add(uid, "OPENID", oa_appid, value, True, later()))
         if extra:
             movable[uid] = extra
+        # Three consents, as a privacy prompt leaves them: push in the mini program, and two of
+        # the purposes that hold in every channel.
+        for purpose, channel in (("PUSH", "MINI_PROGRAM"), ("PERSONALIZATION", ""), ("LOCAL_STORAGE", "")):
+            data.consents.append(
+                {
+                    "user_id": uid,
+                    "purpose": purpose,
+                    "channel": channel,
+                    "granted": rng.random() < 0.7,
+                    "source_channel": "MINI_PROGRAM",
+                    "policy_version": "2026-01",
+                    "effective_at": later(),
+                    "actor": "bench",
+                    "cause": "set",
+                    "merge_id": None,
+                }
+            )
     return data
 
 
@@ -180,6 +198,7 @@ async def write(settings: Settings, data: Dataset, volume: ChannelVolume, seed: 
             await _insert(conn, Identity.__table__, data.identities)
             await _insert(conn, Merge.__table__, data.merges)
             await _insert(conn, MergeIdentity.__table__, data.merge_identities)
+            await _insert(conn, ConsentEntry.__table__, data.consents)
             if conn.dialect.name == "postgresql":
                 # Explicit ids leave the serial sequences behind; later inserts must not collide.
                 for table in ("users", "identities", "merges"):
@@ -225,11 +244,13 @@ def main() -> None:
         kinds[name] = kinds.get(name, 0) + 1
     active = len(data.users) - len(data.merges)
     total = len(data.users) + len(data.identities) + len(data.merges) + len(data.merge_identities)
+    total += len(data.consents)
     print(f"users: {len(data.users)} ({active} active, {len(data.merges)} absorbed)")
     print(f"identities: {len(data.identities)} ({len(data.identities) / active:.2f} per active user)")
     for name, count in sorted(kinds.items()):
         print(f"  {name}: {count} ({count / active:.0%} of active users)")
     print(f"merges: {len(data.merges)}, merge_identities: {len(data.merge_identities)}")
+    print(f"consent entries: {len(data.consents)}")
     for table, count in written.items():
         print(f"{table}: {count} ({count / active:.1f} per active user)")
     print(f"rows written: {total + sum(written.values())}")

@@ -20,11 +20,12 @@ from bench import harness, wrk
 from bench.generate import bench_settings
 
 QUERIES = {
-    # The unified-user query (consents are not implemented yet, so they are left out).
+    # The unified-user query: identities, the 20 newest orders with items, cart, consents.
     "unified": (
         "query ($id: ID!) { user(id: $id) { id phone identities { kind namespace value } "
         "orders(first: 20) { totalCount nodes { id channel sourceId status totalCents placedAt "
-        "items { sku quantity unitPriceCents } } } cart { items { sku quantity channel } } } }"
+        "items { sku quantity unitPriceCents } } } cart { items { sku quantity channel } } "
+        "consents { purpose channel granted } } }"
     ),
     # The earlier identity-only query (bench.read_path's).
     "identity": (
@@ -120,6 +121,14 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=1000, help="how many random active users to ask for")
     parser.add_argument("--no-cache", action="store_true", help="turn the server's response cache off")
+    parser.add_argument(
+        "--reuseport",
+        action="store_true",
+        help="serve with `troika serve` (a SO_REUSEPORT socket per worker)",
+    )
+    parser.add_argument(
+        "--roles", default="viewer,pii_reader", help="the operator key's roles (comma-separated)"
+    )
     args = parser.parse_args()
     if not (1 <= args.concurrency <= 1024 and 0 < args.seconds <= 600 and 0 <= args.warmup <= 60):
         parser.error("--concurrency 1..1024, --seconds 0..600, --warmup 0..60")
@@ -130,7 +139,8 @@ def main() -> None:
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     if args.no_cache:
         os.environ["TROIKA_RESPONSE_CACHE_BYTES"] = "0"
-    key, ids = asyncio.run(prepare(settings, args.users))
+    roles = frozenset(Role(r) for r in args.roles.split(","))
+    key, ids = asyncio.run(prepare(settings, args.users, roles))
     statements, answer = asyncio.run(count_statements(settings, key, query, ids[0]))
     print(f"query: {args.query}; statements per request: {len(statements)}")
     for s in statements:
@@ -140,7 +150,9 @@ def main() -> None:
     base = f"http://{harness.HOST}:{args.port}"
     headers = {"Authorization": f"Bearer {key}"}
     step = make_step(query, ids)
-    proc = harness.start_server(settings, args.port, args.workers, log_path, access_log=args.access_log)
+    proc = harness.start_server(
+        settings, args.port, args.workers, log_path, access_log=args.access_log, reuseport=args.reuseport
+    )
     pg = not settings.is_sqlite
 
     def drive(seconds: float) -> harness.Run | wrk.WrkRun:
