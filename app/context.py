@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -9,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.authenticate import AuthResult
-from app.auth.principal import Principal
+from app.auth.principal import Principal, PrincipalKind
 from app.db.engine import Database
 from app.domain import UserRecord
 from app.errors import Unauthenticated
@@ -31,6 +32,7 @@ class RequestContext:
         auth: AuthResult,
         dictionary: DataDictionary,
         feed: ChangeFeed | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -39,6 +41,8 @@ class RequestContext:
         self._feed = feed
         self.loaders = Loaders(db, dictionary)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
+        # Quoted in every error of the response and in the log lines about it.
+        self.trace_id = trace_id or new_trace_id()
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
         # after which the answer changes by itself (a membership expiring).
@@ -62,6 +66,17 @@ class RequestContext:
         """The response changes by itself at `at` (e.g. a membership ends): cache it no longer."""
         if self.valid_until is None or at < self.valid_until:
             self.valid_until = at
+
+    @property
+    def is_operator(self) -> bool:
+        """Operators (any role) may see the schema and GraphQL's suggestions; nobody else."""
+        principal = self.auth.principal
+        return principal is not None and principal.kind is PrincipalKind.OPERATOR
+
+    @property
+    def may_explore(self) -> bool:
+        """Introspection and GraphiQL: operators, or every caller where development allows it."""
+        return self.is_operator or self.settings.graphql_public_introspection
 
     @property
     def feed(self) -> ChangeFeed:
@@ -93,3 +108,8 @@ class RequestContext:
         """A short read-only session for a resolver's one-off lookup."""
         async with self.db.read_sessions() as session:
             yield session
+
+
+def new_trace_id() -> str:
+    """A short random id that finds a request's errors in the log."""
+    return secrets.token_hex(8)

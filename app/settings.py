@@ -62,6 +62,21 @@ class Settings(BaseSettings):
     changes_retention_days: float = 7.0
     ingest_max_records: int = 5_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
+    # Bounded GraphQL operations, for every caller and every operation type (graphql_schema/limits.py):
+    # nesting depth, aliases, lexical tokens, directives on one field and in all, how often one
+    # field may be selected in one selection set, the cost (each field 1, `first` multiplies what
+    # is under it) and the page size every `first` is capped at.
+    graphql_max_depth: int = 8
+    graphql_max_aliases: int = 20
+    graphql_max_tokens: int = 1000
+    graphql_max_directives: int = 20
+    graphql_max_directives_per_field: int = 3
+    graphql_max_field_repeats: int = 3
+    graphql_max_cost: int = 10_000
+    graphql_max_page_size: int = 100
+    # Introspection and GraphiQL are for operators; this flag opens them to every caller
+    # (development only: production refuses to start with it).
+    graphql_public_introspection: bool = False
 
     @model_validator(mode="after")
     def _fill_development_defaults(self) -> Self:
