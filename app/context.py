@@ -43,6 +43,8 @@ class RequestContext:
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # Quoted in every error of the response and in the log lines about it.
         self.trace_id = trace_id or new_trace_id()
+        # Set when a rate limit refused (part of) this request: the seconds to wait (Retry-After).
+        self.retry_after: float | None = None
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
         # after which the answer changes by itself (a membership expiring).

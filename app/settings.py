@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     graphql_max_field_repeats: int = 3
     graphql_max_cost: int = 10_000
     graphql_max_page_size: int = 100
+    # GraphQL over HTTP (app/http/graphql.py): POST application/json bodies of at most this many
+    # bytes, nested at most this deep; queries over GET only when turned on (mutations never);
+    # batches (a JSON array of operations) of at most this many operations, 1 meaning none.
+    graphql_max_body_bytes: int = 1024 * 1024
+    graphql_max_json_depth: int = 32
+    graphql_get_queries: bool = False
+    graphql_batch_max: int = 1
     # Introspection and GraphiQL are for operators; this flag opens them to every caller
     # (development only: production refuses to start with it).
     graphql_public_introspection: bool = False

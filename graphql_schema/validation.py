@@ -15,7 +15,14 @@ from functools import lru_cache
 from typing import Any
 
 from cachetools import LRUCache
-from graphql import ASTValidationRule, GraphQLError, ValidationContext, validate
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    ValidationContext,
+    validate,
+)
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     MaxAliasesLimiter,
@@ -133,6 +140,18 @@ def is_limit_error(error: GraphQLError) -> bool:
     return (error.extensions or {}).get("code") == LIMIT_EXCEEDED
 
 
+def _unnamed_choice(ec: ExecutionContext, document: DocumentNode) -> GraphQLError | None:
+    """GraphQL's GetOperation: several operations and no operationName is a request error
+    (strawberry would run the first one)."""
+    if getattr(ec, "_provided_operation_name", None) is not None:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) <= 1:
+        return None
+    message = "the document holds several operations: name the one to run in `operationName`"
+    return GraphQLError(message, extensions={"code": "OPERATION_RESOLUTION_FAILURE"})
+
+
 class CallerValidation(SchemaExtension):
     """Bounds first, then validation as this caller may see it; over a limit, one error only."""
 
@@ -144,6 +163,7 @@ class CallerValidation(SchemaExtension):
         assert document is not None
         limits = limits_of(ec)
         checks: tuple[Callable[[], GraphQLError | None], ...] = (
+            lambda: _unnamed_choice(ec, document),
             lambda: directives_error(document, limits),
             lambda: field_repeats_error(document, limits),
             lambda: cost_error(ec.schema._schema, document, ec.variables, limits),

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.settings import Settings
 
 
 def untraced(body: Any) -> Any:
@@ -49,3 +55,15 @@ class Gql:
         assert errors[0]["extensions"]["code"] == code, errors
         first: dict[str, Any] = errors[0]
         return first
+
+
+@asynccontextmanager
+async def served(settings: Settings, **update: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own, with some settings changed, and an HTTP client for it."""
+    app = create_app(settings.model_copy(update=update))
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as client:
+            yield app, client
+    finally:
+        await app.state.db.dispose()

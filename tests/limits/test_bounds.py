@@ -7,14 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.main import create_app
 from app.settings import Settings
 from tests.factories.auth import operator_key
-from tests.helpers import Gql, untraced
+from tests.helpers import Gql, served, untraced
 
 LIMIT = "OPERATION_LIMIT_EXCEEDED"
 TYPENAME = "{ __typename }"
@@ -71,12 +69,8 @@ async def refused(
 
 @asynccontextmanager
 async def gql_with(settings: Settings, **update: Any) -> AsyncIterator[Gql]:
-    app = create_app(settings.model_copy(update=update))
-    try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-            yield Gql(http)
-    finally:
-        await app.state.db.dispose()
+    async with served(settings, **update) as (_app, client):
+        yield Gql(client)
 
 
 async def test_aliases(gql: Gql) -> None:
