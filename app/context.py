@@ -15,6 +15,7 @@ from app.db.engine import Database
 from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
+from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
@@ -33,6 +34,9 @@ class RequestContext:
         dictionary: DataDictionary,
         feed: ChangeFeed | None = None,
         trace_id: str | None = None,
+        limits: RateLimits | None = None,
+        address: str | None = None,
+        transport: str = "http",
     ) -> None:
         self.db = db
         self.settings = settings
@@ -43,7 +47,11 @@ class RequestContext:
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # Quoted in every error of the response and in the log lines about it.
         self.trace_id = trace_id or new_trace_id()
-        # Set when a rate limit refused (part of) this request: the seconds to wait (Retry-After).
+        # Rate limits: the policies, who asks from where (an HTTP request, or a WebSocket
+        # connection's operations), and when a limit refused: the seconds to wait (Retry-After).
+        self.limits = limits
+        self.address = address
+        self.transport = transport
         self.retry_after: float | None = None
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
@@ -68,6 +76,19 @@ class RequestContext:
         """The response changes by itself at `at` (e.g. a membership ends): cache it no longer."""
         if self.valid_until is None or at < self.valid_until:
             self.valid_until = at
+
+    async def rate_limit(self, policy: str, *keys: str, cost: int = 1) -> None:
+        """Count this request under `policy` for the caller's address, the caller, and any `keys` of
+        the resolver's own (a phone number, say); RATE_LIMITED, with when to retry, once over."""
+        if self.limits is None:
+            return
+        who = [address_key(self.address)] if self.address else []
+        if self.auth.principal is not None:
+            who.append(principal_key(self.auth.principal.actor))
+        wait = await self.limits.check(policy, [*who, *(f"key:{k}" for k in keys)], cost=cost)
+        if wait is not None:
+            self.retry_after = wait
+            raise rate_limited(wait)
 
     @property
     def is_operator(self) -> bool:

@@ -13,8 +13,10 @@ from app.auth.authenticate import Authenticator
 from app.db.engine import make_database
 from app.entitlements.catalogue import catalogue_for
 from app.http.graphql import GraphQLApp
+from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
+from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
 from app.settings import Settings, get_settings
@@ -48,8 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.dispose()
 
     app = FastAPI(title="Troika", lifespan=lifespan)
+    limits = RateLimits(settings)
+    db.on_dispose.append(limits.close)
     graphql_app = GraphQLApp(
-        db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed
+        db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed, limits=limits
     )
     app.router.routes += [
         Route("/graphql", graphql_app),  # every method: the view answers 405 with Allow itself
@@ -64,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         db.on_dispose.append(cache.versions_of.close)
         app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
+    # Outermost: a refused request costs nothing further, cache hits included.
+    app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
+    app.state.rate_limits = limits
     app.state.response_cache = cache
     app.state.feed = feed
     app.state.db = db

@@ -9,8 +9,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.ratelimit import Rate
 
 DEMO_APPIDS = {
     "mini_program_appid": "wxd0000000000000mp",
@@ -81,9 +83,25 @@ class Settings(BaseSettings):
     graphql_max_json_depth: int = 32
     graphql_get_queries: bool = False
     graphql_batch_max: int = 1
+    # Rate limits (app/ratelimit.py): "N/second|minute|hour|day", "N/<seconds>" or "off"; a burst of
+    # N, then N per period. In Redis when TROIKA_REDIS_URL is set (shared by every instance), else
+    # per process. `address` and `principal` count every GraphQL and ingest request of a client
+    # address and of a key or signed-in user; `login` (wechatLogin, phoneLogin, refreshSession) and
+    # `sms` (requestPhoneCode, bindPhone) count those mutations per address and per caller.
+    rate_limit_enabled: bool = True
+    rate_limit_address: str = "1200/minute"
+    rate_limit_principal: str = "3000/minute"
+    rate_limit_login: str = "20/minute"
+    rate_limit_sms: str = "10/hour"
     # Introspection and GraphiQL are for operators; this flag opens them to every caller
     # (development only: production refuses to start with it).
     graphql_public_introspection: bool = False
+
+    @field_validator("rate_limit_address", "rate_limit_principal", "rate_limit_login", "rate_limit_sms")
+    @classmethod
+    def _a_rate(cls, value: str) -> str:
+        Rate.parse(value)  # a typo stops the app at start, not at the first request
+        return value
 
     @model_validator(mode="after")
     def _fill_development_defaults(self) -> Self:

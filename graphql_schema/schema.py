@@ -13,6 +13,7 @@ from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
+from graphql_schema.ratelimits import OperationRateLimits
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.validation import (
     AliasLimit,
@@ -55,6 +56,7 @@ schema = TroikaSchema(
         DepthLimit,
         AliasLimit,
         CallerValidation,
+        OperationRateLimits,  # after validation: only operations that would run are counted
     ],
     execution_context_class=CallerExecutor,
 )

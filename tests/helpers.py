@@ -58,11 +58,13 @@ class Gql:
 
 
 @asynccontextmanager
-async def served(settings: Settings, **update: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """An app of its own, with some settings changed, and an HTTP client for it."""
+async def served(
+    settings: Settings, *, address: str = "127.0.0.1", **update: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own, with some settings changed, and an HTTP client calling from `address`."""
     app = create_app(settings.model_copy(update=update))
     try:
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as client:
             yield app, client
     finally:

@@ -44,7 +44,9 @@ from app.http.bodies import (
     read_body,
 )
 from app.http.negotiation import GRAPHQL_RESPONSE, JSON, accepts_html, negotiate
+from app.http.ratelimit import client_address
 from app.ingest.dictionary import DataDictionary
+from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
 from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
@@ -77,6 +79,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         dictionary: DataDictionary,
         authenticate: Authenticator,
         feed: ChangeFeed,
+        limits: RateLimits | None = None,
     ) -> None:
         super().__init__(
             schema,
@@ -88,6 +91,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         )
         self.db, self.settings, self.dictionary, self.authenticate = db, settings, dictionary, authenticate
         self.feed = feed
+        self.limits = limits
 
     def encode_json(self, data: object) -> bytes:
         # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
@@ -108,6 +112,9 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             dictionary=self.dictionary,
             feed=self.feed,
             trace_id=trace_id,
+            limits=self.limits,
+            address=client_address(request.scope),
+            transport="websocket" if request.scope["type"] == "websocket" else "http",
         )
         request.scope[SCOPE_CONTEXT] = ctx
         return ctx
@@ -262,5 +269,14 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             context.auth = await self.authenticate(header)
         if context.auth.principal is None:
             raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": context.auth.error or ""})
+        if self.limits is not None:  # a connection counts as a request of its address and caller
+            wait = await self.limits.check("address", [address_key(context.address or "unknown")])
+            if wait is None:
+                wait = await self.limits.check("principal", [principal_key(context.auth.principal.actor)])
+            if wait is not None:
+                error = rate_limited(wait)
+                raise ConnectionRejectionError(
+                    {"code": error.code, "message": error.message, **error.details}
+                )
         acknowledged: UnsetType = UNSET  # a plain connection_ack
         return acknowledged
