@@ -40,7 +40,10 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     token_secret: str | None = Field(default=None, repr=False)
     pii_key: str | None = Field(default=None, repr=False)
-    session_ttl_seconds: int = 7 * 24 * 3600
+    # End users' sessions (app/services/sessions.py): a short-lived access token, refreshed with
+    # a refresh token that rotates on every use.
+    session_ttl_seconds: int = 15 * 60
+    refresh_ttl_seconds: int = 30 * 24 * 3600
     phone_default_region: str = "CN"
     mini_program_appid: str | None = None
     official_account_appid: str | None = None

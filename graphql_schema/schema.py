@@ -14,6 +14,7 @@ from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.ratelimits import OperationRateLimits
+from graphql_schema.sessions import SessionMutation
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.validation import (
     AliasLimit,
@@ -27,7 +28,8 @@ from graphql_schema.wechat import WechatMutation
 
 Query = merge_types("Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery))
 Mutation = merge_types(
-    "Mutation", (WechatMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation)
+    "Mutation",
+    (WechatMutation, SessionMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))
 

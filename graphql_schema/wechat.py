@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import strawberry
 
 from graphql_schema.common import not_yet
 from graphql_schema.enums import Channel
 from graphql_schema.identity import User
 from graphql_schema.permissions import AUTHENTICATED
-
-
-@strawberry.type(description="An end-user session.")
-class Session:
-    token: str = strawberry.field(description="Send as 'Authorization: Bearer <token>'.")
-    expires_at: datetime = strawberry.field(description="When the token stops working (UTC).")
-    user: User = strawberry.field(description="The signed-in user.")
+from graphql_schema.sessions import Session
 
 
 @strawberry.type

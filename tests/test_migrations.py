@@ -20,6 +20,7 @@ TABLES = (
         "ch_dead_letters",
     }
     | {"consent_entries", "memberships", "points_entries", "role_grants", "audit_log"}
+    | {"refresh_tokens"}
 )
 
 
