@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: a refused request costs nothing further, cache hits included.
     app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
     app.state.rate_limits = limits
+    app.state.authenticate = authenticate
     app.state.response_cache = cache
     app.state.feed = feed
     app.state.db = db

@@ -52,7 +52,10 @@ class Settings(BaseSettings):
     data_dictionary_path: Path | None = None
     tier_catalogue_path: Path | None = None
     role_catalogue_path: Path | None = None
+    # Live API keys are remembered this long; keys revoked meanwhile are looked for at most this
+    # often (app/auth/authenticate.py), so a revoked key stops working within that time.
     api_key_cache_seconds: float = 30.0
+    api_key_revocation_check_seconds: float = 2.0
     # Per-user response cache (app/response_cache.py): its size in bytes (0 turns it off) and
     # the longest an entry lives even when no version moved.
     response_cache_bytes: int = 64 * 1024 * 1024
