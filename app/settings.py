@@ -120,6 +120,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"production mode requires {names}")
             if len(self.secret("token_secret")) < 32:
                 raise ValueError("TROIKA_TOKEN_SECRET must be at least 32 characters")
+            self._refuse_development_leftovers()
             return self
         if not (self.token_secret and self.pii_key):
             stored = _development_secrets(self.var_dir)
@@ -129,6 +130,24 @@ class Settings(BaseSettings):
             if getattr(self, name) is None:
                 setattr(self, name, appid)
         return self
+
+    def _refuse_development_leftovers(self) -> None:
+        """Production does not start with what development made or allows."""
+        if self.token_secret == self.pii_key:
+            raise ValueError("TROIKA_TOKEN_SECRET and TROIKA_PII_KEY must be different secrets")
+        path = self.var_dir / "secrets.json"
+        development = json.loads(path.read_text()) if path.exists() else {}
+        reused = [n for n in ("token_secret", "pii_key") if getattr(self, n) in development.values()]
+        if reused:
+            names = ", ".join(f"TROIKA_{n.upper()}" for n in reused)
+            raise ValueError(
+                f"production mode refuses the development secrets of {path} ({names}): set new ones"
+            )
+        if self.graphql_public_introspection:
+            raise ValueError(
+                "TROIKA_GRAPHQL_PUBLIC_INTROSPECTION is for development; production serves "
+                "introspection and GraphiQL to operators only"
+            )
 
     @property
     def is_sqlite(self) -> bool:
