@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from graphql import GraphQLError
@@ -188,7 +189,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         headers = dict(NO_STORE)
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         if ctx.retry_after is not None:
-            headers["Retry-After"] = str(max(1, round(ctx.retry_after + 0.5)))
+            headers["Retry-After"] = str(max(1, math.ceil(ctx.retry_after)))
             if request_error:
                 status = 429
         return self._response(answer, status, media, headers)

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from graphql import get_introspection_query
 from sqlalchemy import text
 
 from app.settings import Settings
@@ -18,6 +19,9 @@ from tests.helpers import Gql, served
 SCHEMA = "{ __schema { queryType { name } } }"
 TYPE = '{ __type(name: "User") { name } }'
 TYPENAME = "{ __typename }"
+FULL_INTROSPECTION = get_introspection_query(
+    descriptions=True, specified_by_url=True, directive_is_repeatable=True, input_value_deprecation=True
+)
 AUDIT = "{ auditLog { nodes { id } } }"
 # Each of these is a mistake GraphQL would answer with "Did you mean …", naming the schema's parts.
 MISTAKES: list[tuple[str, dict[str, Any] | None]] = [
@@ -51,6 +55,13 @@ async def test_introspection_for_operators_only(app: FastAPI, gql: Gql) -> None:
                 error = await gql.error(query, token=token, code="GRAPHQL_VALIDATION_FAILED")
                 assert "introspection" in error["message"], who
         assert await gql(TYPENAME, token=token) == {"__typename": "Query"}
+
+
+async def test_the_full_introspection_query_fits_the_bounds(app: FastAPI, gql: Gql) -> None:
+    """What GraphiQL asks first: every type, field and argument, nested `ofType`s and all."""
+    viewer = await operator_key(app, "viewer")
+    data = await gql(FULL_INTROSPECTION, token=viewer)
+    assert len(data["__schema"]["types"]) > 30
 
 
 async def test_graphiql_for_operators_only(app: FastAPI, client: httpx.AsyncClient, gql: Gql) -> None:
