@@ -95,8 +95,9 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         self.limits = limits
 
     def encode_json(self, data: object) -> bytes:
-        # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+        # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes. A
+        # lone surrogate (no UTF-8 for it; only ever inside a string) leaves as its JSON escape.
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -9,7 +9,9 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from starlette.routing import Route
 
+from app.http.graphql import GraphQLApp
 from app.settings import Settings
 from tests.factories.auth import operator_key
 from tests.helpers import served
@@ -339,3 +341,12 @@ async def test_every_answer_is_private(client: httpx.AsyncClient) -> None:
     for body in ({"query": TYPENAME}, {"query": INVALID}, b"{"):
         response = await post(client, body, accept=GR)
         assert response.headers["cache-control"] == "no-store"
+
+
+def test_answers_are_utf8_even_around_a_lone_surrogate(app: FastAPI) -> None:
+    """JSON text can carry a lone surrogate (as an escape) where UTF-8 cannot: it never fails an
+    answer (a 500 after the work is done)."""
+    [view] = [r.app for r in app.router.routes if isinstance(r, Route) and r.path == "/graphql"]
+    assert isinstance(view, GraphQLApp)
+    encoded = view.encode_json({"data": {"name": "\ud800张"}})
+    assert json.loads(encoded.decode("utf-8")) == {"data": {"name": "\ud800张"}}
