@@ -18,11 +18,14 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
+# The development demo opens GraphiQL and introspection to every caller (GraphiQL loads, then you
+# paste the operator key); the app refuses this flag in production.
 run: install
 	$(BIN)/troika migrate
 	$(BIN)/troika demo --if-empty
 	@$(BIN)/troika dev-token --host $(HOST) --port $(PORT)
-	$(BIN)/troika serve --host $(HOST) --port $(PORT)
+	TROIKA_GRAPHQL_PUBLIC_INTROSPECTION=$${TROIKA_GRAPHQL_PUBLIC_INTROSPECTION:-true} \
+	  $(BIN)/troika serve --host $(HOST) --port $(PORT)
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)

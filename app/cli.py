@@ -10,7 +10,7 @@ import click
 from alembic import command
 from alembic.config import Config
 
-from app.auth.keys import create_key, principal_for_key
+from app.auth.keys import KeyInfo, create_key, find_keys, list_keys, principal_for_key, revoke_key
 from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
 from app.cli_ingest import deadletters, import_records
@@ -18,6 +18,7 @@ from app.cli_support import with_db
 from app.cli_wechat import wechat
 from app.db.engine import Database
 from app.domain import Channel
+from app.services.sessions import revoke_user as revoke_user_sessions
 from app.settings import Environment, Settings, get_settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -135,6 +136,67 @@ def keys_create(kind: str, channel: str | None, roles: tuple[str, ...], name: st
         click.echo(with_db(get_settings(), work))
     except DomainError as exc:
         raise click.UsageError(exc.message) from exc
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key: id, first characters, kind, channel or roles, name, when created, when revoked."""
+
+    async def work(db: Database) -> list[KeyInfo]:
+        async with db.read_sessions() as session:
+            return await list_keys(session)
+
+    for k in with_db(get_settings(), work):
+        scope = k.channel or k.roles
+        revoked = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "live"
+        click.echo(f"{k.id}\t{k.prefix}…\t{k.kind}\t{scope}\t{k.name}\t{k.created_at:%Y-%m-%d}\t{revoked}")
+
+
+@keys.command("revoke")
+@click.argument("ref")
+def keys_revoke(ref: str) -> None:
+    """Revoke a key by its id, its first characters (as `troika keys list` shows them) or the key.
+
+    Running servers refuse it within TROIKA_API_KEY_REVOCATION_CHECK_SECONDS.
+    """
+    settings = get_settings()
+
+    async def work(db: Database) -> str:
+        async with db.write_sessions() as session, session.begin():
+            found = await find_keys(session, ref)
+            live = [k for k in found if k.revoked_at is None]
+            if not found:
+                raise click.UsageError(f"no key matches {ref!r} (see `troika keys list`)")
+            if len(live) > 1:
+                ids = ", ".join(str(k.id) for k in live)
+                raise click.UsageError(f"{ref!r} matches several live keys ({ids}): give the id")
+            if not live:
+                return f"key {found[0].id} ({found[0].prefix}…) was revoked already"
+            await revoke_key(session, live[0].id)
+        wait = settings.api_key_revocation_check_seconds
+        return f"revoked key {live[0].id} ({live[0].prefix}…); servers refuse it within {wait:g} s"
+
+    click.echo(with_db(settings, work))
+
+
+@main.group()
+def sessions() -> None:
+    """End users' sessions."""
+
+
+@sessions.command("revoke")
+@click.option("--user-id", type=int, required=True)
+def sessions_revoke(user_id: int) -> None:
+    """End every session of a user: their refresh tokens stop working now, their access tokens
+    within TROIKA_SESSION_TTL_SECONDS."""
+    settings = get_settings()
+
+    async def work(db: Database) -> int:
+        async with db.write_sessions() as session, session.begin():
+            return await revoke_user_sessions(session, user_id)
+
+    ended = with_db(settings, work)
+    click.echo(f"ended {ended} session(s) of user {user_id}")
 
 
 @main.command()

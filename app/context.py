@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -10,13 +11,14 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.authenticate import AuthResult
-from app.auth.principal import Principal
+from app.auth.principal import Principal, PrincipalKind
 from app.db.contention import retrying
 from app.db.engine import Database
 from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
 from app.integrations import Integrations
+from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
@@ -38,6 +40,10 @@ class RequestContext:
         feed: ChangeFeed | None = None,
         integrations: Integrations | None = None,
         client: str | None = None,
+        trace_id: str | None = None,
+        limits: RateLimits | None = None,
+        address: str | None = None,
+        transport: str = "http",
     ) -> None:
         self.db = db
         self.settings = settings
@@ -48,6 +54,14 @@ class RequestContext:
         self.client = client  # the caller's address, for abuse limits on anonymous doors
         self.loaders = Loaders(db, dictionary)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
+        # Quoted in every error of the response and in the log lines about it.
+        self.trace_id = trace_id or new_trace_id()
+        # Rate limits: the policies, who asks from where (an HTTP request, or a WebSocket
+        # connection's operations), and when a limit refused: the seconds to wait (Retry-After).
+        self.limits = limits
+        self.address = address
+        self.transport = transport
+        self.retry_after: float | None = None
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
         # after which the answer changes by itself (a membership expiring).
@@ -71,6 +85,30 @@ class RequestContext:
         """The response changes by itself at `at` (e.g. a membership ends): cache it no longer."""
         if self.valid_until is None or at < self.valid_until:
             self.valid_until = at
+
+    async def rate_limit(self, policy: str, *keys: str, cost: int = 1) -> None:
+        """Count this request under `policy` for the caller's address, the caller, and any `keys` of
+        the resolver's own (a phone number, say); RATE_LIMITED, with when to retry, once over."""
+        if self.limits is None:
+            return
+        who = [address_key(self.address)] if self.address else []
+        if self.auth.principal is not None:
+            who.append(principal_key(self.auth.principal.actor))
+        wait = await self.limits.check(policy, [*who, *(f"key:{k}" for k in keys)], cost=cost)
+        if wait is not None:
+            self.retry_after = wait
+            raise rate_limited(wait)
+
+    @property
+    def is_operator(self) -> bool:
+        """Operators (any role) may see the schema and GraphQL's suggestions; nobody else."""
+        principal = self.auth.principal
+        return principal is not None and principal.kind is PrincipalKind.OPERATOR
+
+    @property
+    def may_explore(self) -> bool:
+        """Introspection and GraphiQL: operators, or every caller where development allows it."""
+        return self.is_operator or self.settings.graphql_public_introspection
 
     @property
     def feed(self) -> ChangeFeed:
@@ -117,3 +155,8 @@ class RequestContext:
         """A short read-only session for a resolver's one-off lookup."""
         async with self.db.read_sessions() as session:
             yield session
+
+
+def new_trace_id() -> str:
+    """A short random id that finds a request's errors in the log."""
+    return secrets.token_hex(8)

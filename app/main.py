@@ -1,31 +1,25 @@
-"""The ASGI application: GraphQL (GraphiQL in the browser) over FastAPI."""
+"""The ASGI application: GraphQL over HTTP and WebSocket (app/http/graphql.py), ingestion, WeChat, health."""
 
 from __future__ import annotations
 
 import gc
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UNSET, UnsetType
 
-from app.auth.authenticate import Authenticator, AuthResult
-from app.context import RequestContext
-from app.db.engine import Database, make_database
+from app.auth.authenticate import Authenticator
+from app.db.engine import make_database
 from app.entitlements.catalogue import catalogue_for
-from app.ingest.dictionary import DataDictionary, load_dictionary
+from app.http.graphql import GraphQLApp
+from app.http.ratelimit import RateLimitMiddleware
+from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.integrations import Integrations
-from app.response_cache import SCOPE_AUTH, SCOPE_CONTEXT, ResponseCache, ResponseCacheMiddleware
+from app.ratelimit import RateLimits
+from app.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
 from app.settings import Settings, get_settings
 from app.stores.versions import VersionReader
@@ -34,65 +28,6 @@ from app.sync.feed import ChangeFeed
 from app.wechat.fake import fake_wechat_for
 from app.wechat.inbox import OfficialAccountInbox
 from app.wechat.webhook import official_account_router
-from graphql_schema.schema import schema
-
-
-class GraphQLApp(GraphQL[RequestContext, None]):
-    """strawberry's plain ASGI app (its FastAPI router's dependency injection cost ~0.3 ms a request)."""
-
-    def __init__(
-        self,
-        *,
-        db: Database,
-        settings: Settings,
-        dictionary: DataDictionary,
-        authenticate: Authenticator,
-        feed: ChangeFeed,
-    ) -> None:
-        super().__init__(
-            schema,
-            allow_queries_via_get=False,
-            # The current protocol only; its keep-alive is the WebSocket ping uvicorn sends
-            # (`troika serve`: TROIKA_WS_PING_SECONDS), and the protocol's own ping/pong.
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
-            max_subscriptions_per_connection=settings.subscriptions_per_connection,
-        )
-        self.db, self.settings, self.dictionary, self.authenticate = db, settings, dictionary, authenticate
-        self.feed = feed
-
-    def encode_json(self, data: object) -> bytes:
-        # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> RequestContext:
-        auth = request.scope.get(SCOPE_AUTH)  # already known when the response cache ran
-        if not isinstance(auth, AuthResult):
-            auth = await self.authenticate(request.headers.get("authorization"))
-        ctx = RequestContext(
-            db=self.db,
-            settings=self.settings,
-            auth=auth,
-            dictionary=self.dictionary,
-            integrations=request.app.state.integrations,
-            client=request.client.host if request.client else None,
-            feed=self.feed,
-        )
-        request.scope[SCOPE_CONTEXT] = ctx
-        return ctx
-
-    async def on_ws_connect(self, context: RequestContext) -> UnsetType | None | dict[str, object]:
-        """graphql-transport-ws: the credentials come in `connection_init`'s payload
-        ({"Authorization": "Bearer …"}), or else in the upgrade request's header."""
-        params = context.connection_params or {}
-        header = params.get("Authorization") or params.get("authorization")
-        if isinstance(header, str):
-            context.auth = await self.authenticate(header)
-        if context.auth.principal is None:
-            raise ConnectionRejectionError({"code": "UNAUTHENTICATED", "message": context.auth.error or ""})
-        acknowledged: UnsetType = UNSET  # a plain connection_ack
-        return acknowledged
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -133,11 +68,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.dispose()
 
     app = FastAPI(title="Troika", lifespan=lifespan)
+    limits = RateLimits(settings)
+    db.on_dispose.append(limits.close)
     graphql_app = GraphQLApp(
-        db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed
+        db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed, limits=limits
     )
     app.router.routes += [
-        Route("/graphql", graphql_app, methods=["GET", "POST"]),
+        Route("/graphql", graphql_app),  # every method: the view answers 405 with Allow itself
         WebSocketRoute("/graphql", graphql_app),
     ]
     cache = None
@@ -149,6 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         db.on_dispose.append(cache.versions_of.close)
         app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
+    # Outermost: a refused request costs nothing further, cache hits included.
+    app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
+    app.state.rate_limits = limits
+    app.state.authenticate = authenticate
     app.state.response_cache = cache
     app.state.feed = feed
     app.state.db = db

@@ -102,8 +102,10 @@ class ResponseCacheMiddleware:
         body, more = await _read_body(receive)
         replay = _replayer(body, more, receive)
         headers = dict(scope["headers"])
-        auth = await self.authenticate(_text(headers.get(b"authorization")))
-        scope[SCOPE_AUTH] = auth  # the context getter reuses it
+        auth = scope.get(SCOPE_AUTH)  # the rate limiter's, when it ran
+        if not isinstance(auth, AuthResult):
+            auth = await self.authenticate(_text(headers.get(b"authorization")))
+            scope[SCOPE_AUTH] = auth  # the context getter reuses it
         if more or auth.principal is None:
             await self.app(scope, replay, send)
             return

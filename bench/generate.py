@@ -58,6 +58,7 @@ def bench_settings(database_url: str) -> Settings:
         token_secret=secrets.token_urlsafe(32),
         pii_key=secrets.token_urlsafe(32),
         var_dir=Path(tempfile.gettempdir()) / "troika-bench",
+        rate_limit_enabled=False,  # load from one address and key is the point of a benchmark
     )
 
 

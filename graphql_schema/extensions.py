@@ -1,18 +1,28 @@
-"""Schema extensions: every error leaves with a stable `extensions.code`."""
+"""Schema extensions: every error leaves masked, with a stable `extensions.code` and a `traceId`."""
 
 from __future__ import annotations
 
 import logging
-import uuid
+import re
 from collections.abc import Iterator
 
-from graphql import FieldNode, GraphQLError, OperationType, get_operation_ast
+from graphql import FieldNode, GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
 from strawberry.extensions import MaskErrors, SchemaExtension
 
-from app.context import RequestContext
+from app.context import RequestContext, new_trace_id
 from app.errors import DomainError
+from graphql_schema.limits import limit_error
 
 log = logging.getLogger("troika.graphql")
+_SUGGESTION = re.compile(r"\s*Did you mean .*$", re.DOTALL)
+_TOO_MANY_TOKENS = re.compile(r"Document contains more than (\d+) tokens")
+
+# What an error without a code of its own is, by the step that raised it.
+_STEP_CODES = {
+    "parse": "GRAPHQL_PARSE_FAILED",
+    "validate": "GRAPHQL_VALIDATION_FAILED",
+    "execute": "BAD_USER_INPUT",  # before any field ran: the variables could not be coerced
+}
 
 
 def _original(error: GraphQLError) -> BaseException | None:
@@ -23,14 +33,31 @@ def _original(error: GraphQLError) -> BaseException | None:
 
 
 class ErrorCodes(MaskErrors):
-    """Domain errors keep their message and code; anything unexpected is masked with a trace id."""
+    """Domain errors keep their message and code; GraphQL's own get one by the step that raised
+    them; anything unexpected is masked. Every error carries the request's `traceId`, which the
+    log lines about it quote (the unexpected ones with their traceback)."""
 
     def __init__(self) -> None:
         super().__init__(should_mask_error=lambda _error: True)
+        self.step = "parse"
+
+    def on_operation(self) -> Iterator[None]:
+        self.step = "parse"
+        yield from super().on_operation()
+
+    def on_validate(self) -> Iterator[None]:
+        self.step = "validate"
+        yield
+
+    def on_execute(self) -> Iterator[None]:
+        self.step = "execute"
+        yield
 
     def anonymise_error(self, error: GraphQLError) -> GraphQLError:
+        ctx = self.execution_context.context
+        caller = ctx if isinstance(ctx, RequestContext) else None
+        trace = caller.trace_id if caller else new_trace_id()
         original = _original(error)
-        extensions = dict(error.extensions or {})
         message = error.message
         if isinstance(original, DomainError):
             extensions = {
@@ -39,12 +66,17 @@ class ErrorCodes(MaskErrors):
             }
             message = original.message
         elif original is None or isinstance(original, GraphQLError):
-            extensions.setdefault("code", "GRAPHQL_VALIDATION_FAILED")
+            extensions = dict(error.extensions or {})
+            if "code" not in extensions:
+                extensions, message = self._classify(error, extensions)
+            if caller is None or not caller.is_operator:
+                message = _SUGGESTION.sub("", message)  # no hints about the schema's names
         else:
-            trace = uuid.uuid4().hex[:16]
-            log.error("unexpected error, trace %s", trace, exc_info=original)
-            message = f"internal error (trace {trace})"
-            extensions = {"code": "INTERNAL_SERVER_ERROR", "trace": trace}
+            log.error("unexpected error, traceId %s", trace, exc_info=original)
+            message = "internal server error"
+            extensions = {"code": "INTERNAL_SERVER_ERROR"}
+        if extensions["code"] != "INTERNAL_SERVER_ERROR":
+            log.info("error %s at %s, traceId %s", extensions["code"], error.path or self.step, trace)
         return GraphQLError(
             message,
             nodes=error.nodes,
@@ -52,8 +84,19 @@ class ErrorCodes(MaskErrors):
             positions=error.positions,
             path=error.path,
             original_error=original if isinstance(original, DomainError) else None,
-            extensions=extensions,
+            extensions={**extensions, "traceId": trace},
         )
+
+    def _classify(self, error: GraphQLError, extensions: dict[str, object]) -> tuple[dict[str, object], str]:
+        if isinstance(error, GraphQLSyntaxError) and (tokens := _TOO_MANY_TOKENS.search(error.message)):
+            maximum = int(tokens.group(1))
+            limited = limit_error("tokens", maximum, f"the document has more than {maximum} tokens")
+            return dict(limited.extensions or {}), limited.message
+        if error.path is not None:
+            # A field failed without saying why (e.g. a null where the schema promises a value).
+            log.error("field error without a code at %s: %s", error.path, error.message)
+            return {"code": "INTERNAL_SERVER_ERROR"}, "internal server error"
+        return {**extensions, "code": _STEP_CODES[self.step]}, error.message
 
 
 # Root fields whose answer is one user's view, so that user's data version covers it.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from graphql import GraphQLError
 from strawberry import Schema
-from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -14,12 +13,23 @@ from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
+from graphql_schema.ratelimits import OperationRateLimits
+from graphql_schema.sessions import SessionMutation
 from graphql_schema.sync import SyncSubscription
+from graphql_schema.validation import (
+    AliasLimit,
+    CachedParse,
+    CallerExecutor,
+    CallerValidation,
+    DepthLimit,
+    TokenLimit,
+)
 from graphql_schema.wechat import WechatMutation
 
 Query = merge_types("Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery))
 Mutation = merge_types(
-    "Mutation", (WechatMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation)
+    "Mutation",
+    (WechatMutation, SessionMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))
 
@@ -37,12 +47,18 @@ schema = TroikaSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    # Clients send the same few documents over and over: parse and validate each once.
-    # The caches live at module level, shared by the per-request extension instances.
+    # Every operation is bounded (graphql_schema/limits.py, validation.py), limits read from the
+    # request's settings. Clients send the same few documents over and over: parse and validate
+    # each once (the caches live at module level, shared by the per-request extension instances).
     extensions=[
         ErrorCodes,
         CacheableQuery,
-        lambda: ParserCache(maxsize=1024),
-        lambda: ValidationCache(maxsize=1024),
+        TokenLimit,
+        lambda: CachedParse(maxsize=1024),
+        DepthLimit,
+        AliasLimit,
+        CallerValidation,
+        OperationRateLimits,  # after validation: only operations that would run are counted
     ],
+    execution_context_class=CallerExecutor,
 )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import strawberry
 from strawberry.types import Info
 
@@ -12,20 +10,14 @@ from app.services.accounts import Grant
 from graphql_schema.enums import Channel
 from graphql_schema.identity import User
 from graphql_schema.permissions import AUTHENTICATED
+from graphql_schema.sessions import Session
 from resolvers import wechat as resolve
 
 Ctx = Info[RequestContext, None]
 
 
-@strawberry.type(description="An end-user session.")
-class Session:
-    token: str = strawberry.field(description="Send as 'Authorization: Bearer <token>'.")
-    expires_at: datetime = strawberry.field(description="When the token stops working (UTC).")
-    user: User = strawberry.field(description="The signed-in user.")
-
-    @classmethod
-    def of(cls, grant: Grant) -> Session:
-        return cls(token=grant.token, expires_at=grant.expires_at, user=User(record=grant.user))
+def session_of(grant: Grant) -> Session:
+    return Session.of(grant.issued, grant.user)
 
 
 @strawberry.type
@@ -35,7 +27,7 @@ class WechatMutation:
         "OFFICIAL_ACCOUNT takes a web authorization code (official-account pages)."
     )
     async def wechat_login(self, info: Ctx, channel: Channel, code: str) -> Session:
-        return Session.of(await resolve.wechat_login(info.context, channel=channel, code=code))
+        return session_of(await resolve.wechat_login(info.context, channel=channel, code=code))
 
     @strawberry.mutation(
         description="Send an SMS code to verify a phone (official account and APP binding, phone login). "
@@ -49,7 +41,7 @@ class WechatMutation:
         "(a new user when nobody holds it)."
     )
     async def phone_login(self, info: Ctx, phone: str, sms_code: str) -> Session:
-        return Session.of(await resolve.phone_login(info.context, phone=phone, sms_code=sms_code))
+        return session_of(await resolve.phone_login(info.context, phone=phone, sms_code=sms_code))
 
     @strawberry.mutation(
         description="Bind a verified phone to the signed-in user: smsCode, a mini program phone code, "

@@ -7,6 +7,7 @@ from app.context import RequestContext
 from app.services import audit
 from app.services.audit import AuditPage
 from resolvers.identity import parse_id
+from resolvers.paging import page_size
 
 
 async def audit_log(
@@ -14,6 +15,7 @@ async def audit_log(
 ) -> AuditPage:
     """Newest first; filtered by target user and by action when asked."""
     policy.ensure_can_read_audit(ctx.principal)
+    first = page_size(ctx, first, default=20)
     target = parse_id(user_id) if user_id is not None else None
     async with ctx.read() as session:
         return await audit.page(session, first=first, after=after, user_id=target, action=action)

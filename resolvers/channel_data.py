@@ -12,15 +12,7 @@ from app.errors import Forbidden, InvalidInput
 from app.ingest.service import Ingestor, IngestReport
 from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders.channel_data import Interest, Page
-
-MAX_PAGE = 100
-
-
-def _first(first: int | None, default: int) -> int:
-    value = default if first is None else first
-    if not 0 <= value <= MAX_PAGE:
-        raise InvalidInput(f"`first` must be between 0 and {MAX_PAGE}", field="first")
-    return value
+from resolvers.paging import page_size
 
 
 def status_code_of(ctx: RequestContext, name: str) -> int:
@@ -44,7 +36,7 @@ async def orders(
     loader = ctx.loaders.orders_by_user_id(
         channel=channel,
         status_code=None if status is None else status_code_of(ctx, status),
-        first=_first(first, 20),
+        first=page_size(ctx, first, default=20),
         before=decode_cursor(after),
     )
     return await loader.load(user.id)
@@ -67,7 +59,7 @@ async def behavior(
     loader = ctx.loaders.behavior_by_user_id(
         channel=channel,
         types=tuple(sorted(set(types))) if types else None,
-        first=_first(first, 50),
+        first=page_size(ctx, first, default=50),
         before=decode_cursor(after),
     )
     return await loader.load(user.id)

@@ -14,8 +14,7 @@ from app.errors import Forbidden, InvalidInput
 from app.phones import mask_phone
 from app.services.identity import IdentityGraph, LinkRequest, make_key
 from app.stores import identity as store
-
-MAX_PAGE = 100
+from resolvers.paging import page_size
 
 
 @dataclass(frozen=True)
@@ -121,8 +120,7 @@ async def user(
 async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPage:
     """Active users by id, for operators."""
     policy.require_role(ctx.principal, Role.VIEWER)
-    if not 0 <= first <= MAX_PAGE:
-        raise InvalidInput(f"`first` must be between 0 and {MAX_PAGE}", field="first")
+    first = page_size(ctx, first, default=20)
     after_id = parse_id(after, "cursor") if after else None
     async with ctx.read() as session:
         rows = await store.active_users_page(session, first=first, after_id=after_id)

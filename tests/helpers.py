@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+
+from app.main import create_app
+from app.settings import Settings
+
+
+def untraced(body: Any) -> Any:
+    """`body` without the errors' `traceId`s (random per request), to compare two answers."""
+    if isinstance(body, dict):
+        return {k: untraced(v) for k, v in body.items() if k != "traceId"}
+    if isinstance(body, list):
+        return [untraced(v) for v in body]
+    return body
 
 
 class Gql:
@@ -40,3 +55,17 @@ class Gql:
         assert errors[0]["extensions"]["code"] == code, errors
         first: dict[str, Any] = errors[0]
         return first
+
+
+@asynccontextmanager
+async def served(
+    settings: Settings, *, address: str = "127.0.0.1", **update: Any
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own, with some settings changed, and an HTTP client calling from `address`."""
+    app = create_app(settings.model_copy(update=update))
+    try:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://troika.test") as client:
+            yield app, client
+    finally:
+        await app.state.db.dispose()

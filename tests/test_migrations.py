@@ -20,7 +20,7 @@ TABLES = (
         "ch_dead_letters",
     }
     | {"consent_entries", "memberships", "points_entries", "role_grants", "audit_log"}
-    | {"wechat_sessions", "wechat_inbox", "phone_codes", "wechat_sync_state"}
+    | {"wechat_sessions", "wechat_inbox", "phone_codes", "wechat_sync_state", "refresh_tokens"}
 )
 
 

@@ -36,3 +36,35 @@ def test_environment_variables_use_the_troika_prefix(monkeypatch: pytest.MonkeyP
     assert settings.database_url == "postgresql+asyncpg://db/troika"
     assert settings.redis_url == "redis://cache:6379/0"
     assert not settings.is_sqlite
+
+
+def test_production_refuses_the_development_secrets(tmp_path: Path) -> None:
+    development = Settings(var_dir=tmp_path, token_secret=None, pii_key=None)
+    with pytest.raises(ValidationError, match=r"development secrets .*\(TROIKA_TOKEN_SECRET\)"):
+        Settings(
+            env=Environment.PRODUCTION,
+            var_dir=tmp_path,
+            token_secret=development.token_secret,
+            pii_key="q" * 40,
+        )
+    with pytest.raises(ValidationError, match=r"development secrets .*\(TROIKA_PII_KEY\)"):
+        Settings(
+            env=Environment.PRODUCTION, var_dir=tmp_path, token_secret="p" * 40, pii_key=development.pii_key
+        )
+    production = Settings(
+        env=Environment.PRODUCTION, var_dir=tmp_path, token_secret="p" * 40, pii_key="q" * 40
+    )
+    assert production.env is Environment.PRODUCTION
+
+
+def test_production_refuses_what_only_development_allows(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="must be different secrets"):
+        Settings(env=Environment.PRODUCTION, var_dir=tmp_path, token_secret="s" * 40, pii_key="s" * 40)
+    with pytest.raises(ValidationError, match="TROIKA_GRAPHQL_PUBLIC_INTROSPECTION is for development"):
+        Settings(
+            env=Environment.PRODUCTION,
+            var_dir=tmp_path,
+            token_secret="p" * 40,
+            pii_key="q" * 40,
+            graphql_public_introspection=True,
+        )

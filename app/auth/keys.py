@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.principal import Principal, PrincipalKind, Role
@@ -81,3 +82,62 @@ async def principal_for_key(session: AsyncSession, raw: str) -> Principal | None
         channel=Channel(row.channel) if row.channel else None,
         roles=frozenset(Role(r) for r in row.roles.split(",") if r),
     )
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A key as operators see it: never the key, only its first characters."""
+
+    id: int
+    prefix: str
+    kind: str
+    channel: str | None
+    roles: str
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+async def list_keys(session: AsyncSession) -> list[KeyInfo]:
+    rows = await session.execute(
+        select(
+            ApiKey.id,
+            ApiKey.prefix,
+            ApiKey.kind,
+            ApiKey.channel,
+            ApiKey.roles,
+            ApiKey.name,
+            ApiKey.created_at,
+            ApiKey.revoked_at,
+        ).order_by(ApiKey.id)
+    )
+    return [KeyInfo(*row) for row in rows]
+
+
+async def find_keys(session: AsyncSession, ref: str) -> list[KeyInfo]:
+    """Keys by id, by the key itself, or by its first characters (as `troika keys list` shows)."""
+    ref = ref.strip()
+    keys = await list_keys(session)
+    if ref.isdigit():
+        return [k for k in keys if k.id == int(ref)]
+    if ref.startswith("trk_"):
+        by_hash = (await session.execute(select(ApiKey.id).where(ApiKey.key_hash == hash_key(ref)))).scalar()
+        if by_hash is not None:
+            return [k for k in keys if k.id == by_hash]
+    if len(ref) < 4:
+        return []
+    return [k for k in keys if k.prefix.startswith(ref) or ref.startswith(k.prefix)]
+
+
+async def revoke_key(session: AsyncSession, key_id: int) -> bool:
+    """Revoke a live key; False when it was revoked already."""
+    result = await session.execute(
+        update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+async def revoked_since(session: AsyncSession, since: datetime) -> list[int]:
+    """Keys revoked at or after `since` (running servers forget them)."""
+    rows = await session.execute(select(ApiKey.id).where(ApiKey.revoked_at >= since))
+    return list(rows.scalars())

@@ -8,20 +8,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from wechatpy.crypto import WeChatWxaCrypto
 from wechatpy.exceptions import InvalidAppIdException
 
-from app.auth.tokens import mint_session
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind, LinkOutcome, UserRecord
 from app.errors import DomainError, IdentityConflict, InvalidInput
 from app.sealing import seal, unseal
+from app.services import sessions
 from app.services.identity import IdentityGraph, LinkRequest, PhoneProof, make_key
 from app.services.phone_codes import PhoneCodes
+from app.services.sessions import IssuedSession
 from app.settings import Settings
 from app.stores import identity as identity_store
 from app.stores import wechat as store
@@ -33,10 +33,9 @@ SESSION_KEY = "wechat-session-key"
 
 @dataclass(frozen=True)
 class Grant:
-    """An end-user session: the token, when it ends, and whose it is."""
+    """An end-user session (access and refresh tokens), and whose it is."""
 
-    token: str
-    expires_at: datetime
+    issued: IssuedSession
     user: UserRecord
 
 
@@ -67,12 +66,9 @@ class Accounts:
         self.write = write
         self.read = read
 
-    def _grant(self, user: UserRecord) -> Grant:
-        s = self.settings
-        token, expires = mint_session(
-            user.id, secret=s.secret("token_secret"), ttl_seconds=s.session_ttl_seconds
-        )
-        return Grant(token, expires, user)
+    async def _grant(self, user: UserRecord) -> Grant:
+        issued = await self.write(lambda session: sessions.issue(session, user.id, self.settings))
+        return Grant(issued, user)
 
     def phone_key(self, raw: str) -> IdentityKey:
         return make_key(IdentityKind.PHONE, raw, None, phone_region=self.settings.phone_default_region)
@@ -119,7 +115,7 @@ class Accounts:
 
         outcome = await self.write(link)
         assert outcome.user is not None
-        return self._grant(outcome.user)
+        return await self._grant(outcome.user)
 
     # -- phones ------------------------------------------------------------------------------
     async def request_phone_code(self, phone: str, *, requester: str) -> None:
@@ -137,7 +133,7 @@ class Accounts:
                 user_id=None, phone=key, actor="phone-login", source="phone verified by SMS"
             )
 
-        return self._grant((await self.write(prove)).user)
+        return await self._grant((await self.write(prove)).user)
 
     async def bind_phone(
         self,

@@ -16,7 +16,6 @@ from app.entitlements.records import AuditRecord
 from app.errors import InvalidInput
 from app.stores import audit as store
 
-MAX_PAGE = 100
 _KINDS = {"user": "user", "service": "service", "operator": "operator"}
 
 
@@ -62,9 +61,7 @@ def _cursor(raw: str | None) -> int | None:
 async def page(
     session: AsyncSession, *, first: int, after: str | None, user_id: int | None, action: str | None
 ) -> AuditPage:
-    """Newest first; `after` is the `endCursor` of the previous page."""
-    if not 0 <= first <= MAX_PAGE:
-        raise InvalidInput(f"`first` must be between 0 and {MAX_PAGE}", field="first")
+    """Newest first; `after` is the `endCursor` of the previous page (the resolver caps `first`)."""
     rows = await store.page(
         session, first=first, before_id=_cursor(after), target_user_id=user_id, action=action
     )

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from tests.factories.auth import operator_key
 from tests.factories.identity import LINK, link
-from tests.helpers import Gql
+from tests.helpers import Gql, untraced
 
 USER = "query ($id: ID!) { user(id: $id) { id identities { kind namespace value channel } } }"
 
@@ -69,7 +69,7 @@ async def test_two_openids_of_one_appid_are_two_people(app: FastAPI, gql: Gql) -
         token=token,
         code="IDENTITY_CONFLICT",
     )
-    assert error["extensions"] == {
+    assert untraced(error["extensions"]) == {
         "code": "IDENTITY_CONFLICT",
         "kind": "OPENID",
         "namespace": mp,

@@ -243,6 +243,8 @@ CHANGES: dict[str, tuple[Change | None, Change]] = {
 # proves the cached view survives them.
 NO_USER_VIEW = {
     "requestPhoneCode": "sends an SMS code and keeps only its hash: nothing a user's view shows",
+    "refreshSession": "sessions are not part of `User`",
+    "revokeSession": "sessions are not part of `User`",
 }
 
 

@@ -1,0 +1,206 @@
+"""Validation as the caller may see it, after the bounds that cost nothing to check.
+
+strawberry's token, depth and alias limiters take their maximum from the request's settings (the
+schema is shared by every app of the process); their errors carry OPERATION_LIMIT_EXCEEDED.
+`CallerValidation` then checks, in this order: directives, repeated fields and cost on the parsed
+document (graphql_schema/limits.py), and only then validates, with introspection refused and
+suggestions ("Did you mean …") left out for everyone but operators. Results are cached per query
+text, rules and caller class, like strawberry's ValidationCache which this replaces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    ValidationContext,
+    validate,
+)
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+from strawberry.types import ExecutionContext
+
+from app.context import RequestContext
+from app.settings import Settings
+from graphql_schema.limits import (
+    LIMIT_EXCEEDED,
+    Limits,
+    cost_error,
+    directives_error,
+    field_repeats_error,
+    limit_error,
+)
+
+Rules = tuple[type[ASTValidationRule], ...]
+_DEFAULT_LIMITS = Limits.of(Settings.model_construct())
+
+
+def limits_of(execution_context: ExecutionContext) -> Limits:
+    context = execution_context.context
+    return Limits.of(context.settings) if isinstance(context, RequestContext) else _DEFAULT_LIMITS
+
+
+def _coded(rule: type[ASTValidationRule], limit: str, maximum: int) -> type[ASTValidationRule]:
+    """strawberry's limiter rule, its errors carrying our code (they report while constructed)."""
+
+    class Coded(rule):  # type: ignore[misc, valid-type]
+        def __init__(self, context: ValidationContext) -> None:
+            report = context.on_error
+
+            def on_error(error: GraphQLError) -> None:
+                report(limit_error(limit, maximum, error.message, list(error.nodes or [])))
+
+            context.on_error = on_error  # type: ignore[method-assign]
+            try:
+                super().__init__(context)
+            finally:
+                context.on_error = report  # type: ignore[method-assign]
+
+    return Coded
+
+
+@lru_cache(maxsize=32)
+def _depth_rules(maximum: int) -> Rules:
+    return tuple(_coded(r, "depth", maximum) for r in QueryDepthLimiter(max_depth=maximum).validation_rules)
+
+
+@lru_cache(maxsize=32)
+def _alias_rules(maximum: int) -> Rules:
+    limiter = MaxAliasesLimiter(max_alias_count=maximum)
+    return tuple(_coded(r, "aliases", maximum) for r in limiter.validation_rules)
+
+
+class TokenLimit(MaxTokensLimiter):
+    """strawberry's token limit (the parser stops past it), at TROIKA_GRAPHQL_MAX_TOKENS."""
+
+    def __init__(self) -> None:
+        super().__init__(max_token_count=_DEFAULT_LIMITS.tokens)
+
+    def on_operation(self) -> Iterator[None]:
+        self.max_token_count = limits_of(self.execution_context).tokens
+        yield from super().on_operation()
+
+
+class CachedParse(ParserCache):
+    """strawberry's parser cache, except that a document that does not parse is left to strawberry
+    to parse again: its error then stays inside the operation, where it is masked and coded (raised
+    from this hook it would escape ErrorCodes, and end a subscription's WebSocket)."""
+
+    def on_parse(self) -> Iterator[None]:
+        ec = self.execution_context
+        try:
+            ec.graphql_document = self.cached_parse_document(ec.query, **ec.parse_options)
+        except Exception:  # noqa: BLE001 - reported by strawberry's own parse, right after
+            ec.graphql_document = None
+        yield
+
+
+class DepthLimit(QueryDepthLimiter):
+    """strawberry's depth limit (introspection fields not counted), at TROIKA_GRAPHQL_MAX_DEPTH."""
+
+    def __init__(self) -> None:
+        self.validation_rules = list(_depth_rules(_DEFAULT_LIMITS.depth))
+
+    def on_operation(self) -> Iterator[None]:
+        self.validation_rules = list(_depth_rules(limits_of(self.execution_context).depth))
+        yield from super().on_operation()
+
+
+class AliasLimit(MaxAliasesLimiter):
+    """strawberry's alias limit, at TROIKA_GRAPHQL_MAX_ALIASES."""
+
+    def __init__(self) -> None:
+        self.validation_rules = list(_alias_rules(_DEFAULT_LIMITS.aliases))
+
+    def on_operation(self) -> Iterator[None]:
+        self.validation_rules = list(_alias_rules(limits_of(self.execution_context).aliases))
+        yield from super().on_operation()
+
+
+_validated: LRUCache[tuple[str, Rules, bool], list[GraphQLError]] = LRUCache(maxsize=1024)
+
+
+def is_limit_error(error: GraphQLError) -> bool:
+    return (error.extensions or {}).get("code") == LIMIT_EXCEEDED
+
+
+def _unnamed_choice(ec: ExecutionContext, document: DocumentNode) -> GraphQLError | None:
+    """GraphQL's GetOperation: several operations and no operationName is a request error
+    (strawberry would run the first one)."""
+    if getattr(ec, "_provided_operation_name", None) is not None:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) <= 1:
+        return None
+    message = "the document holds several operations: name the one to run in `operationName`"
+    return GraphQLError(message, extensions={"code": "OPERATION_RESOLUTION_FAILURE"})
+
+
+class CallerValidation(SchemaExtension):
+    """Bounds first, then validation as this caller may see it; over a limit, one error only."""
+
+    def on_validate(self) -> Iterator[None]:
+        ec = self.execution_context
+        ctx = ec.context
+        caller = ctx if isinstance(ctx, RequestContext) else None
+        document = ec.graphql_document
+        assert document is not None
+        limits = limits_of(ec)
+        checks: tuple[Callable[[], GraphQLError | None], ...] = (
+            lambda: _unnamed_choice(ec, document),
+            lambda: directives_error(document, limits),
+            lambda: field_repeats_error(document, limits),
+            lambda: cost_error(ec.schema._schema, document, ec.variables, limits),
+        )
+        for check in checks:
+            if (error := check()) is not None:
+                ec.pre_execution_errors = [error]
+                yield
+                return
+        rules: Rules = (*ec.validation_rules, MaybeNullValidationRule, OneOfInputValidationRule)
+        if caller is None or not caller.may_explore:
+            rules = (*rules, NoSchemaIntrospectionCustomRule)
+        hide = caller is None or not caller.is_operator
+        key = (ec.query, rules, hide) if isinstance(ec.query, str) else None
+        errors = _validated.get(key) if key is not None else None
+        if errors is None:
+            errors = validate(ec.schema._schema, document, rules, hide_suggestions=hide)
+            if key is not None:
+                _validated[key] = errors
+        limited = [e for e in errors if is_limit_error(e)]
+        ec.pre_execution_errors = limited[:1] or list(errors)
+        yield
+
+
+class CallerExecutor(StrawberryGraphQLCoreExecutionContext):
+    """Variable values are checked here, not in validation: their errors suggest to operators only."""
+
+    @classmethod
+    def build(
+        cls,
+        schema: Any,
+        document: Any,
+        root_value: Any = None,
+        context_value: Any = None,
+        *args: Any,
+        **kw: Any,
+    ) -> Any:
+        is_operator = isinstance(context_value, RequestContext) and context_value.is_operator
+        kw["hide_suggestions"] = not is_operator
+        return super().build(schema, document, root_value, context_value, *args, **kw)
