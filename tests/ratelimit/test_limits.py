@@ -88,9 +88,8 @@ async def new_user_via(client: httpx.AsyncClient, admin: str) -> str:
 async def test_sign_in_mutations_have_a_stricter_policy(settings: Settings) -> None:
     async with served(settings, rate_limit_login="2/minute") as (_app, client):
         for n in range(2):
-            fresh = {
-                "query": f'mutation {{ wechatLogin(channel: APP, code: "fresh-{n}-{uuid.uuid4().hex}") {{ token }} }}'
-            }
+            code = f"fresh-{n}-{uuid.uuid4().hex}"  # the fake WeChat takes each code once
+            fresh = {"query": f'mutation {{ wechatLogin(channel: APP, code: "{code}") {{ token }} }}'}
             response = await post(client, fresh)
             assert response.status_code == 200
             assert response.json()["data"]["wechatLogin"]["token"]  # past the limiter: signed in
