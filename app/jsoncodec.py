@@ -17,7 +17,11 @@ def loads(data: bytes | str) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except RecursionError:  # orjson stops at 1,024 levels; the standard library would overflow
+            text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+            raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
 
 
 def dumps(value: Any) -> str:
