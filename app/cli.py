@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -23,12 +24,15 @@ from app.settings import Environment, Settings, get_settings
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
-    """Alembic config for our migrations, pointed at `database_url`."""
+def alembic_config(database_url: str, settings: Settings | None = None) -> Config:
+    """Alembic config for our migrations, pointed at `database_url`; data migrations that encrypt
+    use the keys of `settings` (else the process's: migrations/keys.py)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     cfg.attributes["configure_logging"] = False
+    if settings is not None:
+        cfg.attributes["troika.settings"] = settings
     return cfg
 
 
@@ -36,14 +40,25 @@ def migrate(settings: Settings) -> None:
     """Bring the database to the newest schema (creates var/ for the SQLite default)."""
     if settings.is_sqlite:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings.database_url), "hub@head")
+    command.upgrade(alembic_config(settings.database_url, settings), "hub@head")
     for url in dict.fromkeys(settings.channel_database_url(c) for c in Channel):
-        command.upgrade(alembic_config(url), "channel@head")
+        command.upgrade(alembic_config(url, settings), "channel@head")
+
+
+def cli_actor() -> str:
+    """Who the audit log says ran a command: the operating-system account."""
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
 
 
 @click.group()
 def main() -> None:
     """Troika: one customer across mini program, official account and APP."""
+    from app import logscrub
+
+    logscrub.install(get_settings())
 
 
 @main.command("migrate")
@@ -126,6 +141,7 @@ def keys_create(kind: str, channel: str | None, roles: tuple[str, ...], name: st
                 channel=Channel(channel) if channel else None,
                 roles=frozenset(Role(r) for r in roles),
                 name=name,
+                actor=cli_actor(),
             )
         return new.raw
 
@@ -169,6 +185,7 @@ def dev_token(host: str, port: int) -> None:
                 kind=PrincipalKind.OPERATOR,
                 roles=frozenset({Role.ADMIN, Role.PII_READER}),
                 name="development operator",
+                actor=cli_actor(),
             )
         path.write_text(new.raw)
         path.chmod(0o600)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,6 +18,7 @@ from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
 from app.integrations import Integrations
+from app.services.audit import TRACE_ID
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
@@ -38,6 +40,7 @@ class RequestContext:
         feed: ChangeFeed | None = None,
         integrations: Integrations | None = None,
         client: str | None = None,
+        trace_id: str | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -48,6 +51,9 @@ class RequestContext:
         self.client = client  # the caller's address, for abuse limits on anonymous doors
         self.loaders = Loaders(db, dictionary)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
+        # Quoted in every error of the response and in the log lines about it, and in the audit
+        # entries the request writes.
+        self.trace_id = trace_id or new_trace_id()
         # What a cached copy of this response would depend on (app/response_cache.py): the users
         # read with their data versions (None once anything uncacheable was read), and a time
         # after which the answer changes by itself (a membership expiring).
@@ -100,6 +106,7 @@ class RequestContext:
 
         async def attempt() -> T:
             async with self.db.write_sessions() as session, session.begin():
+                session.info[TRACE_ID] = self.trace_id
                 return await work(session)
 
         result = await retrying(
@@ -117,3 +124,15 @@ class RequestContext:
         """A short read-only session for a resolver's one-off lookup."""
         async with self.db.read_sessions() as session:
             yield session
+
+    async def reveal_pii(self, user_id: int, field: str) -> None:
+        """About to show `user_id`'s unmasked PII in `field`: audit it first (the request's reads
+        batched into one write), and keep this answer out of the response cache, whose hits
+        would show it again with no audit entry."""
+        self.uncacheable()
+        await self.loaders.pii_read_by_user_id(self.principal.actor, self.trace_id).load((user_id, field))
+
+
+def new_trace_id() -> str:
+    """A short random id that finds a request's errors in the log (and its audit entries)."""
+    return secrets.token_hex(8)

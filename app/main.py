@@ -18,6 +18,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types.unset import UNSET, UnsetType
 
+from app import logscrub
 from app.auth.authenticate import Authenticator, AuthResult
 from app.context import RequestContext
 from app.db.engine import Database, make_database
@@ -98,13 +99,14 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings`; engines are created here and disposed on shutdown."""
     settings = settings or get_settings()
+    logscrub.install(settings)  # no phone, token or key reaches a log from here on
     catalogue_for(settings)  # a broken tier or role catalogue fails here, not on a request
     db = make_database(settings)
     dictionary = load_dictionary(settings.data_dictionary_path)
 
     authenticate = Authenticator(db, settings)
     doorbell = Doorbell(settings.redis_url)
-    db.write_sessions.configure(info={ON_COMMITTED: [doorbell.ring]})
+    db.write_sessions.configure(info={**db.write_sessions.kw["info"], ON_COMMITTED: [doorbell.ring]})
     feed = ChangeFeed(
         db,
         doorbell,

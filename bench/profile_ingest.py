@@ -39,6 +39,7 @@ from app.db.engine import make_database
 from app.db.models import Identity
 from app.domain import Channel
 from app.main import create_app
+from app.pii import PHONE, keyring_of
 from app.settings import Settings
 from bench import harness
 from bench.generate import bench_settings
@@ -95,9 +96,10 @@ async def prepare(settings: Settings, pool: int) -> tuple[str, list[str], list[s
 
 
 async def existing_phones(session: AsyncSession, limit: int) -> list[str]:
-    """Phones of the dataset, as E.164."""
-    stmt = select(Identity.value).where(Identity.kind == "PHONE").order_by(Identity.value).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    """Phones of the dataset, as E.164 (opened with the bench's keys)."""
+    stmt = select(Identity.sealed).where(Identity.kind == "PHONE").order_by(Identity.value).limit(limit)
+    keyring = keyring_of(session)
+    return [keyring.unseal(s, purpose=PHONE) for s in (await session.execute(stmt)).scalars() if s]
 
 
 def bodies(

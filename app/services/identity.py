@@ -21,6 +21,7 @@ from app.domain import (
 )
 from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
 from app.phones import mask_phone, normalize_phone
+from app.services import audit
 from app.services.changes import Topic, users_changed
 from app.services.consents import ConsentLedger
 from app.stores import identity as store
@@ -56,6 +57,12 @@ def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_reg
 def shown(key: IdentityKey) -> str:
     """An identity's value as an error message may show it (phones masked)."""
     return mask_phone(key.value) if key.kind is IdentityKind.PHONE else key.value
+
+
+def audited(key: IdentityKey | IdentityRecord, **more: object) -> dict[str, object]:
+    """An identity as the audit log names it: kind and namespace, never the value (the log outlives
+    an erasure, so it holds nothing that identifies a person but user ids)."""
+    return {"kind": key.kind.value, "namespace": key.namespace or None, **more}
 
 
 @dataclass(frozen=True)
@@ -143,6 +150,7 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
+        await self._audit_links(survivor.id, new_keys, req)
         if merges:
             await users_changed(s, [u.id for u in users], topics=[Topic.MERGE])
         if new_keys:
@@ -190,11 +198,13 @@ class IdentityGraph:
             raise _Retry
         held = await store.identities_by_user_ids(s, list(ids))
         at = utcnow()
+        proven = {"source": source}
         if held_by is not None and held_by.user_id == target.id:
             if not held_by.verified:
                 await store.mark_verified(
                     s, held_by, user_id=target.id, rule="verified", source=source, actor=actor, at=at
                 )
+                await self._record(actor, "identity.prove-phone", target.id, audited(phone, **proven))
                 await users_changed(s, [target.id], topics=[Topic.IDENTITY])
             return PhoneProof(target, (), None, False)
         mine = list(held[target.id])
@@ -211,10 +221,12 @@ class IdentityGraph:
                 rule="replaced",
                 source=f"replaced by {shown(phone)}, {source}"[:200],
             )
+            await self._record(actor, "identity.replace", target.id, audited(old, identityId=old.id))
             mine.remove(old)
         await users_changed(s, [target.id], topics=[Topic.IDENTITY])
         if held_by is None:
             await self._link_proven(target.id, phone, actor=actor, source=source)
+            await self._record(actor, "identity.prove-phone", target.id, audited(phone, **proven))
             return PhoneProof(target, (), None, old is not None)
         other_id = held_by.user_id
         try:
@@ -232,6 +244,10 @@ class IdentityGraph:
                 source=f"recycled: proven by user {target.id}, {source}"[:200],
             )
             await self._link_proven(target.id, phone, actor=actor, source=source)
+            await self._record(actor, "identity.recycle", other_id, audited(phone, provedBy=target.id))
+            await self._record(
+                actor, "identity.prove-phone", target.id, audited(phone, recycledFrom=other_id, **proven)
+            )
             await users_changed(s, [other_id], topics=[Topic.IDENTITY])
             return PhoneProof(target, (), other_id, old is not None)
         other = (await store.users_by_ids(s, [other_id]))[other_id]
@@ -241,6 +257,9 @@ class IdentityGraph:
         merge = await self._merge(survivor, absorbed, brought, actor, reason)
         await store.mark_verified(
             s, held_by, user_id=survivor.id, rule="verified", source=source, actor=actor, at=at
+        )
+        await self._record(
+            actor, "identity.prove-phone", survivor.id, audited(phone, mergeId=merge.id, **proven)
         )
         await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE, Topic.IDENTITY])
         return PhoneProof(survivor, (merge,), None, old is not None)
@@ -294,6 +313,12 @@ class IdentityGraph:
             inserted = await bulk.link_if_free(s, rows, at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
             await bulk.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+            await audit.record_many(
+                s,
+                actor=actor,
+                action="identity.link",
+                entries=[(i.user_id, audited(i, rule=rule, created=True)) for i in inserted],
+            )
             if announce:
                 await users_changed(s, claimed, topics=[Topic.IDENTITY])
         owners.update({i.key: i.user_id for i in inserted})
@@ -320,8 +345,23 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
+        await self._audit_links(user.id, keys, req, created=True)
         await users_changed(self.session, [user.id], topics=[Topic.IDENTITY])
         return LinkOutcome(user=user, merges=(), dry_run=False)
+
+    async def _record(self, actor: str, action: str, user_id: int, details: dict[str, object]) -> None:
+        await audit.record(self.session, actor=actor, action=action, user_id=user_id, details=details)
+
+    async def _audit_links(
+        self, user_id: int, keys: Sequence[IdentityKey], req: LinkRequest, *, created: bool = False
+    ) -> None:
+        more = {"rule": req.rule, "verified": req.verified} | ({"created": True} if created else {})
+        await audit.record_many(
+            self.session,
+            actor=req.actor,
+            action="identity.link",
+            entries=[(user_id, audited(k, **more)) for k in keys],
+        )
 
     async def _merge(
         self,
@@ -352,6 +392,12 @@ class IdentityGraph:
             await store.add_edge(
                 s, action="merge", user_id=survivor.id, identity=ident, at=at, actor=actor, merge_id=merge.id
             )
+        await self._record(
+            actor,
+            "identity.merge",
+            survivor.id,
+            {"mergeId": merge.id, "absorbedId": absorbed.id, "identities": [audited(i) for i in identities]},
+        )
         return merge
 
     async def unlink(self, *, user_id: int, key: IdentityKey, actor: str) -> UserRecord:
@@ -368,6 +414,7 @@ class IdentityGraph:
             )
         await store.delete_identity(s, held.id)
         await store.add_edge(s, action="unlink", user_id=user.id, identity=held, at=utcnow(), actor=actor)
+        await self._record(actor, "identity.unlink", user.id, audited(held, identityId=held.id))
         await users_changed(s, [user.id], topics=[Topic.IDENTITY])
         return user
 
@@ -379,7 +426,9 @@ class IdentityGraph:
             raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
         if merge.undone_at is not None:
             raise DomainError(f"merge {merge_id} was already undone", code="MERGE_ALREADY_UNDONE")
-        survivor = (await store.resolve_users(s, [merge.survivor_id]))[merge.survivor_id]
+        survivor = (await store.resolve_users(s, [merge.survivor_id])).get(merge.survivor_id)
+        if survivor is None:  # the people it joined were erased
+            raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
         await store.lock_users(s, {survivor.id, merge.absorbed_id})
         absorbed = (await store.users_by_ids(s, [merge.absorbed_id]))[merge.absorbed_id]
         brought = await store.identities_by_ids(s, await store.merge_identity_ids(s, merge_id))
@@ -401,6 +450,12 @@ class IdentityGraph:
         # The consents of the merge's own survivor, even if a later merge absorbed it since.
         await ConsentLedger(s).unmerged(
             survivor_id=merge.survivor_id, absorbed_id=absorbed.id, merge_id=merge_id, actor=actor, at=at
+        )
+        await self._record(
+            actor,
+            "identity.unmerge",
+            survivor.id,
+            {"mergeId": merge_id, "restoredId": absorbed.id, "identities": [audited(i) for i in back]},
         )
         await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE])
         return survivor, absorbed
