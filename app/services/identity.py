@@ -313,11 +313,15 @@ class IdentityGraph:
             inserted = await bulk.link_if_free(s, rows, at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
             await bulk.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+            details: dict[tuple[IdentityKind, str], dict[str, object]] = {}  # alike: one JSON document
+            for i in inserted:
+                if (i.kind, i.namespace) not in details:
+                    details[(i.kind, i.namespace)] = audited(i, rule=rule, created=True)
             await audit.record_many(
                 s,
                 actor=actor,
                 action="identity.link",
-                entries=[(i.user_id, audited(i, rule=rule, created=True)) for i in inserted],
+                entries=[(i.user_id, details[(i.kind, i.namespace)]) for i in inserted],
             )
             if announce:
                 await users_changed(s, claimed, topics=[Topic.IDENTITY])
