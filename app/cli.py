@@ -15,6 +15,7 @@ from app.auth.keys import create_key, principal_for_key
 from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
 from app.cli_ingest import deadletters, import_records
+from app.cli_pii import pii
 from app.cli_support import with_db
 from app.cli_wechat import wechat
 from app.db.engine import Database
@@ -205,3 +206,4 @@ def dev_token(host: str, port: int) -> None:
 main.add_command(import_records)
 main.add_command(deadletters)
 main.add_command(wechat)
+main.add_command(pii)
