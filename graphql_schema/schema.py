@@ -14,12 +14,13 @@ from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
+from graphql_schema.pii import PiiMutation, PiiQuery
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.wechat import WechatMutation
 
-Query = merge_types("Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery))
+Query = merge_types("Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery))
 Mutation = merge_types(
-    "Mutation", (WechatMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation)
+    "Mutation", (WechatMutation, IdentityMutation, EntitlementsMutation, ChannelDataMutation, PiiMutation)
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))
 

@@ -128,7 +128,7 @@ class Ingestor:
                     known = keys[who] = (
                         key,
                         pii.ref_of(keyring, key),
-                        pii.sealed_value(keyring, key.kind, key.value),
+                        pii.sealed_value(keyring, key.kind, rec.identity_value),  # as sent
                     )
             except RecordRejected as exc:
                 text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
