@@ -12,7 +12,8 @@ from app.context import RequestContext
 from app.domain import Channel, IdentityKey, IdentityKind, IdentityRecord, LinkOutcome, UserRecord
 from app.errors import Forbidden, InvalidInput
 from app.phones import mask_phone
-from app.services.identity import IdentityGraph, LinkRequest, make_key
+from app.services.identity import IdentityGraph, make_key
+from app.services.identity_rules import LinkRequest
 from app.stores import identity as store
 
 MAX_PAGE = 100

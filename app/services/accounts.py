@@ -20,8 +20,10 @@ from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind, LinkOutcome, UserRecord
 from app.errors import DomainError, IdentityConflict, InvalidInput
 from app.sealing import keyring_for
-from app.services.identity import IdentityGraph, LinkRequest, PhoneProof, make_key
+from app.services.identity import IdentityGraph, make_key
+from app.services.identity_rules import LinkRequest
 from app.services.phone_codes import PhoneCodes
+from app.services.phone_proof import PhoneProof
 from app.settings import Settings
 from app.stores import identity as identity_store
 from app.stores import wechat as store

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,19 +18,22 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
-from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
-from app.phones import mask_phone, normalize_phone
+from app.errors import DomainError, InvalidInput, NotFound
+from app.phones import normalize_phone
 from app.services import audit
 from app.services.changes import Topic, users_changed
 from app.services.consents import ConsentLedger
+from app.services.identity_rules import (
+    MAX_ATTEMPTS,
+    LinkRequest,
+    Retry,
+    audited,
+    check_one_per_namespace,
+    shown,
+)
+from app.services.phone_proof import PhoneProof, ProvenPhones
 from app.stores import identity as store
 from app.stores import identity_bulk as bulk
-
-MAX_ATTEMPTS = 3
-
-
-class _Retry(Exception):
-    """The graph moved under us between reading and locking; plan again."""
 
 
 def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str) -> IdentityKey:
@@ -54,44 +56,12 @@ def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_reg
     return IdentityKey(kind, namespace, value)
 
 
-def shown(key: IdentityKey) -> str:
-    """An identity's value as an error message may show it (phones masked)."""
-    return mask_phone(key.value) if key.kind is IdentityKind.PHONE else key.value
-
-
-def audited(key: IdentityKey | IdentityRecord, **more: object) -> dict[str, object]:
-    """An identity as the audit log names it: kind and namespace, never the value (the log outlives
-    an erasure, so it holds nothing that identifies a person but user ids)."""
-    return {"kind": key.kind.value, "namespace": key.namespace or None, **more}
-
-
-@dataclass(frozen=True)
-class PhoneProof:
-    """What proving a phone did: the user now holding it, a merge, or whose link was recycled."""
-
-    user: UserRecord
-    merges: tuple[MergeRecord, ...]
-    recycled_from: int | None
-    replaced: bool
-
-
 @dataclass(frozen=True)
 class EnsuredUsers:
     """Who owns each identity, and which of those users ensure_users created."""
 
     owners: dict[IdentityKey, int]
     created: frozenset[int]
-
-
-@dataclass(frozen=True)
-class LinkRequest:
-    keys: Sequence[IdentityKey]
-    user_id: int | None
-    actor: str
-    rule: str
-    source: str
-    verified: bool = False
-    dry_run: bool = False
 
 
 class IdentityGraph:
@@ -106,7 +76,7 @@ class IdentityGraph:
             try:
                 async with self.session.begin_nested():
                     return await self._link_once(req)
-            except (_Retry, IntegrityError):
+            except (Retry, IntegrityError):
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
@@ -125,11 +95,11 @@ class IdentityGraph:
             return await self._create(req)
         locked = await store.lock_users(s, ids)
         if any(locked.get(i, -1) is not None for i in ids):
-            raise _Retry  # a participant was merged away after we read its identities
+            raise Retry  # a participant was merged away after we read its identities
         users = sorted((await store.users_by_ids(s, ids)).values(), key=lambda u: (u.created_at, u.id))
         held = await store.identities_by_user_ids(s, [u.id for u in users])
         new_keys = [k for k in dict.fromkeys(req.keys) if k not in owners]
-        _check_one_per_namespace(held, new_keys, users[0].id)
+        check_one_per_namespace(held, new_keys, users[0].id)
         survivor, absorbed = users[0], users[1:]
         at = utcnow()
         reason = "link of " + ", ".join(f"{k.describe()} {shown(k)}" for k in req.keys)
@@ -160,121 +130,8 @@ class IdentityGraph:
     async def prove_phone(
         self, *, user_id: int | None, phone: IdentityKey, actor: str, source: str
     ) -> PhoneProof:
-        """A phone the person just proved (SMS, WeChat): bind it to `user_id`, or sign in by it.
-
-        The user's previous phone is replaced. A phone held by another user merges the two, unless
-        they cannot be one person (the merge would conflict): then the number was recycled, and it
-        moves here while the former owner's link is closed with that reason. Never refused.
-        """
-        assert phone.kind is IdentityKind.PHONE
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                async with self.session.begin_nested():
-                    return await self._prove_phone_once(user_id, phone, actor, source)
-            except (_Retry, IntegrityError):
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _prove_phone_once(
-        self, user_id: int | None, phone: IdentityKey, actor: str, source: str
-    ) -> PhoneProof:
-        s = self.session
-        await store.lock_identity_keys(s, [phone])
-        held_by = (await store.identities_by_keys(s, [phone])).get(phone)
-        if user_id is None:  # signing in with the phone: its holder, or a new user
-            if held_by is None:
-                link = LinkRequest([phone], None, actor, "verified", source, verified=True)
-                created = (await self._create(link)).user
-                assert created is not None
-                return PhoneProof(created, (), None, False)
-            user_id = held_by.user_id
-        target = (await store.resolve_users(s, [user_id])).get(user_id)
-        if target is None:
-            raise NotFound(f"user {user_id} does not exist", code="USER_NOT_FOUND")
-        ids = {target.id} | ({held_by.user_id} if held_by else set())
-        locked = await store.lock_users(s, ids)
-        if any(locked.get(i, -1) is not None for i in ids):
-            raise _Retry
-        held = await store.identities_by_user_ids(s, list(ids))
-        at = utcnow()
-        proven = {"source": source}
-        if held_by is not None and held_by.user_id == target.id:
-            if not held_by.verified:
-                await store.mark_verified(
-                    s, held_by, user_id=target.id, rule="verified", source=source, actor=actor, at=at
-                )
-                await self._record(actor, "identity.prove-phone", target.id, audited(phone, **proven))
-                await users_changed(s, [target.id], topics=[Topic.IDENTITY])
-            return PhoneProof(target, (), None, False)
-        mine = list(held[target.id])
-        old = next((i for i in mine if i.kind is IdentityKind.PHONE), None)
-        if old is not None:
-            await store.delete_identity(s, old.id)
-            await store.add_edge(
-                s,
-                action="unlink",
-                user_id=target.id,
-                identity=old,
-                at=at,
-                actor=actor,
-                rule="replaced",
-                source=f"replaced by {shown(phone)}, {source}"[:200],
-            )
-            await self._record(actor, "identity.replace", target.id, audited(old, identityId=old.id))
-            mine.remove(old)
-        await users_changed(s, [target.id], topics=[Topic.IDENTITY])
-        if held_by is None:
-            await self._link_proven(target.id, phone, actor=actor, source=source)
-            await self._record(actor, "identity.prove-phone", target.id, audited(phone, **proven))
-            return PhoneProof(target, (), None, old is not None)
-        other_id = held_by.user_id
-        try:
-            _check_one_per_namespace({target.id: mine, other_id: held[other_id]}, [], target.id)
-        except IdentityConflict:  # two people: the number changed hands
-            await store.delete_identity(s, held_by.id)
-            await store.add_edge(
-                s,
-                action="unlink",
-                user_id=other_id,
-                identity=held_by,
-                at=at,
-                actor=actor,
-                rule="recycled",
-                source=f"recycled: proven by user {target.id}, {source}"[:200],
-            )
-            await self._link_proven(target.id, phone, actor=actor, source=source)
-            await self._record(actor, "identity.recycle", other_id, audited(phone, provedBy=target.id))
-            await self._record(
-                actor, "identity.prove-phone", target.id, audited(phone, recycledFrom=other_id, **proven)
-            )
-            await users_changed(s, [other_id], topics=[Topic.IDENTITY])
-            return PhoneProof(target, (), other_id, old is not None)
-        other = (await store.users_by_ids(s, [other_id]))[other_id]
-        survivor, absorbed = sorted([target, other], key=lambda u: (u.created_at, u.id))
-        brought = mine if absorbed.id == target.id else list(held[other_id])
-        reason = f"{shown(phone)} proven by user {target.id}: {source}"
-        merge = await self._merge(survivor, absorbed, brought, actor, reason)
-        await store.mark_verified(
-            s, held_by, user_id=survivor.id, rule="verified", source=source, actor=actor, at=at
-        )
-        await self._record(
-            actor, "identity.prove-phone", survivor.id, audited(phone, mergeId=merge.id, **proven)
-        )
-        await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE, Topic.IDENTITY])
-        return PhoneProof(survivor, (merge,), None, old is not None)
-
-    async def _link_proven(self, user_id: int, phone: IdentityKey, *, actor: str, source: str) -> None:
-        await store.insert_identity(
-            self.session,
-            user_id=user_id,
-            key=phone,
-            verified=True,
-            rule="verified",
-            source=source,
-            actor=actor,
-            at=utcnow(),
-        )
+        """A phone the person just proved: app/services/phone_proof.py."""
+        return await ProvenPhones(self).prove(user_id=user_id, phone=phone, actor=actor, source=source)
 
     async def ensure_users(
         self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str, announce: bool = True
@@ -333,7 +190,7 @@ class IdentityGraph:
 
     async def _create(self, req: LinkRequest) -> LinkOutcome:
         keys = list(dict.fromkeys(req.keys))
-        _check_one_per_namespace({}, keys, None)
+        check_one_per_namespace({}, keys, None)
         if req.dry_run:
             return LinkOutcome(user=None, merges=(), dry_run=True)
         at = utcnow()
@@ -463,31 +320,3 @@ class IdentityGraph:
         )
         await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE])
         return survivor, absorbed
-
-
-def _check_one_per_namespace(
-    held: dict[int, list[IdentityRecord]], new_keys: Sequence[IdentityKey], target_id: int | None
-) -> None:
-    """Refuse a link whose resulting user would hold two identities of one (kind, namespace)."""
-    slots: dict[tuple[IdentityKind, str], dict[str, int | None]] = defaultdict(dict)
-    for user_id, identities in held.items():
-        for ident in identities:
-            slots[(ident.kind, ident.namespace)][ident.value] = user_id
-    for key in new_keys:
-        slots[(key.kind, key.namespace)].setdefault(key.value, None)
-    for (kind, namespace), values in slots.items():
-        if len(values) < 2:
-            continue
-        where = f"{kind}" + (f" of {namespace}" if namespace else "")
-        held_by = ", ".join(
-            f"{mask_phone(v) if kind is IdentityKind.PHONE else v}"
-            + (f" (user {u})" if u is not None else " (new)")
-            for v, u in values.items()
-        )
-        raise IdentityConflict(
-            f"one user may hold one {where}; this link would give user "
-            f"{target_id if target_id is not None else '(new)'} {len(values)}: {held_by}",
-            kind=kind.value,
-            namespace=namespace or None,
-            userIds=sorted({str(u) for u in values.values() if u is not None}),
-        )
