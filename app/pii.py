@@ -49,4 +49,7 @@ def ref(kind: IdentityKind | str, namespace: str, stored: str) -> str:
 
 
 def ref_of(keyring: Keyring, key: IdentityKey) -> str:
-    return ref(key.kind, key.namespace, stored_value(keyring, key.kind, key.value))
+    """`ref` of an identity in clear (ingestion asks once per person per batch)."""
+    if key.kind is IdentityKind.PHONE:
+        return f"PHONE|{key.namespace}|{keyring.index(key.value, purpose=PHONE)}"
+    return f"{key.kind}|{key.namespace}|{key.value}"

@@ -125,11 +125,10 @@ class Ingestor:
                 who = (rec.identity_kind, rec.identity_value, rec.identity_namespace)
                 if (known := keys.get(who)) is None:
                     key = self._identity(rec)
-                    known = keys[who] = (
-                        key,
-                        pii.ref_of(keyring, key),
-                        pii.sealed_value(keyring, key.kind, rec.identity_value),  # as sent
-                    )
+                    sealed = None  # a phone is kept sealed, as it was sent (the ref has its index)
+                    if key.kind is IdentityKind.PHONE:
+                        sealed = keyring.seal(rec.identity_value, purpose=pii.PHONE)
+                    known = keys[who] = (key, pii.ref_of(keyring, key), sealed)
             except RecordRejected as exc:
                 text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
                 outcomes[i] = RecordOutcome(_source_id(raw), RecordStatus.REJECTED, str(exc))
