@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from app.auth.keys import KeyInfo, create_key, find_keys, list_keys, principal_f
 from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
 from app.cli_ingest import deadletters, import_records
+from app.cli_pii import pii
 from app.cli_support import with_db
 from app.cli_wechat import wechat
 from app.db.engine import Database
@@ -24,12 +26,15 @@ from app.settings import Environment, Settings, get_settings
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def alembic_config(database_url: str) -> Config:
-    """Alembic config for our migrations, pointed at `database_url`."""
+def alembic_config(database_url: str, settings: Settings | None = None) -> Config:
+    """Alembic config for our migrations, pointed at `database_url`; data migrations that encrypt
+    use the keys of `settings` (else the process's: migrations/keys.py)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     cfg.attributes["configure_logging"] = False
+    if settings is not None:
+        cfg.attributes["troika.settings"] = settings
     return cfg
 
 
@@ -37,14 +42,25 @@ def migrate(settings: Settings) -> None:
     """Bring the database to the newest schema (creates var/ for the SQLite default)."""
     if settings.is_sqlite:
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings.database_url), "hub@head")
+    command.upgrade(alembic_config(settings.database_url, settings), "hub@head")
     for url in dict.fromkeys(settings.channel_database_url(c) for c in Channel):
-        command.upgrade(alembic_config(url), "channel@head")
+        command.upgrade(alembic_config(url, settings), "channel@head")
+
+
+def cli_actor() -> str:
+    """Who the audit log says ran a command: the operating-system account."""
+    try:
+        return f"cli:{getpass.getuser()}"[:64]
+    except (KeyError, OSError):
+        return "cli"
 
 
 @click.group()
 def main() -> None:
     """Troika: one customer across mini program, official account and APP."""
+    from app import logscrub
+
+    logscrub.install(get_settings())
 
 
 @main.command("migrate")
@@ -127,6 +143,7 @@ def keys_create(kind: str, channel: str | None, roles: tuple[str, ...], name: st
                 channel=Channel(channel) if channel else None,
                 roles=frozenset(Role(r) for r in roles),
                 name=name,
+                actor=cli_actor(),
             )
         return new.raw
 
@@ -231,6 +248,7 @@ def dev_token(host: str, port: int) -> None:
                 kind=PrincipalKind.OPERATOR,
                 roles=frozenset({Role.ADMIN, Role.PII_READER}),
                 name="development operator",
+                actor=cli_actor(),
             )
         path.write_text(new.raw)
         path.chmod(0o600)
@@ -250,3 +268,4 @@ def dev_token(host: str, port: int) -> None:
 main.add_command(import_records)
 main.add_command(deadletters)
 main.add_command(wechat)
+main.add_command(pii)

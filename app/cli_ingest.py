@@ -17,8 +17,9 @@ from app.db.engine import Database
 from app.domain import Channel
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
-from app.ingest.service import Ingestor, RecordOutcome, RecordStatus, Unparsable
+from app.ingest.service import DEAD_LETTER, Ingestor, RecordOutcome, RecordStatus, Unparsable
 from app.jsoncodec import loads
+from app.sealing import keyring_for
 from app.settings import get_settings
 from app.stores import channel as store
 
@@ -123,6 +124,7 @@ def deadletters(channel: str | None, limit: int, as_json: bool) -> None:
 
     rows = with_db(settings, work)
     if as_json:
+        keyring = keyring_for(settings)
         for r in rows:
             click.echo(
                 json.dumps(
@@ -131,7 +133,9 @@ def deadletters(channel: str | None, limit: int, as_json: bool) -> None:
                         "id": r.source_id,
                         "reason": r.reason,
                         "receivedAt": r.received_at.isoformat(),
-                        "payload": r.payload,
+                        # Sealed at rest (it may hold a phone anywhere); shown to whoever runs this.
+                        "payload": keyring.try_unseal(r.payload, purpose=DEAD_LETTER)
+                        or "(sealed with a key that is not configured)",
                     },
                     ensure_ascii=False,
                 )

@@ -19,6 +19,7 @@ from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
 from app.integrations import Integrations
 from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
+from app.services.audit import TRACE_ID
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
@@ -138,6 +139,7 @@ class RequestContext:
 
         async def attempt() -> T:
             async with self.db.write_sessions() as session, session.begin():
+                session.info[TRACE_ID] = self.trace_id
                 return await work(session)
 
         result = await retrying(
@@ -156,7 +158,14 @@ class RequestContext:
         async with self.db.read_sessions() as session:
             yield session
 
+    async def reveal_pii(self, user_id: int, field: str) -> None:
+        """About to show `user_id`'s unmasked PII in `field`: audit it first (the request's reads
+        batched into one write), and keep this answer out of the response cache, whose hits
+        would show it again with no audit entry."""
+        self.uncacheable()
+        await self.loaders.pii_read_by_user_id(self.principal.actor, self.trace_id).load((user_id, field))
+
 
 def new_trace_id() -> str:
-    """A short random id that finds a request's errors in the log."""
+    """A short random id that finds a request's errors in the log (and its audit entries)."""
     return secrets.token_hex(8)

@@ -17,7 +17,8 @@ from app.entitlements.records import ConsentChange, Purpose
 from app.ingest.dictionary import load_dictionary
 from app.ingest.service import Ingestor
 from app.services.consents import ConsentLedger
-from app.services.identity import IdentityGraph, LinkRequest
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest
 from app.services.memberships import Memberships
 from app.services.roles import StaffRoles
 from app.settings import Settings, get_settings

@@ -32,11 +32,6 @@ class IdentityKey:
     namespace: str
     value: str
 
-    @property
-    def ref(self) -> str:
-        """How channel stores name this identity (they never hold unified user ids)."""
-        return f"{self.kind}|{self.namespace}|{self.value}"
-
     def describe(self) -> str:
         ns = f"[{self.namespace}]" if self.namespace else ""
         return f"{self.kind}{ns}"
@@ -62,14 +57,12 @@ class IdentityRecord:
     rule: str
     source: str
     actor: str
+    # How channel stores name this identity (app/pii.py): a phone by its blind index.
+    ref: str
 
     @property
     def key(self) -> IdentityKey:
         return IdentityKey(self.kind, self.namespace, self.value)
-
-    @property
-    def ref(self) -> str:
-        return self.key.ref
 
     @property
     def linked_by(self) -> str:
@@ -91,6 +84,7 @@ class EdgeRecord:
     actor: str
     at: datetime
     merge_id: int | None
+    ref: str  # the identity as channel stores name it (app/pii.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ from datetime import timedelta
 from fastapi import FastAPI
 from starlette.routing import Route, WebSocketRoute
 
+from app import logscrub
 from app.auth.authenticate import Authenticator
 from app.db.engine import make_database
 from app.entitlements.catalogue import catalogue_for
@@ -33,13 +34,14 @@ from app.wechat.webhook import official_account_router
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for `settings`; engines are created here and disposed on shutdown."""
     settings = settings or get_settings()
+    logscrub.install(settings)  # no phone, token or key reaches a log from here on
     catalogue_for(settings)  # a broken tier or role catalogue fails here, not on a request
     db = make_database(settings)
     dictionary = load_dictionary(settings.data_dictionary_path)
 
     authenticate = Authenticator(db, settings)
     doorbell = Doorbell(settings.redis_url)
-    db.write_sessions.configure(info={ON_COMMITTED: [doorbell.ring]})
+    db.write_sessions.configure(info={**db.write_sessions.kw["info"], ON_COMMITTED: [doorbell.ring]})
     feed = ChangeFeed(
         db,
         doorbell,

@@ -50,7 +50,14 @@ class Settings(BaseSettings):
     app_database_url: str | None = None
     redis_url: str | None = None
     token_secret: str | None = Field(default=None, repr=False)
+    # PII at rest (app/sealing.py): the encryption keys, newest first, comma-separated
+    # (TROIKA_PII_KEYS); TROIKA_PII_KEY alone is the one-key form. New ciphertexts use the first;
+    # every listed key still decrypts; `troika pii re-encrypt` moves old ciphertexts to the first.
     pii_key: str | None = Field(default=None, repr=False)
+    pii_keys: str | None = Field(default=None, repr=False)
+    # The blind index's key (HMAC-SHA256 of phones: lookups, ownership, refs). Stable: changing it
+    # means re-indexing every phone everywhere (see README "PII at rest").
+    pii_index_key: str | None = Field(default=None, repr=False)
     # End users' sessions (app/services/sessions.py): a short-lived access token, refreshed with
     # a refresh token that rotates on every use.
     session_ttl_seconds: int = 15 * 60
@@ -162,18 +169,24 @@ class Settings(BaseSettings):
             if self.wechat_fake:
                 raise ValueError("TROIKA_WECHAT_FAKE is for development only")
             self.wechat_fake = False
-            missing = [n for n in ("token_secret", "pii_key") if not getattr(self, n)]
+            missing = [n for n in ("token_secret", "pii_index_key") if not getattr(self, n)]
+            if not (self.pii_key or self.pii_keys):
+                missing.insert(1, "pii_key")
             if missing:
                 names = ", ".join(f"TROIKA_{n.upper()}" for n in missing)
                 raise ValueError(f"production mode requires {names}")
             if len(self.secret("token_secret")) < 32:
                 raise ValueError("TROIKA_TOKEN_SECRET must be at least 32 characters")
             self._refuse_development_leftovers()
+            self.pii_secrets()  # a malformed key list stops the start
             return self
-        if not (self.token_secret and self.pii_key):
+        if not (self.token_secret and (self.pii_key or self.pii_keys) and self.pii_index_key):
             stored = _development_secrets(self.var_dir)
             self.token_secret = self.token_secret or stored["token_secret"]
-            self.pii_key = self.pii_key or stored["pii_key"]
+            if not self.pii_keys:
+                self.pii_key = self.pii_key or stored["pii_key"]
+            self.pii_index_key = self.pii_index_key or stored["pii_index_key"]
+        self.pii_secrets()
         for name, appid in DEMO_APPIDS.items():
             if getattr(self, name) is None:
                 setattr(self, name, appid)
@@ -214,6 +227,22 @@ class Settings(BaseSettings):
         own: str | None = getattr(self, f"{channel.lower()}_database_url")
         return own or self.database_url
 
+    def pii_secrets(self) -> list[str]:
+        """The PII encryption keys, newest first: TROIKA_PII_KEYS, else TROIKA_PII_KEY alone."""
+        listed = [k.strip() for k in (self.pii_keys or "").split(",") if k.strip()]
+        if not listed:
+            return [self.secret("pii_key")]
+        if len(set(listed)) != len(listed):
+            raise ValueError("TROIKA_PII_KEYS lists a key twice")
+        if self.pii_key and self.pii_key not in listed:
+            raise ValueError(
+                "TROIKA_PII_KEY is not in TROIKA_PII_KEYS: list it there (older keys after the newest) "
+                "or unset it, so no key that still decrypts data is dropped by accident"
+            )
+        if any(len(k) < 16 for k in listed):
+            raise ValueError("every key of TROIKA_PII_KEYS must be at least 16 characters")
+        return listed
+
     def secret(self, name: str) -> str:
         """Return a secret that the validator guarantees is set."""
         value = getattr(self, name)
@@ -230,15 +259,19 @@ def _valid_aes_key(key: str) -> bool:
         return False
 
 
+_DEVELOPMENT_SECRETS = ("token_secret", "pii_key", "pii_index_key")
+
+
 def _development_secrets(var_dir: Path) -> dict[str, str]:
-    """Keep development secrets under var/ so tokens survive restarts."""
+    """Keep development secrets under var/ so tokens (and encrypted data) survive restarts; a key
+    added by a newer version is generated next to the existing ones, never in their place."""
     path = var_dir / "secrets.json"
-    if path.exists():
-        data: dict[str, str] = json.loads(path.read_text())
-        if {"token_secret", "pii_key"} <= data.keys():
-            return data
+    data: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if set(_DEVELOPMENT_SECRETS) <= data.keys():
+        return data
+    for name in _DEVELOPMENT_SECRETS:
+        data.setdefault(name, secrets.token_urlsafe(32))
     var_dir.mkdir(parents=True, exist_ok=True)
-    data = {"token_secret": secrets.token_urlsafe(32), "pii_key": secrets.token_urlsafe(32)}
     path.write_text(json.dumps(data))
     path.chmod(0o600)
     return data

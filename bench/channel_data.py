@@ -62,7 +62,8 @@ class UserRefs:
 
 
 def _ref(kind: str, namespace: str, value: str) -> str:
-    """`IdentityKey.ref`: "KIND|namespace|value", namespace '' for kinds without one."""
+    """`app.pii.ref`: "KIND|namespace|stored value", namespace '' for kinds without one (the rows'
+    `value` is already what is stored: a phone's blind index)."""
     return f"{kind}|{namespace}|{value}"
 
 

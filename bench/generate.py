@@ -20,6 +20,8 @@ from app.cli import migrate
 from app.db.engine import make_engine
 from app.db.models import ConsentEntry, Identity, Merge, MergeIdentity, User
 from app.domain import Channel
+from app.pii import sealed_value, stored_value
+from app.sealing import keyring_for
 from app.settings import Environment, Settings
 from bench import channel_data as ch
 
@@ -50,13 +52,20 @@ class Dataset:
     consents: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Phones are encrypted and indexed at rest: every run on a dataset must use the keys that wrote it.
+# Bench data is made up, so the keys are fixed and public.
+BENCH_PII_KEY = "bench-pii-key-not-a-secret-0001"
+BENCH_PII_INDEX_KEY = "bench-pii-index-key-not-a-secret"
+
+
 def bench_settings(database_url: str) -> Settings:
-    """Settings for a bench database; secrets are throwaway because nothing here is encrypted."""
+    """Settings for a bench database: a throwaway token secret, the bench's fixed PII keys."""
     return Settings(
         env=Environment.DEVELOPMENT,
         database_url=database_url,
         token_secret=secrets.token_urlsafe(32),
-        pii_key=secrets.token_urlsafe(32),
+        pii_key=BENCH_PII_KEY,
+        pii_index_key=BENCH_PII_INDEX_KEY,
         var_dir=Path(tempfile.gettempdir()) / "troika-bench",
         rate_limit_enabled=False,  # load from one address and key is the point of a benchmark
     )
@@ -82,6 +91,8 @@ def build(users: int, share: float, seed: int, settings: Settings) -> Dataset:
     movable: dict[int, list[int]] = {}
     identity_id = 0
 
+    keyring = keyring_for(settings)
+
     def add(user_id: int, kind: str, namespace: str, value: str, verified: bool, at: datetime) -> int:
         nonlocal identity_id
         identity_id += 1
@@ -91,7 +102,8 @@ def build(users: int, share: float, seed: int, settings: Settings) -> Dataset:
                 "user_id": user_id,
                 "kind": kind,
                 "namespace": namespace,
-                "value": value,
+                "value": stored_value(keyring, kind, value),  # a phone's blind index (app/pii.py)
+                "sealed": sealed_value(keyring, kind, value),
                 "verified": verified,
                 "linked_at": at,
                 **PROVENANCE,

@@ -74,6 +74,7 @@ def start_server(
         TROIKA_DATABASE_URL=settings.database_url,
         TROIKA_TOKEN_SECRET=settings.secret("token_secret"),
         TROIKA_PII_KEY=settings.secret("pii_key"),
+        TROIKA_PII_INDEX_KEY=settings.secret("pii_index_key"),
         TROIKA_VAR_DIR=str(settings.var_dir),
         # One client address and one key drive thousands of requests a second: measured here is
         # what serving costs, so the rate limits (which would refuse most of them) are off.

@@ -31,6 +31,7 @@ import asyncpg
 import httpx
 from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.keys import create_key
 from app.auth.principal import PrincipalKind
@@ -38,6 +39,7 @@ from app.db.engine import make_database
 from app.db.models import Identity
 from app.domain import Channel
 from app.main import create_app
+from app.pii import PHONE, keyring_of
 from app.settings import Settings
 from bench import harness
 from bench.generate import bench_settings
@@ -71,8 +73,9 @@ async def fresh_copy(database_url: str) -> AsyncIterator[str]:
         await conn.close()
 
 
-async def prepare(settings: Settings, pool: int) -> tuple[str, list[str]]:
-    """A service key and the identity pool: half existing APP_USER_IDs (the first by value), half new."""
+async def prepare(settings: Settings, pool: int) -> tuple[str, list[str], list[str]]:
+    """A service key and the identity pools: half existing identities (the first by value), half new;
+    APP_USER_IDs, and phones for `--phones`."""
     db = make_database(settings)
     try:
         async with db.write_sessions() as session, session.begin():
@@ -85,17 +88,34 @@ async def prepare(settings: Settings, pool: int) -> tuple[str, list[str]]:
                 .limit(pool // 2)
             )
             existing = list((await session.execute(stmt)).scalars())
+            phones = await existing_phones(session, pool // 2)
     finally:
         await db.dispose()
-    return new.raw, existing + [f"perf-u{n:06d}" for n in range(pool - len(existing))]
+    users = existing + [f"perf-u{n:06d}" for n in range(pool - len(existing))]
+    return new.raw, users, phones + [f"+86139{n:08d}" for n in range(pool - len(phones))]
 
 
-def bodies(pool: list[str], batches: int, size: int, seed: int) -> list[bytes]:
-    """The same batches for every run: the bench's 40/20/40 mix, encoded once."""
+async def existing_phones(session: AsyncSession, limit: int) -> list[str]:
+    """Phones of the dataset, as E.164 (opened with the bench's keys)."""
+    stmt = select(Identity.sealed).where(Identity.kind == "PHONE").order_by(Identity.value).limit(limit)
+    keyring = keyring_of(session)
+    return [keyring.unseal(s, purpose=PHONE) for s in (await session.execute(stmt)).scalars() if s]
+
+
+def bodies(
+    pool: list[str], phones: list[str], share: float, batches: int, size: int, seed: int
+) -> list[bytes]:
+    """The same batches for every run: the bench's 40/20/40 mix, encoded once; a `share` of the
+    records names its person by phone instead of APP user id."""
     rng = random.Random(seed)
     out = []
     for b in range(batches):
-        records = [envelope(rng, f"p{seed}-{b}-{j}", rng.choice(pool), NOW)[1] for j in range(size)]
+        records = []
+        for j in range(size):
+            record = envelope(rng, f"p{seed}-{b}-{j}", rng.choice(pool), NOW)[1]
+            if share and rng.random() < share:
+                record["identity"] = {"kind": "PHONE", "value": rng.choice(phones)}
+            records.append(record)
         out.append(json.dumps(records).encode())
     return out
 
@@ -165,8 +185,8 @@ async def run(args: argparse.Namespace) -> None:
     async with fresh_copy(args.database_url) as url:
         settings = bench_settings(url)
         settings.var_dir.mkdir(parents=True, exist_ok=True)
-        key, pool = await prepare(settings, args.pool)
-        warm, *timed = bodies(pool, args.batches + 1, args.batch, args.seed)
+        key, pool, phones = await prepare(settings, args.pool)
+        warm, *timed = bodies(pool, phones, args.phones, args.batches + 1, args.batch, args.seed)
         app = create_app(settings)
         headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
         transport = httpx.ASGITransport(app=app)
@@ -220,12 +240,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--pool", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--phones", type=float, default=0.0, help="share of records identified by phone")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--statements", action="store_true", help="wall time per statement kind")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
     if not (1 <= args.batches <= 1000 and 1 <= args.batch <= 5000 and 2 <= args.pool <= 1_000_000):
         parser.error("--batches 1..1000, --batch 1..5000, --pool 2..1000000")
+    if not 0 <= args.phones <= 1:
+        parser.error("--phones is a share: 0..1")
     asyncio.run(run(args))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import strawberry
 from strawberry.scalars import JSON
@@ -26,10 +26,19 @@ class AuditEntry:
     )
     principal_kind: str = strawberry.field(description="user, service, operator or system.")
     action: str = strawberry.field(
-        description="What was done, e.g. consent.set, membership.grant, role.revoke."
+        description="What was done: identity.link, identity.unlink, identity.merge, identity.unmerge, "
+        "identity.prove-phone, identity.replace, identity.recycle, consent.set, consent.merge, "
+        "consent.unmerge, membership.grant, membership.revoke, points.adjust, role.grant, role.revoke, "
+        "key.create, pii.read (a response showed the user's phone unmasked), user.export, user.erase."
     )
     user_id: strawberry.ID | None = strawberry.field(description="The user it was done to, if any.")
-    details: JSON = strawberry.field(description="What exactly changed.")
+    details: JSON = strawberry.field(
+        description="What exactly changed; never identity values, phones or tokens (user ids name people)."
+    )
+    trace_id: str | None = strawberry.field(
+        description="The request that did it (the traceId its errors and log lines quote); null outside "
+        "a request (the CLI, ingestion's other doors, background work)."
+    )
 
     @classmethod
     def of(cls, r: AuditRecord) -> AuditEntry:
@@ -42,6 +51,7 @@ class AuditEntry:
             action=r.action,
             user_id=None if r.target_user_id is None else strawberry.ID(str(r.target_user_id)),
             details=details,
+            trace_id=r.trace_id,
         )
 
 
@@ -61,7 +71,7 @@ class AuditConnection:
 @strawberry.type
 class AuditQuery:
     @strawberry.field(
-        description="The audit log, newest first (admins); filter by user and by action.",
+        description="The audit log, newest first (admins); filter by user, action, actor and request.",
         permission_classes=AUTHENTICATED,
     )
     async def audit_log(
@@ -70,7 +80,24 @@ class AuditQuery:
         first: int = 20,
         after: str | None = None,
         user_id: strawberry.ID | None = None,
-        action: str | None = None,
+        action: Annotated[
+            str | None,
+            strawberry.argument(description="An action (consent.set), or a family of them (identity.*)."),
+        ] = None,
+        actor: Annotated[
+            str | None, strawberry.argument(description="Who did it, e.g. operator:3, user:42.")
+        ] = None,
+        trace_id: Annotated[
+            str | None, strawberry.argument(description="The entries one request wrote.")
+        ] = None,
     ) -> AuditConnection:
-        page = await resolve.audit_log(info.context, first=first, after=after, user_id=user_id, action=action)
+        page = await resolve.audit_log(
+            info.context,
+            first=first,
+            after=after,
+            user_id=user_id,
+            action=action,
+            actor=actor,
+            trace_id=trace_id,
+        )
         return AuditConnection.of(page)

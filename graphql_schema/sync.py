@@ -26,7 +26,7 @@ class UserChange:
         return strawberry.ID(str(self.row.user_id))
 
     @strawberry.field(
-        description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR"
+        description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, ERASURE"
     )
     def topic(self) -> str:
         return self.row.topic
@@ -57,7 +57,8 @@ class SyncSubscription:
 
     @strawberry.subscription(
         description="Replays every change after the cursor, then follows live. Without `after`, "
-        "from now. Topics filter (IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR).",
+        "from now. Topics filter (IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, "
+        "ERASURE).",
         permission_classes=AUTHENTICATED,
     )
     async def changes(

@@ -8,6 +8,7 @@ from app.cursors import Position
 from app.db.engine import Database
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
+from loaders.audit import PiiReadByUserIdLoader
 from loaders.channel_data import (
     BehaviorByUserIdLoader,
     CartByUserIdLoader,
@@ -33,6 +34,7 @@ class Loaders:
         self.sessions = db.read_sessions
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
+        self._pii_reads: dict[tuple[str, str], PiiReadByUserIdLoader] = {}
 
     @cached_property
     def user_by_id(self) -> UserByIdLoader:
@@ -73,6 +75,13 @@ class Loaders:
     @cached_property
     def interests_by_user_id(self) -> InterestsByUserIdLoader:
         return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary)
+
+    def pii_read_by_user_id(self, actor: str, trace_id: str) -> PiiReadByUserIdLoader:
+        """The audit of this request's PII reveals (by whom, in which request)."""
+        key = (actor, trace_id)
+        if key not in self._pii_reads:
+            self._pii_reads[key] = PiiReadByUserIdLoader(self.db, actor=actor, trace_id=trace_id)
+        return self._pii_reads[key]
 
     def orders_by_user_id(
         self, *, channel: Channel | None, status_code: int | None, first: int, before: Position | None

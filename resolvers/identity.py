@@ -12,7 +12,8 @@ from app.context import RequestContext
 from app.domain import Channel, IdentityKey, IdentityKind, IdentityRecord, LinkOutcome, UserRecord
 from app.errors import Forbidden, InvalidInput
 from app.phones import mask_phone
-from app.services.identity import IdentityGraph, LinkRequest, make_key
+from app.services.identity import IdentityGraph, make_key
+from app.services.identity_rules import LinkRequest
 from app.stores import identity as store
 from resolvers.paging import page_size
 
@@ -134,9 +135,20 @@ async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPa
     )
 
 
+async def _shows_pii(ctx: RequestContext, user: UserRecord, kinds: list[IdentityKind], field: str) -> bool:
+    """Whether this answer shows PII unmasked: the caller may read it and there is some to show
+    (then the read is audited and the answer never cached)."""
+    if not ctx.principal.can_read_pii:
+        return False
+    if IdentityKind.PHONE in kinds:
+        await ctx.reveal_pii(user.id, field)
+    return True
+
+
 async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView]:
     """Identities as this caller may see them (phones masked without pii_reader)."""
-    pii = ctx.principal.can_read_pii
+    held = await ctx.loaders.identities_by_user_id.load(user.id)
+    pii = await _shows_pii(ctx, user, [i.kind for i in held], "identities")
     return [
         IdentityView(
             kind=i.kind,
@@ -147,14 +159,15 @@ async def identities(ctx: RequestContext, user: UserRecord) -> list[IdentityView
             linked_at=i.linked_at,
             linked_by=i.linked_by,
         )
-        for i in await ctx.loaders.identities_by_user_id.load(user.id)
+        for i in held
     ]
 
 
 async def identity_history(ctx: RequestContext, user: UserRecord) -> list[EdgeView]:
     """Operators see why each identity is (or was) linked; it names staff, so end users do not."""
     policy.require_role(ctx.principal, Role.VIEWER)
-    pii = ctx.principal.can_read_pii
+    edges = await ctx.loaders.identity_edges_by_user_id.load(user.id)
+    pii = await _shows_pii(ctx, user, [e.kind for e in edges], "identityHistory")
     return [
         EdgeView(
             action=e.action,
@@ -168,7 +181,7 @@ async def identity_history(ctx: RequestContext, user: UserRecord) -> list[EdgeVi
             user_id=e.user_id,
             merge_id=e.merge_id,
         )
-        for e in await ctx.loaders.identity_edges_by_user_id.load(user.id)
+        for e in edges
     ]
 
 
@@ -177,7 +190,8 @@ async def phone(ctx: RequestContext, user: UserRecord) -> str | None:
     found = [i for i in await ctx.loaders.identities_by_user_id.load(user.id) if i.kind is IdentityKind.PHONE]
     if not found:
         return None
-    return found[0].value if ctx.principal.can_read_pii else mask_phone(found[0].value)
+    pii = await _shows_pii(ctx, user, [IdentityKind.PHONE], "phone")
+    return found[0].value if pii else mask_phone(found[0].value)
 
 
 async def _target_identities(ctx: RequestContext, user_id: int) -> list[IdentityRecord] | None:

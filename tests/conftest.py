@@ -49,6 +49,7 @@ def settings_for(database_url: str, var_dir: Path, *, wechat_url: str = "http://
         ingest_max_records=50,
         ingest_max_body_bytes=256 * 1024,
         pii_key="test-pii-key-of-at-least-32-bytes",
+        pii_index_key="test-pii-index-key-of-at-least-32-bytes",
         wechat_fake=False,
         wechat_api_base_url=wechat_url,
         mini_program_secret=TEST_WECHAT_SECRETS["mini_program_secret"],

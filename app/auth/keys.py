@@ -15,6 +15,7 @@ from app.db.models import ApiKey
 from app.db.types import utcnow
 from app.domain import Channel
 from app.errors import InvalidInput
+from app.services import audit
 
 _PREFIX = {PrincipalKind.SERVICE: "trk_svc_", PrincipalKind.OPERATOR: "trk_op_"}
 
@@ -37,8 +38,9 @@ async def create_key(
     channel: Channel | None = None,
     roles: frozenset[Role] = frozenset(),
     name: str = "",
+    actor: str = "system",
 ) -> NewKey:
-    """Store a new key's hash; the raw key is returned to be shown once."""
+    """Store a new key's hash, and an audit entry; the raw key is returned to be shown once."""
     if kind is PrincipalKind.SERVICE:
         if channel is None or roles:
             raise InvalidInput("a service key needs a channel and takes no roles")
@@ -63,6 +65,14 @@ async def create_key(
             .returning(ApiKey.id)
         )
     ).scalar_one()
+    details = {
+        "keyId": key_id,
+        "kind": kind.value,
+        "channel": channel.value if channel else None,
+        "roles": sorted(r.value for r in roles),
+        "name": name,
+    }
+    await audit.record(session, actor=actor, action="key.create", user_id=None, details=details)
     return NewKey(raw, Principal(kind=kind, key_id=key_id, channel=channel, roles=roles))
 
 

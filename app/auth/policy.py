@@ -127,3 +127,13 @@ def ensure_can_read_audit(principal: Principal) -> None:
     """The audit log names staff and what they did: admins only."""
     require_kind(principal, PrincipalKind.OPERATOR)
     require_role(principal, Role.ADMIN)
+
+
+def ensure_can_exercise_rights(principal: Principal, *, is_self: bool) -> None:
+    """Export and erasure (PIPL): the person themselves, or an admin; no service, no other user."""
+    if principal.kind is PrincipalKind.END_USER:
+        if not is_self:
+            raise Forbidden("an end user may export or erase only their own data")
+        return
+    require_kind(principal, PrincipalKind.OPERATOR)
+    require_role(principal, Role.ADMIN)

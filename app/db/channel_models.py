@@ -16,7 +16,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from app.db.models import NAMING
 from app.db.types import BigId, UTCDateTime
 
-# `identity_ref` is "KIND|namespace|value" of the identity the channel sent the record under.
+# `identity_ref` is "KIND|namespace|value" of the identity the channel sent the record under; a
+# phone's value is its blind index (app/pii.py), so no channel store holds a phone in clear.
 REF_LEN = 220
 
 
@@ -28,13 +29,18 @@ class RawRecord(ChannelBase):
     """Every accepted record as it arrived, so it can be reprocessed when the dictionary changes."""
 
     __tablename__ = "ch_records"
-    __table_args__ = (UniqueConstraint("channel", "source_id", name="uq_ch_records_channel_source_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel", "source_id", name="uq_ch_records_channel_source_id"),
+        Index("ix_ch_records_identity_ref", "identity_ref"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(24), nullable=False)
     source_id: Mapped[str] = mapped_column(String(128), nullable=False)
     type: Mapped[str] = mapped_column(String(24), nullable=False)
     identity_ref: Mapped[str] = mapped_column(String(REF_LEN), nullable=False)
+    # A phone identity's ciphertext; the payload's `identity.value` is then null.
+    identity_sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     dictionary_version: Mapped[str] = mapped_column(String(40), nullable=False)
@@ -95,14 +101,22 @@ class ChannelEvent(ChannelBase):
 
 
 class DeadLetter(ChannelBase):
-    """A rejected record, kept with its reason: ingestion loses nothing."""
+    """A rejected record, kept with its reason: ingestion loses nothing.
+
+    The payload is sealed whole (it may hold a phone anywhere); `identity_ref` names the identity
+    when the envelope's was readable, so erasure finds the person's rejected records too.
+    """
 
     __tablename__ = "ch_dead_letters"
-    __table_args__ = (Index("ix_ch_dead_letters_channel_received_at", "channel", "received_at"),)
+    __table_args__ = (
+        Index("ix_ch_dead_letters_channel_received_at", "channel", "received_at"),
+        Index("ix_ch_dead_letters_identity_ref", "identity_ref"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(24), nullable=False)
     source_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    identity_ref: Mapped[str | None] = mapped_column(String(REF_LEN), nullable=True)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

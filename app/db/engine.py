@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.domain import Channel
+from app.pii import SESSION_KEY as KEYRING
+from app.sealing import keyring_for
 from app.settings import Settings
 
 
@@ -101,12 +103,14 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
         if is_sqlite
         else write_engine.execution_options(isolation_level="AUTOCOMMIT")
     )
+    # Stores translate PII at rest with the keyring their session carries (app/pii.py).
+    keyring = keyring_for(settings)
     return {
         "url": url,
         "write_engine": write_engine,
         "read_engine": read_engine,
-        "write_sessions": async_sessionmaker(write_engine, expire_on_commit=False),
-        "read_sessions": async_sessionmaker(read_engine, expire_on_commit=False),
+        "write_sessions": async_sessionmaker(write_engine, expire_on_commit=False, info={KEYRING: keyring}),
+        "read_sessions": async_sessionmaker(read_engine, expire_on_commit=False, info={KEYRING: keyring}),
         "is_sqlite": is_sqlite,
     }
 

@@ -47,6 +47,9 @@ class User(Base):
     )
     # Bumped in the transaction of every change to what the user's view shows (app/services/changes.py).
     data_version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0, server_default="0")
+    # Set by eraseUser: the row stays as an anonymous tombstone (the consent ledger's proof points
+    # at it) and resolves to nobody.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class Identity(Base):
@@ -65,7 +68,10 @@ class Identity(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     # '' when the kind has no namespace, so the unique constraints hold on every backend.
     namespace: Mapped[str] = mapped_column(String(64), nullable=False, default="")
+    # A phone's blind index (the constraints hold on it), any other kind's value (app/pii.py).
     value: Mapped[str] = mapped_column(String(128), nullable=False)
+    # A phone's ciphertext (app/sealing.py); NULL for kinds kept in clear.
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     verified: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     linked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     rule: Mapped[str] = mapped_column(String(32), nullable=False)
@@ -86,7 +92,8 @@ class IdentityEdge(Base):
     identity_id: Mapped[int] = mapped_column(BigId, nullable=False)
     kind: Mapped[str] = mapped_column(String(16), nullable=False)
     namespace: Mapped[str] = mapped_column(String(64), nullable=False)
-    value: Mapped[str] = mapped_column(String(128), nullable=False)
+    value: Mapped[str] = mapped_column(String(128), nullable=False)  # as in `identities`
+    sealed: Mapped[str | None] = mapped_column(Text, nullable=True)
     rule: Mapped[str] = mapped_column(String(32), nullable=False)
     source: Mapped[str] = mapped_column(String(200), nullable=False)
     actor: Mapped[str] = mapped_column(String(64), nullable=False)
@@ -269,7 +276,10 @@ class AuditEntry(Base):
     action: Mapped[str] = mapped_column(String(48), nullable=False, index=True)
     # No foreign key: the log outlives what it names (an erased user's entries stay).
     target_user_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    # Never identity values, phones or tokens: the log is append-only, so erasure cannot reach it.
     details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # The request that did it (the id its errors and log lines quote); NULL outside a request.
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class WechatSession(Base):
@@ -319,7 +329,8 @@ class WechatInbox(Base):
 
 
 class PhoneCode(Base):
-    """An SMS code sent to a phone: only keyed hashes are kept; it expires and is used once."""
+    """An SMS code sent to a phone: only keyed hashes are kept (the phone's is its blind index);
+    it expires and is used once."""
 
     __tablename__ = "phone_codes"
     __table_args__ = (Index("ix_phone_codes_phone_hash_id", "phone_hash", "id"),)

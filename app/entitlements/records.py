@@ -99,3 +99,4 @@ class AuditRecord:
     action: str
     target_user_id: int | None
     details: dict[str, Any]
+    trace_id: str | None = None

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import pii
 from app.db.contention import retrying
 from app.db.engine import Database
 from app.db.types import utcnow
@@ -20,6 +21,8 @@ from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
 from app.jsoncodec import unstorable
+from app.logscrub import scrub
+from app.sealing import Keyring, keyring_for
 from app.services.changes import Topic, record_changes
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
@@ -55,8 +58,10 @@ class Unparsable:
     reason: str
 
 
-# A record that passed the dictionary: its position in the batch, itself, its identity and ref.
-Valid = tuple[int, StdRecord, IdentityKey, str]
+# A record that passed the dictionary: its position in the batch, itself, its identity, its ref
+# and, for a phone, the number's ciphertext (the stored payload holds no phone in clear).
+Valid = tuple[int, StdRecord, IdentityKey, str, str | None]
+DEAD_LETTER = "dead-letter"  # the purpose a dead letter's payload is sealed for
 
 
 class TooManyRecords(DomainError):
@@ -105,7 +110,9 @@ class Ingestor:
         valid: list[Valid] = []
         dead: list[dict[str, Any]] = []
         seen: set[str] = set()
-        keys: dict[tuple[str, str, str | None], tuple[IdentityKey, str]] = {}  # a batch repeats its people
+        # A batch repeats its people: one HMAC (and, for a phone, one AES-GCM) per person per batch.
+        keys: dict[tuple[str, str, str | None], tuple[IdentityKey, str, str | None]] = {}
+        keyring = keyring_for(self.settings)
         now = utcnow()
         garbled = unstorable(records)
         for i, raw in enumerate(records):
@@ -118,7 +125,10 @@ class Ingestor:
                 who = (rec.identity_kind, rec.identity_value, rec.identity_namespace)
                 if (known := keys.get(who)) is None:
                     key = self._identity(rec)
-                    known = keys[who] = (key, key.ref)
+                    sealed = None  # a phone is kept sealed, as it was sent (the ref has its index)
+                    if key.kind is IdentityKind.PHONE:
+                        sealed = keyring.seal(rec.identity_value, purpose=pii.PHONE)
+                    known = keys[who] = (key, pii.ref_of(keyring, key), sealed)
             except RecordRejected as exc:
                 text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
                 outcomes[i] = RecordOutcome(_source_id(raw), RecordStatus.REJECTED, str(exc))
@@ -126,8 +136,9 @@ class Ingestor:
                     {
                         "channel": channel.value,
                         "source_id": _storable(_source_id(raw)) or None,
-                        "payload": _storable(text),
-                        "reason": _storable(str(exc)),
+                        "identity_ref": self._ref_of_raw(keyring, raw),
+                        "payload": keyring.seal(_storable(text), purpose=DEAD_LETTER),
+                        "reason": scrub(_storable(str(exc))),
                         "received_at": now,
                     }
                 )
@@ -139,7 +150,7 @@ class Ingestor:
             valid.append((i, rec, *known))
 
         new_ids = await self._write(channel, valid, dead, now, actor)
-        for i, rec, _key, _ref in valid:
+        for i, rec, *_ in valid:
             status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
             outcomes[i] = RecordOutcome(rec.source_id, status)
         return IngestReport([o for o in outcomes if o is not None])
@@ -154,7 +165,7 @@ class Ingestor:
     ) -> set[str]:
         """Link, then store; each transaction is retried whole, never in part, when PostgreSQL aborts it."""
         store_db = self.db.store_for(channel)
-        keys = [key for _, _, key, _ in valid]
+        keys = [key for _, _, key, _, _ in valid]
         source = f"{channel.value} record"
 
         # Link first: a record is only reported once its identity resolves to a user. When the
@@ -211,6 +222,23 @@ class Ingestor:
             field = f"identity.{exc.details.get('field', 'value')}"
             raise RecordRejected(field, exc.message) from exc
 
+    def _ref_of_raw(self, keyring: Keyring, raw: object) -> str | None:
+        """A rejected record's identity ref, when its envelope names a valid identity (for erasure)."""
+        ident = raw.get("identity") if isinstance(raw, dict) else None
+        if not isinstance(ident, dict):
+            return None
+        try:
+            key = make_key(
+                IdentityKind(str(ident.get("kind"))),
+                str(ident.get("value") or ""),
+                ident.get("namespace") if isinstance(ident.get("namespace"), str) else None,
+                phone_region=self.settings.phone_default_region,
+            )
+        except (DomainError, ValueError):
+            return None
+        ref = pii.ref_of(keyring, key)
+        return ref if _storable(ref) == ref else None  # an identity no database can keep is no ref
+
     async def _store(
         self,
         session: AsyncSession,
@@ -230,15 +258,16 @@ class Ingestor:
                     "source_id": rec.source_id,
                     "type": rec.type,
                     "identity_ref": ref,
+                    "identity_sealed": sealed,
                     "occurred_at": rec.occurred_at,
-                    "payload": rec.raw,
+                    "payload": rec.raw if sealed is None else _without_value(rec.raw),
                     "dictionary_version": version,
                     "received_at": now,
                 }
-                for _, rec, _, ref in valid
+                for _, rec, _, ref, sealed in valid
             ],
         )
-        fresh = [(rec, ref) for _, rec, _, ref in valid if rec.source_id in new_ids]
+        fresh = [(rec, ref) for _, rec, _, ref, _ in valid if rec.source_id in new_ids]
         await store.upsert_orders(session, _latest_orders(name, fresh))
         await store.upsert_cart_items(session, _latest_cart(name, fresh))
         await store.insert_events(
@@ -273,9 +302,14 @@ async def _changed(
     transaction: one call, so each user's version is bumped once per batch."""
     changes = {(user_id, Topic.IDENTITY) for user_id in linked}
     changes.update(
-        (owners[key], _TOPICS[type(rec.payload)]) for _, rec, key, _ in valid if rec.source_id in new_ids
+        (owners[key], _TOPICS[type(rec.payload)]) for _, rec, key, *_ in valid if rec.source_id in new_ids
     )
     await record_changes(hub, changes)
+
+
+def _without_value(raw: dict[str, Any]) -> dict[str, Any]:
+    """The envelope as kept when its identity is sealed: `identity.value` null (see `identity_sealed`)."""
+    return {**raw, "identity": {**raw["identity"], "value": None}}
 
 
 def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:

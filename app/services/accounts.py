@@ -17,10 +17,12 @@ from wechatpy.exceptions import InvalidAppIdException
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind, LinkOutcome, UserRecord
 from app.errors import DomainError, IdentityConflict, InvalidInput
-from app.sealing import seal, unseal
+from app.sealing import keyring_for
 from app.services import sessions
-from app.services.identity import IdentityGraph, LinkRequest, PhoneProof, make_key
+from app.services.identity import IdentityGraph, make_key
+from app.services.identity_rules import LinkRequest
 from app.services.phone_codes import PhoneCodes
+from app.services.phone_proof import PhoneProof
 from app.services.sessions import IssuedSession
 from app.settings import Settings
 from app.stores import identity as identity_store
@@ -105,9 +107,7 @@ class Accounts:
                     )
                 )
             if channel is Channel.MINI_PROGRAM:
-                sealed = seal(
-                    str(answer["session_key"]), secret=self.settings.secret("pii_key"), purpose=SESSION_KEY
-                )
+                sealed = keyring_for(self.settings).seal(str(answer["session_key"]), purpose=SESSION_KEY)
                 await store.save_session_key(
                     session, appid=appid, openid=openid, sealed_key=sealed, at=utcnow()
                 )
@@ -217,7 +217,7 @@ class Accounts:
             sealed = (
                 await store.sealed_session_key(session, appid=appid, openid=openids[0]) if openids else None
             )
-        key = unseal(sealed, secret=self.settings.secret("pii_key"), purpose=SESSION_KEY) if sealed else None
+        key = keyring_for(self.settings).try_unseal(sealed, purpose=SESSION_KEY) if sealed else None
         if key is None:
             raise WeChatError(
                 "no mini program session for this user: sign in with "

@@ -1,11 +1,16 @@
-"""The audit log: every change to permissions (and, later, PII reads and key changes) leaves a row.
+"""The audit log: who did what to whom, when, in which request; append-only.
 
-Any domain records through `record`, inside the transaction of the change it describes, so an
-entry exists exactly when the change does.
+Every change of identities (links, merges, unmerges, proven, replaced and recycled phones),
+consents, memberships and points, roles and API keys, every read of unmasked PII, every export and
+erasure. Any domain records through `record` (or `record_many`), inside the transaction of the
+change it describes, so an entry exists exactly when the change does. The request's trace id
+comes from the session (`RequestContext.write` puts it there). Details never hold identity
+values, phones or tokens: the log cannot be erased, so it names people by user id only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +22,8 @@ from app.errors import InvalidInput
 from app.stores import audit as store
 
 _KINDS = {"user": "user", "service": "service", "operator": "operator"}
+# Session info key of the trace id of the request the session works for.
+TRACE_ID = "troika.trace_id"
 
 
 def principal_kind(actor: str) -> str:
@@ -28,14 +35,30 @@ async def record(
     session: AsyncSession, *, actor: str, action: str, user_id: int | None, details: dict[str, Any]
 ) -> None:
     """Append one entry: `action` is a dotted name such as consent.set or role.grant."""
-    await store.append(
+    await record_many(session, actor=actor, action=action, entries=[(user_id, details)])
+
+
+async def record_many(
+    session: AsyncSession, *, actor: str, action: str, entries: Sequence[tuple[int | None, dict[str, Any]]]
+) -> None:
+    """One entry per (target user, details), in one statement: a batch's links, a request's PII reads."""
+    if not entries:
+        return
+    at, kind, trace = utcnow(), principal_kind(actor), session.info.get(TRACE_ID)
+    await store.append_many(
         session,
-        at=utcnow(),
-        actor=actor,
-        principal_kind=principal_kind(actor),
-        action=action,
-        target_user_id=user_id,
-        details=details,
+        [
+            {
+                "at": at,
+                "actor": actor[:64],
+                "principal_kind": kind,
+                "action": action,
+                "target_user_id": user_id,
+                "details": details,
+                "trace_id": trace,
+            }
+            for user_id, details in entries
+        ],
     )
 
 
@@ -58,12 +81,34 @@ def _cursor(raw: str | None) -> int | None:
     return value
 
 
+@dataclass(frozen=True)
+class AuditFilter:
+    """What to page through: a target user, an action (`identity.*`: every identity action), an
+    actor (`operator:3`), a request (its trace id)."""
+
+    user_id: int | None = None
+    action: str | None = None
+    actor: str | None = None
+    trace_id: str | None = None
+
+
 async def page(
-    session: AsyncSession, *, first: int, after: str | None, user_id: int | None, action: str | None
+    session: AsyncSession, *, first: int, after: str | None, where: AuditFilter = AuditFilter()
 ) -> AuditPage:
     """Newest first; `after` is the `endCursor` of the previous page (the resolver caps `first`)."""
+    action, prefix = where.action, None
+    if action is not None and action.endswith(".*"):
+        prefix = action[:-1]
+        action = None
     rows = await store.page(
-        session, first=first, before_id=_cursor(after), target_user_id=user_id, action=action
+        session,
+        first=first,
+        before_id=_cursor(after),
+        target_user_id=where.user_id,
+        action=action,
+        action_prefix=prefix,
+        actor=where.actor,
+        trace_id=where.trace_id,
     )
     nodes = rows[:first]
     return AuditPage(

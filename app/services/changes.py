@@ -32,6 +32,7 @@ class Topic(StrEnum):
     ORDER = "ORDER"
     CART = "CART"
     BEHAVIOR = "BEHAVIOR"
+    ERASURE = "ERASURE"  # the person was erased (eraseUser): forget them
 
 
 async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Topic]]) -> None:

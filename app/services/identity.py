@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,18 +18,22 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
-from app.errors import DomainError, IdentityConflict, InvalidInput, NotFound
-from app.phones import mask_phone, normalize_phone
+from app.errors import DomainError, InvalidInput, NotFound
+from app.phones import normalize_phone
+from app.services import audit
 from app.services.changes import Topic, users_changed
 from app.services.consents import ConsentLedger
+from app.services.identity_rules import (
+    MAX_ATTEMPTS,
+    LinkRequest,
+    Retry,
+    audited,
+    check_one_per_namespace,
+    shown,
+)
+from app.services.phone_proof import PhoneProof, ProvenPhones
 from app.stores import identity as store
 from app.stores import identity_bulk as bulk
-
-MAX_ATTEMPTS = 3
-
-
-class _Retry(Exception):
-    """The graph moved under us between reading and locking; plan again."""
 
 
 def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str) -> IdentityKey:
@@ -53,38 +56,12 @@ def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_reg
     return IdentityKey(kind, namespace, value)
 
 
-def shown(key: IdentityKey) -> str:
-    """An identity's value as an error message may show it (phones masked)."""
-    return mask_phone(key.value) if key.kind is IdentityKind.PHONE else key.value
-
-
-@dataclass(frozen=True)
-class PhoneProof:
-    """What proving a phone did: the user now holding it, a merge, or whose link was recycled."""
-
-    user: UserRecord
-    merges: tuple[MergeRecord, ...]
-    recycled_from: int | None
-    replaced: bool
-
-
 @dataclass(frozen=True)
 class EnsuredUsers:
     """Who owns each identity, and which of those users ensure_users created."""
 
     owners: dict[IdentityKey, int]
     created: frozenset[int]
-
-
-@dataclass(frozen=True)
-class LinkRequest:
-    keys: Sequence[IdentityKey]
-    user_id: int | None
-    actor: str
-    rule: str
-    source: str
-    verified: bool = False
-    dry_run: bool = False
 
 
 class IdentityGraph:
@@ -99,7 +76,7 @@ class IdentityGraph:
             try:
                 async with self.session.begin_nested():
                     return await self._link_once(req)
-            except (_Retry, IntegrityError):
+            except (Retry, IntegrityError):
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
@@ -118,11 +95,11 @@ class IdentityGraph:
             return await self._create(req)
         locked = await store.lock_users(s, ids)
         if any(locked.get(i, -1) is not None for i in ids):
-            raise _Retry  # a participant was merged away after we read its identities
+            raise Retry  # a participant was merged away after we read its identities
         users = sorted((await store.users_by_ids(s, ids)).values(), key=lambda u: (u.created_at, u.id))
         held = await store.identities_by_user_ids(s, [u.id for u in users])
         new_keys = [k for k in dict.fromkeys(req.keys) if k not in owners]
-        _check_one_per_namespace(held, new_keys, users[0].id)
+        check_one_per_namespace(held, new_keys, users[0].id)
         survivor, absorbed = users[0], users[1:]
         at = utcnow()
         reason = "link of " + ", ".join(f"{k.describe()} {shown(k)}" for k in req.keys)
@@ -143,6 +120,7 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
+        await self._audit_links(survivor.id, new_keys, req)
         if merges:
             await users_changed(s, [u.id for u in users], topics=[Topic.MERGE])
         if new_keys:
@@ -152,110 +130,8 @@ class IdentityGraph:
     async def prove_phone(
         self, *, user_id: int | None, phone: IdentityKey, actor: str, source: str
     ) -> PhoneProof:
-        """A phone the person just proved (SMS, WeChat): bind it to `user_id`, or sign in by it.
-
-        The user's previous phone is replaced. A phone held by another user merges the two, unless
-        they cannot be one person (the merge would conflict): then the number was recycled, and it
-        moves here while the former owner's link is closed with that reason. Never refused.
-        """
-        assert phone.kind is IdentityKind.PHONE
-        for attempt in range(MAX_ATTEMPTS):
-            try:
-                async with self.session.begin_nested():
-                    return await self._prove_phone_once(user_id, phone, actor, source)
-            except (_Retry, IntegrityError):
-                if attempt == MAX_ATTEMPTS - 1:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _prove_phone_once(
-        self, user_id: int | None, phone: IdentityKey, actor: str, source: str
-    ) -> PhoneProof:
-        s = self.session
-        await store.lock_identity_keys(s, [phone])
-        held_by = (await store.identities_by_keys(s, [phone])).get(phone)
-        if user_id is None:  # signing in with the phone: its holder, or a new user
-            if held_by is None:
-                link = LinkRequest([phone], None, actor, "verified", source, verified=True)
-                created = (await self._create(link)).user
-                assert created is not None
-                return PhoneProof(created, (), None, False)
-            user_id = held_by.user_id
-        target = (await store.resolve_users(s, [user_id])).get(user_id)
-        if target is None:
-            raise NotFound(f"user {user_id} does not exist", code="USER_NOT_FOUND")
-        ids = {target.id} | ({held_by.user_id} if held_by else set())
-        locked = await store.lock_users(s, ids)
-        if any(locked.get(i, -1) is not None for i in ids):
-            raise _Retry
-        held = await store.identities_by_user_ids(s, list(ids))
-        at = utcnow()
-        if held_by is not None and held_by.user_id == target.id:
-            if not held_by.verified:
-                await store.mark_verified(
-                    s, held_by, user_id=target.id, rule="verified", source=source, actor=actor, at=at
-                )
-                await users_changed(s, [target.id], topics=[Topic.IDENTITY])
-            return PhoneProof(target, (), None, False)
-        mine = list(held[target.id])
-        old = next((i for i in mine if i.kind is IdentityKind.PHONE), None)
-        if old is not None:
-            await store.delete_identity(s, old.id)
-            await store.add_edge(
-                s,
-                action="unlink",
-                user_id=target.id,
-                identity=old,
-                at=at,
-                actor=actor,
-                rule="replaced",
-                source=f"replaced by {shown(phone)}, {source}"[:200],
-            )
-            mine.remove(old)
-        await users_changed(s, [target.id], topics=[Topic.IDENTITY])
-        if held_by is None:
-            await self._link_proven(target.id, phone, actor=actor, source=source)
-            return PhoneProof(target, (), None, old is not None)
-        other_id = held_by.user_id
-        try:
-            _check_one_per_namespace({target.id: mine, other_id: held[other_id]}, [], target.id)
-        except IdentityConflict:  # two people: the number changed hands
-            await store.delete_identity(s, held_by.id)
-            await store.add_edge(
-                s,
-                action="unlink",
-                user_id=other_id,
-                identity=held_by,
-                at=at,
-                actor=actor,
-                rule="recycled",
-                source=f"recycled: proven by user {target.id}, {source}"[:200],
-            )
-            await self._link_proven(target.id, phone, actor=actor, source=source)
-            await users_changed(s, [other_id], topics=[Topic.IDENTITY])
-            return PhoneProof(target, (), other_id, old is not None)
-        other = (await store.users_by_ids(s, [other_id]))[other_id]
-        survivor, absorbed = sorted([target, other], key=lambda u: (u.created_at, u.id))
-        brought = mine if absorbed.id == target.id else list(held[other_id])
-        reason = f"{shown(phone)} proven by user {target.id}: {source}"
-        merge = await self._merge(survivor, absorbed, brought, actor, reason)
-        await store.mark_verified(
-            s, held_by, user_id=survivor.id, rule="verified", source=source, actor=actor, at=at
-        )
-        await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE, Topic.IDENTITY])
-        return PhoneProof(survivor, (merge,), None, old is not None)
-
-    async def _link_proven(self, user_id: int, phone: IdentityKey, *, actor: str, source: str) -> None:
-        await store.insert_identity(
-            self.session,
-            user_id=user_id,
-            key=phone,
-            verified=True,
-            rule="verified",
-            source=source,
-            actor=actor,
-            at=utcnow(),
-        )
+        """A phone the person just proved: app/services/phone_proof.py."""
+        return await ProvenPhones(self).prove(user_id=user_id, phone=phone, actor=actor, source=source)
 
     async def ensure_users(
         self, keys: Sequence[IdentityKey], *, actor: str, rule: str, source: str, announce: bool = True
@@ -294,6 +170,16 @@ class IdentityGraph:
             inserted = await bulk.link_if_free(s, rows, at=at, actor=actor)
             claimed = {i.user_id for i in inserted}
             await bulk.delete_users(s, [uid for uid in user_ids if uid not in claimed])
+            details: dict[tuple[IdentityKind, str], dict[str, object]] = {}  # alike: one JSON document
+            for i in inserted:
+                if (i.kind, i.namespace) not in details:
+                    details[(i.kind, i.namespace)] = audited(i, rule=rule, created=True)
+            await audit.record_many(
+                s,
+                actor=actor,
+                action="identity.link",
+                entries=[(i.user_id, details[(i.kind, i.namespace)]) for i in inserted],
+            )
             if announce:
                 await users_changed(s, claimed, topics=[Topic.IDENTITY])
         owners.update({i.key: i.user_id for i in inserted})
@@ -304,7 +190,7 @@ class IdentityGraph:
 
     async def _create(self, req: LinkRequest) -> LinkOutcome:
         keys = list(dict.fromkeys(req.keys))
-        _check_one_per_namespace({}, keys, None)
+        check_one_per_namespace({}, keys, None)
         if req.dry_run:
             return LinkOutcome(user=None, merges=(), dry_run=True)
         at = utcnow()
@@ -320,8 +206,23 @@ class IdentityGraph:
                 actor=req.actor,
                 at=at,
             )
+        await self._audit_links(user.id, keys, req, created=True)
         await users_changed(self.session, [user.id], topics=[Topic.IDENTITY])
         return LinkOutcome(user=user, merges=(), dry_run=False)
+
+    async def _record(self, actor: str, action: str, user_id: int, details: dict[str, object]) -> None:
+        await audit.record(self.session, actor=actor, action=action, user_id=user_id, details=details)
+
+    async def _audit_links(
+        self, user_id: int, keys: Sequence[IdentityKey], req: LinkRequest, *, created: bool = False
+    ) -> None:
+        more = {"rule": req.rule, "verified": req.verified} | ({"created": True} if created else {})
+        await audit.record_many(
+            self.session,
+            actor=req.actor,
+            action="identity.link",
+            entries=[(user_id, audited(k, **more)) for k in keys],
+        )
 
     async def _merge(
         self,
@@ -352,6 +253,12 @@ class IdentityGraph:
             await store.add_edge(
                 s, action="merge", user_id=survivor.id, identity=ident, at=at, actor=actor, merge_id=merge.id
             )
+        await self._record(
+            actor,
+            "identity.merge",
+            survivor.id,
+            {"mergeId": merge.id, "absorbedId": absorbed.id, "identities": [audited(i) for i in identities]},
+        )
         return merge
 
     async def unlink(self, *, user_id: int, key: IdentityKey, actor: str) -> UserRecord:
@@ -368,6 +275,7 @@ class IdentityGraph:
             )
         await store.delete_identity(s, held.id)
         await store.add_edge(s, action="unlink", user_id=user.id, identity=held, at=utcnow(), actor=actor)
+        await self._record(actor, "identity.unlink", user.id, audited(held, identityId=held.id))
         await users_changed(s, [user.id], topics=[Topic.IDENTITY])
         return user
 
@@ -379,7 +287,9 @@ class IdentityGraph:
             raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
         if merge.undone_at is not None:
             raise DomainError(f"merge {merge_id} was already undone", code="MERGE_ALREADY_UNDONE")
-        survivor = (await store.resolve_users(s, [merge.survivor_id]))[merge.survivor_id]
+        survivor = (await store.resolve_users(s, [merge.survivor_id])).get(merge.survivor_id)
+        if survivor is None:  # the people it joined were erased
+            raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
         await store.lock_users(s, {survivor.id, merge.absorbed_id})
         absorbed = (await store.users_by_ids(s, [merge.absorbed_id]))[merge.absorbed_id]
         brought = await store.identities_by_ids(s, await store.merge_identity_ids(s, merge_id))
@@ -402,33 +312,11 @@ class IdentityGraph:
         await ConsentLedger(s).unmerged(
             survivor_id=merge.survivor_id, absorbed_id=absorbed.id, merge_id=merge_id, actor=actor, at=at
         )
+        await self._record(
+            actor,
+            "identity.unmerge",
+            survivor.id,
+            {"mergeId": merge_id, "restoredId": absorbed.id, "identities": [audited(i) for i in back]},
+        )
         await users_changed(s, [survivor.id, absorbed.id], topics=[Topic.MERGE])
         return survivor, absorbed
-
-
-def _check_one_per_namespace(
-    held: dict[int, list[IdentityRecord]], new_keys: Sequence[IdentityKey], target_id: int | None
-) -> None:
-    """Refuse a link whose resulting user would hold two identities of one (kind, namespace)."""
-    slots: dict[tuple[IdentityKind, str], dict[str, int | None]] = defaultdict(dict)
-    for user_id, identities in held.items():
-        for ident in identities:
-            slots[(ident.kind, ident.namespace)][ident.value] = user_id
-    for key in new_keys:
-        slots[(key.kind, key.namespace)].setdefault(key.value, None)
-    for (kind, namespace), values in slots.items():
-        if len(values) < 2:
-            continue
-        where = f"{kind}" + (f" of {namespace}" if namespace else "")
-        held_by = ", ".join(
-            f"{mask_phone(v) if kind is IdentityKind.PHONE else v}"
-            + (f" (user {u})" if u is not None else " (new)")
-            for v, u in values.items()
-        )
-        raise IdentityConflict(
-            f"one user may hold one {where}; this link would give user "
-            f"{target_id if target_id is not None else '(new)'} {len(values)}: {held_by}",
-            kind=kind.value,
-            namespace=namespace or None,
-            userIds=sorted({str(u) for u in values.values() if u is not None}),
-        )

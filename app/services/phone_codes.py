@@ -8,10 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import pii
 from app.db.types import utcnow
-from app.domain import IdentityKey
+from app.domain import IdentityKey, IdentityKind
 from app.errors import DomainError
-from app.sealing import keyed_hash
+from app.sealing import keyring_for
 from app.services.ratelimit import RateLimited, RateLimiter, enforce
 from app.services.sms import SmsSender
 from app.settings import Settings
@@ -32,13 +33,17 @@ class PhoneCodes:
         self.limiter = limiter
         self.sender = sender
 
-    def _hash(self, value: str, purpose: str) -> str:
-        return keyed_hash(value, secret=self.settings.secret("pii_key"), purpose=purpose)
+    def _phone_hash(self, phone: IdentityKey) -> str:
+        """The phone's blind index, as the identity graph keeps it (so erasure finds its codes)."""
+        return pii.stored_value(keyring_for(self.settings), IdentityKind.PHONE, phone.value)
+
+    def _code_hash(self, phone: IdentityKey, code: str) -> str:
+        return keyring_for(self.settings).index(f"{phone.value}:{code}", purpose="sms-code")
 
     async def issue(self, session: AsyncSession, phone: IdentityKey, *, requester: str) -> str:
         """A new code for `phone` (it supersedes any earlier one); send it after the commit."""
         s = self.settings
-        phone_hash = self._hash(phone.value, "phone")
+        phone_hash = self._phone_hash(phone)
         await enforce(
             self.limiter,
             f"sms:client:{requester}",
@@ -65,7 +70,7 @@ class PhoneCodes:
         await store.insert_code(
             session,
             phone_hash=phone_hash,
-            code_hash=self._hash(f"{phone.value}:{code}", "sms-code"),
+            code_hash=self._code_hash(phone, code),
             at=at,
             expires_at=at + timedelta(seconds=s.sms_code_ttl_seconds),
             requested_by=requester[:64],
@@ -77,7 +82,7 @@ class PhoneCodes:
 
     async def consume(self, session: AsyncSession, phone: IdentityKey, code: str) -> None:
         """Accept the newest unexpired, unused code for `phone` once; count every wrong guess."""
-        phone_hash = self._hash(phone.value, "phone")
+        phone_hash = self._phone_hash(phone)
         attempts = f"sms:verify:{phone_hash}"
         limit = self.settings.sms_verify_attempts_per_15_minutes
         if await self.limiter.count(attempts, window=VERIFY_WINDOW) >= limit:
@@ -86,7 +91,7 @@ class PhoneCodes:
                 retryAfterSeconds=VERIFY_WINDOW,
             )
         row = await store.latest_code(session, phone_hash=phone_hash)
-        given = self._hash(f"{phone.value}:{code.strip()}", "sms-code")
+        given = self._code_hash(phone, code.strip())
         if row is None or not hmac.compare_digest(row.code_hash, given):
             await self.limiter.hit(attempts, limit=limit, window=VERIFY_WINDOW)
             raise PhoneCodeInvalid("the code is wrong, or was not sent to this phone")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
@@ -10,28 +10,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEntry
 from app.entitlements.records import AuditRecord
+from app.stores.bulk import Columns, insert_rows, is_postgres
+
+_ENTRY: Columns = (
+    ("at", "timestamptz"),
+    ("actor", "text"),
+    ("principal_kind", "text"),
+    ("action", "text"),
+    ("target_user_id", "bigint"),
+    ("details", "json"),
+    ("trace_id", "text"),
+)
 
 
-async def append(
-    session: AsyncSession,
-    *,
-    at: datetime,
-    actor: str,
-    principal_kind: str,
-    action: str,
-    target_user_id: int | None,
-    details: dict[str, Any],
-) -> None:
-    await session.execute(
-        insert(AuditEntry).values(
-            at=at,
-            actor=actor,
-            principal_kind=principal_kind,
-            action=action,
-            target_user_id=target_user_id,
-            details=details,
-        )
-    )
+async def append_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """The only way the log grows: one statement however many entries."""
+    if len(rows) > 1 and is_postgres(session):
+        await insert_rows(session, "audit_log", _ENTRY, rows)
+    elif rows:
+        await session.execute(insert(AuditEntry), list(rows))
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 async def page(
@@ -41,6 +42,9 @@ async def page(
     before_id: int | None,
     target_user_id: int | None,
     action: str | None,
+    action_prefix: str | None = None,
+    actor: str | None = None,
+    trace_id: str | None = None,
 ) -> list[AuditRecord]:
     """Newest first, keyset-paged by id; one row more than asked tells if another page follows."""
     stmt = select(AuditEntry)
@@ -50,6 +54,12 @@ async def page(
         stmt = stmt.where(AuditEntry.target_user_id == target_user_id)
     if action is not None:
         stmt = stmt.where(AuditEntry.action == action)
+    if action_prefix is not None:
+        stmt = stmt.where(AuditEntry.action.like(_like_prefix(action_prefix), escape="\\"))
+    if actor is not None:
+        stmt = stmt.where(AuditEntry.actor == actor)
+    if trace_id is not None:
+        stmt = stmt.where(AuditEntry.trace_id == trace_id)
     rows = (await session.execute(stmt.order_by(AuditEntry.id.desc()).limit(first + 1))).scalars()
     return [
         AuditRecord(
@@ -60,6 +70,7 @@ async def page(
             action=r.action,
             target_user_id=r.target_user_id,
             details=r.details,
+            trace_id=r.trace_id,
         )
         for r in rows
     ]

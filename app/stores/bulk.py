@@ -40,9 +40,9 @@ def _statement(
     """The statement for one shape of parameters (shared, joined or array columns), built once."""
 
     def pick(column: str, kind: str) -> str:
-        if kind == "json":  # never shared: each row's document differs
-            return f"CAST(x.{column} AS json)"
-        return f"CAST(:{column} AS {kind})" if column in shared else f"x.{column}"
+        if column in shared:
+            return f"CAST(:{column} AS {kind})"
+        return f"CAST(x.{column} AS json)" if kind == "json" else f"x.{column}"
 
     names = ", ".join(c for c, _ in columns)
     listed = [(c, t) for c, t in columns if c not in shared]
@@ -101,8 +101,9 @@ async def insert_rows(
     joined: set[str] = set()
     for name, kind in columns:
         values = [r[name] for r in rows]
-        if kind != "json" and len(values) > 1 and values.count(values[0]) == len(values):
-            params[name] = values[0]
+        if len(values) > 1 and values.count(values[0]) == len(values):
+            one = values[0]
+            params[name] = dumps(one) if kind == "json" and one is not None else one
             shared.add(name)
             continue
         params[name], as_text = column_param(kind, values)

@@ -67,6 +67,7 @@ _RAW: Columns = (
     ("source_id", "text"),
     ("type", "text"),
     ("identity_ref", "text"),
+    ("identity_sealed", "text"),
     ("occurred_at", "timestamptz"),
     ("payload", "json"),
     ("dictionary_version", "text"),

@@ -1,4 +1,8 @@
-"""SQL for the identity graph; knows tables and rows, no rules."""
+"""SQL for the identity graph; knows tables and rows, no rules.
+
+Values cross this module in clear; at rest a phone is its blind index (`value`) and a ciphertext
+(`sealed`), translated here with the session's keyring (app/pii.py).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
+from app import pii
 from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
 from app.domain import (
     EdgeRecord,
@@ -21,6 +26,7 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
+from app.sealing import Keyring
 from app.stores.bulk import is_postgres
 
 _IDENTITY_COLUMNS = (
@@ -29,6 +35,7 @@ _IDENTITY_COLUMNS = (
     Identity.kind,
     Identity.namespace,
     Identity.value,
+    Identity.sealed,
     Identity.verified,
     Identity.linked_at,
     Identity.rule,
@@ -37,20 +44,21 @@ _IDENTITY_COLUMNS = (
 )
 
 
-def _identity(row: Any) -> IdentityRecord:
-    """A row of `_IDENTITY_COLUMNS` as a record."""
+def _identity(row: Any, keyring: Keyring) -> IdentityRecord:
+    """A row of `_IDENTITY_COLUMNS` as a record, its value in clear."""
     m = row._mapping
     return IdentityRecord(
         id=m["id"],
         user_id=m["user_id"],
         kind=IdentityKind(m["kind"]),
         namespace=m["namespace"],
-        value=m["value"],
+        value=pii.opened(keyring, m["value"], m["sealed"]),
         verified=m["verified"],
         linked_at=m["linked_at"],
         rule=m["rule"],
         source=m["source"],
         actor=m["actor"],
+        ref=pii.ref(m["kind"], m["namespace"], m["value"]),
     )
 
 
@@ -65,19 +73,21 @@ def _merge(m: Merge) -> MergeRecord:
     )
 
 
-_USERS_BY_IDS = select(User.id, User.created_at, User.merged_into_id, User.data_version).where(
-    User.id.in_(bindparam("ids", expanding=True))
-)
+_USERS_BY_IDS = select(
+    User.id, User.created_at, User.merged_into_id, User.data_version, User.erased_at
+).where(User.id.in_(bindparam("ids", expanding=True)))
 
 
 async def resolve_users(session: AsyncSession, ids: Sequence[int]) -> dict[int, UserRecord]:
     """Map each id to the active user it resolves to: one plain read, then merges followed if any.
 
     An active user's record carries its data version; one reached through a merge carries none.
+    Erased users resolve to nobody.
     """
     if not ids:
         return {}
     rows = (await session.execute(_USERS_BY_IDS, {"ids": list(set(ids))})).all()
+    rows = [r for r in rows if r.erased_at is None]
     found = {
         r.id: UserRecord(id=r.id, created_at=r.created_at, version=r.data_version)
         for r in rows
@@ -110,7 +120,7 @@ async def _follow_merges(session: AsyncSession, ids: Sequence[int]) -> dict[int,
     stmt = (
         select(chain.c.start_id, User.id, User.created_at)
         .join(User, User.id == chain.c.id)
-        .where(chain.c.next_id.is_(None))
+        .where(chain.c.next_id.is_(None), User.erased_at.is_(None))
     )
     rows = (await session.execute(stmt)).all()
     return {r.start_id: UserRecord(id=r.id, created_at=r.created_at) for r in rows}
@@ -130,8 +140,9 @@ async def identities_by_user_ids(
     out: dict[int, list[IdentityRecord]] = defaultdict(list)
     if not user_ids:
         return out
+    keyring = pii.keyring_of(session)
     for row in (await session.execute(_IDENTITIES_BY_USER_IDS, {"ids": list(set(user_ids))})).all():
-        rec = _identity(row)
+        rec = _identity(row, keyring)
         out[rec.user_id].append(rec)
     return out
 
@@ -157,6 +168,7 @@ async def history_by_user_ids(session: AsyncSession, user_ids: Sequence[int]) ->
         .join(IdentityEdge, IdentityEdge.user_id == members.c.id)
         .order_by(members.c.root_id, IdentityEdge.at, IdentityEdge.id)
     )
+    keyring = pii.keyring_of(session)
     for root_id, e in (await session.execute(stmt)).all():
         out[root_id].append(
             EdgeRecord(
@@ -165,12 +177,13 @@ async def history_by_user_ids(session: AsyncSession, user_ids: Sequence[int]) ->
                 action=e.action,
                 kind=IdentityKind(e.kind),
                 namespace=e.namespace,
-                value=e.value,
+                value=pii.opened(keyring, e.value, e.sealed),
                 rule=e.rule,
                 source=e.source,
                 actor=e.actor,
                 at=e.at,
                 merge_id=e.merge_id,
+                ref=pii.ref(e.kind, e.namespace, e.value),
             )
         )
     return out
@@ -180,9 +193,10 @@ async def identities_by_keys(
     session: AsyncSession, keys: Iterable[IdentityKey]
 ) -> dict[IdentityKey, IdentityRecord]:
     """Who holds each of `keys` now (absent keys are simply missing)."""
+    keyring = pii.keyring_of(session)
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for k in set(keys):
-        groups[(k.kind.value, k.namespace)].append(k.value)
+        groups[(k.kind.value, k.namespace)].append(pii.stored_value(keyring, k.kind, k.value))
     conds = [
         and_(Identity.kind == kind, Identity.namespace == ns, Identity.value.in_(values))
         for (kind, ns), values in groups.items()
@@ -190,22 +204,27 @@ async def identities_by_keys(
     if not conds:
         return {}
     rows = (await session.execute(select(*_IDENTITY_COLUMNS).where(or_(*conds)))).all()
-    return {rec.key: rec for rec in map(_identity, rows)}
+    return {rec.key: rec for rec in (_identity(r, keyring) for r in rows)}
 
 
 async def identities_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[IdentityRecord]:
     """Rows by id, for the identities a merge recorded."""
     if not ids:
         return []
+    keyring = pii.keyring_of(session)
     rows = (await session.execute(select(*_IDENTITY_COLUMNS).where(Identity.id.in_(ids)))).all()
-    return [_identity(r) for r in rows]
+    return [_identity(r, keyring) for r in rows]
 
 
 async def lock_identity_keys(session: AsyncSession, keys: Iterable[IdentityKey]) -> None:
-    """Serialize writers of the same identity on PostgreSQL (SQLite writers are already serial)."""
+    """Serialize writers of the same identity on PostgreSQL (SQLite writers are already serial).
+
+    The lock is named by the identity's ref (a phone's blind index): pg_locks shows lock keys.
+    """
     if session.get_bind().dialect.name != "postgresql":
         return
-    for key in sorted({f"{k.kind}|{k.namespace}|{k.value}" for k in keys}):
+    keyring = pii.keyring_of(session)
+    for key in sorted({pii.ref_of(keyring, k) for k in keys}):
         digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
         await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": digest})
 
@@ -219,8 +238,9 @@ async def lock_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, int
 
 
 async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, UserRecord]:
-    """Users exactly as stored, without following merges."""
-    rows = (await session.execute(select(User.id, User.created_at).where(User.id.in_(set(ids))))).all()
+    """Users exactly as stored, without following merges (erased ones left out)."""
+    stmt = select(User.id, User.created_at).where(User.id.in_(set(ids)), User.erased_at.is_(None))
+    rows = (await session.execute(stmt)).all()
     return {r.id: UserRecord(id=r.id, created_at=r.created_at) for r in rows}
 
 
@@ -243,6 +263,7 @@ async def add_edge(
     merge_id: int | None = None,
 ) -> None:
     """Append to the history, the only way it grows."""
+    keyring = pii.keyring_of(session)
     await session.execute(
         insert(IdentityEdge).values(
             at=at,
@@ -251,7 +272,8 @@ async def add_edge(
             identity_id=identity.id,
             kind=identity.kind.value,
             namespace=identity.namespace,
-            value=identity.value,
+            value=pii.stored_value(keyring, identity.kind, identity.value),
+            sealed=pii.sealed_value(keyring, identity.kind, identity.value),
             rule=rule or identity.rule,
             source=source or identity.source,
             actor=actor,
@@ -272,6 +294,8 @@ async def insert_identity(
     at: datetime,
 ) -> IdentityRecord:
     """Create a link and its history edge together."""
+    keyring = pii.keyring_of(session)
+    stored = pii.stored_value(keyring, key.kind, key.value)
     new_id = (
         await session.execute(
             insert(Identity)
@@ -279,7 +303,8 @@ async def insert_identity(
                 user_id=user_id,
                 kind=key.kind.value,
                 namespace=key.namespace,
-                value=key.value,
+                value=stored,
+                sealed=pii.sealed_value(keyring, key.kind, key.value),
                 verified=verified,
                 linked_at=at,
                 rule=rule,
@@ -300,6 +325,7 @@ async def insert_identity(
         rule=rule,
         source=source,
         actor=actor,
+        ref=pii.ref(key.kind, key.namespace, stored),
     )
     await add_edge(session, action="link", user_id=user_id, identity=rec, at=at, actor=actor)
     return rec
@@ -395,7 +421,7 @@ async def mark_merge_undone(session: AsyncSession, merge_id: int, *, at: datetim
 
 async def active_users_page(session: AsyncSession, *, first: int, after_id: int | None) -> list[UserRecord]:
     """Active users by id, keyset-paged; one row more than asked tells if there is a next page."""
-    stmt = select(User.id, User.created_at).where(User.merged_into_id.is_(None))
+    stmt = select(User.id, User.created_at).where(User.merged_into_id.is_(None), User.erased_at.is_(None))
     if after_id is not None:
         stmt = stmt.where(User.id > after_id)
     rows = (await session.execute(stmt.order_by(User.id).limit(first + 1))).all()
@@ -436,21 +462,24 @@ _BUMP_PG = text(
 )
 
 
-_VERSIONS = select(User.id, User.data_version, User.merged_into_id).where(
+_VERSIONS = select(User.id, User.data_version, User.merged_into_id, User.erased_at).where(
     User.id.in_(bindparam("ids", expanding=True))
 )
 
 
 async def user_versions(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, int]:
-    """The data version of each of these users that is still active (absorbed ones are left out).
+    """The data version of each of these users that is still active (absorbed and erased ones are
+    left out).
 
     On a Core connection, not a session: it is the whole cost of a cache hit.
     """
     rows = (await conn.execute(_VERSIONS, {"ids": list(set(ids))})).all()
-    return {r.id: r.data_version for r in rows if r.merged_into_id is None}
+    return {r.id: r.data_version for r in rows if r.merged_into_id is None and r.erased_at is None}
 
 
 async def count_active_users(session: AsyncSession) -> int:
     """How many people there are: absorbed users are not counted."""
-    stmt = select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
+    stmt = (
+        select(func.count()).select_from(User).where(User.merged_into_id.is_(None), User.erased_at.is_(None))
+    )
     return int((await session.execute(stmt)).scalar_one())

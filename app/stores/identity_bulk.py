@@ -15,6 +15,7 @@ from sqlalchemy import TextClause, delete, insert, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app import pii
 from app.db.models import Identity, IdentityEdge, User
 from app.domain import IdentityKey, IdentityRecord
 from app.stores.bulk import Columns, array_sql, column_param, insert_rows, is_postgres
@@ -38,7 +39,8 @@ async def owners_of_keys(session: AsyncSession, keys: Sequence[IdentityKey]) -> 
         return {}
     if not is_postgres(session):
         return {k: i.user_id for k, i in (await identities_by_keys(session, keys)).items()}
-    wanted = {(k.kind.value, k.namespace, k.value): k for k in keys}
+    keyring = pii.keyring_of(session)
+    wanted = {(k.kind.value, k.namespace, pii.stored_value(keyring, k.kind, k.value)): k for k in keys}
     params: dict[str, Any] = {}
     joined = set()
     for name, at in (("kinds", 0), ("namespaces", 1), ("vals", 2)):
@@ -71,22 +73,38 @@ async def delete_users(session: AsyncSession, ids: Sequence[int]) -> None:
         await session.execute(delete(User).where(User.id.in_(ids)))
 
 
+def _at_rest(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows with values in clear, in place, as they are stored: phones as index and ciphertext."""
+    keyring = pii.keyring_of(session)
+    for r in rows:
+        if r["kind"] in pii.SEALED_KINDS:
+            r["sealed"] = pii.sealed_value(keyring, r["kind"], r["value"])
+            r["value"] = pii.stored_value(keyring, r["kind"], r["value"])
+        else:
+            r["sealed"] = None
+
+
 async def link_if_free(
     session: AsyncSession, rows: Sequence[dict[str, Any]], *, at: datetime, actor: str
 ) -> list[IdentityRecord]:
-    """insert_identities_if_free, each new link with its history edge (one statement on PostgreSQL)."""
+    """insert_identities_if_free, each new link with its history edge (one statement on PostgreSQL).
+
+    `rows` hold values in clear; they are stored as app/pii.py says (the dicts are changed).
+    """
     if not rows:
         return []
     if not is_postgres(session):
         inserted = await insert_identities_if_free(session, rows)
         await add_edges(session, inserted, action="link", at=at, actor=actor)
         return inserted
+    _at_rest(session, rows)
     rows = sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["value"]))
     more = {"edge_at": at, "edge_actor": actor}
     linked = await insert_rows(
         session, "identities", _LINK, rows, _LINK_IF_FREE, around=_WITH_EDGES, more=more
     )
-    return [identity_record(r) for r in linked.all()]
+    keyring = pii.keyring_of(session)
+    return [identity_record(r, keyring) for r in linked.all()]
 
 
 async def insert_identities_if_free(
@@ -99,15 +117,17 @@ async def insert_identities_if_free(
     """
     if not rows:
         return []
+    _at_rest(session, rows)
+    keyring = pii.keyring_of(session)
     rows = sorted(rows, key=lambda r: (r["kind"], r["namespace"], r["value"]))
     if is_postgres(session):
         linked = await insert_rows(session, "identities", _LINK, rows, _LINK_IF_FREE)
-        return [identity_record(r) for r in linked.all()]
+        return [identity_record(r, keyring) for r in linked.all()]
     ins = sqlite_insert(Identity)
     stmt = ins.on_conflict_do_nothing(index_elements=["kind", "namespace", "value"]).returning(
         *IDENTITY_COLUMNS
     )
-    return [identity_record(r) for r in (await session.execute(stmt, list(rows))).all()]
+    return [identity_record(r, keyring) for r in (await session.execute(stmt, list(rows))).all()]
 
 
 _LINK: Columns = (
@@ -115,6 +135,7 @@ _LINK: Columns = (
     ("kind", "text"),
     ("namespace", "text"),
     ("value", "text"),
+    ("sealed", "text"),
     ("verified", "boolean"),
     ("linked_at", "timestamptz"),
     ("rule", "text"),
@@ -127,9 +148,9 @@ _LINK_IF_FREE = "ON CONFLICT (kind, namespace, value) DO NOTHING RETURNING " + "
 _LINKED = ", ".join(c.name for c in IDENTITY_COLUMNS)
 _WITH_EDGES = (
     "WITH linked AS ({insert}), edges AS (INSERT INTO identity_edges"
-    " (at, action, user_id, identity_id, kind, namespace, value, rule, source, actor)"
-    " SELECT CAST(:edge_at AS timestamptz), 'link', user_id, id, kind, namespace, value, rule, source,"
-    f" CAST(:edge_actor AS text) FROM linked) SELECT {_LINKED} FROM linked"
+    " (at, action, user_id, identity_id, kind, namespace, value, sealed, rule, source, actor)"
+    " SELECT CAST(:edge_at AS timestamptz), 'link', user_id, id, kind, namespace, value, sealed, rule,"
+    f" source, CAST(:edge_actor AS text) FROM linked) SELECT {_LINKED} FROM linked"
 )
 _EDGE: Columns = (
     ("at", "timestamptz"),
@@ -139,6 +160,7 @@ _EDGE: Columns = (
     ("kind", "text"),
     ("namespace", "text"),
     ("value", "text"),
+    ("sealed", "text"),
     ("rule", "text"),
     ("source", "text"),
     ("actor", "text"),
@@ -152,6 +174,7 @@ async def add_edges(
     """History for many links at once."""
     if not identities:
         return
+    keyring = pii.keyring_of(session)
     rows = [
         {
             "at": at,
@@ -160,7 +183,8 @@ async def add_edges(
             "identity_id": i.id,
             "kind": i.kind.value,
             "namespace": i.namespace,
-            "value": i.value,
+            "value": pii.stored_value(keyring, i.kind, i.value),
+            "sealed": pii.sealed_value(keyring, i.kind, i.value),
             "rule": i.rule,
             "source": i.source,
             "actor": actor,

@@ -11,7 +11,10 @@ from sqlalchemy.engine import make_url
 from app.db.engine import Database
 from app.stores.identity import user_versions
 
-_SQL = "SELECT id, data_version FROM users WHERE id = ANY($1::bigint[]) AND merged_into_id IS NULL"
+_SQL = (
+    "SELECT id, data_version FROM users WHERE id = ANY($1::bigint[])"
+    " AND merged_into_id IS NULL AND erased_at IS NULL"
+)
 
 
 async def _keep_session(_conn: asyncpg.Connection) -> None:

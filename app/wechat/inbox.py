@@ -21,7 +21,8 @@ from app.domain import Channel, IdentityKind
 from app.errors import DomainError, IdentityConflict
 from app.ingest.dictionary import DataDictionary
 from app.ingest.service import Ingestor, RecordStatus
-from app.services.identity import IdentityGraph, LinkRequest, make_key
+from app.services.identity import IdentityGraph, make_key
+from app.services.identity_rules import LinkRequest
 from app.settings import Settings
 from app.stores import identity as identity_store
 from app.stores import wechat as store

@@ -1,7 +1,7 @@
 """End users' refresh tokens (hashed), rotated on every refresh and revocable.
 
 Revision ID: 20261125_0008
-Revises: 20261125_0006
+Revises: 20261125_0007
 Create Date: 2026-11-25 23:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "20261125_0008"
-down_revision: str | None = "20261125_0006"
+down_revision: str | None = "20261125_0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -13,6 +13,8 @@ from sqlalchemy import func, select
 
 from app.db.channel_models import ChannelCartItem, DeadLetter, RawRecord
 from app.db.models import Identity, User
+from app.ingest.service import DEAD_LETTER
+from app.sealing import keyring_for
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
 from tests.helpers import Gql
@@ -96,7 +98,9 @@ async def test_rejected_record_is_kept_with_its_reason(
     async with app.state.db.read_sessions() as session:
         [letter] = (await session.execute(select(DeadLetter))).scalars().all()
     assert (letter.channel, letter.source_id, letter.reason) == ("MINI_PROGRAM", "r3", reason)
-    assert "已退款" in letter.payload
+    assert "已退款" not in letter.payload  # sealed at rest: a payload may hold a phone anywhere
+    assert "已退款" in keyring_for(app.state.settings).unseal(letter.payload, purpose=DEAD_LETTER)
+    assert letter.identity_ref == f"OPENID|{mp}|o-3"
 
 
 async def test_bad_phone_identity_is_rejected_naming_the_field(
@@ -270,7 +274,7 @@ async def test_nul_characters_are_refused_per_record_not_per_batch(
         [kept] = (await session.execute(select(RawRecord).where(RawRecord.source_id == "n5"))).scalars()
     assert len(letters) == 5
     assert letters[0].source_id == "n\ufffd1"
-    assert "n7\ufffd" in letters[4].payload
+    assert "n7\ufffd" in keyring_for(app.state.settings).unseal(letters[4].payload, purpose=DEAD_LETTER)
     assert kept.payload["data"]["properties"] == {"note": "a\x00b"}
 
 
