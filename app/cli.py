@@ -189,7 +189,7 @@ def keys_revoke(ref: str) -> None:
                 raise click.UsageError(f"{ref!r} matches several live keys ({ids}): give the id")
             if not live:
                 return f"key {found[0].id} ({found[0].prefix}…) was revoked already"
-            await revoke_key(session, live[0].id)
+            await revoke_key(session, live[0].id, actor=cli_actor())
         wait = settings.api_key_revocation_check_seconds
         return f"revoked key {live[0].id} ({live[0].prefix}…); servers refuse it within {wait:g} s"
 

@@ -20,8 +20,9 @@ from app.settings import Settings
 
 REDACTED = "[redacted]"
 _PATTERNS = (
-    # API keys (trk_op_…, trk_svc_…) and JWT session tokens.
+    # API keys (trk_op_…, trk_svc_…), refresh tokens (trr_…) and JWT session tokens.
     (re.compile(r"\btrk_[a-z]+_[A-Za-z0-9_-]{8,}"), lambda m: m.group(0)[:8] + "…" + REDACTED),
+    (re.compile(r"\btrr_[A-Za-z0-9_-]{8,}"), lambda _m: "trr_…" + REDACTED),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+"), lambda _m: REDACTED),
     (re.compile(r"(?i)\b(bearer)\s+\S+"), lambda m: f"{m.group(1)} {REDACTED}"),
     # Credentials in URLs (WeChat's access_token, secret and login codes travel in query strings).

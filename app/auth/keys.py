@@ -139,12 +139,15 @@ async def find_keys(session: AsyncSession, ref: str) -> list[KeyInfo]:
     return [k for k in keys if k.prefix.startswith(ref) or ref.startswith(k.prefix)]
 
 
-async def revoke_key(session: AsyncSession, key_id: int) -> bool:
-    """Revoke a live key; False when it was revoked already."""
+async def revoke_key(session: AsyncSession, key_id: int, *, actor: str = "system") -> bool:
+    """Revoke a live key (audited); False when it was revoked already."""
     result = await session.execute(
         update(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())
     )
-    return bool(getattr(result, "rowcount", 0))
+    revoked = bool(getattr(result, "rowcount", 0))
+    if revoked:
+        await audit.record(session, actor=actor, action="key.revoke", user_id=None, details={"keyId": key_id})
+    return revoked
 
 
 async def revoked_since(session: AsyncSession, since: datetime) -> list[int]:

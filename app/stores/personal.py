@@ -23,6 +23,7 @@ from app.db.models import (
     MergeIdentity,
     PhoneCode,
     PointsEntry,
+    RefreshToken,
     RoleGrant,
     User,
     WechatInbox,
@@ -128,6 +129,8 @@ async def erase(
         # Append-only, but erasable for erased users (migration 20261125_0007's trigger).
         "points_entries": await _count_delete(session, PointsEntry, PointsEntry.user_id.in_(ids)),
         "role_grants": await _count_delete(session, RoleGrant, RoleGrant.user_id.in_(ids)),
+        # Their sessions end: no refresh token of theirs renews anything any more.
+        "refresh_tokens": await _count_delete(session, RefreshToken, RefreshToken.user_id.in_(ids)),
         "phone_codes": await _count_delete(session, PhoneCode, PhoneCode.phone_hash.in_(phone_indexes))
         if phone_indexes
         else 0,

@@ -74,9 +74,13 @@ async def test_forget_is_immediate_in_this_process(app: FastAPI, gql: Gql) -> No
     assert await gql(USERS, token=key)
     principal = await app.state.authenticate(f"Bearer {key}")
     async with app.state.db.write_sessions() as session, session.begin():
-        assert await revoke_key(session, principal.principal.key_id)
+        assert await revoke_key(session, principal.principal.key_id, actor="operator:test")
+        assert not await revoke_key(session, principal.principal.key_id)  # once
     app.state.authenticate.forget(principal.principal.key_id)
     await gql.error(USERS, token=key, code="UNAUTHENTICATED")
+    admin = await operator_key(app, "admin")
+    entries = await gql('{ auditLog(first: 5, action: "key.revoke") { nodes { actor } } }', token=admin)
+    assert [e["actor"] for e in entries["auditLog"]["nodes"]] == ["operator:test"]
 
 
 async def test_ending_a_users_sessions(cli_env: str, tmp_path: Path) -> None:

@@ -89,7 +89,14 @@ async def test_erasure_reaches_every_store_and_keeps_the_consent_proof(
     assert removed[("hub", "ch_orders")] == 1  # the mini program store shares the hub's database
     assert removed[("hub", "ch_events")] == 1  # the official account's menu click
     assert removed[("hub", "identities")] == 5  # MP openid, unionid, APP account, phone, OA openid
-    for table in ("identity_edges", "memberships", "points_entries", "role_grants", "phone_codes"):
+    for table in (
+        "identity_edges",
+        "memberships",
+        "points_entries",
+        "role_grants",
+        "phone_codes",
+        "refresh_tokens",
+    ):
         assert removed[("hub", table)] > 0, table
     assert removed[("hub", "wechat_sessions")] == 1
     assert removed[("hub", "wechat_inbox")] == 1

@@ -108,6 +108,7 @@ def test_scrub_masks_phones_and_redacts_credentials() -> None:
         "Authorization: Bearer [redacted]"
     )
     assert scrub("key trk_op_0123456789abcdef") == "key trk_op_0…[redacted]"
+    assert scrub("refresh with trr_AbCdEf0123456789_xyz") == "refresh with trr_…[redacted]"
     assert scrub("GET /sns/jscode2session?appid=wx1&secret=s3cr3t&js_code=abc&grant_type=x") == (
         "GET /sns/jscode2session?appid=wx1&secret=[redacted]&js_code=[redacted]&grant_type=x"
     )
