@@ -267,10 +267,16 @@ def report(run: Run, cpu: Cpu, *, unit: str, per: int, pg: bool) -> None:
         f"latency ms: p50 {percentile(lat, 50):.1f}  p90 {percentile(lat, 90):.1f}  "
         f"p95 {percentile(lat, 95):.1f}  p99 {percentile(lat, 99):.1f}  max {lat[-1]:.1f}"
     )
+    report_cpu(cpu, unit=unit, per=per, pg=pg, generator=("load generator", cpu.own))
+
+
+def report_cpu(cpu: Cpu, *, unit: str, per: int, pg: bool, generator: tuple[str, float]) -> None:
+    """The CPU lines of a report: per server process, per unit, and how busy the machine was."""
     busy = ", ".join(f"{pid}: {sec:.1f}s" for pid, sec in cpu.server.items() if sec >= 0.05)
     print(f"server CPU per process: {busy}")
     line = f"CPU ms per {unit}: server {1000 * sum(cpu.server.values()) / per:.3f}"
     if pg:
         line += f", postgres {1000 * cpu.postgres / per:.3f}"
-    print(f"{line}, load generator {1000 * cpu.own / per:.3f}")
+    label, seconds = generator
+    print(f"{line}, {label} {1000 * seconds / per:.3f}")
     print(f"machine CPU busy: {100 * cpu.machine_busy:.0f}% of {os.cpu_count()} cores")
