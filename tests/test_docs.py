@@ -4,6 +4,8 @@ schema, and the README's tour queries answer on the demo data."""
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -92,6 +94,12 @@ def _graphql_blocks(page: Path) -> list[str]:
     return [t.content for t in _tokens(page) if t.type == "fence" and t.info.strip() == "graphql"]
 
 
+def _troika_commands(page: Path) -> list[str]:
+    """Lines of the page's ```sh blocks that run the `troika` command."""
+    blocks = [t.content for t in _tokens(page) if t.type == "fence" and t.info.strip() == "sh"]
+    return [line for block in blocks for line in block.splitlines() if line.startswith(".venv/bin/troika ")]
+
+
 def test_the_pages_exist() -> None:
     missing = [p for p in REQUIRED_PAGES if not (ROOT / "docs" / f"{p}.md").is_file()]
     assert not missing, missing
@@ -169,3 +177,15 @@ async def test_the_readme_tour_answers_on_the_demo_data(app: FastAPI, gql: Gql) 
     assert ran >= 4
     person = (await gql(_graphql_blocks(README)[0], token=token))["user"]
     assert len(person["identities"]) == 5
+
+
+def test_the_readme_troika_commands_run_as_written(cli_env: str) -> None:
+    """Each `.venv/bin/troika …` line of the README, run from the repository's root as a reader
+    would (on a fresh database), succeeds."""
+    commands = _troika_commands(README)
+    assert commands
+    for line in commands:
+        done = subprocess.run(
+            shlex.split(line), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
