@@ -7,7 +7,7 @@
   application/json (the default, legacy clients) every well-formed request answers 200.
 - Malformed, non-UTF-8, oversized or too deeply nested bodies: 4xx with a code, never a 500.
 - GraphiQL for operators only (or every caller with TROIKA_GRAPHQL_PUBLIC_INTROSPECTION).
-WebSockets (graphql-transport-ws) stay with strawberry's handler.
+WebSockets (graphql-transport-ws) stay with strawberry's handler, every message a text frame.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -68,9 +70,22 @@ def _internal(error: dict[str, Any], trace_id: str) -> dict[str, Any]:
     }
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """Every graphql-transport-ws message as a text frame: browsers, `wx.connectSocket` and the
+    graphql-ws client reject the binary frames strawberry sends for a bytes encoder."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLApp(GraphQL[RequestContext, None]):
     """strawberry's plain ASGI app (its FastAPI router's dependency injection cost ~0.3 ms a
-    request), HTTP handled here, WebSockets by strawberry."""
+    request), HTTP handled here, WebSockets by strawberry (in text frames)."""
+
+    websocket_adapter_class = TextFrames
 
     def __init__(
         self,
