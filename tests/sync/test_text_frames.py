@@ -44,7 +44,8 @@ async def test_every_message_is_a_text_frame(app: FastAPI, address: str, http: G
     admin = await operator_key(app, "admin")
     user_id = await new_user(http, admin, phone="+8613800150001")
     async with connect(f"ws://{address}/graphql", subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
-        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {admin}"}}))
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {admin}"}}
+        await ws.send(json.dumps(init))
         assert (await text(ws))["type"] == "connection_ack"
         await ws.send(json.dumps({"type": "ping"}))
         assert (await text(ws))["type"] == "pong"
