@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,6 +27,21 @@ def loads(data: bytes | str) -> Any:
             raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
 
 
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply JSON arrays and objects nest, brackets inside strings left out (C-speed scan)."""
+    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
+    if not brackets:
+        return 0
+    steps = brackets.encode("ascii").translate(_STEP)  # 2 opens, 0 closes: depth = sum(step - 1)
+    depth: int = max(map(operator.sub, itertools.accumulate(steps), itertools.count(1)))
+    return depth
+
+
 def dumps(value: Any) -> str:
     """Serialize JSON data as text (non-ASCII kept as is)."""
     try:
@@ -40,24 +58,34 @@ def dumps_bytes(value: Any) -> bytes:
         return json.dumps(value).encode()
 
 
-def unstorable(values: Sequence[Any]) -> set[int]:
-    """Positions of values holding text that is not Unicode (a lone surrogate, as the standard
-    library reads "\\ud800"): neither PostgreSQL's text nor its json can keep it.
+NOT_UNICODE = "holds text that is not Unicode (a lone surrogate escape)"
+TOO_DEEP = "nests too deeply to be stored"
+
+
+def unstorable(values: Sequence[Any]) -> dict[int, str]:
+    """Positions of values no database can keep, and why: text that is not Unicode (a lone
+    surrogate, as the standard library reads "\\ud800"), which neither PostgreSQL's text nor its
+    json can keep, or nesting deeper than the codecs go.
 
     One orjson pass over the whole list when all is well, which is nearly always.
     """
     try:
         orjson.dumps(values)
-        return set()
+        return {}
     except TypeError:
         pass
-    bad = set()
+    bad = {}
     for i, value in enumerate(values):
         try:
             orjson.dumps(value)
-        except TypeError:
+        except TypeError as exc:
+            if "recursion" in str(exc).lower():  # orjson writes 254 levels, not more
+                bad[i] = TOO_DEEP
+                continue
             try:  # orjson also refuses integers past 64 bits, which are fine
                 json.dumps(value, ensure_ascii=False, default=str).encode()
             except (UnicodeEncodeError, ValueError):
-                bad.add(i)
+                bad[i] = NOT_UNICODE
+            except RecursionError:
+                bad[i] = TOO_DEEP
     return bad
