@@ -48,9 +48,9 @@ def reuseport_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
 
 
 def log_config() -> dict[str, Any]:
-    """uvicorn's logging (its lines and the access lines) plus Troika's `troika.*` lines at INFO
-    (errors with their traceId, refusals, SMS codes in development) and other libraries' warnings,
-    the same for one process and for each worker. Records are scrubbed as they are made."""
+    """One log on standard error: uvicorn's lines and access lines, Troika's `troika.*` lines at
+    INFO (errors with their traceId, refusals, SMS codes in development) and other libraries'
+    warnings; the same for one process and for each worker. Records are scrubbed as they are made."""
     config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
     config["formatters"]["named"] = {
         "()": "uvicorn.logging.DefaultFormatter",
@@ -61,6 +61,7 @@ def log_config() -> dict[str, Any]:
         "class": "logging.StreamHandler",
         "stream": "ext://sys.stderr",
     }
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # one stream: the log, in order
     config["loggers"]["troika"] = {"handlers": ["named"], "level": "INFO", "propagate": False}
     config["root"] = {"handlers": ["named"], "level": "WARNING"}
     return config

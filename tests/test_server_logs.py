@@ -62,7 +62,7 @@ def test_the_log_has_access_and_troika_lines_and_no_traceback(
     cmd += ["--workers", str(workers)]
     log_file = tmp_path / "server.log"
     with log_file.open("wb") as log:
-        server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)  # the log is stderr
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_until_up(server, base)
