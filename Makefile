@@ -27,7 +27,9 @@ run: install
 	TROIKA_GRAPHQL_PUBLIC_INTROSPECTION=$${TROIKA_GRAPHQL_PUBLIC_INTROSPECTION:-true} \
 	  $(BIN)/troika serve --host $(HOST) --port $(PORT)
 
+# tests/js: the reference graphql-ws client's pinned packages (its test skips without Node.js).
 test: install
+	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --loglevel=error; fi
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -8,7 +8,7 @@
 - Malformed, non-UTF-8, oversized or too deeply nested bodies: 4xx with a code, never a 500.
 - A browser's GET (HTML accepted, no query) gets GraphiQL, a static page served from the package
   (app/http/pages.py) to anyone: the schema and data stay for the key pasted into it.
-WebSockets (graphql-transport-ws) stay with strawberry's handler.
+WebSockets (graphql-transport-ws) stay with strawberry's handler, every message a text frame.
 """
 
 from __future__ import annotations
@@ -16,15 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -70,9 +72,22 @@ def _internal(error: dict[str, Any], trace_id: str) -> dict[str, Any]:
     }
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """Every graphql-transport-ws message as a text frame: browsers, `wx.connectSocket` and the
+    graphql-ws client reject the binary frames strawberry sends for a bytes encoder."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLApp(GraphQL[RequestContext, None]):
     """strawberry's plain ASGI app (its FastAPI router's dependency injection cost ~0.3 ms a
-    request), HTTP handled here, WebSockets by strawberry."""
+    request), HTTP handled here, WebSockets by strawberry (in text frames)."""
+
+    websocket_adapter_class = TextFrames
 
     def __init__(
         self,

@@ -24,6 +24,7 @@ class Subscriptions:
 
     async def _read(self) -> None:
         async for raw in self.ws:
+            assert isinstance(raw, str), f"a binary frame: {raw!r}"  # browsers reject binary ones
             message = json.loads(raw)
             if message.get("type") == "ping":
                 await self.ws.send(json.dumps({"type": "pong"}))
@@ -74,7 +75,9 @@ async def subscriptions(address: str, token: str | None) -> AsyncIterator[Subscr
     async with connect(f"ws://{address}/graphql", subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
         payload = {"Authorization": f"Bearer {token}"} if token else {}
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        frame = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(frame, str), f"a binary frame: {frame!r}"
+        ack = json.loads(frame)
         assert ack["type"] == "connection_ack", ack
         subs = Subscriptions(ws)
         try:
