@@ -9,6 +9,8 @@
     "\n" +
     '{ user(identity: {kind: PHONE, value: "+8613800000001"}) { id identities { kind namespace value linkedBy } } }\n';
   var url = window.location.origin + window.location.pathname;
+  // A link may carry a query: /graphql?q=… (not ?query=, which asks the server to run it).
+  var shared = new URLSearchParams(window.location.search).get("q");
   var ws = new URL(url);
   ws.protocol = ws.protocol === "https:" ? "wss:" : "ws:";
   var fetcher = GraphiQL.createFetcher({ url: url, subscriptionUrl: ws.toString() });
@@ -17,6 +19,7 @@
     return React.createElement(GraphiQL, {
       fetcher: fetcher,
       defaultQuery: EXAMPLE,
+      query: shared || undefined,
       defaultEditorToolsVisibility: "headers",
       plugins: [explorer],
       isHeadersEditorEnabled: true,

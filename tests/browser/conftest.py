@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Route, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Page,
+    Playwright,
+    Route,
+    WebSocketRoute,
+    sync_playwright,
+)
 
 from app.auth.keys import create_key
 from app.auth.principal import PrincipalKind, Role
@@ -49,6 +57,14 @@ class Offline:
         else:
             self.blocked.append(route.request.url)
             route.abort("internetdisconnected")
+
+    @staticmethod
+    def outside(url: str) -> bool:
+        return urlsplit(url).hostname not in LOOPBACK
+
+    def refuse_socket(self, socket: WebSocketRoute) -> None:
+        self.blocked.append(socket.url)
+        socket.close(code=1008, reason="the browser tests have no internet")
 
 
 def screenshots_dir() -> Path:
@@ -121,6 +137,7 @@ def offline() -> Offline:
 def context(browser: Browser, offline: Offline) -> Iterator[BrowserContext]:
     ctx = browser.new_context(viewport={"width": 1440, "height": 1000}, locale="zh-CN")
     ctx.route("**/*", offline.route)
+    ctx.route_web_socket(offline.outside, offline.refuse_socket)  # loopback sockets go through untouched
     try:
         yield ctx
     finally:
