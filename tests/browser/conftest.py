@@ -146,10 +146,12 @@ def context(browser: Browser, offline: Offline) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(context: BrowserContext, offline: Offline) -> Iterator[Page]:
-    """A tab whose uncaught script errors fail the test, and that needed nothing from outside."""
+    """A tab whose uncaught script errors and Content-Security-Policy refusals fail the test, and
+    that needed nothing from outside."""
     tab = context.new_page()
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("console", lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None)
     yield tab
     assert not errors, errors
     assert offline.blocked == [], f"the page wanted the internet: {offline.blocked}"

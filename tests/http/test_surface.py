@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from graphql import get_introspection_query
