@@ -261,7 +261,8 @@ def dev_token(host: str, port: int) -> None:
         f"  Paste into GraphiQL's Headers tab:\n\n"
         f'    {{"Authorization": "Bearer {raw}"}}\n\n'
         f'  Try: {{ user(identity: {{kind: PHONE, value: "+8613800000001"}}) '
-        f"{{ id identities {{ kind namespace value linkedBy }} }} }}\n",
+        f"{{ id identities {{ kind namespace value linkedBy }} }} }}\n\n"
+        f"  The operator console, with the same key: http://{host}:{port}/console\n",
         file=sys.stdout,
     )
 

@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import (
@@ -43,6 +45,15 @@ class Troika:
     url: str
     admin_key: str  # admin and pii_reader, like `troika dev-token`
     viewer_key: str
+
+    def graphql(self, query: str) -> dict[str, Any]:
+        """Run `query` as the admin, over HTTP beside the browser; its data, asserting no errors."""
+        headers = {"Authorization": f"Bearer {self.admin_key}"}
+        response = httpx.post(f"{self.url}/graphql", json={"query": query}, headers=headers)
+        answer: dict[str, Any] = response.json()
+        assert "errors" not in answer, answer
+        data: dict[str, Any] = answer["data"]
+        return data
 
 
 @dataclass

@@ -121,3 +121,14 @@ def test_the_key_is_kept_for_the_tab_only(page: Page, troika: Troika) -> None:
     other.goto(f"{troika.url}/console")
     expect(other.locator("#sign-in")).to_be_visible()  # another tab asks again
     assert other.evaluate("() => localStorage.length") == 0
+
+
+UNLINK = 'mutation { unlinkIdentity(userId: "9", identity: {kind: APP_USER_ID, value: "A100005"}) { id } }'
+
+
+def test_a_closed_link_stays_in_the_picture(page: Page, troika: Troika) -> None:
+    troika.graphql(UNLINK)
+    sign_in(page, troika, troika.admin_key)
+    find(page, "+8613800000005", 9)
+    closed = next(e for e in graph(page)["edges"] if e[1].startswith("APP_USER_ID"))
+    assert closed[2].startswith("closed · demo · ")
