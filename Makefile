@@ -18,8 +18,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# The development demo opens GraphiQL and introspection to every caller (GraphiQL loads, then you
-# paste the operator key); the app refuses this flag in production.
+# GraphiQL (/graphql) and the console (/console) load in any browser; the development demo also
+# opens introspection to every caller, so GraphiQL knows the schema before you paste the operator
+# key. The app refuses this flag in production.
 run: install
 	$(BIN)/troika migrate
 	$(BIN)/troika demo --if-empty

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
 from app import logscrub
@@ -15,6 +16,7 @@ from app.auth.authenticate import Authenticator
 from app.db.engine import make_database
 from app.entitlements.catalogue import catalogue_for
 from app.http.graphql import GraphQLApp
+from app.http.pages import page, static_files
 from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
@@ -106,6 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.wechat_fake:
         app.mount("/fake-wechat", fake_wechat_for(settings).asgi())
+
+    app.mount("/static", static_files(), name="static")
+
+    @app.get("/console", include_in_schema=False)
+    async def console() -> Response:
+        return page("console.html")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

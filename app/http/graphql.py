@@ -6,7 +6,8 @@
   (parse, validation, variable coercion, operation resolution; no `data`) is then a 400. For
   application/json (the default, legacy clients) every well-formed request answers 200.
 - Malformed, non-UTF-8, oversized or too deeply nested bodies: 4xx with a code, never a 500.
-- GraphiQL for operators only (or every caller with TROIKA_GRAPHQL_PUBLIC_INTROSPECTION).
+- A browser's GET (HTML accepted, no query) gets GraphiQL, a static page served from the package
+  (app/http/pages.py) to anyone: the schema and data stay for the key pasted into it.
 WebSockets (graphql-transport-ws) stay with strawberry's handler, every message a text frame.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
@@ -47,6 +48,7 @@ from app.http.bodies import (
     read_body,
 )
 from app.http.negotiation import GRAPHQL_RESPONSE, JSON, accepts_html, negotiate
+from app.http.pages import page
 from app.http.ratelimit import client_address
 from app.ingest.dictionary import DataDictionary
 from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
@@ -170,15 +172,13 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         if method not in ("GET", "POST"):
             allow = "GET, POST" if get_queries else "POST"
             raise HttpError(405, "METHOD_NOT_ALLOWED", f"GraphQL is served over {allow}", {"Allow": allow})
-        ctx = self.context(request, await self._auth(request), trace_id)
         if (
             method == "GET"
             and "query" not in request.query_params
             and accepts_html(request.headers.get("accept"))
         ):
-            if not ctx.may_explore:
-                raise HttpError(404, "NOT_FOUND", "not found")
-            return HTMLResponse(self.graphql_ide_html, headers=NO_STORE)
+            return page("graphiql.html")  # static: no credentials asked or needed
+        ctx = self.context(request, await self._auth(request), trace_id)
         if media is None:
             raise HttpError(406, "NOT_ACCEPTABLE", f"answers are {GRAPHQL_RESPONSE} or {JSON}")
         limit = self.settings.graphql_max_json_depth

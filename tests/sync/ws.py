@@ -10,6 +10,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from app.sync.feed import ChangeFeed
+
 PROTOCOL = "graphql-transport-ws"
 
 
@@ -52,6 +54,20 @@ class Subscriptions:
         data: dict[str, Any] = message["payload"]["data"]
         return data
 
+    async def drain(self, op: str, n: int, within: float = 30.0) -> dict[str, Any]:
+        """Take the next `n` results of `op` (each without errors), keeping only the last one's data."""
+        data: dict[str, Any] = {}
+        for _ in range(n):
+            message = await asyncio.wait_for(self.inbox[op].get(), within)
+            assert message["type"] == "next", message
+            assert not message["payload"].get("errors"), message["payload"]["errors"]
+            data = message["payload"]["data"]
+        return data
+
+    async def complete(self, op: str) -> None:
+        """End operation `op` from the client's side."""
+        await self.ws.send(json.dumps({"id": op, "type": "complete"}))
+
     async def error_code(self, op: str, within: float = 5.0) -> str:
         """The `extensions.code` of the operation's error."""
         message = await self.message(op, within)
@@ -67,6 +83,18 @@ class Subscriptions:
         except TimeoutError:
             return True
         return False
+
+
+async def listening(feed: ChangeFeed, n: int, within: float = 10.0) -> None:
+    """Wait until `feed` has exactly `n` listeners: from then on, every change reaches them.
+
+    A subscription's resolver registers its listener before it follows the outbox, so a change
+    committed after this returns is delivered; no sleep guesses how long that takes.
+    """
+    async with asyncio.timeout(within):
+        while feed.stats()["listeners"] != n:
+            feed.listeners_changed.clear()
+            await feed.listeners_changed.wait()
 
 
 @asynccontextmanager
