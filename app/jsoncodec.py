@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import operator
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import orjson
+
+
+class TooDeep(json.JSONDecodeError):
+    """JSON nested deeper than the codecs read (orjson stops at 1,024 levels, the standard library
+    overflows near 1,000)."""
 
 
 def loads(data: bytes | str) -> Any:
@@ -22,24 +24,9 @@ def loads(data: bytes | str) -> Any:
     except orjson.JSONDecodeError:
         try:
             return json.loads(data)
-        except RecursionError:  # orjson stops at 1,024 levels; the standard library would overflow
+        except RecursionError:
             text = data if isinstance(data, str) else data.decode("utf-8", "replace")
-            raise json.JSONDecodeError("JSON nested too deeply", text, 0) from None
-
-
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
-
-
-def nesting_depth(text: str) -> int:
-    """How deeply JSON arrays and objects nest, brackets inside strings left out (C-speed scan)."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    if not brackets:
-        return 0
-    steps = brackets.encode("ascii").translate(_STEP)  # 2 opens, 0 closes: depth = sum(step - 1)
-    depth: int = max(map(operator.sub, itertools.accumulate(steps), itertools.count(1)))
-    return depth
+            raise TooDeep("JSON nested too deeply", text, 0) from None
 
 
 def dumps(value: Any) -> str:
@@ -58,8 +45,38 @@ def dumps_bytes(value: Any) -> bytes:
         return json.dumps(value).encode()
 
 
+class _Token(str):
+    """Text already written, on the stack of `dumps_any_depth`."""
+
+
+def dumps_any_depth(value: Any) -> str:
+    """JSON text of data nested to any depth, without recursion: to keep what the codecs refuse."""
+    out: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _Token):
+            out.append(item)
+        elif isinstance(item, dict):
+            out.append("{")
+            stack.append(_Token("}"))
+            for n, (key, member) in reversed(list(enumerate(item.items()))):
+                stack.append(member)
+                stack.append(_Token(("," if n else "") + json.dumps(str(key), ensure_ascii=False) + ":"))
+        elif isinstance(item, list | tuple):
+            out.append("[")
+            stack.append(_Token("]"))
+            for n, member in reversed(list(enumerate(item))):
+                stack.append(member)
+                if n:
+                    stack.append(_Token(","))
+        else:
+            out.append(json.dumps(item, ensure_ascii=False, default=str))
+    return "".join(out)
+
+
 NOT_UNICODE = "holds text that is not Unicode (a lone surrogate escape)"
-TOO_DEEP = "nests too deeply to be stored"
+TOO_DEEP = "nests deeper than 254 levels"  # orjson writes no deeper
 
 
 def unstorable(values: Sequence[Any]) -> dict[int, str]:

@@ -58,20 +58,23 @@ class ScrubFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            message = record.getMessage()
-        except Exception:  # a malformed call: keep what there is, scrubbed
-            message = str(record.msg)
-        clean = self.scrub(message)
-        # The arguments stay arguments, each scrubbed: formatters unpack them (uvicorn's access
-        # line takes five). Only a secret split between the text and an argument, which neither
-        # shows alone, costs them: then the record carries the scrubbed message with no arguments.
-        record.msg, record.args = self._scrub_arg(record.msg), self._scrub_args(record.args)
-        try:
-            kept = record.getMessage()
-        except Exception:
+            message: str | None = record.getMessage()
+        except Exception:  # a malformed call: keep what there is, scrubbed, with no arguments
+            message = None
+        clean = self.scrub(str(record.msg) if message is None else message)
+        if clean != message:
+            # The arguments stay arguments, each scrubbed: formatters unpack them (uvicorn's access
+            # line takes five). Only a secret split between the text and an argument, which neither
+            # shows alone, costs them: then the record carries the scrubbed message alone.
             kept = None
-        if kept != clean:
-            record.msg, record.args = clean, None
+            if message is not None:
+                record.msg, record.args = self._scrub_arg(record.msg), self._scrub_args(record.args)
+                try:
+                    kept = record.getMessage()
+                except Exception:
+                    kept = None
+            if kept != clean:
+                record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -1,10 +1,10 @@
 """Bytes to records, for `POST /ingest` and `troika import`: what cannot be read becomes a REJECTED
 record kept as a dead letter, with its reason, and never costs its neighbours.
 
-A record must be UTF-8 and nest at most MAX_DEPTH levels (the codecs give up deeper: orjson writes
-254 levels, the standard library overflows near 1,000). Depth is measured on the text before it is
-parsed, at C speed, so a pathological record costs one scan. A JSON array deeper than that is cut
-into its elements, each judged alone; NDJSON is judged line by line.
+A record must be UTF-8, and JSON the codecs can read: orjson reads 1,024 levels of nesting (the
+Ingestor refuses, per record, what it cannot write: more than 254). A JSON array too deep to read
+whole is cut into its elements, each judged alone; NDJSON is judged line by line. The usual body
+costs one strict UTF-8 decode and one orjson parse, as before.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ import re
 from dataclasses import dataclass
 
 from app.ingest.service import Unparsable
-from app.jsoncodec import loads, nesting_depth
+from app.jsoncodec import TOO_DEEP, TooDeep, loads
 
-MAX_DEPTH = 64
 Parsed = object | Unparsable
 
 
@@ -47,10 +46,10 @@ def _not_utf8(data: bytes, what: str) -> tuple[str, str]:
 
 def record_of(text: str, what: str) -> Parsed:
     """One record's text parsed, or Unparsable with the reason it is not a record."""
-    if text.count("[") + text.count("{") > MAX_DEPTH and nesting_depth(text) > MAX_DEPTH:
-        return Unparsable(text, f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
         record: object = loads(text)
+    except TooDeep:
+        return Unparsable(text, f"{what} {TOO_DEEP}")
     except json.JSONDecodeError as exc:
         return Unparsable(text, f"{what} is not JSON: {exc.msg}")
     except ValueError as exc:  # e.g. an integer of more than 4,300 digits
@@ -76,14 +75,15 @@ def parse_json(body: bytes) -> list[Parsed]:
     text = _utf8(body)
     if text is None:
         raise BodyRefused(*_not_utf8(body, "the body"))
-    if text.count("[") + text.count("{") > MAX_DEPTH + 1 and nesting_depth(text) > MAX_DEPTH + 1:
+    try:
+        parsed = loads(text)
+    except TooDeep:
         elements = split_array(text)
         if elements is not None:
             return [record_of(element, f"record {n}") for n, element in enumerate(elements, start=1)]
         if text.lstrip().startswith("{"):
-            return [record_of(text, "the record")]
-    try:
-        parsed = loads(text)
+            return [Unparsable(text, f"the record {TOO_DEEP}")]
+        raise BodyRefused(text, f"the body {TOO_DEEP}") from None
     except json.JSONDecodeError as exc:
         raise BodyRefused(text, f"the body is not JSON: {exc.msg}") from None
     except ValueError as exc:

@@ -20,7 +20,7 @@ from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
-from app.jsoncodec import unstorable
+from app.jsoncodec import dumps_any_depth, unstorable
 from app.logscrub import scrub
 from app.sealing import Keyring, keyring_for
 from app.services.changes import Topic, record_changes
@@ -89,8 +89,8 @@ def _text_of(raw: object) -> str:
     """A rejected record as the JSON text its dead letter keeps."""
     try:
         return json.dumps(raw, ensure_ascii=False)
-    except (RecursionError, ValueError):  # deeper than the standard library goes (or not JSON data)
-        return repr(raw)[:65_536]
+    except RecursionError:  # deeper than the standard library writes
+        return dumps_any_depth(raw)
 
 
 def _storable(text: str) -> str:

@@ -134,3 +134,6 @@ def test_arguments_stay_arguments_each_scrubbed() -> None:
     # A secret that shows only where text and argument meet: the record keeps the clean text alone.
     split = make("troika.t", logging.INFO, __file__, 1, "Bearer %s", ("opaque-value",), None)
     assert (split.getMessage(), split.args) == ("Bearer [redacted]", None)
+    # A malformed call (the arguments do not fit) keeps its text, and formats without an error.
+    malformed = make("troika.t", logging.INFO, __file__, 1, "%d items for 13800138000", ("x",), None)
+    assert (malformed.getMessage(), malformed.args) == ("%d items for 138****8000", None)
