@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     subscriptions_per_connection: int = 20
     ws_ping_seconds: float = 20.0
     changes_retention_days: float = 7.0
+    # Log each garbage collection that pauses a worker at least this long (0: off); app/gcpause.py.
+    gc_pause_log_ms: float = 0.0
     ingest_max_records: int = 5_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
     # WeChat (the appids above name the apps). The API base URL is WeChat's own; tests and the
