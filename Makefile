@@ -34,6 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/deptry .
 
 schema: install
 	$(BIN)/strawberry export-schema graphql_schema.schema:schema --output schema.graphql

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.routing import Route, WebSocketRoute
@@ -19,6 +18,8 @@ from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.integrations import Integrations
+from app.jobs.runner import Jobs
+from app.jobs.tasks import Runtime
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
@@ -42,19 +43,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticate = Authenticator(db, settings)
     doorbell = Doorbell(settings.redis_url)
     db.write_sessions.configure(info={**db.write_sessions.kw["info"], ON_COMMITTED: [doorbell.ring]})
-    feed = ChangeFeed(
-        db,
-        doorbell,
-        poll_seconds=settings.changes_poll_seconds,
-        retention=timedelta(days=settings.changes_retention_days),
-    )
+    feed = ChangeFeed(db, doorbell, poll_seconds=settings.changes_poll_seconds)
     db.on_dispose.insert(0, feed.stop)
 
     integrations = Integrations.from_settings(settings)
     db.on_dispose.append(integrations.close)
 
     inbox = OfficialAccountInbox(db, settings, dictionary, integrations.wechat)
-    db.on_dispose.insert(0, inbox.close)
+    jobs = Jobs(Runtime(db, settings, inbox))
+    inbox.jobs = jobs
+    db.on_dispose.insert(0, jobs.close)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -65,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # die by reference counting before a pass would look at them (ingestion: -10% CPU).
         gc.set_threshold(20_000, 10, 10)
         await feed.start()  # follow the outbox from now; listeners would also start it
-        inbox.start()  # finish pushes a previous run stored but did not process
+        await jobs.start()  # the in-process worker (TROIKA_JOBS_IN_PROCESS), what a restart left queued
         yield
         await db.dispose()
 
@@ -103,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(official_account_router(settings, inbox))
     app.state.wechat_inbox = inbox
+    app.state.jobs = jobs
 
     if settings.wechat_fake:
         app.mount("/fake-wechat", fake_wechat_for(settings).asgi())
