@@ -21,7 +21,7 @@ from app.settings import Settings
 
 
 class RetryLater(Exception):
-    """A job's expected, reported failure (WeChat busy): retried, logged without a traceback."""
+    """A job's expected, reported failure (WeChat busy): retried or failed, logged without a traceback."""
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,12 @@ def connector_for(settings: Settings) -> BaseConnector:
     return PsycopgConnector(conninfo=url.render_as_string(hide_password=False), min_size=1, max_size=4)
 
 
-def make_queue(settings: Settings) -> App:
-    """A procrastinate App with every Troika job registered (app/jobs/tasks.py)."""
+def make_queue(settings: Settings, connector: BaseConnector | None = None, *, periodic: bool = True) -> App:
+    """A procrastinate App with every Troika job (app/jobs/tasks.py); `periodic`: with their schedules."""
     from app.jobs.tasks import register
 
-    queue = App(connector=connector_for(settings))
-    register(queue, settings)
+    queue = App(connector=connector or connector_for(settings))
+    register(queue, settings, periodic=periodic)
     return queue
 
 
@@ -78,7 +78,7 @@ class _ExpectedFailures(logging.Filter):
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, RetryLater):
             record.msg = f"{record.msg} ({exc})"
-            record.exc_info = None
+            record.exc_info, record.exc_text = None, None
         return True
 
 

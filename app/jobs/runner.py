@@ -76,6 +76,8 @@ class Jobs:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.queue = make_queue(runtime.settings)
+        # The same queue without the schedules: runs what is due now, defers no periodic job.
+        self._drainer = make_queue(runtime.settings, self.queue.connector, periodic=False)
         self._opened = False
         self._open_lock = asyncio.Lock()
         self._worker: asyncio.Task[None] | None = None
@@ -117,7 +119,7 @@ class Jobs:
         """Run every job due now, and those they queue, then return (tests, one-off commands)."""
         await self.open()
         for _ in range(20):
-            await self.queue.run_worker_async(**self._worker_options(name="drain", wait=False))
+            await self._drainer.run_worker_async(**self._worker_options(name="drain", wait=False))
             due = [j for j in await self.todo() if j.scheduled_at is None or j.scheduled_at <= utcnow()]
             if not due:
                 return
@@ -136,13 +138,33 @@ class Jobs:
         return sorted(found, key=lambda j: j.id, reverse=True)[:limit]
 
     async def retry(self, job_id: int) -> bool:
-        """Run a failed job again now; False when there is no such failed job."""
+        """Run a failed job again now (a push's job puts its push back to pending); False: no such job."""
         manager = (await self.open()).job_manager
         found = list(await manager.list_jobs_async(id=job_id, status=Status.FAILED.value))
         if not found:
             return False
+        if found[0].task_name == PROCESS_PUSH:
+            async with self.runtime.db.write_sessions() as session, session.begin():
+                await inbox_store.requeue_failed(session, [int(str(found[0].task_kwargs["push_id"]))])
         await manager.retry_job_by_id_async(job_id, retry_at=utcnow())
         return True
+
+    async def retry_failed_pushes(self, ids: list[int] | None) -> list[int]:
+        """Failed pushes (these, or all) back to pending, each job run again or queued anew."""
+        async with self.runtime.db.write_sessions() as session, session.begin():
+            requeued = await inbox_store.requeue_failed(session, ids)
+        manager = (await self.open()).job_manager
+        failed = {
+            int(str(job.task_kwargs["push_id"])): job.id
+            for job in await manager.list_jobs_async(task=PROCESS_PUSH, status=Status.FAILED.value)
+        }
+        for push_id in requeued:
+            job_id = failed.get(push_id)
+            if job_id is not None:
+                await manager.retry_job_by_id_async(job_id, retry_at=utcnow())
+            else:
+                await defer_push(self.queue, push_id)
+        return requeued
 
     async def close(self) -> None:
         if self._worker is not None:

@@ -72,8 +72,13 @@ async def sweep_inbox(context: JobContext, timestamp: int) -> int:
 async def retry_stalled(context: JobContext, timestamp: int) -> int:
     """Jobs a dead worker held (no heartbeat for a minute) go back to the queue."""
     assert context.app is not None
-    manager = context.app.job_manager
-    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_SECONDS))
+    return await requeue_stalled(context.app)
+
+
+async def requeue_stalled(queue: App, *, silent_for: float = STALLED_SECONDS) -> int:
+    """Put back the jobs of workers silent for `silent_for` seconds (killed mid-job); how many."""
+    manager = queue.job_manager
+    stalled = list(await manager.get_stalled_jobs(seconds_since_heartbeat=silent_for))
     for job in stalled:
         await manager.retry_job(job)
     if stalled:
@@ -138,17 +143,17 @@ async def _until_done(sessions: Any, step: Any) -> int:
             return total
 
 
-def register(queue: App, settings: Settings) -> None:
-    """Register every job on `queue`, with this deployment's retry policy."""
+def register(queue: App, settings: Settings, *, periodic: bool = True) -> None:
+    """Register every job on `queue`, with this deployment's retry policy (and schedules, if `periodic`)."""
     queue.task(name=PROCESS_PUSH, pass_context=True, retry=backoff_for(settings), queue="wechat")(
         process_push
     )
-    queue.periodic(cron="* * * * *", periodic_id="minutely")(
-        queue.task(name=SWEEP_INBOX, pass_context=True, queueing_lock=SWEEP_INBOX)(sweep_inbox)
-    )
-    queue.periodic(cron="* * * * *", periodic_id="minutely")(
-        queue.task(name=RETRY_STALLED, pass_context=True, queueing_lock=RETRY_STALLED)(retry_stalled)
-    )
-    queue.periodic(cron="17 * * * *", periodic_id="hourly")(
-        queue.task(name=CLEAN_UP, pass_context=True, queueing_lock=CLEAN_UP)(clean_up)
-    )
+    schedules = [
+        ("* * * * *", "minutely", SWEEP_INBOX, sweep_inbox),
+        ("* * * * *", "minutely", RETRY_STALLED, retry_stalled),
+        ("17 * * * *", "hourly", CLEAN_UP, clean_up),
+    ]
+    for cron, periodic_id, name, fn in schedules:
+        task = queue.task(name=name, pass_context=True, queueing_lock=name)(fn)
+        if periodic:
+            queue.periodic(cron=cron, periodic_id=periodic_id)(task)

@@ -99,9 +99,10 @@ class OfficialAccountInbox:
         return counts
 
     async def process(self, push_id: int, *, last_attempt: bool, take_over: bool = False) -> str:
-        """Do a push's slow work once: 'done', 'failed' (the last attempt failed) or 'skipped' (not ours).
+        """Do a push's slow work once: 'done', or 'skipped' (not ours to do now).
 
-        A failure before the last attempt raises RetryLater (the job queue retries it later);
+        A failure raises RetryLater: the job queue retries it later, or after the last attempt the
+        push is `failed` with the reason, and so is its job;
         `take_over`: a job may take a row a killed worker left `processing` (the queue runs one job
         per push at a time).
         """
@@ -114,9 +115,8 @@ class OfficialAccountInbox:
             outcome = await self._work(row.payload, row.dedupe_key)
         except DomainError as exc:
             if last_attempt:
-                log.warning("official-account push %s failed for good: %s", push_id, exc.message)
                 await self._finish(push_id, "failed", exc.message)
-                return "failed"
+                raise RetryLater(f"push {push_id} failed for good: {exc.message}") from exc
             await self._finish(push_id, "retrying", exc.message)
             raise RetryLater(f"push {push_id}: {exc.message}") from exc
         except Exception as exc:
