@@ -49,6 +49,14 @@ def summary(job: Job) -> JobSummary:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class FailedJob:
+    """A job that failed for good, with why when Troika knows it (a push's last error)."""
+
+    job: JobSummary
+    reason: str | None
+
+
 async def defer_push(queue: App, push_id: int) -> None:
     """Queue a push's processing once: a second request while one waits is a no-op."""
     lock = push_lock(push_id)
@@ -136,6 +144,18 @@ class Jobs:
         manager = (await self.open()).job_manager
         found = [summary(j) for j in await manager.list_jobs_async(status=status)]
         return sorted(found, key=lambda j: j.id, reverse=True)[:limit]
+
+    async def failed(self, *, limit: int) -> list[FailedJob]:
+        """Failed jobs, newest first; a push's with the reason kept on the push."""
+        found = await self.jobs(status=Status.FAILED.value, limit=limit)
+        push_ids = [int(str(j.args["push_id"])) for j in found if j.task == PROCESS_PUSH]
+        async with self.runtime.db.read_sessions() as session:
+            pushes = await inbox_store.pushes_by_ids(session, push_ids)
+        reasons = {p.id: p.outcome for p in pushes}
+        return [
+            FailedJob(j, reasons.get(int(str(j.args["push_id"]))) if j.task == PROCESS_PUSH else None)
+            for j in found
+        ]
 
     async def retry(self, job_id: int) -> bool:
         """Run a failed job again now (a push's job puts its push back to pending); False: no such job."""

@@ -219,6 +219,20 @@ async def pushes(session: AsyncSession, *, statuses: Sequence[str], limit: int) 
     return [PushSummary(*row) for row in (await session.execute(stmt)).all()]
 
 
+async def pushes_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[PushSummary]:
+    if not ids:
+        return []
+    stmt = select(
+        WechatInbox.id,
+        WechatInbox.status,
+        WechatInbox.attempts,
+        WechatInbox.received_at,
+        WechatInbox.processed_at,
+        WechatInbox.outcome,
+    ).where(WechatInbox.id.in_(list(ids)))
+    return [PushSummary(*row) for row in (await session.execute(stmt)).all()]
+
+
 async def requeue_failed(session: AsyncSession, ids: Sequence[int] | None) -> list[int]:
     """Failed pushes (these, or all) back to pending, their attempts from zero; the ids requeued."""
     stmt = update(WechatInbox).where(WechatInbox.status == "failed")

@@ -15,10 +15,15 @@ from app.jobs.tasks import PROCESS_PUSH, requeue_stalled
 from app.stores import wechat as store
 from app.wechat.fake import FakeWeChat
 from app.wechat.messages import open_push
+from tests.factories.auth import operator_key
 from tests.factories.wechat import event_xml
 from tests.factories.wechat_push import push, signed
+from tests.helpers import Gql
 from tests.jobs.support import age_workers, events, inbox, jobs_of, make_due
 
+FAILED_JOBS = """
+query { failedJobs { id task attempts arguments reason } }
+"""
 RETRIES = {"wechat_inbox_attempts": 3, "jobs_retry_base_seconds": 30, "jobs_retry_max_seconds": 45}
 
 
@@ -29,7 +34,11 @@ def test_the_backoff_doubles_up_to_its_ceiling() -> None:
 
 @pytest.mark.parametrize("settings", [RETRIES], indirect=True)
 async def test_a_failing_push_is_retried_with_backoff_then_failed_and_retried_by_hand(
-    app: FastAPI, client: httpx.AsyncClient, fake_wechat: FakeWeChat, caplog: pytest.LogCaptureFixture
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    gql: Gql,
+    fake_wechat: FakeWeChat,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
     jobs: Jobs = app.state.jobs
@@ -57,6 +66,17 @@ async def test_a_failing_push_is_retried_with_backoff_then_failed_and_retried_by
     [job] = await jobs_of(jobs, PROCESS_PUSH)
     assert (job.status, job.attempts) == ("failed", 3)
     assert [j.id for j in await jobs.jobs(status="failed")] == [job.id]
+    failed = (await gql(FAILED_JOBS, token=await operator_key(app, "admin")))["failedJobs"]
+    assert failed == [
+        {
+            "id": str(job.id),
+            "task": PROCESS_PUSH,
+            "attempts": 3,
+            "arguments": job.task_kwargs,
+            "reason": "WeChat is busy (-1); try again",
+        }
+    ]
+    await gql.error(FAILED_JOBS, token=await operator_key(app, "operator"), code="FORBIDDEN")
 
     fake_wechat.user_info_failures = 0  # WeChat is back: an operator retries the failed pushes
     assert await jobs.retry_failed_pushes(None) != []
