@@ -46,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     feed = ChangeFeed(db, doorbell, poll_seconds=settings.changes_poll_seconds)
     db.on_dispose.insert(0, feed.stop)
 
-    integrations = Integrations.from_settings(settings)
+    limits = RateLimits(settings)  # the one rate limiter: requests, logins, SMS codes
+    integrations = Integrations.from_settings(settings, limiter=limits.limiter)
     db.on_dispose.append(integrations.close)
 
     inbox = OfficialAccountInbox(db, settings, dictionary, integrations.wechat)
@@ -68,7 +69,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await db.dispose()
 
     app = FastAPI(title="Troika", lifespan=lifespan)
-    limits = RateLimits(settings)
     db.on_dispose.append(limits.close)
     graphql_app = GraphQLApp(
         db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed, limits=limits

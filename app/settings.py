@@ -109,8 +109,9 @@ class Settings(BaseSettings):
     # SMS codes: "log" prints them to the log (development); else "module:factory" of a sender.
     sms_sender: str = "log"
     sms_code_ttl_seconds: int = 300
-    sms_min_interval_seconds: int = 60
+    sms_min_interval_seconds: int = 60  # between two codes for one phone; 0: none
     sms_per_phone_per_hour: int = 5
+    sms_per_phone_per_day: int = 10
     sms_per_client_per_hour: int = 20
     sms_verify_attempts_per_15_minutes: int = 5
     # Background jobs (app/jobs, docs/jobs.md): run them inside `troika serve` (off when dedicated
