@@ -17,12 +17,13 @@ from app.db.types import utcnow
 from app.jobs.queue import make_queue
 from app.jobs.tasks import CLEAN_UP, RETRY_STALLED, SWEEP_INBOX, clean_up_database
 from app.settings import Settings
+from tests.conftest import by_nature
 
 
 @pytest.mark.postgres
 async def test_a_schedule_runs_once_with_two_instances(settings: Settings) -> None:
     if settings.is_sqlite:
-        pytest.skip("by nature: with SQLite one process runs the jobs (an in-memory queue)")
+        by_nature("with SQLite one process runs the jobs (an in-memory queue)")
     one, two = make_queue(settings), make_queue(settings)
     async with one.open_async(), two.open_async():
         now = time.time()

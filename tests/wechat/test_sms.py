@@ -93,7 +93,7 @@ async def test_a_phone_gets_so_many_codes_a_day(gql: Gql, caplog: pytest.LogCapt
     assert "today" in error["message"]
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="Redis tests need TROIKA_TEST_REDIS_URL")
+@pytest.mark.usefixtures("redis_url")
 async def test_sms_limits_are_shared_by_instances_in_redis(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
