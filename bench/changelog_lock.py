@@ -40,6 +40,8 @@ class LockSamples:
     with_waiters: int = 0
     waiters: int = 0
     active: int = 0
+    # (what waits, what holds the lock and in which state): how often seen, to tell who blocks whom
+    pairs: dict[tuple[str, str], int] = field(default_factory=dict)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self, dsn: str, database: str) -> None:
@@ -49,9 +51,19 @@ class LockSamples:
                    count(*) FILTER (WHERE state = 'active')
             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
         """
+        who = """
+            SELECT left(regexp_replace(w.query, '\\s+', ' ', 'g'), 60),
+                   b.state || ': ' || left(regexp_replace(b.query, '\\s+', ' ', 'g'), 60)
+            FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) AS blocker(pid)
+            JOIN pg_stat_activity b ON b.pid = blocker.pid
+            WHERE w.datname = $1 AND w.wait_event = 'advisory'
+        """
         try:
             while not self.stop.is_set():
                 waiting, active = await conn.fetchrow(query, database)
+                if waiting:
+                    for waiter, holder in await conn.fetch(who, database):
+                        self.pairs[(waiter, holder)] = self.pairs.get((waiter, holder), 0) + 1
                 self.samples += 1
                 self.with_waiters += waiting > 0
                 self.waiters += waiting
@@ -164,6 +176,7 @@ async def run_all(args: argparse.Namespace, settings: Settings, bases: list[str]
     phases = []
     for k, (name, n_bases, with_consent) in enumerate(
         (
+            ("consents alone", 0, True),
             ("one instance ingesting", 1, False),
             ("two instances ingesting", 2, False),
             ("two ingesting + consents", 2, True),
@@ -222,8 +235,8 @@ def main() -> None:
     print("| phase | records/s | batch p99 ms | consents/s | consent p99 ms | advisory-lock waits |")
     print("|---|---|---|---|---|---|")
     for p in phases:
-        seconds = max(r.seconds for r in p.ingest)
-        _, p99 = summary(p.ingest)
+        seconds = max((r.seconds for r in p.ingest), default=1.0)
+        p99 = summary(p.ingest)[1] if p.ingest else 0.0
         errors = sum(r.errors for r in p.ingest)
         consent = "-", "-"
         if p.consents is not None:
@@ -233,11 +246,12 @@ def main() -> None:
                 f"{1000 * harness.percentile(lat, 0.99):.0f}"
                 + (f" ({p.consents.errors} errors)" if p.consents.errors else ""),
             )
-        print(
-            f"| {p.name} | {p.records / seconds:,.0f}{f' ({errors} failed)' if errors else ''} | {p99:.0f} | "
-            f"{consent[0]} | {consent[1]} | {p.locks.line()} |"
-        )
+        rate = f"{p.records / seconds:,.0f}{f' ({errors} failed)' if errors else ''}" if p.ingest else "-"
+        print(f"| {p.name} | {rate} | {p99:.0f} | {consent[0]} | {consent[1]} | {p.locks.line()} |")
     for p in phases:
+        top = sorted(p.locks.pairs.items(), key=lambda kv: -kv[1])[:4]
+        for (waiter, holder), n in top:
+            print(f"{p.name}: {n} samples: waiting {waiter!r} behind {holder!r}")
         for r in [*p.ingest, *([p.consents] if p.consents else [])]:
             if r.errors:
                 print(f"{p.name}: first error: {r.first_error}")
