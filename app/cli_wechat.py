@@ -98,7 +98,7 @@ def sync_followers_cmd(restart: bool, url: str | None) -> None:
 @wechat.command("process-inbox")
 @url_option
 def process_inbox_cmd(url: str | None) -> None:
-    """Finish official-account pushes that were stored but not (or not successfully) processed."""
+    """One attempt now, in this process, at every push not finished (pending, to retry, abandoned)."""
     settings = _wechat_settings(url, check=False)  # an empty inbox needs no WeChat
 
     async def work(db: Database) -> dict[str, int]:
@@ -114,6 +114,44 @@ def process_inbox_cmd(url: str | None) -> None:
     click.echo(
         "inbox: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"), err=True
     )
+
+
+@wechat.command("inbox")
+@click.option("--all", "everything", is_flag=True, help="Every unfinished push too, not only failed ones.")
+@click.option("--retry", is_flag=True, help="Put the failed pushes (or those named) back in the queue.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.argument("push_ids", nargs=-1, type=int)
+def inbox_cmd(everything: bool, retry: bool, limit: int, push_ids: tuple[int, ...]) -> None:
+    """List official-account pushes that failed for good (with why), or retry them."""
+    from app.cli_jobs import with_jobs
+    from app.stores import wechat as store
+
+    settings = get_settings()
+    if retry:
+        ids = list(push_ids) or None
+        if settings.is_sqlite:
+            # The queue is the server's (in memory): its inbox sweep takes them within a minute.
+            async def requeue(db: Database) -> list[int]:
+                async with db.write_sessions() as session, session.begin():
+                    return await store.requeue_failed(session, ids)
+
+            done = with_db(settings, requeue)
+        else:
+            done = with_jobs(settings, lambda jobs: jobs.retry_failed_pushes(ids))
+        click.echo(f"inbox: {len(done)} pushes queued again" + (f": {done}" if done else ""), err=True)
+        return
+    statuses = ["failed", "retrying", "pending", "processing"] if everything else ["failed"]
+
+    async def listing(db: Database) -> list[store.PushSummary]:
+        async with db.read_sessions() as session:
+            return await store.pushes(session, statuses=statuses, limit=limit)
+
+    rows = with_db(settings, listing)
+    for row in rows:
+        at = (row.processed_at or row.received_at).isoformat(timespec="seconds")
+        click.echo(f"{row.id:>8}  {row.status:<10}  {row.attempts:>2}  {at}  {row.outcome or ''}")
+    if not rows:
+        click.echo("inbox: no " + ("unfinished" if everything else "failed") + " pushes", err=True)
 
 
 @wechat.command("push")

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,6 +23,9 @@ from app.services.audit import TRACE_ID
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
+
+if TYPE_CHECKING:
+    from app.jobs.runner import Jobs
 
 T = TypeVar("T")
 
@@ -45,6 +48,7 @@ class RequestContext:
         limits: RateLimits | None = None,
         address: str | None = None,
         transport: str = "http",
+        jobs: Jobs | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -52,6 +56,7 @@ class RequestContext:
         self.dictionary = dictionary
         self._feed = feed
         self._integrations = integrations
+        self.jobs = jobs  # the background job queue (operators' view of failed jobs)
         self.client = client  # the caller's address, for abuse limits on anonymous doors
         self.loaders = Loaders(db, dictionary)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload

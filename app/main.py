@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.responses import Response
@@ -21,6 +20,8 @@ from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.integrations import Integrations
+from app.jobs.runner import Jobs
+from app.jobs.tasks import Runtime
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
@@ -44,19 +45,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticate = Authenticator(db, settings)
     doorbell = Doorbell(settings.redis_url)
     db.write_sessions.configure(info={**db.write_sessions.kw["info"], ON_COMMITTED: [doorbell.ring]})
-    feed = ChangeFeed(
-        db,
-        doorbell,
-        poll_seconds=settings.changes_poll_seconds,
-        retention=timedelta(days=settings.changes_retention_days),
-    )
+    feed = ChangeFeed(db, doorbell, poll_seconds=settings.changes_poll_seconds)
     db.on_dispose.insert(0, feed.stop)
 
-    integrations = Integrations.from_settings(settings)
+    limits = RateLimits(settings)  # the one rate limiter: requests, logins, SMS codes
+    integrations = Integrations.from_settings(settings, limiter=limits.limiter)
     db.on_dispose.append(integrations.close)
 
     inbox = OfficialAccountInbox(db, settings, dictionary, integrations.wechat)
-    db.on_dispose.insert(0, inbox.close)
+    jobs = Jobs(Runtime(db, settings, inbox))
+    inbox.jobs = jobs
+    db.on_dispose.insert(0, jobs.close)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -68,12 +67,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.set_threshold(20_000, 10, 10)
         gcpause.install(settings.gc_pause_log_ms)
         await feed.start()  # follow the outbox from now; listeners would also start it
-        inbox.start()  # finish pushes a previous run stored but did not process
+        await jobs.start()  # the in-process worker (TROIKA_JOBS_IN_PROCESS), what a restart left queued
         yield
         await db.dispose()
 
     app = FastAPI(title="Troika", lifespan=lifespan)
-    limits = RateLimits(settings)
     db.on_dispose.append(limits.close)
     graphql_app = GraphQLApp(
         db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed, limits=limits
@@ -106,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(official_account_router(settings, inbox))
     app.state.wechat_inbox = inbox
+    app.state.jobs = jobs
 
     if settings.wechat_fake:
         app.mount("/fake-wechat", fake_wechat_for(settings).asgi())

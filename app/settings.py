@@ -114,10 +114,26 @@ class Settings(BaseSettings):
     # SMS codes: "log" prints them to the log (development); else "module:factory" of a sender.
     sms_sender: str = "log"
     sms_code_ttl_seconds: int = 300
-    sms_min_interval_seconds: int = 60
+    sms_min_interval_seconds: int = 60  # between two codes for one phone; 0: none
     sms_per_phone_per_hour: int = 5
+    sms_per_phone_per_day: int = 10
     sms_per_client_per_hour: int = 20
     sms_verify_attempts_per_15_minutes: int = 5
+    # Background jobs (app/jobs, docs/jobs.md): run them inside `troika serve` (off when dedicated
+    # `troika worker` processes run), how many at once per worker, and a push's tries: the first
+    # retry after `retry_base_seconds`, doubling up to `retry_max_seconds`, failed after `attempts`.
+    jobs_in_process: bool = True
+    jobs_concurrency: int = Field(default=4, ge=1, le=100)
+    wechat_inbox_attempts: int = Field(default=8, ge=1, le=50)
+    jobs_retry_base_seconds: int = Field(default=30, ge=1)
+    jobs_retry_max_seconds: int = Field(default=3600, ge=1)
+    # Clean-ups (hourly): how long finished inbox pushes, failed inbox pushes and finished jobs
+    # are kept, and spent SMS codes and refresh tokens after they were used or expired.
+    inbox_retention_days: float = 30.0
+    dead_letter_retention_days: float = 90.0
+    jobs_retention_days: float = 7.0
+    sms_code_retention_days: float = 1.0
+    refresh_token_retention_days: float = 7.0
     # Tries of one batch transaction (ingestion), or of one mutation's, that PostgreSQL aborted for
     # a deadlock or serialization failure.
     ingest_max_attempts: int = Field(default=3, ge=1, le=10)

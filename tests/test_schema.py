@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from graphql import GraphQLInputObjectType, GraphQLObjectType
 from strawberry.printer import print_schema
 
 from graphql_schema.schema import schema
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_TOOL = ROOT.parent / "shared" / "tools" / "check_contract.py"
@@ -24,7 +24,7 @@ def test_schema_file_is_current() -> None:
 
 def test_contract_is_served() -> None:
     if not CONTRACT_TOOL.exists():
-        pytest.skip(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
+        missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
     result = subprocess.run(
         [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql")],
         capture_output=True,

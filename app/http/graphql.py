@@ -136,6 +136,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             limits=self.limits,
             address=client_address(request.scope),
             transport="websocket" if request.scope["type"] == "websocket" else "http",
+            jobs=getattr(request.app.state, "jobs", None),
         )
         request.scope[SCOPE_CONTEXT] = ctx
         return ctx

@@ -20,20 +20,30 @@ from app.auth.keys import create_key
 from app.auth.principal import PrincipalKind, Role
 from app.db.engine import make_database
 from app.stores import changes as outbox
-from tests.conftest import PG_SKIP, PG_URL, pg_admin, pg_database_url, settings_for
+from tests.conftest import (
+    PG_SKIP,
+    PG_URL,
+    REDIS_SKIP,
+    REDIS_URL,
+    missing,
+    pg_admin,
+    pg_database_url,
+    settings_for,
+)
 from tests.factories.identity import new_user
 from tests.helpers import Gql
 from tests.sync.ws import subscriptions
 
-REDIS_URL = os.environ.get("TROIKA_TEST_REDIS_URL")
 CHANGES = "subscription ($after: String) { changes(after: $after) { userId topic cursor } }"
 
-pytestmark = [
-    pytest.mark.skipif(not PG_URL, reason=PG_SKIP),
-    pytest.mark.skipif(
-        not REDIS_URL, reason="Redis tests need TROIKA_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)"
-    ),
-]
+
+@pytest.fixture(autouse=True)
+def _backends() -> None:
+    """PostgreSQL and Redis, both: several instances share them."""
+    if not PG_URL:
+        missing(PG_SKIP)
+    if not REDIS_URL:
+        missing(REDIS_SKIP)
 
 
 def free_port() -> int:
@@ -134,7 +144,7 @@ def private_redis(port: int) -> Iterator[subprocess.Popen[bytes]]:
     """A redis-server of this test's own, so it can be stopped and started again."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("this test starts its own redis-server, which is not installed")
+        missing("this test starts its own redis-server, which is not installed")
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         stdout=subprocess.DEVNULL,
