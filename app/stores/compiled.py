@@ -7,6 +7,7 @@ functions), so the rules above them cannot tell which path read them.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class HubRows:
     channel: ChannelRows | None = None  # a channel store on the hub's own database
 
 
+_PARAM = re.compile(r"(?<!:):(\w+)")
 _JSON = "json:"  # marks a column holding JSON text (SQLite)
 
 
@@ -236,6 +238,9 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
 
     for n, o in enumerate(q.orders):
         key = f"o{n}"
+        if not o.channels:  # none of this database's channels is asked for
+            parts += [(key, "NULL"), (f"{key}c", "NULL")]
+            continue
         cond = where(key, o.channels, o.before, "placed_at")
         count_cond = where(f"{key}c", o.channels, None, "placed_at")
         if o.status_code is not None:
@@ -257,6 +262,9 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
         parts.append((f"{key}c", sql.agg(["ref", "n"], counted, "ref")))
     for n, e in enumerate(q.events):
         key = f"e{n}"
+        if not e.channels:
+            parts.append((key, "NULL"))
+            continue
         cond = where(key, e.channels, e.before, "occurred_at")
         if e.types:
             params[f"{key}_ty"] = list(e.types)
@@ -277,6 +285,8 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
 
 async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) -> dict[str, Any]:
     stmt = text(statement)
+    used = set(_PARAM.findall(statement))
+    params = {k: v for k, v in params.items() if k in used}
     binds: list[Any] = []
     for name, value in params.items():
         if isinstance(value, list):

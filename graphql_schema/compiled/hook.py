@@ -10,17 +10,19 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator
 
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from app.context import RequestContext
+from app.errors import DomainError
 from graphql_schema.compiled.execute import Fallback, Run
 from graphql_schema.compiled.plan import plan_for
 
 log = logging.getLogger("troika.compiled")
 # How operations were answered in this process: compiled, fallback (compiled, then handed to the
-# resolvers), other (not a compiled operation); read by tests and bench/.
+# resolvers; `failed` counts those that met an unexpected error), other (not a compiled
+# operation); read by tests and bench/.
 STATS: Counter[str] = Counter()
 
 
@@ -70,7 +72,11 @@ async def answer(
         data = await Run(schema, plan, coerced, ctx).data()
     except Exception as exc:  # noqa: BLE001 - graphql-core runs it again and reports what it finds
         STATS["fallback"] += 1
-        log.debug("compiled read handed to the resolvers: %r", exc, exc_info=not isinstance(exc, Fallback))
+        if isinstance(exc, (Fallback, DomainError, GraphQLError)):
+            log.debug("compiled read handed to the resolvers: %r", exc)
+        else:  # a gap in the compiler: the resolvers answer, and this says where to look
+            STATS["failed"] += 1
+            log.warning("compiled read failed, the resolvers answer it: %r", exc)
         ctx.held_reveals = None
         ctx.versions, ctx.valid_until = versions, valid_until
         ctx.refresh()  # the primed loaders go: the resolvers read afresh

@@ -46,7 +46,7 @@ async def test_generated_operations_answer_the_same_compiled_or_not(pair: Pair, 
     assert STATS["compiled"] == before + 1
     assert on["data"]["user"]["orders"]["totalCount"] == 5  # type: ignore[index]
     generator = Generator(seed=17, world=world)
-    compared, compiled_before = 0, STATS["compiled"]
+    compared, compiled_before, failed_before = 0, STATS["compiled"], STATS["failed"]
     for n in range(operations):
         op = generator.op()
         for name, token in world.callers.items():
@@ -54,5 +54,6 @@ async def test_generated_operations_answer_the_same_compiled_or_not(pair: Pair, 
             assert on == off, f"operation {n} as {name}:\n{op.query}\n{op.variables}"
             compared += 1
     assert compared == operations * len(world.callers)
+    assert STATS["failed"] == failed_before, "the compiler met an error the resolvers did not"
     # Many were compiled (the others: callers refused, bad input, fields outside the subset).
     assert STATS["compiled"] - compiled_before >= compared // 4, dict(STATS)
