@@ -9,17 +9,22 @@ the compiled run: the operation then runs through graphql-core, which answers it
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
     FieldNode,
+    GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLID,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
+    GraphQLString,
+    Undefined,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -62,6 +67,7 @@ class Run:
         self.ctx = ctx
         self.info = _Info(ctx)
         self._fields: dict[tuple[int, ...], Fields] = {}
+        self._shapes: dict[tuple[int, int], list[_Slot]] = {}
 
     def fields_of(self, nodes: list[FieldNode]) -> Fields:
         key = tuple(id(n) for n in nodes)
@@ -148,51 +154,139 @@ class Run:
             behavior=tuple(behavior),
         )
 
-    async def complete(self, gtype: GraphQLOutputType, nodes: list[FieldNode], value: Any) -> Any:
-        if isinstance(gtype, GraphQLNonNull):
-            done = await self.complete(gtype.of_type, nodes, value)
-            if done is None:
-                raise Fallback
-            return done
-        if value is None:
-            return None
-        if isinstance(gtype, GraphQLList):
-            return [await self.complete(gtype.of_type, nodes, v) for v in value]
-        if isinstance(gtype, (GraphQLScalarType, GraphQLEnumType)):
-            return gtype.serialize(value)
-        assert isinstance(gtype, GraphQLObjectType)
-        out: dict[str, Any] = {}
-        for key, sub in self.fields_of(nodes).items():
+    def steps(self, gtype: GraphQLOutputType) -> tuple[tuple[int, Any], ...]:
+        """The type unwrapped once: (NON_NULL|LIST|LEAF|OBJECT, the type) from the outside in."""
+        found = _STEPS.get(gtype)
+        if found is None:
+            out: list[tuple[int, Any]] = []
+            t: Any = gtype
+            while True:
+                if isinstance(t, GraphQLNonNull):
+                    out.append((_NON_NULL, t))
+                elif isinstance(t, GraphQLList):
+                    out.append((_LIST, t))
+                elif isinstance(t, (GraphQLScalarType, GraphQLEnumType)):
+                    out.append((_LEAF, t))
+                    break
+                else:
+                    assert isinstance(t, GraphQLObjectType)
+                    out.append((_OBJECT, t))
+                    break
+                t = t.of_type
+            found = _STEPS[gtype] = tuple(out)
+        return found
+
+    def shape(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> list[_Slot]:
+        """How to answer these selections on `gtype`, worked out once per request."""
+        key = (id(gtype), id(nodes))  # the node lists live in `_fields` for the whole request
+        found = self._shapes.get(key)
+        if found is not None:
+            return found
+        slots = []
+        for response_key, sub in self.fields_of(nodes).items():
             name = sub[0].name.value
             if name == "__typename":
-                out[key] = gtype.name
+                slots.append(_Slot(response_key, gtype.name, None, None, None, False, (), sub))
                 continue
             field = gtype.fields[name]
-            out[key] = await self.complete(
-                field.type, sub, await self._resolve(field.extensions, field, sub[0], value)
+            sfield = _strawberry(field.extensions)
+            steps = self.steps(field.type)
+            resolver = sfield.base_resolver
+            if resolver is None:
+                slots.append(_Slot(response_key, None, sfield.python_name, None, None, False, steps, sub))
+                continue
+            if sfield.permission_classes or sfield.extensions:
+                raise Fallback
+            kwargs = convert_arguments(
+                get_argument_values(field, sub[0], self.variables),
+                sfield.arguments,
+                scalar_registry=self.strawberry.schema_converter.scalar_registry,
+                config=self.strawberry.config,
             )
+            if resolver.info_parameter is not None:
+                kwargs[resolver.info_parameter.name] = self.info
+            func: Any = resolver.wrapped_func
+            slots.append(
+                _Slot(response_key, None, None, func, kwargs, inspect.iscoroutinefunction(func), steps, sub)
+            )
+        self._shapes[key] = slots
+        return slots
+
+    async def complete(self, gtype: GraphQLOutputType, nodes: list[FieldNode], value: Any) -> Any:
+        return await self._complete(self.steps(gtype), 0, nodes, value)
+
+    async def _complete(
+        self, steps: tuple[tuple[int, Any], ...], i: int, nodes: list[FieldNode], value: Any
+    ) -> Any:
+        while True:
+            kind, t = steps[i]
+            if kind == _NON_NULL:
+                if value is None:
+                    raise Fallback
+                i += 1
+                continue
+            if value is None:
+                return None
+            if kind == _LEAF:
+                return _leaf(t, value)
+            if kind == _LIST:
+                return [await self._complete(steps, i + 1, nodes, v) for v in value]
+            return await self.obj(t, nodes, value)
+
+    async def obj(self, gtype: GraphQLObjectType, nodes: list[FieldNode], source: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for slot in self.shape(gtype, nodes):
+            if slot.typename is not None:
+                out[slot.key] = slot.typename
+                continue
+            if slot.func is None:
+                value = getattr(source, slot.attr)  # type: ignore[arg-type]
+            elif slot.is_async:
+                value = await slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
+            else:
+                value = slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
+                if inspect.isawaitable(value):
+                    value = await value
+            steps = slot.steps
+            if len(steps) == 2 and steps[0][0] == _NON_NULL and steps[1][0] == _LEAF:
+                if value is None:
+                    raise Fallback
+                out[slot.key] = _leaf(steps[1][1], value)
+            else:
+                out[slot.key] = await self._complete(steps, 0, slot.nodes, value)
         return out
 
-    async def _resolve(self, extensions: Any, field: Any, node: FieldNode, source: Any) -> Any:
-        sfield = _strawberry(extensions)
-        resolver = sfield.base_resolver
-        if resolver is None:
-            return getattr(source, sfield.python_name)
-        if sfield.permission_classes or sfield.extensions:
-            raise Fallback
-        kwargs = convert_arguments(
-            get_argument_values(field, node, self.variables),
-            sfield.arguments,
-            scalar_registry=self.strawberry.schema_converter.scalar_registry,
-            config=self.strawberry.config,
-        )
-        if resolver.info_parameter is not None:
-            kwargs[resolver.info_parameter.name] = self.info
-        func: Any = resolver.wrapped_func
-        result = func(source, **kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+
+_NON_NULL, _LIST, _LEAF, _OBJECT = range(4)
+# Built-in scalars whose serialization hands back a value of this exact type unchanged (Int within
+# 32 bits is checked by serialize, so it is not here).
+_PLAIN: dict[Any, type] = {GraphQLString: str, GraphQLBoolean: bool, GraphQLID: str}
+_STEPS: dict[Any, tuple[tuple[int, Any], ...]] = {}
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One response key of an object: __typename, an attribute, or a resolver with its arguments."""
+
+    key: str
+    typename: str | None
+    attr: str | None
+    func: Any
+    kwargs: dict[str, Any] | None
+    is_async: bool
+    steps: tuple[tuple[int, Any], ...]
+    nodes: list[FieldNode]
+
+
+def _leaf(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
+    """graphql-core's serialization; a value it cannot serialize stops the compiled run."""
+    plain = _PLAIN.get(gtype)
+    if plain is not None and type(value) is plain:
+        return value  # what serialize would return, without its checks
+    out = gtype.serialize(value)
+    if out is None or out is Undefined:
+        raise Fallback
+    return out
 
 
 def _strawberry(extensions: Any) -> StrawberryField:
