@@ -16,7 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, text
+from cachetools import LRUCache
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app import pii
@@ -283,19 +284,31 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
     return parts
 
 
+# A statement's text depends only on the shape of what is read (never on values): each distinct
+# text is parsed into a TextClause once, with its bound parameters typed by name.
+_statements: LRUCache[str, tuple[TextClause, frozenset[str]]] = LRUCache(maxsize=256)
+
+
+def _statement(statement: str, params: dict[str, Any]) -> tuple[TextClause, frozenset[str]]:
+    found = _statements.get(statement)
+    if found is None:
+        used = frozenset(_PARAM.findall(statement))
+        binds: list[Any] = []
+        for name in sorted(used):
+            value = params[name]
+            if isinstance(value, list):
+                binds.append(bindparam(name, expanding=True))
+            elif isinstance(value, datetime):
+                binds.append(bindparam(name, type_=UTCDateTime()))
+        stmt = text(statement)
+        found = _statements[statement] = (stmt.bindparams(*binds) if binds else stmt, used)
+    return found
+
+
 async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    stmt = text(statement)
-    used = set(_PARAM.findall(statement))
-    params = {k: v for k, v in params.items() if k in used}
-    binds: list[Any] = []
-    for name, value in params.items():
-        if isinstance(value, list):
-            binds.append(bindparam(name, expanding=True))
-        elif isinstance(value, datetime):
-            binds.append(bindparam(name, type_=UTCDateTime()))
-    if binds:
-        stmt = stmt.bindparams(*binds)
-    raw = (await session.execute(stmt, params)).scalar_one()
+    stmt, used = _statement(statement, params)
+    conn = await session.connection()  # Core, not the ORM's execute: the rows are JSON text
+    raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
     return orjson.loads(raw)  # type: ignore[no-any-return]
 
 
