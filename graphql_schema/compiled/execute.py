@@ -115,10 +115,8 @@ class Run:
         else:
             identity = args.get("identity")
             parts = None
-            if identity is not None:
+            if identity is not None:  # as IdentityInput.parts(): a unionid plays no part in a lookup
                 parts = (identity["kind"], identity["value"], identity.get("namespace"))
-                if identity.get("unionid") is not None:
-                    raise Fallback  # not a part of a lookup; the resolvers ignore it the same way
             found = await resolve.user(self.ctx, reads, user_id=args.get("id"), identity=parts)
         return None if found is None else User(record=found)
 

@@ -23,6 +23,7 @@ from tests.factories.entitlements import grant_membership, grant_role, person, s
 from tests.factories.identity import link
 from tests.helpers import Gql
 
+ERASE = "mutation ($id: ID!) { eraseUser(userId: $id) { userId } }"
 ADJUST = (
     'mutation ($id: ID!) { adjustPoints(userId: $id, points: 7, reason: "r", sourceChannel: APP) { id } }'
 )
@@ -80,6 +81,7 @@ class World:
     survivor: str
     absorbed: str
     bare: str  # a user with one identity and nothing else
+    erased: str
     callers: dict[str, str | None]
     identities: dict[str, dict[str, str]]
 
@@ -103,6 +105,8 @@ async def build_world(app: FastAPI, client: httpx.AsyncClient) -> World:
     assert merged["merge"]["survivorId"] == older
     await link(gql, admin, kind="OPENID", namespace=s.mini_program_appid, value="o-old", user_id=older)
     bare = (await link(gql, admin, kind="EXTERNAL", namespace="crm", value="c-9"))["user"]["id"]
+    erased = (await link(gql, admin, kind="APP_USER_ID", value="A-gone"))["user"]["id"]
+    await gql(ERASE, {"id": erased}, token=admin)
     mp_key, app_key = await service_key(app, "MINI_PROGRAM"), await service_key(app, "APP")
     mp_records = [
         mp_order("m1", mp, order_id="MP-1", status="待支付", at=T1),
@@ -159,6 +163,8 @@ async def build_world(app: FastAPI, client: httpx.AsyncClient) -> World:
         "old": a_old,
         "bare": {"kind": "EXTERNAL", "namespace": "crm", "value": "c-9"},
         "unknown": app_user("nobody"),
+        "erased": app_user("A-gone"),
+        "with unionid": {**mp, "unionid": "u-1"},
         "bad": {"kind": "PHONE", "value": "not a phone"},
     }
-    return World(full, older, younger, bare, callers, identities)
+    return World(full, older, younger, bare, erased, callers, identities)

@@ -141,7 +141,7 @@ class Generator:
         sel, frags = self.selection()
         r = self.r.random()
         if r < 0.35:
-            uid = self.r.choice([w.full, w.survivor, w.absorbed, w.bare, "999999", "abc"])
+            uid = self.r.choice([w.full, w.survivor, w.absorbed, w.bare, w.erased, "999999", "abc"])
             root = f"user(id: {self.var('ID', uid)}) {{ {sel} }}"
         elif r < 0.6:
             ident = w.identities[self.r.choice(list(w.identities))]
