@@ -9,14 +9,18 @@ the compiled run: the operation then runs through graphql-core, which answers it
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from graphql import (
     FieldNode,
     GraphQLBoolean,
     GraphQLEnumType,
+    GraphQLFloat,
     GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -277,14 +281,34 @@ class _Slot:
 
 
 def _leaf(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
-    """graphql-core's serialization; a value it cannot serialize stops the compiled run."""
+    """graphql-core's leaf completion (`coerce_output_value`); a value it cannot coerce stops the
+    compiled run. The built-in scalars' and the enums' answers are taken without the call when
+    they are known to be the value itself (or, for enums, the same name as before)."""
     plain = _PLAIN.get(gtype)
     if plain is not None and type(value) is plain:
-        return value  # what serialize would return, without its checks
-    out = gtype.serialize(value)
+        return value
+    if gtype is GraphQLInt and type(value) is int and _INT_MIN <= value <= _INT_MAX:
+        return value
+    if gtype is GraphQLFloat and type(value) is float and math.isfinite(value):
+        return value
+    if isinstance(gtype, GraphQLEnumType) and isinstance(value, Enum):
+        key = (gtype, value)
+        name = _ENUM_NAMES.get(key)
+        if name is None:
+            name = _ENUM_NAMES[key] = _coerced(gtype, value)
+        return name
+    return _coerced(gtype, value)
+
+
+def _coerced(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
+    out = gtype.coerce_output_value(value)
     if out is None or out is Undefined:
         raise Fallback
     return out
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_ENUM_NAMES: dict[tuple[Any, Enum], Any] = {}
 
 
 def _strawberry(extensions: Any) -> StrawberryField:
