@@ -61,7 +61,10 @@ def app_store_url(request: pytest.FixtureRequest, database_url: str, tmp_path: P
 
 @pytest.fixture
 async def pair(settings: Settings, app_store_url: str | None) -> AsyncIterator[Pair]:
-    base = settings.model_copy(update={"response_cache_bytes": 0, "app_database_url": app_store_url})
+    # No response cache (every answer computed) and no rate limits (a window edge falling between
+    # the two answers of a pair would tell them apart).
+    update = {"response_cache_bytes": 0, "rate_limit_enabled": False, "app_database_url": app_store_url}
+    base = settings.model_copy(update=update)
     on = create_app(base.model_copy(update={"compiled_reads": True}))
     off = create_app(base.model_copy(update={"compiled_reads": False}))
     async with (
