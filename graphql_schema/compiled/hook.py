@@ -1,7 +1,8 @@
 """The schema extension that answers known operations by their compiled plan (TROIKA_COMPILED_READS).
 
-It hooks execution, not HTTP: every way a document arrives (POST, GET, a persisted query, a
-WebSocket) reaches it, after parsing, validation, limits and rate limits, exactly like the resolvers.
+It hooks execution, not HTTP parsing: a query reaches it however its document arrived (POST, GET,
+a persisted query), after parsing, validation, limits and rate limits, exactly like the resolvers.
+Queries over a WebSocket run through the resolvers.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class CompiledReads(SchemaExtension):
         if (
             isinstance(ctx, RequestContext)
             and ctx.settings.compiled_reads
+            # A WebSocket's operations share one context and may interleave: the held reveals and
+            # the cache state a compiled run sets aside are a request's own only over HTTP.
+            and ctx.transport == "http"
             and ec.result is None
             and ec.graphql_document is not None
             and isinstance(ec.query, str)
