@@ -73,6 +73,8 @@ class RequestContext:
         # after which the answer changes by itself (a membership expiring).
         self.versions: dict[int, int] | None = {}
         self.valid_until: datetime | None = None
+        # A compiled read (graphql_schema/compiled/) audits its reveals only once its answer stands.
+        self.held_reveals: list[tuple[int, str]] | None = None
 
     def depends_on(self, user: UserRecord | None) -> None:
         """The response shows this user: a cached copy lives only while its version stands."""
@@ -168,7 +170,21 @@ class RequestContext:
         batched into one write), and keep this answer out of the response cache, whose hits
         would show it again with no audit entry."""
         self.uncacheable()
+        if self.held_reveals is not None:
+            self.held_reveals.append((user_id, field))
+            return
         await self.loaders.pii_read_by_user_id(self.principal.actor, self.trace_id).load((user_id, field))
+
+    def hold_reveals(self) -> None:
+        """Keep the audit of reveals back until `release_reveals` (or drop them with `refresh`)."""
+        self.held_reveals = []
+
+    async def release_reveals(self) -> None:
+        """Audit the reveals held back, in one batch as the resolvers' concurrent reveals are."""
+        held, self.held_reveals = self.held_reveals or [], None
+        if held:
+            loader = self.loaders.pii_read_by_user_id(self.principal.actor, self.trace_id)
+            await loader.load_many(held)
 
 
 def new_trace_id() -> str:

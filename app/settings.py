@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # the longest an entry lives even when no version moved.
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_seconds: float = 300.0
+    # Compiled reads (graphql_schema/compiled/): known queries of users answered from one statement
+    # per database instead of field by field; false runs every query through the resolvers.
+    compiled_reads: bool = True
     # Sync: how often each instance reads the outbox when no doorbell rang (Redis down, or a
     # change committed by another process such as `troika import`), subscriptions allowed on
     # one WebSocket connection, the WebSocket keep-alive ping of `troika serve`, and how long

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
+from graphql_schema.compiled.hook import CompiledReads
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
@@ -72,6 +73,7 @@ schema = TroikaSchema(
         AliasLimit,
         CallerValidation,
         OperationRateLimits,  # after validation: only operations that would run are counted
+        CompiledReads,  # last: a known query answered by its compiled plan (graphql_schema/compiled/)
     ],
     execution_context_class=CallerExecutor,
 )

@@ -105,19 +105,7 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
                     )
                 for ref, n in found_counts.items():
                     counts[ref] = counts.get(ref, 0) + n
-        by_ref = store.group_by_ref(rows)
-        pages = []
-        for uid in keys:
-            mine = sorted(
-                (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
-                key=lambda o: (o.placed_at, o.channel.value, o.id),
-                reverse=True,
-            )
-            total = sum(counts.get(ref, 0) for ref in by_user[uid])
-            pages.append(
-                _page(mine, self.first, total, lambda o: encode_cursor(o.placed_at, o.channel.value, o.id))
-            )
-        return pages
+        return order_pages(keys, by_user, rows, counts, self.first)
 
 
 class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
@@ -150,18 +138,7 @@ class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
                     before=self.before,
                     per_ref=self.first + 1,
                 )
-        by_ref = store.group_by_ref(rows)
-        pages = []
-        for uid in keys:
-            mine = sorted(
-                (e for ref in by_user[uid] for e in by_ref.get(ref, [])),
-                key=lambda e: (e.occurred_at, e.channel.value, e.id),
-                reverse=True,
-            )
-            pages.append(
-                _page(mine, self.first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id))
-            )
-        return pages
+        return event_pages(keys, by_user, rows, self.first)
 
 
 class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
@@ -177,23 +154,7 @@ class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
         for engines, channels in self.base.stores():
             async with engines.read_sessions() as session:
                 rows += await store.cart_for_refs(session, channels=channels, refs=refs)
-        by_ref = store.group_by_ref(rows)
-        carts = []
-        for uid in keys:
-            latest: dict[str, CartRow] = {}
-            for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
-                held = latest.get(line.sku)
-                if held is None or (line.updated_at, line.channel.value) > (
-                    held.updated_at,
-                    held.channel.value,
-                ):
-                    latest[line.sku] = line
-            carts.append(
-                sorted(
-                    (c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True
-                )
-            )
-        return carts
+        return carts(keys, by_user, rows)
 
 
 class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
@@ -219,19 +180,84 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
                     before=None,
                     per_ref=INTEREST_EVENTS_PER_IDENTITY,
                 )
-        by_ref = store.group_by_ref(rows)
-        now = utcnow()
-        return [self._weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now) for uid in keys]
+        return interests(keys, by_user, rows, self.dictionary)
 
-    def _weigh(self, events: Iterable[EventRow], now: datetime) -> list[Interest]:
-        scores: dict[str, float] = {}
-        for e in events:
-            age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
-            decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
-            for tag, weight in self.dictionary.interest_tags(e.type, e.properties):
-                scores[tag] = scores.get(tag, 0.0) + weight * decay
-        if not scores:
-            return []
-        top = max(scores.values())
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:INTEREST_TOP]
-        return [Interest(tag, round(score / top, 4)) for tag, score in ranked]
+
+# What a batch makes of the rows it read; the compiled read path (loaders/compiled.py) reads the
+# same rows in one statement per database and hands them to these same functions.
+
+
+def order_pages(
+    keys: Sequence[int],
+    by_user: dict[int, list[str]],
+    rows: list[OrderRow],
+    counts: dict[str, int],
+    first: int,
+) -> list[Page[OrderRow]]:
+    """Each user's orders of every identity, newest first, cut to a page."""
+    by_ref = store.group_by_ref(rows)
+    pages = []
+    for uid in keys:
+        mine = sorted(
+            (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
+            key=lambda o: (o.placed_at, o.channel.value, o.id),
+            reverse=True,
+        )
+        total = sum(counts.get(ref, 0) for ref in by_user[uid])
+        pages.append(_page(mine, first, total, lambda o: encode_cursor(o.placed_at, o.channel.value, o.id)))
+    return pages
+
+
+def event_pages(
+    keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow], first: int
+) -> list[Page[EventRow]]:
+    """Each user's events of every identity, newest first, cut to a page."""
+    by_ref = store.group_by_ref(rows)
+    pages = []
+    for uid in keys:
+        mine = sorted(
+            (e for ref in by_user[uid] for e in by_ref.get(ref, [])),
+            key=lambda e: (e.occurred_at, e.channel.value, e.id),
+            reverse=True,
+        )
+        pages.append(_page(mine, first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id)))
+    return pages
+
+
+def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow]) -> list[list[CartRow]]:
+    """One line per SKU: the latest change across channels wins, a zero quantity removes it."""
+    by_ref = store.group_by_ref(rows)
+    out = []
+    for uid in keys:
+        latest: dict[str, CartRow] = {}
+        for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
+            held = latest.get(line.sku)
+            if held is None or (line.updated_at, line.channel.value) > (held.updated_at, held.channel.value):
+                latest[line.sku] = line
+        out.append(
+            sorted((c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True)
+        )
+    return out
+
+
+def interests(
+    keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow], dictionary: DataDictionary
+) -> list[list[Interest]]:
+    """Weighted tags of each user's recent events."""
+    by_ref = store.group_by_ref(rows)
+    now = utcnow()
+    return [_weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now, dictionary) for uid in keys]
+
+
+def _weigh(events: Iterable[EventRow], now: datetime, dictionary: DataDictionary) -> list[Interest]:
+    scores: dict[str, float] = {}
+    for e in events:
+        age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
+        decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
+        for tag, weight in dictionary.interest_tags(e.type, e.properties):
+            scores[tag] = scores.get(tag, 0.0) + weight * decay
+    if not scores:
+        return []
+    top = max(scores.values())
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:INTEREST_TOP]
+    return [Interest(tag, round(score / top, 4)) for tag, score in ranked]
