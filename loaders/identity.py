@@ -1,18 +1,18 @@
-"""Identity-graph loaders: one per relation, each batch in its own read session."""
+"""Identity-graph loaders: one per relation, each batch on the request's read session."""
 
 from __future__ import annotations
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain import EdgeRecord, IdentityRecord, UserRecord
 from app.stores import identity as store
+from loaders.sessions import Opener
 
 
 class UserByIdLoader(DataLoader[int, UserRecord | None]):
     """A user id, absorbed or not, to the active user it resolves to."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -25,7 +25,7 @@ class UserByIdLoader(DataLoader[int, UserRecord | None]):
 class IdentitiesByUserIdLoader(DataLoader[int, list[IdentityRecord]]):
     """The identities an active user holds now."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -38,7 +38,7 @@ class IdentitiesByUserIdLoader(DataLoader[int, list[IdentityRecord]]):
 class IdentityEdgesByUserIdLoader(DataLoader[int, list[EdgeRecord]]):
     """The history of a user's links, including those of users merged into it."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 

