@@ -46,6 +46,7 @@ from app.http.bodies import (
     read_body,
 )
 from app.http.negotiation import GRAPHQL_RESPONSE, JSON, accepts_html, negotiate
+from app.http.persisted import PersistedQueries, PersistedQueryMissing
 from app.http.ratelimit import client_address
 from app.ingest.dictionary import DataDictionary
 from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
@@ -94,6 +95,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         self.db, self.settings, self.dictionary, self.authenticate = db, settings, dictionary, authenticate
         self.feed = feed
         self.limits = limits
+        self.persisted = PersistedQueries(max_bytes=settings.persisted_queries_bytes)
 
     def encode_json(self, data: object) -> bytes:
         # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
@@ -228,6 +230,10 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         """The answer's JSON, and whether it is a request error (no `data`: nothing ran)."""
         allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
+            params, keep = self.persisted.resolve(params)
+        except PersistedQueryMissing as exc:
+            return self._request_error(ctx, exc.code, exc.message)
+        try:
             result = await self.schema.execute(
                 params.query,
                 variable_values=params.variables,
@@ -248,7 +254,10 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             )
         except CannotGetOperationTypeError as exc:
             return self._request_error(ctx, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason())
-        return self._shape(result, ctx)
+        answer, request_error = self._shape(result, ctx)
+        if keep is not None and not request_error:
+            self.persisted.keep(keep, params.query)
+        return answer, request_error
 
     def _request_error(self, ctx: RequestContext, code: str, message: str) -> tuple[dict[str, Any], bool]:
         log.info("request error %s, traceId %s", code, ctx.trace_id)
