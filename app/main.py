@@ -88,8 +88,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         db.on_dispose.append(cache.versions_of.close)
         app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
-    # Outermost: a refused request costs nothing further, cache hits included.
-    app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
+    # Outermost: a refused request costs nothing further, cache hits included. With the limits
+    # off it is left out, and a cache hit pays for no layer it does not use.
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
     app.state.rate_limits = limits
     app.state.authenticate = authenticate
     app.state.response_cache = cache
