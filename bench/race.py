@@ -335,7 +335,8 @@ def main() -> None:
         "--quiet-limit",
         type=float,
         default=0.3,
-        help="bench.py waits until other processes use fewer cores than this",
+        help="bench.py waits (up to 4 minutes) until other processes use fewer cores than this, and "
+        "retries a run they disturbed (RETRIES, 2); on a shared machine raise it and read `other cores`",
     )
     parser.add_argument(
         "--troika-env",
@@ -345,6 +346,10 @@ def main() -> None:
         help="a setting for the Troika server (repeatable)",
     )
     args = parser.parse_args()
+    # Stopped by a signal (also when started in the background, where SIGINT is ignored), the
+    # servers are still stopped.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     chosen = [WORKLOADS[n] for n in args.workloads.split(",")]
     extra = dict(item.split("=", 1) for item in args.troika_env)
     settings = bench_settings(pg_url(TROIKA_DB))
