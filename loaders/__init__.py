@@ -83,7 +83,9 @@ class Loaders:
         """The audit of this request's PII reveals (by whom, in which request)."""
         key = (actor, trace_id)
         if key not in self._pii_reads:
-            self._pii_reads[key] = PiiReadByUserIdLoader(self.db, actor=actor, trace_id=trace_id)
+            self._pii_reads[key] = PiiReadByUserIdLoader(
+                self.db, actor=actor, trace_id=trace_id, reads=self.reads
+            )
         return self._pii_reads[key]
 
     def orders_by_user_id(
