@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.routing import Route, WebSocketRoute
 
 from app import logscrub
@@ -69,7 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         await db.dispose()
 
-    app = FastAPI(title="Troika", lifespan=lifespan)
+    # FastAPI's native OpenTelemetry asks on every request whether a provider was configured
+    # (~25 µs, a tenth of a cache hit); Troika configures none.
+    no_telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="Troika", lifespan=lifespan, telemetry=no_telemetry)
     limits = RateLimits(settings)
     db.on_dispose.append(limits.close)
     graphql_app = GraphQLApp(
