@@ -37,7 +37,14 @@ class SharedReads:
             entry = self._open[key] = (engines.read_sessions(), asyncio.Lock())
         session, lock = entry
         async with lock:
-            yield session
+            try:
+                yield session
+            except Exception:
+                # A statement failed: whatever state it left, the next use starts afresh.
+                if self._open.get(key) is entry:
+                    del self._open[key]
+                await session.close()
+                raise
 
     async def close(self) -> None:
         """Give the connections back (at the end of the request, or before it writes)."""

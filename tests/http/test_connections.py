@@ -7,9 +7,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
+from app.db.shared import SharedReads
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import cart, ingest, mp_order, openid
 from tests.helpers import Gql
@@ -63,3 +66,16 @@ async def test_one_read_connection_per_request(app: FastAPI, client: httpx.Async
     assert [len(u["orders"]["nodes"]) for u in nodes] == [1] * 5
     # Six relations, the page and its count, in several loader batches: one connection.
     assert len(taken) == 1, taken
+
+
+async def test_a_failed_statement_leaves_the_next_read_a_fresh_session(app: FastAPI) -> None:
+    reads = SharedReads(shared=True)
+    db = app.state.db
+    try:
+        with pytest.raises(DBAPIError):
+            async with reads.session(db) as session:
+                await session.execute(text("SELECT * FROM no_such_table"))
+        async with reads.session(db) as session:
+            assert (await session.execute(text("SELECT 1"))).scalar_one() == 1
+    finally:
+        await reads.close()
