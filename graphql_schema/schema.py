@@ -8,6 +8,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from graphql_schema.audit import AuditQuery
+from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
@@ -27,7 +28,9 @@ from graphql_schema.validation import (
 )
 from graphql_schema.wechat import WechatMutation
 
-Query = merge_types("Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery))
+Query = merge_types(
+    "Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery, CallerQuery)
+)
 Mutation = merge_types(
     "Mutation",
     (
