@@ -159,8 +159,9 @@ class RequestContext:
     def refresh(self) -> None:
         """After a committed write, reads in the same request must see it: start loaders afresh."""
         # A snapshot (SQLite's read transaction) taken before the write must not serve after it.
-        self._retired.append(self.reads)
-        self.reads = SharedReads(shared=self.reads.shared)
+        if self.reads.holds:
+            self._retired.append(self.reads)
+            self.reads = SharedReads(shared=self.reads.shared)
         self.loaders = Loaders(self.db, self.dictionary, self.reads)
 
     async def close(self) -> None:

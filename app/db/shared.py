@@ -24,6 +24,11 @@ class SharedReads:
         self.shared = shared
         self._open: dict[int, tuple[AsyncSession, asyncio.Lock]] = {}
 
+    @property
+    def holds(self) -> bool:
+        """Whether a session (and its connection) is open."""
+        return bool(self._open)
+
     @asynccontextmanager
     async def session(self, engines: Engines) -> AsyncIterator[AsyncSession]:
         """A read session on `engines`' database, this request's own while it lasts."""
