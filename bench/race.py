@@ -160,12 +160,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def peer(peers: Path) -> Iterator[Path]:
-    """PostGraphile on its copy of the data, 2 workers, a pool of 20 each; yields its pid file."""
+def peer(peers: Path, pool: int) -> Iterator[Path]:
+    """PostGraphile on its copy of the data, 2 workers, a pool of `pool` each; yields its pid file."""
     env = {
         **os.environ,
         "DATABASE_URL": pg_url(PEER_DB, driver="postgres"),
-        "PG_POOL_MAX": "20",
+        "PG_POOL_MAX": str(pool),
         "WORKERS": "2",
         "PORT": str(PEER_PORT),
         "HOST": "127.0.0.1",
@@ -235,7 +235,13 @@ def race(
     }
     print(f"\n== {w.name} (Troika's response cache {'on' if w.cache else 'off'}) ==", flush=True)
     cmd = [sys.executable, str(peers / "bench.py"), "--secs", str(args.secs), "--conns", str(args.conns)]
-    subprocess.run([*cmd, *[t, p] * args.rounds], env=env, check=True)
+    out.unlink(missing_ok=True)
+    done = subprocess.run([*cmd, *[t, p] * args.rounds], env=env, check=False)
+    if done.returncode != 0 or not out.exists():
+        print(
+            f"  {w.name}: the peer's bench.py failed (exit {done.returncode}); workload skipped", flush=True
+        )
+        return []
     runs: list[dict[str, Any]] = json.loads(out.read_text())
     for i, run in enumerate(runs):  # in the order given: troika, peer, troika, peer, …
         run["name"] = ("troika", "peer")[i % 2]
@@ -332,6 +338,13 @@ def main() -> None:
     parser.add_argument("--cache-warmup", type=int, default=30, help="seconds of load before `cached`")
     parser.add_argument("--stale-users", type=int, default=200)
     parser.add_argument(
+        "--pool",
+        type=int,
+        default=10,
+        help="connections per worker of both servers (PostgreSQL's max_connections is shared with "
+        "everything else on the machine; 16 requests per worker is the most that are in flight)",
+    )
+    parser.add_argument(
         "--quiet-limit",
         type=float,
         default=0.3,
@@ -358,7 +371,8 @@ def main() -> None:
     write_files(args.peers, viewer, service, ids)
     results: dict[str, list[dict[str, Any]]] = {}
     notes: dict[str, str] = {}
-    with peer(args.peers) as peer_pid:
+    extra.setdefault("TROIKA_DB_POOL_SIZE", str(args.pool))
+    with peer(args.peers, args.pool) as peer_pid:
         cold = [w for w in chosen if not w.cache]
         warm_ones = [w for w in chosen if w.cache]
         for w in cold:
