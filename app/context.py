@@ -14,6 +14,7 @@ from app.auth.authenticate import AuthResult
 from app.auth.principal import Principal, PrincipalKind
 from app.db.contention import retrying
 from app.db.engine import Database
+from app.db.shared import SharedReads
 from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
@@ -49,6 +50,7 @@ class RequestContext:
         address: str | None = None,
         transport: str = "http",
         jobs: Jobs | None = None,
+        shared_reads: bool = False,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -58,7 +60,11 @@ class RequestContext:
         self._integrations = integrations
         self.jobs = jobs  # the background job queue (operators' view of failed jobs)
         self.client = client  # the caller's address, for abuse limits on anonymous doors
-        self.loaders = Loaders(db, dictionary)
+        # With `shared_reads` (an HTTP request, closed by `close()`), one read connection per
+        # database serves all of the request's loaders and lookups.
+        self.reads = SharedReads(shared=shared_reads)
+        self._retired: list[SharedReads] = []
+        self.loaders = Loaders(db, dictionary, self.reads)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # Quoted in every error of the response and in the log lines about it.
         self.trace_id = trace_id or new_trace_id()
@@ -144,6 +150,8 @@ class RequestContext:
         of `work` runs again, in a new transaction, when the database aborts it for contention
         (a deadlock or serialization failure), up to `write_attempts` times."""
 
+        await self.reads.close()  # no connection held while waiting for the writer's
+
         async def attempt() -> T:
             async with self.db.write_sessions() as session, session.begin():
                 session.info[TRACE_ID] = self.trace_id
@@ -157,12 +165,22 @@ class RequestContext:
 
     def refresh(self) -> None:
         """After a committed write, reads in the same request must see it: start loaders afresh."""
-        self.loaders = Loaders(self.db, self.dictionary)
+        # A snapshot (SQLite's read transaction) taken before the write must not serve after it.
+        if self.reads.holds:
+            self._retired.append(self.reads)
+            self.reads = SharedReads(shared=self.reads.shared)
+        self.loaders = Loaders(self.db, self.dictionary, self.reads)
+
+    async def close(self) -> None:
+        """The request is answered: give its read connections back."""
+        retired, self._retired = self._retired, []
+        for reads in (*retired, self.reads):
+            await reads.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A short read-only session for a resolver's one-off lookup."""
-        async with self.db.read_sessions() as session:
+        """A read-only session for a resolver's one-off lookup (await no loader inside it)."""
+        async with self.reads.session(self.db) as session:
             yield session
 
     async def reveal_pii(self, user_id: int, field: str) -> None:

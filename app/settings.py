@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     official_account_appid: str | None = None
     app_wechat_appid: str | None = None
     sqlite_busy_timeout_ms: int = 15_000
+    # PostgreSQL connection pool of each database (reads and writes share it): a fixed size, no
+    # overflow (new sessions cost PostgreSQL ~2 ms of CPU each), how long a request waits for a
+    # free connection, and asyncpg's prepared statements kept per connection.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_statement_cache_size: int = Field(default=500, ge=0)
     data_dictionary_path: Path | None = None
     tier_catalogue_path: Path | None = None
     role_catalogue_path: Path | None = None
@@ -160,6 +166,9 @@ class Settings(BaseSettings):
     graphql_max_json_depth: int = 32
     graphql_get_queries: bool = False
     graphql_batch_max: int = 1
+    # Automatic persisted queries (app/http/persisted.py): the documents kept by their SHA-256,
+    # bounded in bytes (0 turns persisted queries off).
+    persisted_queries_bytes: int = 8 * 1024 * 1024
     # Rate limits (app/ratelimit.py): "N/second|minute|hour|day", "N/<seconds>" or "off"; a burst of
     # N, then N per period. In Redis when TROIKA_REDIS_URL is set (shared by every instance), else
     # per process. `address` and `principal` count every GraphQL and ingest request of a client

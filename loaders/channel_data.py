@@ -12,6 +12,7 @@ from aiodataloader import DataLoader
 
 from app.cursors import Position, encode_cursor
 from app.db.engine import Database, Engines
+from app.db.shared import SharedReads
 from app.db.types import utcnow
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
@@ -42,10 +43,17 @@ class Interest:
 class _PerUser:
     """Shared plumbing: a user's channel identities, and the stores to ask."""
 
-    def __init__(self, db: Database, identities: IdentitiesByUserIdLoader, channel: Channel | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        channel: Channel | None,
+        reads: SharedReads | None,
+    ) -> None:
         self.db = db
         self.identities = identities
         self.channel = channel
+        self.reads = reads or SharedReads(shared=False)
 
     async def refs(self, keys: Sequence[int]) -> tuple[dict[int, list[str]], list[str]]:
         lists = await self.identities.load_many(list(keys))
@@ -79,9 +87,10 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
         status_code: int | None,
         first: int,
         before: Position | None,
+        reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, channel)
+        self.base = _PerUser(db, identities, channel, reads)
         self.status_code, self.first, self.before = status_code, first, before
 
     async def batch_load_fn(self, keys: list[int]) -> list[Page[OrderRow]]:
@@ -89,7 +98,7 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
         rows: list[OrderRow] = []
         counts: dict[str, int] = {}
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 found, found_counts = await store.orders_for_refs(
                     session,
                     channels=channels,
@@ -120,16 +129,17 @@ class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
         types: tuple[str, ...] | None,
         first: int,
         before: Position | None,
+        reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, channel)
+        self.base = _PerUser(db, identities, channel, reads)
         self.types, self.first, self.before = types, first, before
 
     async def batch_load_fn(self, keys: list[int]) -> list[Page[EventRow]]:
         by_user, refs = await self.base.refs(keys)
         rows: list[EventRow] = []
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 rows += await store.events_for_refs(
                     session,
                     channels=channels,
@@ -144,15 +154,17 @@ class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
 class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
     """The unified cart: one line per SKU, the latest change across channels wins, zero removes."""
 
-    def __init__(self, db: Database, identities: IdentitiesByUserIdLoader) -> None:
+    def __init__(
+        self, db: Database, identities: IdentitiesByUserIdLoader, reads: SharedReads | None = None
+    ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, None)
+        self.base = _PerUser(db, identities, None, reads)
 
     async def batch_load_fn(self, keys: list[int]) -> list[list[CartRow]]:
         by_user, refs = await self.base.refs(keys)
         rows: list[CartRow] = []
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 rows += await store.cart_for_refs(session, channels=channels, refs=refs)
         return carts(keys, by_user, rows)
 
@@ -161,17 +173,21 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
     """Weighted tags from recent behaviour, by the dictionary's interest rules, recent counting more."""
 
     def __init__(
-        self, db: Database, identities: IdentitiesByUserIdLoader, dictionary: DataDictionary
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        dictionary: DataDictionary,
+        reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, None)
+        self.base = _PerUser(db, identities, None, reads)
         self.dictionary = dictionary
 
     async def batch_load_fn(self, keys: list[int]) -> list[list[Interest]]:
         by_user, refs = await self.base.refs(keys)
         rows: list[EventRow] = []
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 rows += await store.events_for_refs(
                     session,
                     channels=channels,

@@ -74,6 +74,7 @@ async def ingest(ctx: RequestContext, *, channel: Channel, records: Sequence[obj
     principal = ctx.principal
     if principal.kind is not PrincipalKind.SERVICE or principal.channel is not channel:
         raise Forbidden(f"only the {channel.value} service key may ingest {channel.value} records")
+    await ctx.reads.close()  # no read connection held while the batch waits for its own
     report = await Ingestor(ctx.db, ctx.dictionary, ctx.settings).ingest(
         channel, list(records), actor=principal.actor
     )

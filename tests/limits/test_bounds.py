@@ -134,6 +134,7 @@ async def test_cost_multiplies_by_first(app: FastAPI, gql: Gql) -> None:
     assert error["extensions"]["cost"] > 10_000
     await refused(gql, COSTLY_BY_VARIABLE, {"n": 100}, token=admin)
     assert await gql(COSTLY_BY_VARIABLE, {"n": 20}, token=admin)
+    await refused(gql, COSTLY_BY_VARIABLE, {"n": 100}, token=admin)  # checked once per page size
 
 
 async def calls_to_refuse(gql: Gql, query: str) -> int:
