@@ -23,6 +23,7 @@ from loaders.entitlements import (
     RoleGrantsByUserIdLoader,
 )
 from loaders.identity import IdentitiesByUserIdLoader, IdentityEdgesByUserIdLoader, UserByIdLoader
+from loaders.official_account import UserByOpenidLoader
 
 
 class Loaders:
@@ -35,6 +36,13 @@ class Loaders:
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
         self._pii_reads: dict[tuple[str, str], PiiReadByUserIdLoader] = {}
+        self._by_openid: dict[str, UserByOpenidLoader] = {}
+
+    def user_by_openid(self, appid: str) -> UserByOpenidLoader:
+        found = self._by_openid.get(appid)
+        if found is None:
+            found = self._by_openid[appid] = UserByOpenidLoader(self.sessions, appid)
+        return found
 
     @cached_property
     def user_by_id(self) -> UserByIdLoader:
