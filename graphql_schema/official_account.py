@@ -9,9 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from app.context import RequestContext
-from app.db.channel_models import OaDay
 from app.services.official_account import PullReport
-from app.stores.official_account import ArticleRow, CommentRow
+from app.stores.official_account import ArticleRow, CommentRow, DayRow
 from graphql_schema.common import PageInfo
 from graphql_schema.identity import User, user_of
 from graphql_schema.permissions import AUTHENTICATED
@@ -29,7 +28,7 @@ TO = strawberry.argument(description="The last day, YYYY-MM-DD (Beijing time), i
     description="One day of the official account, as WeChat's data APIs report it (dates in Beijing time)."
 )
 class OfficialAccountDay:
-    row: strawberry.Private[OaDay]
+    row: strawberry.Private[DayRow]
 
     @strawberry.field(description="YYYY-MM-DD.")
     def date(self) -> str:

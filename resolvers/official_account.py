@@ -6,16 +6,17 @@ import base64
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 from app.auth.policy import require_kind, require_role
 from app.auth.principal import PrincipalKind, Role
 from app.context import RequestContext
-from app.db.channel_models import OaDay
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
 from app.errors import InvalidInput, NotFound
 from app.services import official_account as service
 from app.stores import official_account as store
-from app.stores.official_account import ArticleRow, CommentRow
+from app.stores.official_account import ArticleRow, CommentRow, DayRow
 from app.wechat.datacube import OfficialAccountData
 from resolvers.paging import page_size
 
@@ -57,12 +58,12 @@ def _operator(ctx: RequestContext) -> None:
     require_role(ctx.principal, Role.OPERATOR)
 
 
-def _sessions(ctx: RequestContext, *, write: bool = False):  # type: ignore[no-untyped-def]
+def _sessions(ctx: RequestContext, *, write: bool = False) -> async_sessionmaker[AsyncSession]:
     engines = ctx.db.store_for(Channel.OFFICIAL_ACCOUNT).engines
     return engines.write_sessions if write else engines.read_sessions
 
 
-async def stats(ctx: RequestContext, *, first: str, last: str) -> list[OaDay]:
+async def stats(ctx: RequestContext, *, first: str, last: str) -> list[DayRow]:
     _reader(ctx)
     begin, end = service.parse_range(first, last)
     async with _sessions(ctx)() as session:

@@ -14,6 +14,17 @@ from app.db.channel_models import OaArticle, OaArticleDay, OaComment, OaDay
 
 
 @dataclass(frozen=True, slots=True)
+class DayRow:
+    date: str
+    new_followers: int
+    cancelled_followers: int
+    cumulative_followers: int
+    article_reads: int
+    article_shares: int
+    messages_received: int
+
+
+@dataclass(frozen=True, slots=True)
 class ArticleRow:
     id: str
     title: str
@@ -80,9 +91,20 @@ async def replace_day(
         await session.execute(insert(OaComment), rows)
 
 
-async def days(session: AsyncSession, first: str, last: str) -> list[OaDay]:
+async def days(session: AsyncSession, first: str, last: str) -> list[DayRow]:
     stmt = select(OaDay).where(OaDay.date >= first, OaDay.date <= last).order_by(OaDay.date)
-    return list((await session.execute(stmt)).scalars())
+    return [
+        DayRow(
+            d.date,
+            d.new_followers,
+            d.cancelled_followers,
+            d.cumulative_followers,
+            d.article_reads,
+            d.article_shares,
+            d.messages_received,
+        )
+        for d in (await session.execute(stmt)).scalars()
+    ]
 
 
 async def last_day(session: AsyncSession) -> str | None:
@@ -129,7 +151,7 @@ async def article_count(session: AsyncSession) -> int:
 
 async def set_tags(session: AsyncSession, article_id: str, tags: list[str], at: datetime) -> bool:
     stmt = update(OaArticle).where(OaArticle.id == article_id).values(tags=tags, updated_at=at)
-    return bool((await session.execute(stmt)).rowcount)
+    return bool((await session.execute(stmt)).rowcount)  # type: ignore[attr-defined]
 
 
 async def comments(session: AsyncSession, article_id: str, *, offset: int, limit: int) -> list[CommentRow]:

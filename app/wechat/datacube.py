@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -81,13 +82,13 @@ class OfficialAccountData:
         days: dict[str, DayFigures] = {}
         for begin, end in chunks(first, last, USER_SPAN_DAYS):
             summary = await self.api.call(
-                "datacube/getusersummary", lambda b=begin, e=end: client.datacube.get_user_summary(b, e)
+                "datacube/getusersummary", partial(client.datacube.get_user_summary, begin, end)
             )
             cumulate = await self.api.call(
-                "datacube/getusercumulate", lambda b=begin, e=end: client.datacube.get_user_cumulate(b, e)
+                "datacube/getusercumulate", partial(client.datacube.get_user_cumulate, begin, end)
             )
             upstream = await self.api.call(
-                "datacube/getupstreammsg", lambda b=begin, e=end: client.datacube.get_upstream_msg(b, e)
+                "datacube/getupstreammsg", partial(client.datacube.get_upstream_msg, begin, end)
             )
             for row in summary:  # one row per day and source of the follow
                 day = days.setdefault(row["ref_date"], DayFigures())
@@ -139,7 +140,7 @@ class OfficialAccountData:
             begin = len(found)
             page: dict[str, Any] = await self.api.call(
                 "comment/list",
-                lambda b=begin: client.material.list_comment(mid, index=index, begin=b, count=COMMENT_PAGE),
+                partial(client.material.list_comment, mid, index=index, begin=begin, count=COMMENT_PAGE),
             )
             rows = page.get("comment") or []
             found += [
