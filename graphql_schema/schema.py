@@ -8,6 +8,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
 from graphql_schema.audit import AuditQuery
+from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
@@ -37,6 +38,7 @@ Query = merge_types(
         EntitlementsQuery,
         AuditQuery,
         PiiQuery,
+        CallerQuery,
         JobsQuery,
         OfficialAccountQuery,
     ),
