@@ -200,6 +200,7 @@ def pull_cmd(first: str | None, last: str | None) -> None:
     """Pull the official account's figures, articles and comments; a day pulled again is replaced."""
     from datetime import date
 
+    from app.ingest.service import Ingestor
     from app.services import official_account as service
     from app.wechat.datacube import OfficialAccountData
 
@@ -228,6 +229,7 @@ def pull_cmd(first: str | None, last: str | None) -> None:
                     OfficialAccountData(api),
                     begin,
                     end,
+                    ingestor=Ingestor(db, load_dictionary(settings.data_dictionary_path), settings),
                     progress=lambda n, _t: bar.update(task, completed=n),
                 )
         finally:

@@ -14,6 +14,7 @@ from app.context import RequestContext
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
 from app.errors import InvalidInput, NotFound
+from app.ingest.service import Ingestor
 from app.services import official_account as service
 from app.stores import official_account as store
 from app.stores.official_account import ArticleRow, CommentRow, DayRow
@@ -101,7 +102,10 @@ async def pull(ctx: RequestContext, *, first: str, last: str) -> service.PullRep
     _operator(ctx)
     begin, end = service.parse_range(first, last)
     service.check_served(begin, end)
-    return await service.pull(ctx.db, OfficialAccountData(ctx.integrations.wechat), begin, end)
+    ingestor = Ingestor(ctx.db, ctx.dictionary, ctx.settings)
+    return await service.pull(
+        ctx.db, OfficialAccountData(ctx.integrations.wechat), begin, end, ingestor=ingestor
+    )
 
 
 async def tag_article(ctx: RequestContext, article_id: str, tags: list[str]) -> ArticleRow:

@@ -21,6 +21,7 @@ from app.stores import cleanup
 
 if TYPE_CHECKING:
     from app.db.engine import Database
+    from app.ingest.service import Ingestor
     from app.wechat.inbox import OfficialAccountInbox
 
 log = logging.getLogger("troika.jobs")
@@ -147,10 +148,10 @@ async def _until_done(sessions: Any, step: Any) -> int:
 async def pull_official_account(context: JobContext, timestamp: int) -> dict[str, Any]:
     """The daily pull: every day WeChat serves after the last one stored (one job per tick)."""
     rt = runtime(context)
-    return await pull_due(rt.db, rt.settings)
+    return await pull_due(rt.db, rt.settings, rt.inbox.ingestor if rt.inbox is not None else None)
 
 
-async def pull_due(db: Database, s: Settings) -> dict[str, Any]:
+async def pull_due(db: Database, s: Settings, ingestor: Ingestor | None = None) -> dict[str, Any]:
     """Pull what is due; a WeChat failure keeps the days before it and is retried (RetryLater)."""
     from app.errors import DomainError
     from app.services import official_account as service
@@ -164,7 +165,12 @@ async def pull_due(db: Database, s: Settings) -> dict[str, Any]:
         return {"days": 0}
     api = WeChatApi(s)
     try:
-        report = await service.pull(db, OfficialAccountData(api), *span)
+        if ingestor is None:
+            from app.ingest.dictionary import load_dictionary
+            from app.ingest.service import Ingestor
+
+            ingestor = Ingestor(db, load_dictionary(s.data_dictionary_path), s)
+        report = await service.pull(db, OfficialAccountData(api), *span, ingestor=ingestor)
     except DomainError as exc:
         raise RetryLater(f"official-account pull of {span[0]}..{span[1]}: {exc.message}") from exc
     finally:

@@ -13,14 +13,17 @@ from typing import Any
 
 from app.db.engine import Database
 from app.db.types import utcnow
-from app.domain import Channel
+from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import InvalidInput
+from app.ingest.service import Ingestor
+from app.stores import identity as identity_store
 from app.stores import official_account as store
 from app.wechat.datacube import BEIJING, ArticleFigures, Comment, DayFigures, OfficialAccountData, chunks
 
 FIRST_DAY = date(2014, 12, 1)  # WeChat's data APIs hold nothing earlier
 READY_AT = time(8, 0)  # Beijing time: yesterday's figures are there after about 08:00
 MAX_PULL_DAYS = 366
+ACTOR = "wechat:datacube"
 
 
 @dataclass(frozen=True)
@@ -73,9 +76,11 @@ async def pull(
     begin: date,
     end: date,
     *,
+    ingestor: Ingestor,
     progress: Callable[[int, int], None] | None = None,
 ) -> PullReport:
-    """Pull and store [begin, end] day by day; a failure stops there, days before it are kept."""
+    """Pull and store [begin, end] day by day; a failure stops there, days before it are kept.
+    Known followers' comments become behaviour events (their portrait), once each."""
     sessions = db.store_for(Channel.OFFICIAL_ACCOUNT).engines.write_sessions
     total = (end - begin).days + 1
     done, articles, comments = 0, set[str](), set[str]()
@@ -95,6 +100,7 @@ async def pull(
                         article: [_comment_row(article, c) for c in found] for article, found in said.items()
                     },
                 )
+            await record_comments(db, ingestor, said)
             done += 1
             articles.update(a.id for a in pulled)
             comments.update(f"{a}:{c.user_comment_id}" for a, found in said.items() for c in found)
@@ -102,6 +108,36 @@ async def pull(
                 progress(done, total)
             day += timedelta(days=1)
     return PullReport(begin, end, done, len(articles), len(comments), utcnow())
+
+
+async def record_comments(db: Database, ingestor: Ingestor, said: dict[str, list[Comment]]) -> int:
+    """An `article_comment` event (OFFICIAL_ACCOUNT) per comment of a follower the identity graph
+    holds; the comment's id is the record's id, so a comment pulled again is a duplicate."""
+    appid = ingestor.settings.official_account_appid
+    if not appid or not said:
+        return 0
+    keys = {c.openid: IdentityKey(IdentityKind.OPENID, appid, c.openid) for cs in said.values() for c in cs}
+    async with db.read_sessions() as session:
+        known = {k.value for k in await identity_store.identities_by_keys(session, keys.values())}
+    envelopes = [
+        {
+            "id": f"oa-comment:{article}:{c.user_comment_id}",
+            "type": "event",
+            "identity": {"kind": "OPENID", "namespace": appid, "value": c.openid},
+            "occurredAt": c.at.isoformat(),
+            "data": {
+                "event": "article_comment",
+                "properties": {"article": article, "comment": c.user_comment_id},
+            },
+        }
+        for article, found in said.items()
+        for c in found
+        if c.openid in known
+    ]
+    size = ingestor.settings.ingest_max_records
+    for n in range(0, len(envelopes), size):
+        await ingestor.ingest(Channel.OFFICIAL_ACCOUNT, envelopes[n : n + size], actor=ACTOR)
+    return len(envelopes)
 
 
 def _day_row(day: date, f: DayFigures | None, pulled: list[ArticleFigures]) -> dict[str, Any]:

@@ -172,3 +172,9 @@ async def comments(session: AsyncSession, article_id: str, *, offset: int, limit
 async def comment_count(session: AsyncSession, article_id: str) -> int:
     stmt = select(func.count()).select_from(OaComment).where(OaComment.article_id == article_id)
     return int((await session.execute(stmt)).scalar_one())
+
+
+async def tags_of(session: AsyncSession, ids: Sequence[str]) -> dict[str, list[str]]:
+    """Article id -> its editorial tags, for the articles among `ids` that exist."""
+    stmt = select(OaArticle.id, OaArticle.tags).where(OaArticle.id.in_(list(ids)))
+    return {i: list(t) for i, t in (await session.execute(stmt)).all()}
