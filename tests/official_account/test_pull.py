@@ -7,8 +7,12 @@ from datetime import UTC, date, datetime
 import pytest
 from fastapi import FastAPI
 
+from app.domain import Channel
+from app.errors import DomainError
 from app.services.official_account import latest_served
 from app.settings import DEMO_APPIDS
+from app.wechat.api import WeChatApi
+from app.wechat.datacube import COMMENT_PAGE
 from app.wechat.fake import FakeWeChat
 from tests.factories.auth import operator_key
 from tests.factories.wechat import wechat_login
@@ -136,3 +140,24 @@ async def test_a_comment_by_a_known_follower_names_their_user(
 )
 def test_the_newest_day_served_is_yesterday_in_beijing_after_8(now: datetime, newest: str) -> None:
     assert latest_served(now) == date.fromisoformat(newest)
+
+
+async def test_wechatpys_comment_defaults_are_what_wechat_refuses(
+    app: FastAPI, fake_wechat: FakeWeChat
+) -> None:
+    """Why the pull passes index and count itself: wechatpy's defaults (index 1, count 50) fail."""
+    api = WeChatApi(app.state.settings)
+    try:
+        client = api.client(Channel.OFFICIAL_ACCOUNT)
+        with pytest.raises(DomainError) as refused:
+            await api.call("comment/list", lambda: client.material.list_comment(2247483651))
+        assert refused.value.details["errcode"] == 88000  # index 1: the message has one article, index 0
+        with pytest.raises(DomainError) as too_many:
+            await api.call("comment/list", lambda: client.material.list_comment(2247483651, index=0))
+        assert too_many.value.details["errcode"] == 40097  # count 50
+        page = await api.call(
+            "comment/list", lambda: client.material.list_comment(2247483651, index=0, count=COMMENT_PAGE)
+        )
+        assert page["total"] == 2
+    finally:
+        api.close()
