@@ -170,11 +170,16 @@ class OaComment(ChannelBase):
     """A comment on an article, as `comment/list` reports it; a re-pull replaces the article's."""
 
     __tablename__ = "oa_comments"
-    __table_args__ = (Index("ix_oa_comments_article_id_at", "article_id", "at"),)
+    __table_args__ = (
+        Index("ix_oa_comments_article_id_at", "article_id", "at"),
+        Index("ix_oa_comments_identity_ref", "identity_ref"),
+    )
 
     id: Mapped[str] = mapped_column(String(96), primary_key=True)  # article id : user_comment_id
     article_id: Mapped[str] = mapped_column(String(64), nullable=False)
-    openid: Mapped[str] = mapped_column(String(128), nullable=False)
+    # The commenter's openid as every channel store names an identity, so a person's export and
+    # erasure include their comments.
+    identity_ref: Mapped[str] = mapped_column(String(REF_LEN), nullable=False)
     text: Mapped[str] = mapped_column(Text, nullable=False)
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     likes: Mapped[int] = mapped_column(Integer, nullable=False)

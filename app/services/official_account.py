@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
+from app import pii
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import InvalidInput
 from app.ingest.service import Ingestor
+from app.logscrub import scrub
 from app.stores import identity as identity_store
 from app.stores import official_account as store
 from app.wechat.datacube import BEIJING, ArticleFigures, Comment, DayFigures, OfficialAccountData, chunks
@@ -82,6 +84,7 @@ async def pull(
     """Pull and store [begin, end] day by day; a failure stops there, days before it are kept.
     Known followers' comments become behaviour events (their portrait), once each."""
     sessions = db.store_for(Channel.OFFICIAL_ACCOUNT).engines.write_sessions
+    appid = data.api.client_appid(Channel.OFFICIAL_ACCOUNT)
     total = (end - begin).days + 1
     done, articles, comments = 0, set[str](), set[str]()
     for first, last in chunks(begin, end, 7):
@@ -97,7 +100,8 @@ async def pull(
                     day=_day_row(day, figures.get(day.isoformat()), pulled),
                     articles=[_article_row(a) for a in pulled],
                     comments={
-                        article: [_comment_row(article, c) for c in found] for article, found in said.items()
+                        article: [_comment_row(appid, article, c) for c in found]
+                        for article, found in said.items()
                     },
                 )
             await record_comments(db, ingestor, said)
@@ -165,12 +169,12 @@ def _article_row(a: ArticleFigures) -> dict[str, Any]:
     }
 
 
-def _comment_row(article_id: str, c: Comment) -> dict[str, Any]:
+def _comment_row(appid: str, article_id: str, c: Comment) -> dict[str, Any]:
     return {
         "id": f"{article_id}:{c.user_comment_id}",
         "article_id": article_id,
-        "openid": c.openid,
-        "text": c.text,
+        "identity_ref": pii.ref(IdentityKind.OPENID, appid, c.openid),
+        "text": scrub(c.text),  # a comment may quote a phone: none is kept in clear
         "at": c.at,
         "likes": c.likes,
     }

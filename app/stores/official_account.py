@@ -164,7 +164,7 @@ async def comments(session: AsyncSession, article_id: str, *, offset: int, limit
         .limit(limit)
     )
     return [
-        CommentRow(c.id, c.article_id, c.openid, c.text, c.at, c.likes)
+        CommentRow(c.id, c.article_id, c.identity_ref.split("|", 2)[2], c.text, c.at, c.likes)
         for c in (await session.execute(stmt)).scalars()
     ]
 

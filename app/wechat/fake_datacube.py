@@ -190,7 +190,8 @@ class FakeDataCube:
                 "user_comment_id": n + 1,
                 "openid": self.fake.openid(appid, person),
                 "create_time": int((published + timedelta(minutes=7 * (n + 1))).timestamp()),
-                "content": f"{person.capitalize()} on {MESSAGES[mid][1][index]}",
+                "content": f"{person.capitalize()} on {MESSAGES[mid][1][index]}"
+                + (" (call me: 13800138000)" if person == "carol" else ""),
                 "comment_type": 0,
             }
             for n, person in enumerate(people)

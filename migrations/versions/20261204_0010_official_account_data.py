@@ -55,16 +55,18 @@ def upgrade() -> None:
         "oa_comments",
         sa.Column("id", sa.String(length=96), nullable=False),
         sa.Column("article_id", sa.String(length=64), nullable=False),
-        sa.Column("openid", sa.String(length=128), nullable=False),
+        sa.Column("identity_ref", sa.String(length=220), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("at", AT, nullable=False),
         sa.Column("likes", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_oa_comments")),
     )
     op.create_index("ix_oa_comments_article_id_at", "oa_comments", ["article_id", "at"])
+    op.create_index("ix_oa_comments_identity_ref", "oa_comments", ["identity_ref"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_oa_comments_identity_ref", table_name="oa_comments")
     op.drop_index("ix_oa_comments_article_id_at", table_name="oa_comments")
     op.drop_table("oa_comments")
     op.drop_index("ix_oa_article_days_date", table_name="oa_article_days")

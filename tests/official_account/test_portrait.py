@@ -13,7 +13,7 @@ from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import event, ingest, openid
 from tests.factories.wechat import wechat_login
 from tests.helpers import Gql
-from tests.official_account.support import PULL, TAG, days_back
+from tests.official_account.support import ARTICLES, PULL, TAG, days_back
 
 PORTRAIT = """
 query ($id: ID!) {
@@ -67,3 +67,16 @@ async def test_comments_and_reads_feed_the_portrait_through_the_articles_tags(
     assert interests == [{"tag": "food", "weight": 1.0}, {"tag": "opening hours", "weight": 0.5}]
     reader = (await gql(PORTRAIT, {"id": rita}, token=admin))["user"]["interests"]
     assert {i["tag"] for i in reader} == {"food", "opening hours"}  # the article she read, as tagged now
+
+
+async def test_erasing_a_commenter_removes_their_comments(
+    app: FastAPI, gql: Gql, fake_wechat: FakeWeChat
+) -> None:
+    admin = await operator_key(app, "admin")
+    alice = (await wechat_login(gql, "OFFICIAL_ACCOUNT", "alice"))["user"]["id"]
+    [day] = days_back(1)
+    await gql(PULL, {"from": day, "to": day}, token=admin)
+    await gql("mutation ($u: ID!) { eraseUser(userId: $u) { userId } }", {"u": alice}, token=admin)
+    nodes = (await gql(ARTICLES, {"first": 10}, token=admin))["articles"]["nodes"]
+    left = sorted(c["text"] for a in nodes for c in a["comments"]["nodes"])
+    assert left == ["Bob on Winter menu", "Carol on Member day: double points (call me: 138****8000)"]
