@@ -67,6 +67,8 @@ def _sessions(ctx: RequestContext, *, write: bool = False) -> async_sessionmaker
 async def stats(ctx: RequestContext, *, first: str, last: str) -> list[DayRow]:
     _reader(ctx)
     begin, end = service.parse_range(first, last)
+    if (end - begin).days + 1 > service.MAX_PULL_DAYS:
+        raise InvalidInput(f"at most {service.MAX_PULL_DAYS} days at once", field="to")
     async with _sessions(ctx)() as session:
         return await store.days(session, begin.isoformat(), end.isoformat())
 

@@ -32,6 +32,7 @@ async def test_viewers_read_operators_pull_and_tag(app: FastAPI, gql: Gql, fake_
     assert (await gql(PULL, span, token=operator))["pullOfficialAccountData"]["days"] == 1
     assert (await gql(PULL, span, token=admin))["pullOfficialAccountData"]["days"] == 1
     assert [d["date"] for d in (await gql(STATS, span, token=viewer))["officialAccountStats"]] == [day]
+    await gql.error(STATS, {"from": "2020-01-01", "to": "2021-06-01"}, token=viewer, code="BAD_USER_INPUT")
 
     tagged = await gql(TAG, {"id": ARTICLE_IDS[0], "tags": ["food", " members ", "food"]}, token=operator)
     assert tagged["tagArticle"]["tags"] == ["food", "members"]
