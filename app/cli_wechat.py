@@ -189,3 +189,62 @@ def push_cmd(person: str, event: str, key: str, safe: bool, url: str | None) -> 
         ) from None
     click.echo(f"{answer.status_code} {answer.text}")
     click.echo(f"  openid {openid} (OFFICIAL_ACCOUNT {settings.official_account_appid})", err=True)
+
+
+@wechat.command("pull")
+@click.option(
+    "--from", "first", help="The first day, YYYY-MM-DD (Beijing time); default: after the last stored."
+)
+@click.option("--to", "last", help="The last day, inclusive; default: the newest WeChat serves (yesterday).")
+def pull_cmd(first: str | None, last: str | None) -> None:
+    """Pull the official account's figures, articles and comments; a day pulled again is replaced."""
+    from datetime import date
+
+    from app.ingest.service import Ingestor
+    from app.services import official_account as service
+    from app.wechat.datacube import OfficialAccountData
+
+    settings = get_settings()
+    err = Console(stderr=True)
+
+    async def work(db: Database) -> service.PullReport | None:
+        if first is None and last is None:
+            span = await service.due(db, first_pull_days=settings.official_account_pull_days)
+            if span is None:
+                return None
+            begin, end = span
+        else:
+            newest = service.latest_served().isoformat()
+            begin, end = service.parse_range(first or last or newest, last or newest)
+        service.check_served(begin, end)
+        api = WeChatApi(settings)
+        bar = Progress(
+            TextColumn("[bold]days"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        )
+        task = bar.add_task("days", total=(end - begin).days + 1)
+        try:
+            with bar:
+                return await service.pull(
+                    db,
+                    OfficialAccountData(api),
+                    begin,
+                    end,
+                    ingestor=Ingestor(db, load_dictionary(settings.data_dictionary_path), settings),
+                    progress=lambda n, _t: bar.update(task, completed=n),
+                )
+        finally:
+            api.close()
+
+    try:
+        report = with_db(settings, work)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    if report is None:
+        click.echo(f"official account: up to date (through {service.latest_served()})", err=True)
+        return
+    assert isinstance(report.first, date)
+    click.echo(
+        f"official account: {report.days} days pulled ({report.first}..{report.last}), "
+        f"{report.articles} articles, {report.comments} comments",
+        err=True,
+    )

@@ -141,6 +141,10 @@ class Settings(BaseSettings):
     inbox_retention_days: float = 30.0
     dead_letter_retention_days: float = 90.0
     jobs_retention_days: float = 7.0
+    # The official account's own data: the daily pull (cron in UTC; 00:45 UTC is 08:45 Beijing,
+    # after WeChat publishes yesterday's figures at about 08:00) and how far a first pull reaches back.
+    official_account_pull_cron: str = "45 0 * * *"
+    official_account_pull_days: int = Field(default=7, ge=1, le=60)
     sms_code_retention_days: float = 1.0
     refresh_token_retention_days: float = 7.0
     # Tries of one batch transaction (ingestion), or of one mutation's, that PostgreSQL aborted for

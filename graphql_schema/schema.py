@@ -16,6 +16,7 @@ from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.jobs import JobsQuery
+from graphql_schema.official_account import OfficialAccountMutation, OfficialAccountQuery
 from graphql_schema.pii import PiiMutation, PiiQuery
 from graphql_schema.ratelimits import OperationRateLimits
 from graphql_schema.sessions import SessionMutation
@@ -32,7 +33,16 @@ from graphql_schema.wechat import WechatMutation
 
 Query = merge_types(
     "Query",
-    (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery, CallerQuery, JobsQuery),
+    (
+        IdentityQuery,
+        ChannelDataQuery,
+        EntitlementsQuery,
+        AuditQuery,
+        PiiQuery,
+        CallerQuery,
+        JobsQuery,
+        OfficialAccountQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
@@ -43,6 +53,7 @@ Mutation = merge_types(
         EntitlementsMutation,
         ChannelDataMutation,
         PiiMutation,
+        OfficialAccountMutation,
     ),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))

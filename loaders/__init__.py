@@ -29,6 +29,7 @@ from loaders.identity import (
     MergesByUserIdLoader,
     UserByIdLoader,
 )
+from loaders.official_account import UserByOpenidLoader
 from loaders.sessions import Opener
 
 
@@ -43,6 +44,13 @@ class Loaders:
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
         self._pii_reads: dict[tuple[str, str], PiiReadByUserIdLoader] = {}
+        self._by_openid: dict[str, UserByOpenidLoader] = {}
+
+    def user_by_openid(self, appid: str) -> UserByOpenidLoader:
+        found = self._by_openid.get(appid)
+        if found is None:
+            found = self._by_openid[appid] = UserByOpenidLoader(self.sessions, appid)
+        return found
 
     @cached_property
     def user_by_id(self) -> UserByIdLoader:

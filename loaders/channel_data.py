@@ -17,6 +17,7 @@ from app.db.types import utcnow
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
 from app.stores import channel as store
+from app.stores import official_account as oa_store
 from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders.identity import IdentitiesByUserIdLoader
 
@@ -182,6 +183,9 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
         super().__init__()
         self.base = _PerUser(db, identities, None, reads)
         self.dictionary = dictionary
+        # Users whose interests draw on official-account articles: tags operators may change at any
+        # time, which no user's data version follows (their responses are not cached).
+        self.from_articles: set[int] = set()
 
     async def batch_load_fn(self, keys: list[int]) -> list[list[Interest]]:
         by_user, refs = await self.base.refs(keys)
@@ -196,7 +200,31 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
                     before=None,
                     per_ref=INTEREST_EVENTS_PER_IDENTITY,
                 )
-        return interests(keys, by_user, rows, self.dictionary)
+        return await self.weigh(keys, by_user, rows)
+
+    async def weigh(
+        self, keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow]
+    ) -> list[list[Interest]]:
+        """Interests of these rows (read here or by the compiled path), the articles' tags looked up."""
+        by_ref = store.group_by_ref(rows)
+        tags = await self._article_tags(rows)
+        self.from_articles.update(
+            uid
+            for uid in keys
+            if any("article" in e.properties for ref in by_user[uid] for e in by_ref.get(ref, []))
+        )
+        return interests(keys, by_user, rows, self.dictionary, tags)
+
+    async def _article_tags(self, rows: list[EventRow]) -> dict[str, list[str]]:
+        """The editorial tags of the official-account articles these events name (read, commented)."""
+        ids = {
+            str(e.properties["article"]) for e in rows if isinstance(e.properties.get("article"), str | int)
+        }
+        if not ids:
+            return {}
+        engines = self.base.db.store_for(Channel.OFFICIAL_ACCOUNT).engines
+        async with engines.read_sessions() as session:
+            return await oa_store.tags_of(session, sorted(ids))
 
 
 # What a batch makes of the rows it read; the compiled read path (loaders/compiled.py) reads the
@@ -257,20 +285,32 @@ def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow
 
 
 def interests(
-    keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow], dictionary: DataDictionary
+    keys: Sequence[int],
+    by_user: dict[int, list[str]],
+    rows: list[EventRow],
+    dictionary: DataDictionary,
+    article_tags: dict[str, list[str]],
 ) -> list[list[Interest]]:
     """Weighted tags of each user's recent events."""
     by_ref = store.group_by_ref(rows)
     now = utcnow()
-    return [_weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now, dictionary) for uid in keys]
+    return [
+        _weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now, dictionary, article_tags)
+        for uid in keys
+    ]
 
 
-def _weigh(events: Iterable[EventRow], now: datetime, dictionary: DataDictionary) -> list[Interest]:
+def _weigh(
+    events: Iterable[EventRow], now: datetime, dictionary: DataDictionary, article_tags: dict[str, list[str]]
+) -> list[Interest]:
     scores: dict[str, float] = {}
     for e in events:
         age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
         decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
-        for tag, weight in dictionary.interest_tags(e.type, e.properties):
+        properties = e.properties
+        if (article := article_tags.get(str(properties.get("article")))) is not None:
+            properties = {**properties, "tags": article}  # the article's tags as operators set them
+        for tag, weight in dictionary.interest_tags(e.type, properties):
             scores[tag] = scores.get(tag, 0.0) + weight * decay
     if not scores:
         return []

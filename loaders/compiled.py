@@ -11,7 +11,7 @@ from app.domain import Channel, IdentityKey, UserRecord
 from app.stores import compiled as store
 from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders import Loaders
-from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, carts, event_pages, interests, order_pages
+from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, carts, event_pages, order_pages
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,8 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     if reads.interests:
         n = len(reads.behavior)
         recent: list[EventRow] = [r for f in found for r in f.events[n]]
-        for uid, tags in zip(active, interests(active, by_user, recent, loaders.dictionary), strict=True):
+        weighed = await loaders.interests_by_user_id.weigh(active, by_user, recent)
+        for uid, tags in zip(active, weighed, strict=True):
             loaders.interests_by_user_id.prime(uid, tags)
     if reads.cart:
         lines: list[CartRow] = [r for f in found for r in f.cart]

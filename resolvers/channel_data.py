@@ -66,7 +66,11 @@ async def behavior(
 
 
 async def interests(ctx: RequestContext, user: UserRecord) -> list[Interest]:
-    return await ctx.loaders.interests_by_user_id.load(user.id)
+    loader = ctx.loaders.interests_by_user_id
+    found = await loader.load(user.id)
+    if user.id in loader.from_articles:
+        ctx.uncacheable()  # article tags change with no version of this user's moving
+    return found
 
 
 async def ingest(ctx: RequestContext, *, channel: Channel, records: Sequence[object]) -> IngestReport:

@@ -35,6 +35,19 @@ def test_contract_is_served() -> None:
     assert "all of it is served" in result.stdout
 
 
+def test_the_official_account_part_of_the_contract_is_served() -> None:
+    if not CONTRACT_TOOL.exists():
+        missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
+    result = subprocess.run(
+        [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql"), "--with", "official-account"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all of it is served" in result.stdout
+
+
 def test_every_field_has_a_description() -> None:
     undocumented = []
     for name, gql_type in schema._schema.type_map.items():

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from procrastinate import App, JobContext
 
 from app.db.types import utcnow
-from app.jobs.queue import backoff_for
+from app.jobs.queue import Backoff, RetryLater, backoff_for
 from app.settings import Settings
 from app.stores import changes as outbox
 from app.stores import cleanup
 
 if TYPE_CHECKING:
     from app.db.engine import Database
+    from app.ingest.service import Ingestor
     from app.wechat.inbox import OfficialAccountInbox
 
 log = logging.getLogger("troika.jobs")
@@ -28,6 +29,7 @@ PROCESS_PUSH = "wechat.process_push"
 SWEEP_INBOX = "wechat.sweep_inbox"
 RETRY_STALLED = "jobs.retry_stalled"
 CLEAN_UP = "jobs.clean_up"
+PULL_OFFICIAL_ACCOUNT = "wechat.pull_official_account"
 STALLED_SECONDS = 60.0  # a worker silent this long (heartbeat every 10 s) is dead: its jobs go back
 
 
@@ -143,6 +145,40 @@ async def _until_done(sessions: Any, step: Any) -> int:
             return total
 
 
+async def pull_official_account(context: JobContext, timestamp: int) -> dict[str, Any]:
+    """The daily pull: every day WeChat serves after the last one stored (one job per tick)."""
+    rt = runtime(context)
+    return await pull_due(rt.db, rt.settings, rt.inbox.ingestor if rt.inbox is not None else None)
+
+
+async def pull_due(db: Database, s: Settings, ingestor: Ingestor | None = None) -> dict[str, Any]:
+    """Pull what is due; a WeChat failure keeps the days before it and is retried (RetryLater)."""
+    from app.errors import DomainError
+    from app.services import official_account as service
+    from app.wechat.api import WeChatApi
+    from app.wechat.datacube import OfficialAccountData
+
+    if not (s.official_account_appid and s.official_account_secret):
+        return {"skipped": "the official account is not configured"}
+    span = await service.due(db, first_pull_days=s.official_account_pull_days)
+    if span is None:
+        return {"days": 0}
+    api = WeChatApi(s)
+    try:
+        if ingestor is None:
+            from app.ingest.dictionary import load_dictionary
+            from app.ingest.service import Ingestor
+
+            ingestor = Ingestor(db, load_dictionary(s.data_dictionary_path), s)
+        report = await service.pull(db, OfficialAccountData(api), *span, ingestor=ingestor)
+    except DomainError as exc:
+        raise RetryLater(f"official-account pull of {span[0]}..{span[1]}: {exc.message}") from exc
+    finally:
+        api.close()
+    log.info("official account: pulled %d days (%s..%s)", report.days, report.first, report.last)
+    return {"from": report.first.isoformat(), "to": report.last.isoformat(), "days": report.days}
+
+
 def register(queue: App, settings: Settings, *, periodic: bool = True) -> None:
     """Register every job on `queue`, with this deployment's retry policy (and schedules, if `periodic`)."""
     queue.task(name=PROCESS_PUSH, pass_context=True, retry=backoff_for(settings), queue="wechat")(
@@ -153,6 +189,14 @@ def register(queue: App, settings: Settings, *, periodic: bool = True) -> None:
         ("* * * * *", "minutely", RETRY_STALLED, retry_stalled),
         ("17 * * * *", "hourly", CLEAN_UP, clean_up),
     ]
+    pull = queue.task(
+        name=PULL_OFFICIAL_ACCOUNT,
+        pass_context=True,
+        queueing_lock=PULL_OFFICIAL_ACCOUNT,
+        retry=Backoff(attempts=4, base=600, ceiling=3600),  # WeChat busy: again in 10, 20, 40 min
+    )(pull_official_account)
+    if periodic:
+        queue.periodic(cron=settings.official_account_pull_cron, periodic_id="daily")(pull)
     for cron, periodic_id, name, fn in schedules:
         task = queue.task(name=name, pass_context=True, queueing_lock=name)(fn)
         if periodic:

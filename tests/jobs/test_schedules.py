@@ -15,7 +15,7 @@ from app.db.channel_models import DeadLetter
 from app.db.models import Change, PhoneCode, RefreshToken, User, WechatInbox
 from app.db.types import utcnow
 from app.jobs.queue import make_queue
-from app.jobs.tasks import CLEAN_UP, RETRY_STALLED, SWEEP_INBOX, clean_up_database
+from app.jobs.tasks import CLEAN_UP, PULL_OFFICIAL_ACCOUNT, RETRY_STALLED, SWEEP_INBOX, clean_up_database
 from app.settings import Settings
 from tests.conftest import by_nature
 
@@ -29,7 +29,8 @@ async def test_a_schedule_runs_once_with_two_instances(settings: Settings) -> No
         now = time.time()
         ticks = [list(PeriodicDeferrer(q.periodic_registry).get_previous_tasks(at=now)) for q in (one, two)]
         names = sorted(task.task.name for task, _ in ticks[0])
-        assert {SWEEP_INBOX, RETRY_STALLED} <= set(names) <= {SWEEP_INBOX, RETRY_STALLED, CLEAN_UP}
+        daily = {CLEAN_UP, PULL_OFFICIAL_ACCOUNT}
+        assert {SWEEP_INBOX, RETRY_STALLED} <= set(names) <= {SWEEP_INBOX, RETRY_STALLED, *daily}
         # Each instance's deferrer defers the same ticks at the same moment, as two workers would.
         await asyncio.gather(
             *(
