@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain import IdentityKey, IdentityKind, UserRecord
 from app.stores import identity as store
+from loaders.sessions import Opener
 
 
 class UserByOpenidLoader(DataLoader[str, UserRecord | None]):
     """An official-account openid to the active user holding it, or None when nobody does."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], appid: str) -> None:
+    def __init__(self, sessions: Opener, appid: str) -> None:
         super().__init__()
         self.sessions = sessions
         self.appid = appid
