@@ -117,9 +117,8 @@ async def retains_nothing(
     return last
 
 
-async def ended(app: FastAPI, subs: Subscriptions, op: str, before: int) -> None:
-    """`complete` ends the subscription and releases what it held."""
-    await subs.complete(op)
+async def released_all(app: FastAPI, before: int) -> None:
+    """A subscription that was ended stops listening and releases what it held."""
     await listening(app.state.feed, 0)
     released = retained() - before
     assert released < SLACK, f"{released} bytes kept after the subscription ended"
@@ -133,7 +132,8 @@ async def test_changes_retains_nothing_per_event(app: FastAPI, address: str, htt
         op = await subs.subscribe(CHANGES)
         last = await retains_nothing(app, subs, op, user_id, events=3_000)
         assert last["changes"]["cursor"] == str(await app.state.feed.last_cursor())
-        await ended(app, subs, op, before)
+        await subs.complete(op)
+        await released_all(app, before)
 
 
 async def test_user_changed_with_consents_retains_nothing_per_event(
@@ -149,4 +149,4 @@ async def test_user_changed_with_consents_retains_nothing_per_event(
         op = await subs.subscribe(USER_CHANGED, {"id": user_id})
         last = (await retains_nothing(app, subs, op, int(user_id), events=600))["userChanged"]
         assert {c["purpose"] for c in last["user"]["consents"]} == {"PUSH", "MARKETING"}
-        await ended(app, subs, op, before)
+    await released_all(app, before)  # the client closed the connection
