@@ -14,6 +14,7 @@ from loaders.channel_data import (
     CartByUserIdLoader,
     InterestsByUserIdLoader,
     OrdersByUserIdLoader,
+    ReservationsByUserIdLoader,
 )
 from loaders.entitlements import (
     ConsentEntriesByUserIdLoader,
@@ -34,6 +35,7 @@ class Loaders:
         self.sessions = db.read_sessions
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
+        self._reservations: dict[tuple[object, ...], ReservationsByUserIdLoader] = {}
         self._pii_reads: dict[tuple[str, str], PiiReadByUserIdLoader] = {}
 
     @cached_property
@@ -107,3 +109,13 @@ class Loaders:
                 self.db, self.identities_by_user_id, channel=channel, types=types, first=first, before=before
             )
         return self._behavior[key]
+
+    def reservations_by_user_id(
+        self, *, status_code: int | None, first: int, before: Position | None
+    ) -> ReservationsByUserIdLoader:
+        key = (status_code, first, before)
+        if key not in self._reservations:
+            self._reservations[key] = ReservationsByUserIdLoader(
+                self.db, self.identities_by_user_id, status_code=status_code, first=first, before=before
+            )
+        return self._reservations[key]

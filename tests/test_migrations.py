@@ -15,6 +15,7 @@ TABLES = (
     | {
         "ch_records",
         "ch_orders",
+        "ch_reservations",
         "ch_cart_items",
         "ch_events",
         "ch_dead_letters",

@@ -9,11 +9,26 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
+from app.db.channel_models import (
+    ChannelCartItem,
+    ChannelEvent,
+    ChannelOrder,
+    ChannelReservation,
+    DeadLetter,
+    RawRecord,
+)
 
-TABLES: tuple[Any, ...] = (ChannelOrder, ChannelCartItem, ChannelEvent, RawRecord, DeadLetter)
+TABLES: tuple[Any, ...] = (
+    ChannelOrder,
+    ChannelReservation,
+    ChannelCartItem,
+    ChannelEvent,
+    RawRecord,
+    DeadLetter,
+)
 _ORDER = {
     ChannelOrder: (ChannelOrder.placed_at, ChannelOrder.id),
+    ChannelReservation: (ChannelReservation.booked_at, ChannelReservation.id),
     ChannelCartItem: (ChannelCartItem.updated_at, ChannelCartItem.id),
     ChannelEvent: (ChannelEvent.occurred_at, ChannelEvent.id),
     RawRecord: (RawRecord.occurred_at, RawRecord.id),
