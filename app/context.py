@@ -58,7 +58,7 @@ class RequestContext:
         self._integrations = integrations
         self.jobs = jobs  # the background job queue (operators' view of failed jobs)
         self.client = client  # the caller's address, for abuse limits on anonymous doors
-        self.loaders = Loaders(db, dictionary)
+        self.loaders = Loaders(db, dictionary, settings)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # Quoted in every error of the response and in the log lines about it.
         self.trace_id = trace_id or new_trace_id()
@@ -155,7 +155,7 @@ class RequestContext:
 
     def refresh(self) -> None:
         """After a committed write, reads in the same request must see it: start loaders afresh."""
-        self.loaders = Loaders(self.db, self.dictionary)
+        self.loaders = Loaders(self.db, self.dictionary, self.settings)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -16,6 +16,7 @@ from graphql_schema.entitlements import Benefit, Consent, ConsentEntry, Membersh
 from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose, ReservationStatus
 from graphql_schema.permissions import AUTHENTICATED
 from graphql_schema.reservations import ReservationConnection
+from resolvers import audiences as resolve_audiences
 from resolvers import channel_data as resolve_data
 from resolvers import entitlements as resolve_rights
 from resolvers import identity as resolve
@@ -162,6 +163,10 @@ class User:
             info.context, self.record, status=status.value if status else None, first=first, after=after
         )
         return ReservationConnection.of(page, info.context.dictionary)
+
+    @strawberry.field(description="The names of the saved audiences this person is in now (operators).")
+    async def audiences(self, info: Ctx) -> list[str]:
+        return await resolve_audiences.of_user(info.context, self.record)
 
     @strawberry.field(
         description="The unified cart: one line per SKU, the latest change across channels wins."

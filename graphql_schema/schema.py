@@ -7,6 +7,7 @@ from strawberry import Schema
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from graphql_schema.audiences import AudienceMutation, AudienceQuery
 from graphql_schema.audit import AuditQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.entitlements import EntitlementsQuery
@@ -29,7 +30,8 @@ from graphql_schema.validation import (
 from graphql_schema.wechat import WechatMutation
 
 Query = merge_types(
-    "Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery, JobsQuery)
+    "Query",
+    (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery, JobsQuery, AudienceQuery),
 )
 Mutation = merge_types(
     "Mutation",
@@ -40,6 +42,7 @@ Mutation = merge_types(
         EntitlementsMutation,
         ChannelDataMutation,
         PiiMutation,
+        AudienceMutation,
     ),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))

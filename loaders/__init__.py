@@ -8,6 +8,8 @@ from app.cursors import Position
 from app.db.engine import Database
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
+from app.settings import Settings
+from loaders.audiences import AudiencesByUserIdLoader
 from loaders.audit import PiiReadByUserIdLoader
 from loaders.channel_data import (
     BehaviorByUserIdLoader,
@@ -29,9 +31,10 @@ from loaders.identity import IdentitiesByUserIdLoader, IdentityEdgesByUserIdLoad
 class Loaders:
     """Created lazily so a request pays only for the relations it reads; one instance per argument set."""
 
-    def __init__(self, db: Database, dictionary: DataDictionary) -> None:
+    def __init__(self, db: Database, dictionary: DataDictionary, settings: Settings) -> None:
         self.db = db
         self.dictionary = dictionary
+        self.settings = settings
         self.sessions = db.read_sessions
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
@@ -77,6 +80,10 @@ class Loaders:
     @cached_property
     def interests_by_user_id(self) -> InterestsByUserIdLoader:
         return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary)
+
+    @cached_property
+    def audiences_by_user_id(self) -> AudiencesByUserIdLoader:
+        return AudiencesByUserIdLoader(self.db, self.dictionary, self.settings)
 
     def pii_read_by_user_id(self, actor: str, trace_id: str) -> PiiReadByUserIdLoader:
         """The audit of this request's PII reveals (by whom, in which request)."""

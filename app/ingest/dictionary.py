@@ -440,6 +440,11 @@ class DataDictionary:
             raise RecordRejected(f"data.{native}", f"expected a JSON object, got {_show(properties)}")
         return StdEvent(name, dict(properties or {}))
 
+    @property
+    def interest_rules(self) -> dict[str, list[tuple[str, float]]]:
+        """Per event type ("*": every type), the (property, weight) pairs that name interest tags."""
+        return self._interest
+
     def interest_tags(self, event_type: str, properties: dict[str, Any]) -> list[tuple[str, float]]:
         """Weighted interest tags an event implies, per the file's interest_rules (first rule wins)."""
         tags: dict[str, float] = {}
