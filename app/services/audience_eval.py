@@ -15,7 +15,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, insert, not_, or_, select, text, union_all
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    Table,
+    and_,
+    cast,
+    false,
+    func,
+    insert,
+    not_,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import appid_channels
@@ -28,6 +47,8 @@ from app.ingest.dictionary import ANY_EVENT, DataDictionary
 from app.services.audience_conditions import Node
 from app.settings import Settings
 from app.stores import audience_sql as sql
+from loaders.channel_data import InterestsByUserIdLoader
+from loaders.identity import IdentitiesByUserIdLoader
 
 TEMP = "audience_refs"
 _CREATE = (
@@ -36,15 +57,10 @@ _CREATE = (
 )
 _CHANNEL_LEAVES = frozenset({"orders", "behavior", "reservations", "cart", "interest"})
 _INSERT_CHUNK = 5_000
+_WEIGH_BATCH = 500
 
 
-def _temp_table() -> Any:
-    from sqlalchemy import Column, Integer, MetaData, String, Table
-
-    return Table(TEMP, MetaData(), Column("leaf", Integer), Column("ref", String(220)), Column("n", Integer))
-
-
-_TEMP = _temp_table()
+_TEMP = Table(TEMP, MetaData(), Column("leaf", Integer), Column("ref", String(220)), Column("n", Integer))
 
 
 @dataclass
@@ -117,7 +133,10 @@ class Compiler:
         if node.kind in _CHANNEL_LEAVES:
             channel = args.get("channel")
             source = await self._source(node.kind, args, [Channel(channel)] if channel else list(Channel))
-            return sql.from_refs(source, int(args.get("minCount", 1)))
+            held = sql.from_refs(source, int(args.get("minCount", 1)))
+            if node.kind == "interest" and float(args.get("minWeight", 0.0)) > 0:
+                return await self._weighed(held, args["tag"], float(args["minWeight"]))
+            return held
         if node.kind == "identity":
             return await self._identity(node, IdentityKind(args["kind"]), args.get("channel"))
         if node.kind == "membership":
@@ -145,6 +164,28 @@ class Compiler:
         if channel == Channel.OFFICIAL_ACCOUNT.value:
             unfollowed = await self._source("unfollowed", {}, [Channel.OFFICIAL_ACCOUNT])
         return sql.has_identity(kind.value, appid, unfollowed)
+
+    async def _weighed(self, held: ColumnElement[bool], tag: str, min_weight: float) -> ColumnElement[bool]:
+        """Of the people who hold the tag at all (SQL), those whose weight reaches `min_weight`.
+
+        The weight is relative to the person's strongest interest, with recent behaviour counting
+        more (loaders/channel_data.py): it is weighed as User.interests weighs it, in batches.
+        """
+        stmt = select(User.id).where(sql.ACTIVE_USER, held)
+        if self.only is not None:
+            stmt = stmt.where(User.id.in_(list(self.only)))
+        candidates = list((await self.session.execute(stmt)).scalars())
+        identities = IdentitiesByUserIdLoader(self.db.read_sessions)
+        weigh = InterestsByUserIdLoader(self.db, identities, self.dictionary)
+        kept: list[tuple[str, int]] = []
+        for i in range(0, len(candidates), _WEIGH_BATCH):
+            batch = candidates[i : i + _WEIGH_BATCH]
+            for uid, interests in zip(batch, await weigh.batch_load_fn(batch), strict=True):
+                if any(x.tag == tag and x.weight >= min_weight for x in interests):
+                    kept.append((str(uid), 1))
+        self.leaves += 1
+        await self._keep(self.leaves, kept)
+        return User.id.in_(select(cast(_TEMP.c.ref, BigInteger)).where(_TEMP.c.leaf == self.leaves))
 
     def _rows(self, kind: str, args: dict[str, Any], channels: list[str]) -> Select[Any]:
         refs = self.refs
