@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from app.context import RequestContext
 from app.services.audiences import AudienceRecord
+from graphql_schema.common import PageInfo
 from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose, ReservationStatus
 from graphql_schema.identity import User, UserConnection
 from graphql_schema.permissions import AUTHENTICATED
@@ -150,6 +151,31 @@ def as_json(value: Any) -> Any:
     return value
 
 
+@strawberry.type(description="A member who can be reached in a channel.")
+class Recipient:
+    user_id: strawberry.ID = strawberry.field(description="The person's user id.")
+    openid: str | None = strawberry.field(description="The openid of the channel's appid (WeChat channels).")
+    unionid: str | None = strawberry.field(description="The person's WeChat unionid, if known.")
+    app_user_id: str | None = strawberry.field(description="The APP account id (APP).")
+
+
+@strawberry.type(
+    description="How many members a count left out, and why: NO_CONSENT, NOT_REACHABLE (no identity of the "
+    "channel), UNSUBSCRIBED (no longer follows the official account)."
+)
+class ReasonCount:
+    reason: str = strawberry.field(description="NO_CONSENT, NOT_REACHABLE or UNSUBSCRIBED.")
+    count: int = strawberry.field(description="How many members.")
+
+
+@strawberry.type(description="A page of recipients, in user id order, with those left out by reason.")
+class RecipientConnection:
+    nodes: list[Recipient] = strawberry.field(description="The recipients of this page.")
+    page_info: PageInfo = strawberry.field(description="Where this page ends.")
+    total_count: int = strawberry.field(description="How many recipients, over all pages.")
+    excluded: list[ReasonCount] = strawberry.field(description="Members who cannot be reached, by reason.")
+
+
 @strawberry.type(description="A saved, named audience.")
 class Audience:
     record: strawberry.Private[AudienceRecord]
@@ -176,6 +202,41 @@ class Audience:
             info.context, self.record.condition, first=first, after=after, default=100
         )
         return UserConnection.of(page)
+
+    @strawberry.field(
+        description="Who can be reached in a channel for a purpose: the purpose's consent granted there, "
+        "and an identity of that channel to send to."
+    )
+    async def recipients(
+        self,
+        info: Ctx,
+        channel: Channel,
+        purpose: Purpose | None = Purpose.MARKETING,
+        first: int | None = 1000,
+        after: str | None = None,
+    ) -> RecipientConnection:
+        page = await resolve.recipients(
+            info.context,
+            self.record.condition,
+            channel=channel,
+            purpose=purpose or Purpose.MARKETING,
+            first=first,
+            after=after,
+        )
+        return RecipientConnection(
+            nodes=[
+                Recipient(
+                    user_id=strawberry.ID(str(r.user_id)),
+                    openid=r.openid,
+                    unionid=r.unionid,
+                    app_user_id=r.app_user_id,
+                )
+                for r in page.nodes
+            ],
+            page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=page.end_cursor),
+            total_count=page.total_count,
+            excluded=[ReasonCount(reason=k, count=v) for k, v in sorted(page.excluded.items())],
+        )
 
     @strawberry.field(description="When it was last saved (UTC).")
     def updated_at(self) -> datetime:

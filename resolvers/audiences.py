@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from app.auth import policy
 from app.auth.principal import PrincipalKind, Role
+from app.channels import appid_channels
 from app.context import RequestContext
-from app.domain import UserRecord
+from app.domain import Channel, IdentityKind, UserRecord
+from app.entitlements.records import Purpose
 from app.errors import Forbidden
 from app.services.audiences import AudienceRecord, Audiences
 from resolvers.identity import UserPage, parse_id
@@ -77,6 +80,66 @@ async def members(
         has_next_page=len(ids) > first,
         end_cursor=str(nodes[-1].id) if nodes else None,
         total_count=total,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientView:
+    user_id: int
+    openid: str | None
+    unionid: str | None
+    app_user_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientPage:
+    nodes: list[RecipientView]
+    has_next_page: bool
+    end_cursor: str | None
+    total_count: int
+    excluded: dict[str, int]
+
+
+async def recipients(
+    ctx: RequestContext,
+    condition: dict[str, Any],
+    *,
+    channel: Channel,
+    purpose: Purpose,
+    first: int | None,
+    after: str | None,
+) -> RecipientPage:
+    """Who can be reached in `channel` for `purpose`, with the id to send to."""
+    _reader(ctx)
+    first = page_size(ctx, first, default=1000)
+    after_id = parse_id(after, "cursor") if after else None
+    found = await _service(ctx).recipients(
+        condition, channel=channel, purpose=purpose, first=first, after_id=after_id
+    )
+    ids = found.user_ids[:first]
+    held = await ctx.loaders.identities_by_user_id.load_many(ids)
+    appid = {c: a for a, c in appid_channels(ctx.settings).items()}.get(channel)
+    nodes = []
+    for uid, identities in zip(ids, held, strict=True):
+        by_kind = {(i.kind, i.namespace): i.value for i in identities}
+        nodes.append(
+            RecipientView(
+                user_id=uid,
+                openid=by_kind.get((IdentityKind.OPENID, appid or ""))
+                if channel is not Channel.APP
+                else None,
+                unionid=next((i.value for i in identities if i.kind is IdentityKind.UNIONID), None),
+                app_user_id=next((i.value for i in identities if i.kind is IdentityKind.APP_USER_ID), None)
+                if channel is Channel.APP
+                else None,
+            )
+        )
+    return RecipientPage(
+        nodes=nodes,
+        has_next_page=len(found.user_ids) > first,
+        end_cursor=str(ids[-1]) if ids else None,
+        total_count=found.total,
+        excluded=found.excluded,
     )
 
 

@@ -69,6 +69,30 @@ class Evaluation:
 
     where: ColumnElement[bool]
     session: AsyncSession
+    compiler: Compiler
+
+    async def reach(self, channel: Channel, purpose: Purpose) -> dict[str, ColumnElement[bool]]:
+        """Conditions on users for sending in `channel` for `purpose`: consent, identity, following."""
+        consent = sql.consent_granted(purpose.value, [channel.value if purpose in PER_CHANNEL else ""])
+        kind = IdentityKind.APP_USER_ID if channel is Channel.APP else IdentityKind.OPENID
+        probe = Node("identity", "recipients", args={})
+        held = await self.compiler.identity_of(probe, kind, channel.value, following=False)
+        out = {"consent": consent, "reachable": held}
+        if channel is Channel.OFFICIAL_ACCOUNT:
+            out["following"] = await self.compiler.identity_of(probe, kind, channel.value, following=True)
+        return out
+
+    async def count(self, *conditions: ColumnElement[bool]) -> int:
+        stmt = select(func.count()).select_from(self.members().where(*conditions).subquery())
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def page_where(
+        self, conditions: Sequence[ColumnElement[bool]], *, first: int, after_id: int | None
+    ) -> list[int]:
+        stmt = self.members().where(*conditions).order_by(User.id).limit(first)
+        if after_id is not None:
+            stmt = stmt.where(User.id > after_id)
+        return list((await self.session.execute(stmt)).scalars())
 
     def members(self) -> Select[Any]:
         return select(User.id).where(sql.ACTIVE_USER, self.where)
@@ -138,7 +162,7 @@ class Compiler:
                 return await self._weighed(held, args["tag"], float(args["minWeight"]))
             return held
         if node.kind == "identity":
-            return await self._identity(node, IdentityKind(args["kind"]), args.get("channel"))
+            return await self.identity_of(node, IdentityKind(args["kind"]), args.get("channel"))
         if node.kind == "membership":
             return sql.in_tiers(args["tiers"], self.now)
         purpose = Purpose(args["purpose"])
@@ -147,7 +171,10 @@ class Compiler:
             return sql.consent_granted(purpose.value, [""])
         return sql.consent_granted(purpose.value, [channel] if channel else [c.value for c in Channel])
 
-    async def _identity(self, node: Node, kind: IdentityKind, channel: str | None) -> ColumnElement[bool]:
+    async def identity_of(
+        self, node: Node, kind: IdentityKind, channel: str | None, *, following: bool = True
+    ) -> ColumnElement[bool]:
+        """Holds an identity of this kind (of this channel; the official account's: still following)."""
         if channel is None:
             return sql.has_identity(kind.value, None, None)
         if kind is IdentityKind.APP_USER_ID:
@@ -161,7 +188,7 @@ class Compiler:
         if appid is None:
             return false()
         unfollowed = None
-        if channel == Channel.OFFICIAL_ACCOUNT.value:
+        if channel == Channel.OFFICIAL_ACCOUNT.value and following:
             unfollowed = await self._source("unfollowed", {}, [Channel.OFFICIAL_ACCOUNT])
         return sql.has_identity(kind.value, appid, unfollowed)
 
@@ -263,7 +290,7 @@ async def evaluated(
     async with db.read_sessions() as session:
         compiler = Compiler(session, db, dictionary, settings, now, only)
         try:
-            yield Evaluation(await compiler.compile(node), session)
+            yield Evaluation(await compiler.compile(node), session, compiler)
         finally:
             if compiler.temp_ready:
                 await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.engine import Database
 from app.db.models import Audience
 from app.db.types import utcnow
+from app.domain import Channel
+from app.entitlements.records import Purpose
 from app.errors import InvalidInput
 from app.ingest.dictionary import DataDictionary
 from app.services import audit
@@ -22,6 +24,19 @@ from app.services.audience_eval import evaluated
 from app.settings import Settings
 
 NAME = re.compile(r"^[\w\-. \u4e00-\u9fff]{1,100}$")
+
+
+NO_CONSENT, NOT_REACHABLE, UNSUBSCRIBED = "NO_CONSENT", "NOT_REACHABLE", "UNSUBSCRIBED"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipients:
+    """A page of recipient ids (one more than asked when another page follows), the total, and
+    the members left out by reason."""
+
+    user_ids: list[int]
+    total: int
+    excluded: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +135,33 @@ class Audiences:
             self.db, self.dictionary, self.settings, self.parse(condition), now=utcnow()
         ) as ev:
             return await ev.page(first=first + 1, after_id=after_id), await ev.size()
+
+    async def recipients(
+        self,
+        condition: dict[str, Any],
+        *,
+        channel: Channel,
+        purpose: Purpose,
+        first: int,
+        after_id: int | None,
+    ) -> Recipients:
+        """Members reachable in `channel` for `purpose`, and the others counted by the first reason
+        that leaves them out (NO_CONSENT, NOT_REACHABLE, UNSUBSCRIBED)."""
+        node = self.parse(condition)
+        async with evaluated(self.db, self.dictionary, self.settings, node, now=utcnow()) as ev:
+            reach = await ev.reach(channel, purpose)
+            consent, reachable = reach["consent"], reach["reachable"]
+            following = reach.get("following", reachable)
+            ok = [consent, reachable, following]
+            ids = await ev.page_where(ok, first=first + 1, after_id=after_id)
+            total = await ev.count(*ok)
+            excluded = {
+                NO_CONSENT: await ev.count(not_(consent)),
+                NOT_REACHABLE: await ev.count(consent, not_(reachable)),
+            }
+            if channel is Channel.OFFICIAL_ACCOUNT:
+                excluded[UNSUBSCRIBED] = await ev.count(consent, reachable, not_(following))
+        return Recipients(ids, total, {k: v for k, v in excluded.items() if v})
 
     async def of_users(self, user_ids: Sequence[int]) -> dict[int, list[str]]:
         """The saved audiences each of these users is in: one statement per saved audience."""

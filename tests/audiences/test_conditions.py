@@ -235,3 +235,55 @@ async def test_members_are_whole_persons(
     survivor = merged["user"]["id"]
     assert await _ids(aud_gql, op, two) == {survivor}
     assert await _ids(aud_gql, op, {"orders": {}}) == {survivor}
+
+
+RECIPIENTS = """
+query ($name: String!, $channel: Channel!, $purpose: Purpose) {
+  audience(name: $name) {
+    recipients(channel: $channel, purpose: $purpose, first: 100) {
+      totalCount nodes { userId openid unionid appUserId } excluded { reason count }
+    }
+  }
+}
+"""
+
+
+async def test_recipients_by_channel_and_purpose(
+    aud_app: FastAPI, aud_client: httpx.AsyncClient, aud_gql: Gql
+) -> None:
+    w = await World(aud_app, aud_client, aud_gql).build()
+    op, s = w.op, aud_app.state.settings
+    everyone = {"identity": {"kind": "APP_USER_ID"}}
+    await aud_gql(SAVE, {"name": "everyone", "c": everyone}, token=op)
+    f = (await link(aud_gql, op, kind="APP_USER_ID", value="U-f"))["user"]["id"]  # no WeChat identity
+    for who in (w.ids["d"], f):
+        await set_consent(aud_gql, user_token(aud_app, who), "MARKETING", granted=True, source="APP")
+
+    async def recipients(channel: str, purpose: str | None = None) -> dict[str, Any]:
+        variables = {"name": "everyone", "channel": channel, "purpose": purpose}
+        found: dict[str, Any] = (await aud_gql(RECIPIENTS, variables, token=op))["audience"]["recipients"]
+        return found
+
+    oa = await recipients("OFFICIAL_ACCOUNT")
+    oa_appid = s.official_account_appid
+    assert oa["nodes"] == [
+        {"userId": w.ids["a"], "openid": f"o-a-{oa_appid[-2:]}", "unionid": None, "appUserId": None}
+    ]
+    assert oa["totalCount"] == 1
+    # d withdrew from the official account; f has no openid of it; b, c, e never agreed to marketing.
+    assert {r["reason"]: r["count"] for r in oa["excluded"]} == {
+        "NO_CONSENT": 3,
+        "NOT_REACHABLE": 1,
+        "UNSUBSCRIBED": 1,
+    }
+    app = await recipients("APP")
+    assert sorted(r["appUserId"] for r in app["nodes"]) == ["U-a", "U-d", "U-f"]
+    assert {r["reason"]: r["count"] for r in app["excluded"]} == {"NO_CONSENT": 3}
+    # PUSH is per channel and nobody granted it.
+    assert (await recipients("MINI_PROGRAM", "PUSH"))["totalCount"] == 0
+    # MARKETING withdrawn in one channel is withdrawn everywhere.
+    await set_consent(
+        aud_gql, op, "MARKETING", granted=False, source="APP", channel="APP", user_id=w.ids["a"]
+    )
+    assert (await recipients("OFFICIAL_ACCOUNT"))["totalCount"] == 0
+    assert (await recipients("MINI_PROGRAM"))["totalCount"] == 1  # d's mini program openid
