@@ -18,8 +18,9 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# The development demo opens GraphiQL and introspection to every caller (GraphiQL loads, then you
-# paste the operator key); the app refuses this flag in production.
+# GraphiQL (/graphql) and the console (/console) load in any browser; the development demo also
+# opens introspection to every caller, so GraphiQL knows the schema before you paste the operator
+# key. The app refuses this flag in production.
 run: install
 	$(BIN)/troika migrate
 	$(BIN)/troika demo --if-empty
@@ -27,7 +28,9 @@ run: install
 	TROIKA_GRAPHQL_PUBLIC_INTROSPECTION=$${TROIKA_GRAPHQL_PUBLIC_INTROSPECTION:-true} \
 	  $(BIN)/troika serve --host $(HOST) --port $(PORT)
 
+# tests/js: the reference graphql-ws client's pinned packages (its test skips without Node.js).
 test: install
+	@if command -v npm >/dev/null; then cd tests/js && npm ci --no-audit --no-fund --loglevel=error; fi
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

@@ -81,7 +81,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     development, the fake WeChat at /fake-wechat."""
     import uvicorn
 
-    from app.serve import APP, reuseport_available, serve_workers, ws_ping_seconds
+    from app.serve import APP, log_config, reuseport_available, serve_workers, ws_ping_seconds
 
     if get_settings().wechat_fake and "TROIKA_WECHAT_API_BASE_URL" not in os.environ:
         # The app calls the fake it serves itself: point WeChat's base URL here.
@@ -100,6 +100,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
         workers=workers,
         access_log=access_log,
         ws_ping_interval=ws_ping_seconds(),
+        log_config=log_config(),
     )
 
 
@@ -261,7 +262,8 @@ def dev_token(host: str, port: int) -> None:
         f"  Paste into GraphiQL's Headers tab:\n\n"
         f'    {{"Authorization": "Bearer {raw}"}}\n\n'
         f'  Try: {{ user(identity: {{kind: PHONE, value: "+8613800000001"}}) '
-        f"{{ id identities {{ kind namespace value linkedBy }} }} }}\n",
+        f"{{ id identities {{ kind namespace value linkedBy }} }} }}\n\n"
+        f"  The operator console, with the same key: http://{host}:{port}/console\n",
         file=sys.stdout,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,8 @@ from app.db.engine import Database
 from app.domain import Channel
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
-from app.ingest.service import DEAD_LETTER, Ingestor, RecordOutcome, RecordStatus, Unparsable
-from app.jsoncodec import loads
+from app.ingest.parsing import record_of_line
+from app.ingest.service import DEAD_LETTER, Ingestor, RecordOutcome, RecordStatus
 from app.sealing import keyring_for
 from app.settings import get_settings
 from app.stores import channel as store
@@ -26,11 +27,11 @@ from app.stores import channel as store
 CHANNELS = click.Choice([c.value for c in Channel])
 
 
-def _lines(path: Path) -> Iterator[tuple[int, int, str]]:
-    """(line number, bytes read, text) for each line, so progress follows the file's size."""
+def _lines(path: Path) -> Iterator[tuple[int, int, bytes]]:
+    """(line number, bytes read, the line) for each line, so progress follows the file's size."""
     with path.open("rb") as f:
         for n, raw in enumerate(f, start=1):
-            yield n, len(raw), raw.decode("utf-8", errors="replace").rstrip("\r\n")
+            yield n, len(raw), raw.rstrip(b"\r\n")
 
 
 @click.command("import")
@@ -38,7 +39,8 @@ def _lines(path: Path) -> Iterator[tuple[int, int, str]]:
 @click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 5000))
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_records(channel: str, batch_size: int, file: Path) -> None:
-    """Ingest an NDJSON file of envelopes, with a progress bar and a summary."""
+    """Ingest an NDJSON file of envelopes, with a progress bar and a summary; exits 1 when any
+    record was rejected (each is kept as a dead letter with its reason)."""
     settings = get_settings()
     dictionary = load_dictionary(settings.data_dictionary_path)
     target = Channel(channel)
@@ -79,10 +81,7 @@ def import_records(channel: str, batch_size: int, file: Path) -> None:
                 progress.advance(task, size)
                 if not line.strip():
                     continue
-                try:
-                    batch.append(loads(line))
-                except json.JSONDecodeError as exc:
-                    batch.append(Unparsable(line, f"line {n} is not JSON: {exc.msg}"))
+                batch.append(record_of_line(n, line))  # unreadable: a REJECTED record, kept
                 count += 1
                 if len(batch) >= batch_size:
                     await flush()
@@ -103,6 +102,8 @@ def import_records(channel: str, batch_size: int, file: Path) -> None:
         out.print(f"  rejected {r.id or '(no id)'}: {r.reason}")
     if len(rejected) > 20:
         out.print(f"  … and {len(rejected) - 20} more: `troika deadletters --channel {target.value}`")
+    if rejected:
+        sys.exit(1)  # a script or a CI step must notice; the accepted records are in all the same
 
 
 @click.command()

@@ -10,10 +10,13 @@ from app.cli_support import with_db
 from app.db.engine import Database
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
-from app.settings import get_settings
+from app.settings import Settings, get_settings
 from app.wechat.api import WeChatApi
 from app.wechat.followers import SyncReport, sync_followers
 from app.wechat.inbox import OfficialAccountInbox
+
+URL_HELP = "The running Troika server (default: TROIKA_SERVER_URL, else http://127.0.0.1:8000)."
+url_option = click.option("--url", default=None, metavar="URL", help=URL_HELP)
 
 
 @click.group()
@@ -21,13 +24,43 @@ def wechat() -> None:
     """WeChat: backfill followers, finish official-account pushes."""
 
 
+def _reachable(url: str, what: str) -> None:
+    """Fail in one line, before any work, when nothing answers at `url`."""
+    import requests
+
+    try:
+        requests.get(url, timeout=5, allow_redirects=False).close()
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        raise click.ClickException(
+            f"{what} at {url} did not answer ({reason}): is Troika serving there (make run)? "
+            "Give its address with --url or TROIKA_SERVER_URL."
+        ) from None
+
+
+def _wechat_settings(url: str | None, *, check: bool = True) -> Settings:
+    """The settings, with the development fake WeChat of the server at `url` (or the configured
+    one), checked to answer when the command needs it; real WeChat stays as configured."""
+    settings = get_settings()
+    if not settings.wechat_fake:
+        if url is not None:
+            raise click.UsageError("--url names a Troika server whose fake WeChat to use (development)")
+        return settings
+    if url is not None:
+        settings = settings.model_copy(update={"wechat_api_base_url": f"{url.rstrip('/')}/fake-wechat"})
+    if check:
+        _reachable(settings.wechat_api_base_url, "the fake WeChat")
+    return settings
+
+
 @wechat.command("sync-followers")
 @click.option(
     "--restart", is_flag=True, help="Start from the first follower, not where the last run stopped."
 )
-def sync_followers_cmd(restart: bool) -> None:
+@url_option
+def sync_followers_cmd(restart: bool, url: str | None) -> None:
     """Link every official-account follower's openid and unionid (resumable)."""
-    settings = get_settings()
+    settings = _wechat_settings(url)
     err = Console(stderr=True)
 
     async def work(db: Database) -> SyncReport:
@@ -63,9 +96,10 @@ def sync_followers_cmd(restart: bool) -> None:
 
 
 @wechat.command("process-inbox")
-def process_inbox_cmd() -> None:
+@url_option
+def process_inbox_cmd(url: str | None) -> None:
     """One attempt now, in this process, at every push not finished (pending, to retry, abandoned)."""
-    settings = get_settings()
+    settings = _wechat_settings(url, check=False)  # an empty inbox needs no WeChat
 
     async def work(db: Database) -> dict[str, int]:
         api = WeChatApi(settings)
@@ -130,8 +164,8 @@ def inbox_cmd(everything: bool, retry: bool, limit: int, push_ids: tuple[int, ..
 )
 @click.option("--key", default="", help="EventKey: the menu key (CLICK), URL (VIEW) or scene (qrscene_12).")
 @click.option("--safe", is_flag=True, help="Encrypt it, as WeChat's safe mode does.")
-@click.option("--url", default="http://127.0.0.1:8000", show_default=True, help="The Troika server.")
-def push_cmd(person: str, event: str, key: str, safe: bool, url: str) -> None:
+@url_option
+def push_cmd(person: str, event: str, key: str, safe: bool, url: str | None) -> None:
     """Development: send a signed official-account push, as WeChat would, to try the webhook."""
     import requests
 
@@ -145,6 +179,13 @@ def push_cmd(person: str, event: str, key: str, safe: bool, url: str) -> None:
     openid = FakeWeChat(apps={}).openid(settings.official_account_appid, person)
     xml = event_push(openid, event, EventKey=key) if key else event_push(openid, event)
     params, body = signed_push(settings, xml, safe=safe)
-    answer = requests.post(f"{url.rstrip('/')}{PATH}", params=params, data=body.encode(), timeout=10)
+    server = (url or settings.server_url).rstrip("/")
+    try:
+        answer = requests.post(f"{server}{PATH}", params=params, data=body.encode(), timeout=10)
+    except requests.RequestException as exc:
+        raise click.ClickException(
+            f"the Troika server at {server} did not answer ({type(exc).__name__}): is it serving "
+            "(make run)? Give its address with --url or TROIKA_SERVER_URL."
+        ) from None
     click.echo(f"{answer.status_code} {answer.text}")
     click.echo(f"  openid {openid} (OFFICIAL_ACCOUNT {settings.official_account_appid})", err=True)

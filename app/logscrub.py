@@ -1,6 +1,6 @@
 """Logs never hold a full phone number, a token or a key: every record is scrubbed as it is made.
 
-`ScrubFilter` rewrites a record's message (arguments merged in) and its traceback text. It is
+`ScrubFilter` rewrites a record's message and each of its arguments, and its traceback text. It is
 installed through the log record factory (`install`), not on handlers, so it holds for every
 logger and every handler, including those added later (uvicorn's, a test's capture). Phones are
 masked as the API masks them; API keys, session tokens, Authorization values and the configured
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from app.phones import mask_phone
@@ -58,10 +58,23 @@ class ScrubFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
-            message = record.getMessage()
-        except Exception:  # a malformed call: keep what there is, scrubbed
-            message = str(record.msg)
-        record.msg, record.args = self.scrub(message), None
+            message: str | None = record.getMessage()
+        except Exception:  # a malformed call: keep what there is, scrubbed, with no arguments
+            message = None
+        clean = self.scrub(str(record.msg) if message is None else message)
+        if clean != message:
+            # The arguments stay arguments, each scrubbed: formatters unpack them (uvicorn's access
+            # line takes five). Only a secret split between the text and an argument, which neither
+            # shows alone, costs them: then the record carries the scrubbed message alone.
+            kept = None
+            if message is not None:
+                record.msg, record.args = self._scrub_arg(record.msg), self._scrub_args(record.args)
+                try:
+                    kept = record.getMessage()
+                except Exception:
+                    kept = None
+            if kept != clean:
+                record.msg, record.args = clean, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
@@ -69,6 +82,23 @@ class ScrubFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.scrub(record.stack_info)
         return True
+
+    def _scrub_arg(self, value: object) -> object:
+        """A string scrubbed; another value kept, unless its text needs scrubbing."""
+        if isinstance(value, str):
+            return self.scrub(value)
+        if value is None or isinstance(value, (int, float)):
+            return value
+        text = str(value)
+        clean = self.scrub(text)
+        return value if clean == text else clean
+
+    def _scrub_args(self, args: Any) -> Any:
+        if isinstance(args, tuple):
+            return tuple(self._scrub_arg(a) for a in args)
+        if isinstance(args, Mapping):
+            return {k: self._scrub_arg(v) for k, v in args.items()}
+        return args
 
 
 def scrub(text: str) -> str:

@@ -7,13 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
-from app import logscrub
+from app import gcpause, logscrub
 from app.auth.authenticate import Authenticator
 from app.db.engine import make_database
 from app.entitlements.catalogue import catalogue_for
 from app.http.graphql import GraphQLApp
+from app.http.pages import page, static_files
 from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Young collections every 20,000 allocations rather than 700: most objects of a request
         # die by reference counting before a pass would look at them (ingestion: -10% CPU).
         gc.set_threshold(20_000, 10, 10)
+        gcpause.install(settings.gc_pause_log_ms)
         await feed.start()  # follow the outbox from now; listeners would also start it
         await jobs.start()  # the in-process worker (TROIKA_JOBS_IN_PROCESS), what a restart left queued
         yield
@@ -105,6 +108,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.wechat_fake:
         app.mount("/fake-wechat", fake_wechat_for(settings).asgi())
+
+    app.mount("/static", static_files(), name="static")
+
+    @app.get("/console", include_in_schema=False)
+    async def console() -> Response:
+        return page("console.html")
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -9,15 +9,19 @@ one dies at startup (a port taken, a bad setting), and passes SIGINT/SIGTERM on 
 
 from __future__ import annotations
 
+import copy
 import logging
+import logging.config
 import multiprocessing
 import signal
 import socket
 import time
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.config import LOGGING_CONFIG
 
 APP = "app.main:create_app"
 STARTUP_SECONDS = 10.0  # a worker that dies sooner failed to start; restarting it would only loop
@@ -43,11 +47,37 @@ def reuseport_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
     return sock
 
 
+def log_config() -> dict[str, Any]:
+    """One log on standard error: uvicorn's lines and access lines, Troika's `troika.*` lines at
+    INFO (errors with their traceId, refusals, SMS codes in development) and other libraries'
+    warnings; the same for one process and for each worker. Records are scrubbed as they are made."""
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["formatters"]["named"] = {
+        "()": "uvicorn.logging.DefaultFormatter",
+        "fmt": "%(levelprefix)s %(name)s: %(message)s",
+    }
+    config["handlers"]["named"] = {
+        "formatter": "named",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["handlers"]["access"]["stream"] = "ext://sys.stderr"  # one stream: the log, in order
+    config["loggers"]["troika"] = {"handlers": ["named"], "level": "INFO", "propagate": False}
+    config["root"] = {"handlers": ["named"], "level": "WARNING"}
+    return config
+
+
 def _worker(host: str, port: int, access_log: bool) -> None:
     """One worker process: its own socket, one uvicorn server (which handles SIGINT/SIGTERM)."""
     sock = reuseport_socket(host, port)
     config = uvicorn.Config(
-        APP, factory=True, host=host, port=port, access_log=access_log, ws_ping_interval=ws_ping_seconds()
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        access_log=access_log,
+        ws_ping_interval=ws_ping_seconds(),
+        log_config=log_config(),
     )
     uvicorn.Server(config).run(sockets=[sock])
 
@@ -62,7 +92,7 @@ def ws_ping_seconds() -> float | None:
 
 def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
     """Run and supervise `workers` worker processes until a signal; returns the exit status."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
+    logging.config.dictConfig(log_config())
     context = multiprocessing.get_context("spawn")
     running: dict[int, tuple[BaseProcess, float]] = {}
     stopping: list[int] = []

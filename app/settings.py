@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     subscriptions_per_connection: int = 20
     ws_ping_seconds: float = 20.0
     changes_retention_days: float = 7.0
+    # Log each garbage collection that pauses a worker at least this long (0: off); app/gcpause.py.
+    gc_pause_log_ms: float = 0.0
     ingest_max_records: int = 5_000
     # Audience conditions (app/services/audience_conditions.py): how deep all/any/not may nest,
     # and how many nodes one tree may have.
@@ -96,6 +98,9 @@ class Settings(BaseSettings):
     # development fake point it elsewhere. `wechat_fake`: serve a fake WeChat API at /fake-wechat
     # and use it (development only; on by default there when no WeChat secret is configured).
     wechat_api_base_url: str = WECHAT_API
+    # Where a running Troika answers the commands that call it (`troika wechat …` in development,
+    # whose fake WeChat is served at <server_url>/fake-wechat); `--url` overrides it per command.
+    server_url: str = "http://127.0.0.1:8000"
     wechat_timeout_seconds: float = 5.0
     wechat_fake: bool | None = None
     mini_program_secret: str | None = Field(default=None, repr=False)
@@ -214,7 +219,7 @@ class Settings(BaseSettings):
             self.wechat_fake = not any(getattr(self, n) for n in DEMO_WECHAT_SECRETS)
         if self.wechat_fake:
             if self.wechat_api_base_url == WECHAT_API:  # `troika serve` says where it serves the fake
-                self.wechat_api_base_url = "http://127.0.0.1:8000/fake-wechat"
+                self.wechat_api_base_url = f"{self.server_url.rstrip('/')}/fake-wechat"
             for name, value in DEMO_WECHAT_SECRETS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, value)

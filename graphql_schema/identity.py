@@ -129,6 +129,13 @@ class User:
     async def identity_history(self, info: Ctx) -> list[IdentityEdge]:
         return [IdentityEdge.of(v) for v in await resolve.identity_history(info.context, self.record)]
 
+    @strawberry.field(
+        description="The merges of this user and of users merged into it, as survivor or absorbed, "
+        "undone ones too, oldest first (operators)."
+    )
+    async def merges(self, info: Ctx) -> list[Merge]:
+        return [Merge.of(m) for m in await resolve.merges(info.context, self.record)]
+
     @strawberry.field(description="Orders across channels, newest first.")
     async def orders(
         self,
@@ -270,6 +277,9 @@ class Merge:
         description="The younger user, whose id now resolves to the survivor."
     )
     at: datetime = strawberry.field(description="When the merge happened (UTC).")
+    undone_at: datetime | None = strawberry.field(
+        default=None, description="When `unmerge` undid it (UTC); null while it holds."
+    )
 
     @classmethod
     def of(cls, m: MergeRecord) -> Merge:
@@ -278,6 +288,7 @@ class Merge:
             survivor_id=strawberry.ID(str(m.survivor_id)),
             absorbed_id=strawberry.ID(str(m.absorbed_id)),
             at=m.at,
+            undone_at=m.undone_at,
         )
 
 

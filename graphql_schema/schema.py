@@ -9,6 +9,7 @@ from strawberry.types import ExecutionContext
 
 from graphql_schema.audiences import AudienceMutation, AudienceQuery
 from graphql_schema.audit import AuditQuery
+from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
@@ -31,7 +32,16 @@ from graphql_schema.wechat import WechatMutation
 
 Query = merge_types(
     "Query",
-    (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery, JobsQuery, AudienceQuery),
+    (
+        IdentityQuery,
+        ChannelDataQuery,
+        EntitlementsQuery,
+        AuditQuery,
+        PiiQuery,
+        CallerQuery,
+        JobsQuery,
+        AudienceQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",

@@ -25,7 +25,12 @@ from loaders.entitlements import (
     PointsByUserIdLoader,
     RoleGrantsByUserIdLoader,
 )
-from loaders.identity import IdentitiesByUserIdLoader, IdentityEdgesByUserIdLoader, UserByIdLoader
+from loaders.identity import (
+    IdentitiesByUserIdLoader,
+    IdentityEdgesByUserIdLoader,
+    MergesByUserIdLoader,
+    UserByIdLoader,
+)
 
 
 class Loaders:
@@ -52,6 +57,10 @@ class Loaders:
     @cached_property
     def identity_edges_by_user_id(self) -> IdentityEdgesByUserIdLoader:
         return IdentityEdgesByUserIdLoader(self.sessions)
+
+    @cached_property
+    def merges_by_user_id(self) -> MergesByUserIdLoader:
+        return MergesByUserIdLoader(self.sessions)
 
     @cached_property
     def consents_by_user_id(self) -> ConsentsByUserIdLoader:

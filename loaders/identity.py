@@ -5,8 +5,9 @@ from __future__ import annotations
 from aiodataloader import DataLoader
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.domain import EdgeRecord, IdentityRecord, UserRecord
+from app.domain import EdgeRecord, IdentityRecord, MergeRecord, UserRecord
 from app.stores import identity as store
+from app.stores.merges import merges_by_user_ids
 
 
 class UserByIdLoader(DataLoader[int, UserRecord | None]):
@@ -45,4 +46,17 @@ class IdentityEdgesByUserIdLoader(DataLoader[int, list[EdgeRecord]]):
     async def batch_load_fn(self, keys: list[int]) -> list[list[EdgeRecord]]:
         async with self.sessions() as session:
             found = await store.history_by_user_ids(session, keys)
+        return [found.get(k, []) for k in keys]
+
+
+class MergesByUserIdLoader(DataLoader[int, list[MergeRecord]]):
+    """The merges of a user's cluster, undone ones included."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        super().__init__()
+        self.sessions = sessions
+
+    async def batch_load_fn(self, keys: list[int]) -> list[list[MergeRecord]]:
+        async with self.sessions() as session:
+            found = await merges_by_user_ids(session, keys)
         return [found.get(k, []) for k in keys]

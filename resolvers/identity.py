@@ -9,7 +9,15 @@ from app.auth import policy
 from app.auth.principal import PrincipalKind, Role
 from app.channels import identity_channel
 from app.context import RequestContext
-from app.domain import Channel, IdentityKey, IdentityKind, IdentityRecord, LinkOutcome, UserRecord
+from app.domain import (
+    Channel,
+    IdentityKey,
+    IdentityKind,
+    IdentityRecord,
+    LinkOutcome,
+    MergeRecord,
+    UserRecord,
+)
 from app.errors import Forbidden, InvalidInput
 from app.phones import mask_phone
 from app.services.identity import IdentityGraph, make_key
@@ -183,6 +191,12 @@ async def identity_history(ctx: RequestContext, user: UserRecord) -> list[EdgeVi
         )
         for e in edges
     ]
+
+
+async def merges(ctx: RequestContext, user: UserRecord) -> list[MergeRecord]:
+    """Operators see which merges made this person, and which were undone."""
+    policy.require_role(ctx.principal, Role.VIEWER)
+    return await ctx.loaders.merges_by_user_id.load(user.id)
 
 
 async def phone(ctx: RequestContext, user: UserRecord) -> str | None:

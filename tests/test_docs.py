@@ -146,6 +146,8 @@ def test_the_readmes_point_at_each_other_and_give_the_two_commands() -> None:
         text = page.read_text(encoding="utf-8")
         assert "make run" in text
         assert "make test" in text
+        assert "![" in text
+        assert "docs/images/console.png" in text
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_name)

@@ -6,8 +6,9 @@
   (parse, validation, variable coercion, operation resolution; no `data`) is then a 400. For
   application/json (the default, legacy clients) every well-formed request answers 200.
 - Malformed, non-UTF-8, oversized or too deeply nested bodies: 4xx with a code, never a 500.
-- GraphiQL for operators only (or every caller with TROIKA_GRAPHQL_PUBLIC_INTROSPECTION).
-WebSockets (graphql-transport-ws) stay with strawberry's handler.
+- A browser's GET (HTML accepted, no query) gets GraphiQL, a static page served from the package
+  (app/http/pages.py) to anyone: the schema and data stay for the key pasted into it.
+WebSockets (graphql-transport-ws) stay with strawberry's handler, every message a text frame.
 """
 
 from __future__ import annotations
@@ -15,15 +16,17 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import GraphQLError
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
+from starlette.websockets import WebSocket, WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter, GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -45,6 +48,7 @@ from app.http.bodies import (
     read_body,
 )
 from app.http.negotiation import GRAPHQL_RESPONSE, JSON, accepts_html, negotiate
+from app.http.pages import page
 from app.http.ratelimit import client_address
 from app.ingest.dictionary import DataDictionary
 from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
@@ -68,9 +72,22 @@ def _internal(error: dict[str, Any], trace_id: str) -> dict[str, Any]:
     }
 
 
+class TextFrames(ASGIWebSocketAdapter):
+    """Every graphql-transport-ws message as a text frame: browsers, `wx.connectSocket` and the
+    graphql-ws client reject the binary frames strawberry sends for a bytes encoder."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        try:
+            await self.ws.send_text(self.view.encode_json_string(message))
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
+
+
 class GraphQLApp(GraphQL[RequestContext, None]):
     """strawberry's plain ASGI app (its FastAPI router's dependency injection cost ~0.3 ms a
-    request), HTTP handled here, WebSockets by strawberry."""
+    request), HTTP handled here, WebSockets by strawberry (in text frames)."""
+
+    websocket_adapter_class = TextFrames
 
     def __init__(
         self,
@@ -156,15 +173,13 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         if method not in ("GET", "POST"):
             allow = "GET, POST" if get_queries else "POST"
             raise HttpError(405, "METHOD_NOT_ALLOWED", f"GraphQL is served over {allow}", {"Allow": allow})
-        ctx = self.context(request, await self._auth(request), trace_id)
         if (
             method == "GET"
             and "query" not in request.query_params
             and accepts_html(request.headers.get("accept"))
         ):
-            if not ctx.may_explore:
-                raise HttpError(404, "NOT_FOUND", "not found")
-            return HTMLResponse(self.graphql_ide_html, headers=NO_STORE)
+            return page("graphiql.html")  # static: no credentials asked or needed
+        ctx = self.context(request, await self._auth(request), trace_id)
         if media is None:
             raise HttpError(406, "NOT_ACCEPTABLE", f"answers are {GRAPHQL_RESPONSE} or {JSON}")
         limit = self.settings.graphql_max_json_depth

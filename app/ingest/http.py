@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -15,6 +14,7 @@ from app.auth.principal import PrincipalKind
 from app.db.engine import Database
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
+from app.ingest.parsing import BodyRefused, parse_json, parse_ndjson
 from app.ingest.service import (
     IngestContention,
     Ingestor,
@@ -23,7 +23,7 @@ from app.ingest.service import (
     TooManyRecords,
     Unparsable,
 )
-from app.jsoncodec import dumps_bytes, loads
+from app.jsoncodec import dumps_bytes
 from app.settings import Settings
 
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines")
@@ -63,19 +63,6 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def parse_ndjson(text: str) -> list[object]:
-    """One record per non-empty line; a line that is not JSON becomes a rejected record, not an error."""
-    records: list[object] = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(loads(line))
-        except json.JSONDecodeError as exc:
-            records.append(Unparsable(line, f"line {n} is not JSON: {exc.msg}"))
-    return records
-
-
 def ingest_router(
     *, db: Database, settings: Settings, dictionary: DataDictionary, authenticate: Authenticator
 ) -> APIRouter:
@@ -105,23 +92,17 @@ def ingest_router(
             return _error(
                 413, "PAYLOAD_TOO_LARGE", f"the body exceeds {settings.ingest_max_body_bytes} bytes"
             )
-        text = body.decode("utf-8", errors="replace")
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         records: list[object]
         if content_type in NDJSON_TYPES:
-            records = parse_ndjson(text)
+            records = parse_ndjson(body)
         else:
             try:
-                parsed = loads(text)
-            except json.JSONDecodeError as exc:
+                records = parse_json(body)
+            except BodyRefused as exc:
                 # Keep what was sent even so: nothing that reaches us is lost.
-                await ingestor.ingest(
-                    target, [Unparsable(text, f"body is not JSON: {exc.msg}")], actor=principal.actor
-                )
-                return _error(
-                    400, "BAD_REQUEST", f"the body is not JSON ({exc.msg}); it was kept as a dead letter"
-                )
-            records = parsed if isinstance(parsed, list) else [parsed]
+                await ingestor.ingest(target, [Unparsable(exc.text, exc.reason)], actor=principal.actor)
+                return _error(400, "BAD_REQUEST", f"{exc.reason}; it was kept as a dead letter")
         try:
             report = await ingestor.ingest(target, records, actor=principal.actor)
         except TooManyRecords as exc:

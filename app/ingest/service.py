@@ -20,7 +20,7 @@ from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord, StdReservation
-from app.jsoncodec import unstorable
+from app.jsoncodec import dumps_any_depth, unstorable
 from app.logscrub import scrub
 from app.sealing import Keyring, keyring_for
 from app.services.changes import Topic, record_changes
@@ -85,6 +85,14 @@ def _source_id(raw: object) -> str:
     return ""
 
 
+def _text_of(raw: object) -> str:
+    """A rejected record as the JSON text its dead letter keeps."""
+    try:
+        return json.dumps(raw, ensure_ascii=False)
+    except RecursionError:  # deeper than the standard library writes
+        return dumps_any_depth(raw)
+
+
 def _storable(text: str) -> str:
     """Text a database can keep: NUL (which PostgreSQL refuses) becomes U+FFFD, a lone surrogate \\udXXX."""
     return text.replace("\x00", "\ufffd").encode("utf-8", "backslashreplace").decode()
@@ -120,7 +128,7 @@ class Ingestor:
                 if isinstance(raw, Unparsable):
                     raise RecordRejected("record", raw.reason)
                 if i in garbled:
-                    raise RecordRejected("record", "holds text that is not Unicode (a lone surrogate escape)")
+                    raise RecordRejected("record", garbled[i])
                 rec = self.dictionary.parse(channel, raw)
                 who = (rec.identity_kind, rec.identity_value, rec.identity_namespace)
                 if (known := keys.get(who)) is None:
@@ -130,7 +138,7 @@ class Ingestor:
                         sealed = keyring.seal(rec.identity_value, purpose=pii.PHONE)
                     known = keys[who] = (key, pii.ref_of(keyring, key), sealed)
             except RecordRejected as exc:
-                text = raw.text if isinstance(raw, Unparsable) else json.dumps(raw, ensure_ascii=False)
+                text = raw.text if isinstance(raw, Unparsable) else _text_of(raw)
                 outcomes[i] = RecordOutcome(_source_id(raw), RecordStatus.REJECTED, str(exc))
                 dead.append(
                     {

@@ -91,6 +91,7 @@ class ChangeFeed:
         self.last = 0
         self.by_user: dict[int, set[Listener]] = {}
         self.everyone: set[Listener] = set()
+        self.listeners_changed = asyncio.Event()  # set when a listener comes or goes: readiness to wait on
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Lock()
 
@@ -123,12 +124,14 @@ class ChangeFeed:
             self.unregister(listener)
 
     def register(self, listener: Listener) -> None:
+        self.listeners_changed.set()
         if listener.user_ids is None:
             self.everyone.add(listener)
         for user_id in listener.user_ids or ():
             self.by_user.setdefault(user_id, set()).add(listener)
 
     def unregister(self, listener: Listener) -> None:
+        self.listeners_changed.set()
         self.everyone.discard(listener)
         for user_id in listener.user_ids or ():
             group = self.by_user.get(user_id)

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from app.db.models import IdentityEdge
-from tests.factories.auth import operator_key
+from tests.factories.auth import operator_key, service_key
 from tests.factories.identity import LINK, link, new_user
 from tests.helpers import Gql
 
@@ -194,3 +194,25 @@ async def test_history_explains_every_link_of_the_merged_user(app: FastAPI, gql:
     assert all(h["rule"] == "asserted" and h["actor"].startswith("operator:") for h in history)
     viewer_sees = (await gql(HISTORY, {"id": younger}, token=await operator_key(app, "viewer")))["user"]
     assert len(viewer_sees["identityHistory"]) == 3
+
+
+MERGES = "query ($id: ID!) { user(id: $id) { merges { id survivorId absorbedId at undoneAt } } }"
+
+
+async def test_merges_list_the_clusters_merges_and_which_were_undone(app: FastAPI, gql: Gql) -> None:
+    token = await operator_key(app, "operator")
+    older = await new_user(gql, token, phone="+8613800138016")
+    younger = (await link(gql, token, kind="APP_USER_ID", value="A-16"))["user"]["id"]
+    merge_id = (await link(gql, token, kind="APP_USER_ID", value="A-16", user_id=older))["merge"]["id"]
+    for seen_as in (older, younger):  # the absorbed id resolves to the survivor
+        (merge,) = (await gql(MERGES, {"id": seen_as}, token=token))["user"]["merges"]
+        assert (merge["id"], merge["survivorId"], merge["absorbedId"]) == (merge_id, older, younger)
+        assert merge["undoneAt"] is None
+    await gql(UNMERGE, {"id": merge_id}, token=token)
+    for seen_as in (older, younger):  # both sides still see the merge, now undone
+        (merge,) = (await gql(MERGES, {"id": seen_as}, token=token))["user"]["merges"]
+        assert merge["id"] == merge_id
+        assert merge["undoneAt"] is not None
+    app_service = await service_key(app, "APP")  # reads user `younger` (an APP user), not its merges
+    refused = await gql.error(MERGES, {"id": younger}, token=app_service, code="FORBIDDEN")
+    assert "operator role" in refused["message"]

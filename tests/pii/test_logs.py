@@ -4,12 +4,13 @@ ingestion and errors, logged at DEBUG everywhere (SQL and its parameters include
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.logscrub import scrub, secrets_of
+from app.logscrub import ScrubFilter, scrub, secrets_of
 from app.services.accounts import Accounts
 from app.wechat.fake import FakeWeChat
 from tests.factories.auth import operator_key, service_key
@@ -112,3 +113,27 @@ def test_scrub_masks_phones_and_redacts_credentials() -> None:
     assert scrub("GET /sns/jscode2session?appid=wx1&secret=s3cr3t&js_code=abc&grant_type=x") == (
         "GET /sns/jscode2session?appid=wx1&secret=[redacted]&js_code=[redacted]&grant_type=x"
     )
+
+
+def test_arguments_stay_arguments_each_scrubbed() -> None:
+    """Formatters that unpack a record's arguments (uvicorn's access line) still get them."""
+
+    def make(*args: Any) -> logging.LogRecord:
+        record = logging.LogRecord(*args)
+        ScrubFilter().filter(record)
+        return record
+
+    path = "/x?access_token=abc123&phone=13800138000"
+    access = make("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                  ("127.0.0.1:5000", "GET", path, "1.1", 200), None)  # fmt: skip
+    clean = "/x?access_token=[redacted]&phone=138****8000"
+    assert access.args == ("127.0.0.1:5000", "GET", clean, "1.1", 200)
+    assert access.getMessage() == f'127.0.0.1:5000 - "GET {clean} HTTP/1.1" 200'
+    named = make("troika.t", logging.INFO, __file__, 1, "%(who)s", ({"who": "+8613800138000"},), None)
+    assert named.args == {"who": "138****8000"}
+    # A secret that shows only where text and argument meet: the record keeps the clean text alone.
+    split = make("troika.t", logging.INFO, __file__, 1, "Bearer %s", ("opaque-value",), None)
+    assert (split.getMessage(), split.args) == ("Bearer [redacted]", None)
+    # A malformed call (the arguments do not fit) keeps its text, and formats without an error.
+    malformed = make("troika.t", logging.INFO, __file__, 1, "%d items for 13800138000", ("x",), None)
+    assert (malformed.getMessage(), malformed.args) == ("%d items for 138****8000", None)

@@ -10,6 +10,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
+from app.sync.feed import ChangeFeed
+
 PROTOCOL = "graphql-transport-ws"
 
 
@@ -24,6 +26,7 @@ class Subscriptions:
 
     async def _read(self) -> None:
         async for raw in self.ws:
+            assert isinstance(raw, str), f"a binary frame: {raw!r}"  # browsers reject binary ones
             message = json.loads(raw)
             if message.get("type") == "ping":
                 await self.ws.send(json.dumps({"type": "pong"}))
@@ -51,6 +54,20 @@ class Subscriptions:
         data: dict[str, Any] = message["payload"]["data"]
         return data
 
+    async def drain(self, op: str, n: int, within: float = 30.0) -> dict[str, Any]:
+        """Take the next `n` results of `op` (each without errors), keeping only the last one's data."""
+        data: dict[str, Any] = {}
+        for _ in range(n):
+            message = await asyncio.wait_for(self.inbox[op].get(), within)
+            assert message["type"] == "next", message
+            assert not message["payload"].get("errors"), message["payload"]["errors"]
+            data = message["payload"]["data"]
+        return data
+
+    async def complete(self, op: str) -> None:
+        """End operation `op` from the client's side."""
+        await self.ws.send(json.dumps({"id": op, "type": "complete"}))
+
     async def error_code(self, op: str, within: float = 5.0) -> str:
         """The `extensions.code` of the operation's error."""
         message = await self.message(op, within)
@@ -68,13 +85,27 @@ class Subscriptions:
         return False
 
 
+async def listening(feed: ChangeFeed, n: int, within: float = 10.0) -> None:
+    """Wait until `feed` has exactly `n` listeners: from then on, every change reaches them.
+
+    A subscription's resolver registers its listener before it follows the outbox, so a change
+    committed after this returns is delivered; no sleep guesses how long that takes.
+    """
+    async with asyncio.timeout(within):
+        while feed.stats()["listeners"] != n:
+            feed.listeners_changed.clear()
+            await feed.listeners_changed.wait()
+
+
 @asynccontextmanager
 async def subscriptions(address: str, token: str | None) -> AsyncIterator[Subscriptions]:
     """Connect, send `connection_init` with the token, and expect `connection_ack`."""
     async with connect(f"ws://{address}/graphql", subprotocols=[PROTOCOL]) as ws:  # type: ignore[list-item]
         payload = {"Authorization": f"Bearer {token}"} if token else {}
         await ws.send(json.dumps({"type": "connection_init", "payload": payload}))
-        ack = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        frame = await asyncio.wait_for(ws.recv(), 5)
+        assert isinstance(frame, str), f"a binary frame: {frame!r}"
+        ack = json.loads(frame)
         assert ack["type"] == "connection_ack", ack
         subs = Subscriptions(ws)
         try:

@@ -115,3 +115,49 @@ def test_production_refuses_the_fake_and_a_bad_aes_key_stops_the_start() -> None
             pii_key="p" * 32,
             official_account_aes_key="!" * 43,
         )
+
+
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
+
+
+def _troika(*args: str) -> tuple[int, str]:
+    """Run a `troika` command with the environment as it is now; its exit code and output."""
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(main, list(args))
+    finally:
+        get_settings.cache_clear()
+    return result.exit_code, result.output
+
+
+def test_the_commands_find_the_server_in_settings_or_url(
+    served: str, cli_env: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another port than 8000: TROIKA_SERVER_URL, or `--url`, names it (the fake WeChat too)."""
+    monkeypatch.setenv("TROIKA_SERVER_URL", served)
+    status, output = _troika("wechat", "push", "--person", "bob")
+    assert (status, output.splitlines()[0]) == (0, "200 success"), output
+    monkeypatch.delenv("TROIKA_SERVER_URL")
+    status, output = _troika("wechat", "sync-followers", "--url", served)
+    assert status == 0, output
+    assert "followers: 3 of 3 done" in output  # alice, bob and carol follow the fake's account
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("wechat", "push", "--person", "alice", "--url", UNREACHABLE), "the Troika server at"),
+        (("wechat", "sync-followers", "--url", UNREACHABLE), "the fake WeChat at"),
+        (("wechat", "sync-followers"), "the fake WeChat at"),  # TROIKA_SERVER_URL below
+    ],
+)
+def test_an_unreachable_server_is_one_line(
+    cli_env: str, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], says: str
+) -> None:
+    monkeypatch.setenv("TROIKA_SERVER_URL", UNREACHABLE)
+    status, output = _troika(*args)
+    assert status == 1
+    assert output.startswith(f"Error: {says} {UNREACHABLE}"), output
+    assert "--url or TROIKA_SERVER_URL" in output
+    assert len(output.strip().splitlines()) == 1, output
+    assert "Traceback" not in output
