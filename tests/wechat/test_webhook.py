@@ -140,10 +140,9 @@ async def test_the_answer_does_not_wait_for_wechat(
 ) -> None:
     [openid] = fake_wechat.follow("rosa")
     fake_wechat.user_info_gate = threading.Event()  # WeChat's user/info hangs until released
-    started = time.monotonic()
     response = await push(client, app.state.settings, event_xml(openid, "subscribe"))
     assert response.text == "success"
-    assert time.monotonic() - started < 2
+    # Answered while WeChat still holds user/info: the push is stored, not yet done.
     assert [s for s, _ in await _inbox(app)] in (["pending"], ["processing"])
     fake_wechat.user_info_gate.set()
     await app.state.wechat_inbox.drain()
