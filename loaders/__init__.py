@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from app.cursors import Position
 from app.db.engine import Database
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
-from loaders.audiences import AudiencesByUserIdLoader
 from loaders.audit import PiiReadByUserIdLoader
 from loaders.channel_data import (
     BehaviorByUserIdLoader,
@@ -31,6 +31,9 @@ from loaders.identity import (
     MergesByUserIdLoader,
     UserByIdLoader,
 )
+
+if TYPE_CHECKING:
+    from loaders.audiences import AudiencesByUserIdLoader
 
 
 class Loaders:
@@ -92,6 +95,9 @@ class Loaders:
 
     @cached_property
     def audiences_by_user_id(self) -> AudiencesByUserIdLoader:
+        # Imported here: audience evaluation (a service) itself weighs interests with loaders.
+        from loaders.audiences import AudiencesByUserIdLoader
+
         return AudiencesByUserIdLoader(self.db, self.dictionary, self.settings)
 
     def pii_read_by_user_id(self, actor: str, trace_id: str) -> PiiReadByUserIdLoader:

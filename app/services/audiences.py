@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy import delete, not_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.channels import appid_channels
 from app.db.engine import Database
 from app.db.models import Audience
 from app.db.types import utcnow
-from app.domain import Channel
+from app.domain import Channel, IdentityKind
 from app.entitlements.records import Purpose
 from app.errors import InvalidInput
 from app.ingest.dictionary import DataDictionary
@@ -22,6 +23,7 @@ from app.services import audit
 from app.services.audience_conditions import Node, parse_condition, pruned
 from app.services.audience_eval import evaluated
 from app.settings import Settings
+from app.stores import identity as identity_store
 
 NAME = re.compile(r"^[\w\-. \u4e00-\u9fff]{1,100}$")
 
@@ -162,6 +164,49 @@ class Audiences:
             if channel is Channel.OFFICIAL_ACCOUNT:
                 excluded[UNSUBSCRIBED] = await ev.count(consent, reachable, not_(following))
         return Recipients(ids, total, {k: v for k, v in excluded.items() if v})
+
+    async def export(
+        self,
+        name: str,
+        *,
+        channel: Channel,
+        purpose: Purpose,
+        actor: str,
+        page: int = 1000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> AsyncIterator[tuple[int, str | None, str | None, str | None]]:
+        """Every recipient of a saved audience as (user id, openid, unionid, APP account id), in
+        user id order, page by page; `progress(done, total)` after each page. Audited."""
+        async with self.db.read_sessions() as session:
+            found = await self.get(session, name)
+        if found is None:
+            raise InvalidInput(f"no saved audience named {name!r}", field="name")
+        async with self.db.write_sessions() as session, session.begin():
+            details = {"name": name, "channel": channel.value, "purpose": purpose.value}
+            await audit.record(session, actor=actor, action="audience.export", user_id=None, details=details)
+        appid = {c: a for a, c in appid_channels(self.settings).items()}.get(channel)
+        after, done = None, 0
+        while True:
+            chunk = await self.recipients(
+                found.condition, channel=channel, purpose=purpose, first=page, after_id=after
+            )
+            ids = chunk.user_ids[:page]
+            async with self.db.read_sessions() as session:
+                held = await identity_store.identities_by_user_ids(session, ids)
+            for uid in ids:
+                mine = held.get(uid, [])
+                openid = next(
+                    (i.value for i in mine if i.kind is IdentityKind.OPENID and i.namespace == appid), None
+                )
+                unionid = next((i.value for i in mine if i.kind is IdentityKind.UNIONID), None)
+                account = next((i.value for i in mine if i.kind is IdentityKind.APP_USER_ID), None)
+                yield uid, openid if channel is not Channel.APP else None, unionid, account
+            done += len(ids)
+            if progress is not None:
+                progress(done, chunk.total)
+            if len(chunk.user_ids) <= page:
+                return
+            after = ids[-1]
 
     async def of_users(self, user_ids: Sequence[int]) -> dict[int, list[str]]:
         """The saved audiences each of these users is in: one statement per saved audience."""
