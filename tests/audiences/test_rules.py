@@ -8,6 +8,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.demo import load_demo
 from tests.audiences.test_conditions import PREVIEW, SAVE, ago
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.channel_data import event, ingest, openid
@@ -108,3 +109,12 @@ async def test_permissions(app: FastAPI, client: httpx.AsyncClient, gql: Gql) ->
     assert (await gql(DELETE, {"name": "ops"}, token=operator))["deleteAudience"] is True
     assert (await gql(DELETE, {"name": "ops"}, token=operator))["deleteAudience"] is False
     assert [a["name"] for a in (await gql(AUDIENCES, token=viewer))["audiences"]] == ["admins"]
+
+
+async def test_the_demo_ships_two_audiences(app: FastAPI, gql: Gql) -> None:
+    await load_demo(app.state.db, if_empty=True, settings=app.state.settings)
+    viewer = await operator_key(app, "viewer")
+    found = {a["name"]: a["size"] for a in (await gql(AUDIENCES, token=viewer))["audiences"]}
+    assert set(found) == {"mp-buyers", "booked-not-bought"}
+    assert found["booked-not-bought"] == 8  # every third of the 24 APP customers
+    assert found["mp-buyers"] > 0
