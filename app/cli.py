@@ -14,6 +14,7 @@ from alembic.config import Config
 from app.auth.keys import KeyInfo, create_key, find_keys, list_keys, principal_for_key, revoke_key
 from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
+from app.cli_audiences import audiences
 from app.cli_ingest import deadletters, import_records
 from app.cli_jobs import jobs, worker
 from app.cli_pii import pii
@@ -268,6 +269,7 @@ def dev_token(host: str, port: int) -> None:
     )
 
 
+main.add_command(audiences)
 main.add_command(import_records)
 main.add_command(deadletters)
 main.add_command(wechat)

@@ -64,7 +64,7 @@ class RequestContext:
         # database serves all of the request's loaders and lookups.
         self.reads = SharedReads(shared=shared_reads)
         self._retired: list[SharedReads] = []
-        self.loaders = Loaders(db, dictionary, self.reads)
+        self.loaders = Loaders(db, dictionary, settings, self.reads)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # Quoted in every error of the response and in the log lines about it.
         self.trace_id = trace_id or new_trace_id()
@@ -169,7 +169,7 @@ class RequestContext:
         if self.reads.holds:
             self._retired.append(self.reads)
             self.reads = SharedReads(shared=self.reads.shared)
-        self.loaders = Loaders(self.db, self.dictionary, self.reads)
+        self.loaders = Loaders(self.db, self.dictionary, self.settings, self.reads)
 
     async def close(self) -> None:
         """The request is answered: give its read connections back."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +17,7 @@ from app.entitlements.catalogue import catalogue_for
 from app.entitlements.records import ConsentChange, Purpose
 from app.ingest.dictionary import load_dictionary
 from app.ingest.service import Ingestor
+from app.services.audiences import Audiences
 from app.services.consents import ConsentLedger
 from app.services.identity import IdentityGraph
 from app.services.identity_rules import LinkRequest
@@ -101,7 +103,28 @@ async def load_demo(db: Database, *, if_empty: bool, settings: Settings | None =
             select(func.count()).select_from(User).where(User.merged_into_id.is_(None))
         )
     await _channel_records(db, settings)
+    await _audiences(db, settings)
     return int(created.scalar_one())
+
+
+DEMO_AUDIENCES: dict[str, tuple[str, dict[str, Any]]] = {
+    "mp-buyers": (
+        "bought in the mini program: the official account's coupon goes to them",
+        {"orders": {"channel": "MINI_PROGRAM", "statuses": ["PAID", "SHIPPED", "COMPLETED"]}},
+    ),
+    "booked-not-bought": (
+        "booked a trial lesson but bought no course: the APP's offer goes to them",
+        {"all": [{"reservations": {"service": "少儿编程体验课"}}, {"not": {"orders": {"sku": "COURSE-1"}}}]},
+    ),
+}
+
+
+async def _audiences(db: Database, settings: Settings) -> None:
+    """Two saved audiences from the brief's stories."""
+    service = Audiences(db, load_dictionary(settings.data_dictionary_path), settings)
+    async with db.write_sessions() as session, session.begin():
+        for name, (description, condition) in DEMO_AUDIENCES.items():
+            await service.save(session, name=name, condition=condition, description=description, actor="demo")
 
 
 STAFF_PHONE = IdentityKey(IdentityKind.PHONE, "", "+8613900000099")
@@ -229,6 +252,16 @@ async def _channel_records(db: Database, settings: Settings) -> None:
                 },
             )
         )
+        if n % 3 == 0:  # the education platform: a trial lesson booked in the APP, no course bought
+            batches[Channel.APP].append(
+                _envelope(
+                    f"app-r-{n}",
+                    "reservation",
+                    app_who,
+                    _at(n, 19),
+                    {"reservation_no": f"R-{7000 + n}", "service_name": "少儿编程体验课", "status": n % 2},
+                )
+            )
         batches[Channel.APP].append(
             _envelope(f"app-c-{n}", "cart", app_who, _at(n, 21), {"sku": f"SKU-{story}-2", "quantity": 3})
         )

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Log each garbage collection that pauses a worker at least this long (0: off); app/gcpause.py.
     gc_pause_log_ms: float = 0.0
     ingest_max_records: int = 5_000
+    # Audience conditions (app/services/audience_conditions.py): how deep all/any/not may nest,
+    # and how many nodes one tree may have.
+    audience_max_depth: int = 6
+    audience_max_nodes: int = 40
     ingest_max_body_bytes: int = 10 * 1024 * 1024
     # WeChat (the appids above name the apps). The API base URL is WeChat's own; tests and the
     # development fake point it elsewhere. `wechat_fake`: serve a fake WeChat API at /fake-wechat

@@ -14,7 +14,7 @@ strawberry.enum(Channel, description="A channel of the company: mini program, of
 strawberry.enum(IdentityKind, description="The kinds of identity the graph links.")
 strawberry.enum(Purpose, description="What a consent is for.")
 
-__all__ = ["Channel", "IdentityKind", "OrderStatus", "Purpose"]
+__all__ = ["Channel", "IdentityKind", "OrderStatus", "Purpose", "ReservationStatus"]
 
 
 @strawberry.enum(description="Standard order status of the data dictionary.")
@@ -24,3 +24,12 @@ class OrderStatus(Enum):
     SHIPPED = "SHIPPED"
     COMPLETED = "COMPLETED"
     CANCELLED = "CANCELLED"
+
+
+@strawberry.enum(description="Standard reservation status of the data dictionary.")
+class ReservationStatus(Enum):
+    BOOKED = "BOOKED"
+    CONFIRMED = "CONFIRMED"
+    ATTENDED = "ATTENDED"
+    CANCELLED = "CANCELLED"
+    NO_SHOW = "NO_SHOW"

@@ -13,8 +13,10 @@ from app.domain import LinkOutcome, MergeRecord, UserRecord
 from graphql_schema.channel_data import BehaviorConnection, Cart, Interest, OrderConnection
 from graphql_schema.common import PageInfo
 from graphql_schema.entitlements import Benefit, Consent, ConsentEntry, Membership, RoleGrant
-from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose
+from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose, ReservationStatus
 from graphql_schema.permissions import AUTHENTICATED
+from graphql_schema.reservations import ReservationConnection
+from resolvers import audiences as resolve_audiences
 from resolvers import channel_data as resolve_data
 from resolvers import entitlements as resolve_rights
 from resolvers import identity as resolve
@@ -152,6 +154,26 @@ class User:
             after=after,
         )
         return OrderConnection.of(page, info.context.dictionary)
+
+    @strawberry.field(
+        description="Reservations made in every channel, newest first (the mini program's 我的预约 shows "
+        "the official account's and the APP's too)."
+    )
+    async def reservations(
+        self,
+        info: Ctx,
+        status: ReservationStatus | None = None,
+        first: int | None = 20,
+        after: str | None = None,
+    ) -> ReservationConnection:
+        page = await resolve_data.reservations(
+            info.context, self.record, status=status.value if status else None, first=first, after=after
+        )
+        return ReservationConnection.of(page, info.context.dictionary)
+
+    @strawberry.field(description="The names of the saved audiences this person is in now (operators).")
+    async def audiences(self, info: Ctx) -> list[str]:
+        return await resolve_audiences.of_user(info.context, self.record)
 
     @strawberry.field(
         description="The unified cart: one line per SKU, the latest change across channels wins."

@@ -7,6 +7,7 @@ from strawberry import Schema
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from graphql_schema.audiences import AudienceMutation, AudienceQuery
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
@@ -42,6 +43,7 @@ Query = merge_types(
         CallerQuery,
         JobsQuery,
         OfficialAccountQuery,
+        AudienceQuery,
     ),
 )
 Mutation = merge_types(
@@ -54,6 +56,7 @@ Mutation = merge_types(
         ChannelDataMutation,
         PiiMutation,
         OfficialAccountMutation,
+        AudienceMutation,
     ),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))

@@ -26,7 +26,8 @@ class UserChange:
         return strawberry.ID(str(self.row.user_id))
 
     @strawberry.field(
-        description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, ERASURE"
+        description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, "
+        "RESERVATION, ERASURE"
     )
     def topic(self) -> str:
         return self.row.topic
@@ -58,7 +59,7 @@ class SyncSubscription:
     @strawberry.subscription(
         description="Replays every change after the cursor, then follows live. Without `after`, "
         "from now. Topics filter (IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, "
-        "ERASURE).",
+        "RESERVATION, ERASURE).",
         permission_classes=AUTHENTICATED,
     )
     async def changes(

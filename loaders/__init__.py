@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from functools import cached_property, partial
+from typing import TYPE_CHECKING
 
 from app.cursors import Position
 from app.db.engine import Database
 from app.db.shared import SharedReads
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
+from app.settings import Settings
 from loaders.audit import PiiReadByUserIdLoader
 from loaders.channel_data import (
     BehaviorByUserIdLoader,
     CartByUserIdLoader,
     InterestsByUserIdLoader,
     OrdersByUserIdLoader,
+    ReservationsByUserIdLoader,
 )
 from loaders.entitlements import (
     ConsentEntriesByUserIdLoader,
@@ -32,17 +35,24 @@ from loaders.identity import (
 from loaders.official_account import UserByOpenidLoader
 from loaders.sessions import Opener
 
+if TYPE_CHECKING:
+    from loaders.audiences import AudiencesByUserIdLoader
+
 
 class Loaders:
     """Created lazily so a request pays only for the relations it reads; one instance per argument set."""
 
-    def __init__(self, db: Database, dictionary: DataDictionary, reads: SharedReads | None = None) -> None:
+    def __init__(
+        self, db: Database, dictionary: DataDictionary, settings: Settings, reads: SharedReads | None = None
+    ) -> None:
         self.db = db
         self.dictionary = dictionary
+        self.settings = settings
         self.reads = reads or SharedReads(shared=False)
         self.sessions: Opener = partial(self.reads.session, db)
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
+        self._reservations: dict[tuple[object, ...], ReservationsByUserIdLoader] = {}
         self._pii_reads: dict[tuple[str, str], PiiReadByUserIdLoader] = {}
         self._by_openid: dict[str, UserByOpenidLoader] = {}
 
@@ -96,6 +106,13 @@ class Loaders:
     def interests_by_user_id(self) -> InterestsByUserIdLoader:
         return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
 
+    @cached_property
+    def audiences_by_user_id(self) -> AudiencesByUserIdLoader:
+        # Imported here: audience evaluation (a service) itself weighs interests with loaders.
+        from loaders.audiences import AudiencesByUserIdLoader
+
+        return AudiencesByUserIdLoader(self.db, self.dictionary, self.settings)
+
     def pii_read_by_user_id(self, actor: str, trace_id: str) -> PiiReadByUserIdLoader:
         """The audit of this request's PII reveals (by whom, in which request)."""
         key = (actor, trace_id)
@@ -136,3 +153,18 @@ class Loaders:
                 reads=self.reads,
             )
         return self._behavior[key]
+
+    def reservations_by_user_id(
+        self, *, status_code: int | None, first: int, before: Position | None
+    ) -> ReservationsByUserIdLoader:
+        key = (status_code, first, before)
+        if key not in self._reservations:
+            self._reservations[key] = ReservationsByUserIdLoader(
+                self.db,
+                self.identities_by_user_id,
+                status_code=status_code,
+                first=first,
+                before=before,
+                reads=self.reads,
+            )
+        return self._reservations[key]

@@ -18,7 +18,7 @@ from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
 from app.stores import channel as store
 from app.stores import official_account as oa_store
-from app.stores.channel import CartRow, EventRow, OrderRow
+from app.stores.channel import CartRow, EventRow, OrderRow, ReservationRow
 from loaders.identity import IdentitiesByUserIdLoader
 
 INTEREST_EVENTS_PER_IDENTITY = 200
@@ -118,6 +118,64 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
         return order_pages(keys, by_user, rows, counts, self.first)
 
 
+class ReservationsByUserIdLoader(DataLoader[int, Page[ReservationRow]]):
+    """A page of a user's reservations across channels, newest booking first, with the total."""
+
+    def __init__(
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        *,
+        status_code: int | None,
+        first: int,
+        before: Position | None,
+        reads: SharedReads | None = None,
+    ) -> None:
+        super().__init__()
+        self.base = _PerUser(db, identities, None, reads)
+        self.status_code, self.first, self.before = status_code, first, before
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Page[ReservationRow]]:
+        by_user, refs = await self.base.refs(keys)
+        rows: list[ReservationRow] = []
+        counts: dict[str, int] = {}
+        for engines, channels in self.base.stores():
+            async with self.base.reads.session(engines) as session:
+                found, found_counts = await store.reservations_for_refs(
+                    session,
+                    channels=channels,
+                    refs=refs,
+                    status_code=self.status_code,
+                    before=self.before,
+                    per_ref=self.first + 1,
+                )
+                rows += found
+                if self.before is not None:  # past a cursor the counts are of what is left
+                    _, found_counts = await store.reservations_for_refs(
+                        session,
+                        channels=channels,
+                        refs=refs,
+                        status_code=self.status_code,
+                        before=None,
+                        per_ref=1,
+                    )
+                for ref, n in found_counts.items():
+                    counts[ref] = counts.get(ref, 0) + n
+        by_ref = store.group_by_ref(rows)
+        pages = []
+        for uid in keys:
+            mine = sorted(
+                (r for ref in by_user[uid] for r in by_ref.get(ref, [])),
+                key=lambda r: (r.booked_at, r.channel.value, r.id),
+                reverse=True,
+            )
+            total = sum(counts.get(ref, 0) for ref in by_user[uid])
+            pages.append(
+                _page(mine, self.first, total, lambda r: encode_cursor(r.booked_at, r.channel.value, r.id))
+            )
+        return pages
+
+
 class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
     """A page of a user's behaviour events across channels, newest first."""
 
@@ -170,6 +228,11 @@ class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
         return carts(keys, by_user, rows)
 
 
+def as_event(r: ReservationRow) -> EventRow:
+    """A reservation weighs in the interests as a `reservation` event naming its service."""
+    return EventRow(-r.id, r.channel, r.identity_ref, "reservation", r.booked_at, {"service": r.service})
+
+
 class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
     """Weighted tags from recent behaviour, by the dictionary's interest rules, recent counting more."""
 
@@ -200,6 +263,15 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
                     before=None,
                     per_ref=INTEREST_EVENTS_PER_IDENTITY,
                 )
+                booked, _ = await store.reservations_for_refs(
+                    session,
+                    channels=channels,
+                    refs=refs,
+                    status_code=None,
+                    before=None,
+                    per_ref=INTEREST_EVENTS_PER_IDENTITY,
+                )
+                rows += [as_event(r) for r in booked]
         return await self.weigh(keys, by_user, rows)
 
     async def weigh(
@@ -223,7 +295,7 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
         if not ids:
             return {}
         engines = self.base.db.store_for(Channel.OFFICIAL_ACCOUNT).engines
-        async with engines.read_sessions() as session:
+        async with self.base.reads.session(engines) as session:
             return await oa_store.tags_of(session, sorted(ids))
 
 

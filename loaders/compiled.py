@@ -11,7 +11,7 @@ from app.domain import Channel, IdentityKey, UserRecord
 from app.stores import compiled as store
 from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders import Loaders
-from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, carts, event_pages, order_pages
+from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts, event_pages, order_pages
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,8 @@ def _queries(reads: Reads, channels: Sequence[Channel]) -> store.ChannelQueries:
             else ()
         ),
         cart=tuple(channels) if reads.cart else (),
+        booked=tuple(channels) if reads.interests else (),
+        booked_per_ref=INTEREST_EVENTS_PER_IDENTITY,
     )
 
 
@@ -142,6 +144,7 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     if reads.interests:
         n = len(reads.behavior)
         recent: list[EventRow] = [r for f in found for r in f.events[n]]
+        recent += [as_event(r) for f in found for r in f.booked]
         weighed = await loaders.interests_by_user_id.weigh(active, by_user, recent)
         for uid, tags in zip(active, weighed, strict=True):
             loaders.interests_by_user_id.prime(uid, tags)

@@ -10,7 +10,7 @@ from app.cursors import decode_cursor
 from app.domain import Channel, UserRecord
 from app.errors import Forbidden, InvalidInput
 from app.ingest.service import Ingestor, IngestReport
-from app.stores.channel import CartRow, EventRow, OrderRow
+from app.stores.channel import CartRow, EventRow, OrderRow, ReservationRow
 from loaders.channel_data import Interest, Page
 from resolvers.paging import page_size
 
@@ -38,6 +38,22 @@ async def orders(
         status_code=None if status is None else status_code_of(ctx, status),
         first=page_size(ctx, first, default=20),
         before=decode_cursor(after),
+    )
+    return await loader.load(user.id)
+
+
+async def reservations(
+    ctx: RequestContext, user: UserRecord, *, status: str | None, first: int | None, after: str | None
+) -> Page[ReservationRow]:
+    """Reservations of every channel identity of the user, newest booking first, keyset-paged."""
+    code = None
+    if status is not None:
+        names = ctx.dictionary.reservation_status_names
+        code = next((c for c, known in names.items() if known == status), None)
+        if code is None:
+            raise InvalidInput(f"unknown reservation status {status}", field="status")
+    loader = ctx.loaders.reservations_by_user_id(
+        status_code=code, first=page_size(ctx, first, default=20), before=decode_cursor(after)
     )
     return await loader.load(user.id)
 

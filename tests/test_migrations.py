@@ -15,12 +15,14 @@ TABLES = (
     | {
         "ch_records",
         "ch_orders",
+        "ch_reservations",
         "ch_cart_items",
         "ch_events",
         "ch_dead_letters",
     }
     | {"consent_entries", "memberships", "points_entries", "role_grants", "audit_log"}
     | {"wechat_sessions", "wechat_inbox", "phone_codes", "wechat_sync_state", "refresh_tokens"}
+    | {"audiences"}
 )
 
 

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from graphql import GraphQLInputObjectType, GraphQLObjectType
 from strawberry.printer import print_schema
 
@@ -40,6 +41,24 @@ def test_the_official_account_part_of_the_contract_is_served() -> None:
         missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
     result = subprocess.run(
         [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql"), "--with", "official-account"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all of it is served" in result.stdout
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 13 is partly built: sendCampaign/campaign/Campaign* and audienceChanged/AudienceChange "
+    "are not served yet (audiences, reservations and recipients are)",
+)
+def test_audiences_contract_is_served() -> None:
+    if not CONTRACT_TOOL.exists():
+        missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
+    result = subprocess.run(
+        [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql"), "--with", "audiences"],
         capture_output=True,
         text=True,
         check=False,

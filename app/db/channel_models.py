@@ -69,6 +69,27 @@ class ChannelOrder(ChannelBase):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
+class ChannelReservation(ChannelBase):
+    """A reservation's latest standardized state; `updated_at` is the occurredAt that set it."""
+
+    __tablename__ = "ch_reservations"
+    __table_args__ = (
+        UniqueConstraint("channel", "reservation_id", name="uq_ch_reservations_channel_reservation_id"),
+        Index("ix_ch_reservations_identity_ref_booked_at", "identity_ref", "booked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(24), nullable=False)
+    reservation_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    identity_ref: Mapped[str] = mapped_column(String(REF_LEN), nullable=False)
+    service: Mapped[str] = mapped_column(String(200), nullable=False)
+    status_code: Mapped[int] = mapped_column(Integer, nullable=False)
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The occurredAt of the earliest record of it: when it was booked.
+    booked_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 class ChannelCartItem(ChannelBase):
     """A SKU in one identity's cart in one channel; quantity 0 is kept as a removal."""
 

@@ -20,7 +20,15 @@ from app.ingest.cleaning import count as _count
 from app.ingest.cleaning import need as _need
 from app.ingest.cleaning import show as _show
 from app.ingest.cleaning import text as _text
-from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdOrderItem, StdRecord
+from app.ingest.records import (
+    RecordRejected,
+    StdCart,
+    StdEvent,
+    StdOrder,
+    StdOrderItem,
+    StdRecord,
+    StdReservation,
+)
 
 DEFAULT_PATH = Path(__file__).with_name("data_dictionary.yaml")
 # The standard shapes' fields (records.py): (required, optional). Native names come from the file.
@@ -28,7 +36,9 @@ _SHAPES: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "order": (frozenset({"order_id", "status", "total", "items"}), frozenset({"currency", "placed_at"})),
     "cart": (frozenset({"sku", "quantity"}), frozenset()),
     "event": (frozenset({"event"}), frozenset({"properties"})),
+    "reservation": (frozenset({"reservation_id", "service", "status"}), frozenset({"starts_at"})),
 }
+ANY_EVENT = "*"  # interest rules under this name apply to every event type
 _ITEM_FIELDS = (frozenset({"sku", "quantity", "unit_price"}), frozenset({"name"}))
 _AMOUNT_FIELDS = frozenset({"total", "unit_price"})
 
@@ -116,6 +126,12 @@ class DataDictionary:
             if isinstance(code, bool) or not isinstance(code, int):
                 raise ValueError(f"status_names: codes must be integers, got {code!r}")
             self.status_names[code] = _setting(name, f"status_names.{code}")
+        self.reservation_status_names: dict[int, str] = {}
+        booked = doc.get("reservation_status_names")  # optional: without it, no reservation types
+        for code, name in (_mapping(booked, "reservation_status_names") if booked else {}).items():
+            if isinstance(code, bool) or not isinstance(code, int):
+                raise ValueError(f"reservation_status_names: codes must be integers, got {code!r}")
+            self.reservation_status_names[code] = _setting(name, f"reservation_status_names.{code}")
         self._units = {
             _setting(name, "units"): self._unit(name, rules)
             for name, rules in _mapping(doc.get("units"), "units").items()
@@ -173,11 +189,17 @@ class DataDictionary:
         statuses: dict[str, int] = {}
         if shape == "order":
             items = self._fields(spec.get("item_fields"), f"{where}.item_fields", _ITEM_FIELDS, units)
+        if shape in ("order", "reservation"):
+            known, table = (
+                (self.status_names, "status_names")
+                if shape == "order"
+                else (self.reservation_status_names, "reservation_status_names")
+            )
             for native, code in _mapping(spec.get("statuses"), f"{where}.statuses").items():
                 if isinstance(native, bool) or not isinstance(native, str | int):
                     raise ValueError(f"{where}.statuses: native values must be text or integers")
-                if isinstance(code, bool) or not isinstance(code, int) or code not in self.status_names:
-                    raise ValueError(f"{where}.statuses.{native}: {code!r} is not a code in status_names")
+                if isinstance(code, bool) or not isinstance(code, int) or code not in known:
+                    raise ValueError(f"{where}.statuses.{native}: {code!r} is not a code in {table}")
                 statuses[str(native)] = code
         return _TypeSpec(name, shape, fields, items, units, statuses)
 
@@ -241,6 +263,8 @@ class DataDictionary:
         ):
             return None
         payload: StdOrder | StdCart | StdEvent | None
+        if spec.shape == "reservation":
+            return None  # rare enough for the careful parse
         try:
             occurred_at = self._time(occurred, "occurredAt")
             if spec.shape == "order":
@@ -325,9 +349,11 @@ class DataDictionary:
         if not isinstance(data, dict):
             raise RecordRejected("data", "expected a JSON object")
         spec = types[type_name]
-        payload: StdOrder | StdCart | StdEvent
+        payload: StdOrder | StdCart | StdEvent | StdReservation
         if spec.shape == "order":
             payload = self._order(channel, spec, data)
+        elif spec.shape == "reservation":
+            payload = self._reservation(channel, spec, data)
         elif spec.shape == "cart":
             sku = _text(*_need(data, spec.fields["sku"], "data"))
             payload = StdCart(sku, _count(*_need(data, spec.fields["quantity"], "data"), minimum=0))
@@ -375,6 +401,23 @@ class DataDictionary:
         std_items = tuple(self._item(spec, item, f"{where}[{i}]") for i, item in enumerate(items))
         return StdOrder(order_id, code, total_cents, currency, std_items, placed_at)
 
+    def _reservation(self, channel: Channel, spec: _TypeSpec, data: dict[str, Any]) -> StdReservation:
+        """Standardize a reservation: id, service, status code, when the service takes place."""
+        f = spec.fields
+        reservation_id = _text(*_need(data, f["reservation_id"], "data"))
+        service = _text(*_need(data, f["service"], "data"))
+        status, where = _need(data, f["status"], "data")
+        key = str(status) if isinstance(status, int) and not isinstance(status, bool) else status
+        code = spec.statuses.get(key.strip()) if isinstance(key, str) else None
+        if code is None:
+            known = ", ".join(spec.statuses)
+            reason = f"unknown status {_show(status)} for {channel} {spec.name}s (known: {known})"
+            raise RecordRejected(where, reason)
+        starts_at = None
+        if "starts_at" in f and data.get(f["starts_at"]) is not None:
+            starts_at = self._time(*_need(data, f["starts_at"], "data"))
+        return StdReservation(reservation_id, service, code, starts_at)
+
     def _item(self, spec: _TypeSpec, item: object, at: str) -> StdOrderItem:
         """Standardize one order line."""
         if not isinstance(item, dict):
@@ -397,10 +440,18 @@ class DataDictionary:
             raise RecordRejected(f"data.{native}", f"expected a JSON object, got {_show(properties)}")
         return StdEvent(name, dict(properties or {}))
 
+    @property
+    def interest_rules(self) -> dict[str, list[tuple[str, float]]]:
+        """Per event type ("*": every type), the (property, weight) pairs that name interest tags."""
+        return self._interest
+
     def interest_tags(self, event_type: str, properties: dict[str, Any]) -> list[tuple[str, float]]:
         """Weighted interest tags an event implies, per the file's interest_rules (first rule wins)."""
         tags: dict[str, float] = {}
-        for prop, weight in self._interest.get(event_type, []):
+        own = self._interest.get(event_type, [])
+        named = {prop for prop, _ in own}
+        rules = own + [(p, w) for p, w in self._interest.get(ANY_EVENT, []) if p not in named]
+        for prop, weight in rules:
             value = properties.get(prop)
             for tag in [value] if isinstance(value, str) else value if isinstance(value, list) else []:
                 if isinstance(tag, str) and tag.strip():

@@ -52,6 +52,14 @@ class StdEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class StdReservation:
+    reservation_id: str
+    service: str
+    status_code: int
+    starts_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class StdRecord:
     """One envelope, validated: the identity is still raw (the identity graph normalizes it)."""
 
@@ -62,5 +70,5 @@ class StdRecord:
     identity_value: str
     identity_namespace: str | None
     occurred_at: datetime
-    payload: StdOrder | StdCart | StdEvent
+    payload: StdOrder | StdCart | StdEvent | StdReservation
     raw: dict[str, Any]

@@ -19,7 +19,7 @@ from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind
 from app.errors import DomainError
 from app.ingest.dictionary import DataDictionary
-from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord
+from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord, StdReservation
 from app.jsoncodec import dumps_any_depth, unstorable
 from app.logscrub import scrub
 from app.sealing import Keyring, keyring_for
@@ -278,6 +278,7 @@ class Ingestor:
         fresh = [(rec, ref) for _, rec, _, ref, _ in valid if rec.source_id in new_ids]
         await store.upsert_orders(session, _latest_orders(name, fresh))
         await store.upsert_cart_items(session, _latest_cart(name, fresh))
+        await store.upsert_reservations(session, _latest_reservations(name, fresh))
         await store.insert_events(
             session,
             [
@@ -295,7 +296,12 @@ class Ingestor:
         return new_ids
 
 
-_TOPICS = {StdOrder: Topic.ORDER, StdCart: Topic.CART, StdEvent: Topic.BEHAVIOR}
+_TOPICS = {
+    StdOrder: Topic.ORDER,
+    StdCart: Topic.CART,
+    StdEvent: Topic.BEHAVIOR,
+    StdReservation: Topic.RESERVATION,
+}
 
 
 async def _changed(
@@ -346,6 +352,27 @@ def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list
                 for it in order.items
             ],
             "placed_at": min(placed, first["placed_at"]) if first else placed,
+            "updated_at": rec.occurred_at,
+        }
+    return list(rows.values())
+
+
+def _latest_reservations(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
+    """One row per reservation (the newest update in the batch), booked when its first record says."""
+    rows: dict[str, dict[str, Any]] = {}
+    for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
+        booking = rec.payload
+        if not isinstance(booking, StdReservation):
+            continue
+        first = rows.get(booking.reservation_id)
+        rows[booking.reservation_id] = {
+            "channel": channel,
+            "reservation_id": booking.reservation_id,
+            "identity_ref": ref,
+            "service": booking.service,
+            "status_code": booking.status_code,
+            "starts_at": booking.starts_at,
+            "booked_at": first["booked_at"] if first else rec.occurred_at,
             "updated_at": rec.occurred_at,
         }
     return list(rows.values())

@@ -32,6 +32,7 @@ class Topic(StrEnum):
     ORDER = "ORDER"
     CART = "CART"
     BEHAVIOR = "BEHAVIOR"
+    RESERVATION = "RESERVATION"
     ERASURE = "ERASURE"  # the person was erased (eraseUser): forget them
 
 

@@ -161,6 +161,11 @@ class Export:
         orders = [
             {**_shown(r, drop=("id",)), "status": names[r["status_code"]]} for r in channels["ch_orders"]
         ]
+        booked = self.dictionary.reservation_status_names
+        reservations = [
+            {**_shown(r, drop=("id",)), "status": booked[r["status_code"]]}
+            for r in channels["ch_reservations"]
+        ]
         lines = [_shown(r, drop=("id",)) for r in channels["ch_cart_items"]]
         latest: dict[str, Doc] = {}
         for line in sorted(lines, key=lambda c: (c["updatedAt"], c["channel"])):
@@ -181,6 +186,7 @@ class Export:
         ]
         return {
             "orders": orders,
+            "reservations": reservations,
             "cart": [c for c in latest.values() if c["quantity"] > 0],
             "cartHistory": lines,
             "behavior": [_shown(r, drop=("id",)) for r in channels["ch_events"]],

@@ -9,12 +9,20 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, func, insert, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, insert, or_, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
-from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
+from app.db.channel_models import (
+    ChannelCartItem,
+    ChannelEvent,
+    ChannelOrder,
+    ChannelReservation,
+    DeadLetter,
+    RawRecord,
+)
 from app.domain import Channel
 from app.stores.bulk import Columns, insert_rows, is_postgres
 
@@ -30,6 +38,19 @@ class OrderRow:
     currency: str
     items: list[dict[str, Any]]
     placed_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRow:
+    id: int
+    channel: Channel
+    reservation_id: str
+    identity_ref: str
+    service: str
+    status_code: int
+    starts_at: datetime | None
+    booked_at: datetime
     updated_at: datetime
 
 
@@ -163,6 +184,31 @@ async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     await session.execute(stmt, list(rows))
 
 
+async def upsert_reservations(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert reservations or move them forward: an older update changes nothing but, when it is
+    the earliest record seen, when the reservation was booked."""
+    if not rows:
+        return
+    rows = sorted(rows, key=lambda r: (r["channel"], r["reservation_id"]))
+    r = ChannelReservation
+    ins = pg_insert(r) if is_postgres(session) else sqlite_insert(r)
+    newer = r.updated_at < ins.excluded.updated_at
+
+    def forward(column: str) -> Any:
+        return case((newer, ins.excluded[column]), else_=getattr(r, column))
+
+    stmt = ins.on_conflict_do_update(
+        index_elements=["channel", "reservation_id"],
+        set_={
+            **{c: forward(c) for c in ("identity_ref", "service", "status_code", "starts_at", "updated_at")},
+            "booked_at": case(
+                (ins.excluded.booked_at < r.booked_at, ins.excluded.booked_at), else_=r.booked_at
+            ),
+        },
+    )
+    await session.execute(stmt, list(rows))
+
+
 async def upsert_cart_items(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Latest change per (channel, identity, sku) wins; zero quantities stay as removals."""
     if not rows:
@@ -256,6 +302,18 @@ def _events_stmt(with_types: bool, with_before: bool) -> Select[Any]:
     return _ranked(stmt, e.identity_ref, [e.occurred_at.desc(), e.channel.desc(), e.id.desc()])
 
 
+@lru_cache(maxsize=8)
+def _reservations_stmt(with_status: bool, with_before: bool) -> Select[Any]:
+    r = ChannelReservation
+    stmt = select(r).where(r.identity_ref.in_(_REFS), r.channel.in_(_CHANNELS))
+    if with_status:
+        stmt = stmt.where(r.status_code == bindparam("status_code"))
+    if with_before:
+        stmt = stmt.where(_before(r.booked_at, r.channel, r.id))
+    order = [r.booked_at.desc(), r.channel.desc(), r.id.desc()]
+    return _ranked(stmt, r.identity_ref, order, counted=True)
+
+
 _CART_STMT = select(
     ChannelCartItem.channel,
     ChannelCartItem.identity_ref,
@@ -305,6 +363,41 @@ async def orders_for_refs(
             currency=r.currency,
             items=r.items,
             placed_at=r.placed_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ], counts
+
+
+async def reservations_for_refs(
+    session: AsyncSession,
+    *,
+    channels: Sequence[Channel],
+    refs: Sequence[str],
+    status_code: int | None,
+    before: tuple[datetime, str, int] | None,
+    per_ref: int,
+) -> tuple[list[ReservationRow], dict[str, int]]:
+    """The newest reservations of each identity, at most `per_ref` each, and how many match
+    (past a cursor: how many are left)."""
+    if not refs or not channels:
+        return [], {}
+    params = _params(refs, channels, before, per_ref=per_ref)
+    if status_code is not None:
+        params["status_code"] = status_code
+    stmt = _reservations_stmt(status_code is not None, before is not None)
+    rows = (await session.execute(stmt, params)).all()
+    counts = {r.identity_ref: int(r.ref_total) for r in rows}
+    return [
+        ReservationRow(
+            id=r.id,
+            channel=Channel(r.channel),
+            reservation_id=r.reservation_id,
+            identity_ref=r.identity_ref,
+            service=r.service,
+            status_code=r.status_code,
+            starts_at=r.starts_at,
+            booked_at=r.booked_at,
             updated_at=r.updated_at,
         )
         for r in rows

@@ -13,14 +13,24 @@ from app.db.channel_models import (
     ChannelCartItem,
     ChannelEvent,
     ChannelOrder,
+    ChannelReservation,
     DeadLetter,
     OaComment,
     RawRecord,
 )
 
-TABLES: tuple[Any, ...] = (ChannelOrder, ChannelCartItem, ChannelEvent, RawRecord, DeadLetter, OaComment)
+TABLES: tuple[Any, ...] = (
+    ChannelOrder,
+    ChannelReservation,
+    ChannelCartItem,
+    ChannelEvent,
+    RawRecord,
+    DeadLetter,
+    OaComment,
+)
 _ORDER = {
     ChannelOrder: (ChannelOrder.placed_at, ChannelOrder.id),
+    ChannelReservation: (ChannelReservation.booked_at, ChannelReservation.id),
     ChannelCartItem: (ChannelCartItem.updated_at, ChannelCartItem.id),
     ChannelEvent: (ChannelEvent.occurred_at, ChannelEvent.id),
     RawRecord: (RawRecord.occurred_at, RawRecord.id),

@@ -28,7 +28,7 @@ from app.entitlements.records import ConsentEntryRecord, MembershipRecord, RoleG
 from app.stores import consents as consent_store
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store
-from app.stores.channel import CartRow, EventRow, OrderRow
+from app.stores.channel import CartRow, EventRow, OrderRow, ReservationRow
 from app.stores.identity import identity_record
 
 
@@ -57,9 +57,12 @@ class ChannelQueries:
     orders: tuple[OrderQuery, ...] = ()
     events: tuple[EventQuery, ...] = ()
     cart: tuple[Channel, ...] = ()
+    # Reservations as the interests weigh them: the newest `booked_per_ref` of each identity.
+    booked: tuple[Channel, ...] = ()
+    booked_per_ref: int = 0
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.events or self.cart)
+        return bool(self.orders or self.events or self.cart or self.booked)
 
 
 @dataclass
@@ -67,6 +70,7 @@ class ChannelRows:
     orders: list[tuple[list[OrderRow], dict[str, int]]] = field(default_factory=list)
     events: list[list[EventRow]] = field(default_factory=list)
     cart: list[CartRow] = field(default_factory=list)
+    booked: list[ReservationRow] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -277,6 +281,16 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
         )
         cols = ["id", "channel", "identity_ref", "type", "occurred_at", sql.json_col("properties")]
         parts.append((key, sql.agg(cols, ranked, "identity_ref, rank")))
+    if q.booked:
+        cond = where("bk", q.booked, None, "booked_at")
+        params["bk_n"] = q.booked_per_ref
+        ranked = (
+            "FROM (SELECT b.*, row_number() OVER (PARTITION BY identity_ref ORDER BY booked_at DESC, "
+            f"channel DESC, id DESC) AS rank FROM ch_reservations b WHERE {cond}) r WHERE rank <= :bk_n"
+        )
+        cols = ["id", "channel", "reservation_id", "identity_ref", "service", "status_code"]
+        cols += ["starts_at", "booked_at", "updated_at"]
+        parts.append(("bk", sql.agg(cols, ranked, "identity_ref, rank")))
     if q.cart:
         cond = where("cart", q.cart, None, "updated_at")
         cols = ["channel", "identity_ref", "sku", "quantity", "updated_at"]
@@ -419,4 +433,19 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
         )
     if q.cart:
         out.cart = [CartRow(Channel(r[0]), r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
+    if q.booked:
+        out.booked = [
+            ReservationRow(
+                id=r[0],
+                channel=Channel(r[1]),
+                reservation_id=r[2],
+                identity_ref=r[3],
+                service=r[4],
+                status_code=r[5],
+                starts_at=_at(r[6]),
+                booked_at=_when(r[7]),
+                updated_at=_when(r[8]),
+            )  # fmt: skip
+            for r in found.get("bk") or []
+        ]
     return out

@@ -89,3 +89,35 @@ async def ingest(
     assert response.status_code == 200, response.text
     report: dict[str, Any] = response.json()
     return report
+
+
+def mp_reservation(
+    record_id: str,
+    identity: dict[str, Any],
+    *,
+    reservation_id: str,
+    service: str = "儿童摄影",
+    status: str = "已预约",
+    starts_at: str | None = "2026-12-01T15:00:00+08:00",
+    at: str = T0,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"reservationId": reservation_id, "service": service, "status": status}
+    if starts_at is not None:
+        data["startsAt"] = starts_at
+    return envelope(record_id, "reservation", identity, data, at=at)
+
+
+def app_reservation(
+    record_id: str,
+    identity: dict[str, Any],
+    *,
+    reservation_no: str,
+    service_name: str = "少儿编程体验课",
+    status: int = 0,
+    starts_at: str | None = None,
+    at: str = T0,
+) -> dict[str, Any]:
+    data: dict[str, Any] = {"reservation_no": reservation_no, "service_name": service_name, "status": status}
+    if starts_at is not None:
+        data["starts_at"] = starts_at
+    return envelope(record_id, "reservation", identity, data, at=at)

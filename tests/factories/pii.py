@@ -11,7 +11,16 @@ from fastapi import FastAPI
 
 from app.wechat.fake import FakeWeChat
 from tests.factories.auth import operator_key, service_key, user_token
-from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
+from tests.factories.channel_data import (
+    app_order,
+    app_reservation,
+    app_user,
+    cart,
+    event,
+    ingest,
+    mp_order,
+    openid,
+)
 from tests.factories.entitlements import grant_membership, grant_role, set_consent
 from tests.factories.identity import link
 from tests.factories.wechat import BIND_PHONE, event_xml, sms_code, wechat_login
@@ -93,6 +102,7 @@ async def everything(
             app_order(f"{name}-o1", phone, order_no=f"{name}-A1"),
             app_order(f"{name}-o2", app_user(account), order_no=f"{name}-A2", status=3),
             cart(f"{name}-c1", app_user(account), sku="SKU-1", quantity=2),
+            app_reservation(f"{name}-r1", app_user(account), reservation_no=f"{name}-R1"),
             event(f"{name}-e1", phone, name="page_view", properties={"tags": ["spa"]}),
             cart(f"{name}-bad", app_user(account), sku="SKU-2", quantity=-1),  # rejected, kept
         ],

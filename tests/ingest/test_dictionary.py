@@ -58,7 +58,7 @@ def order(channel: Channel, data: dict[str, Any]) -> StdOrder:
 
 
 def test_shipped_file_loads() -> None:
-    assert DICTIONARY.version == DICTIONARY.document["version"] == "2026-11-25.1"
+    assert DICTIONARY.version == DICTIONARY.document["version"] == "2026-12-04.1"
     names = ["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCELLED"]
     assert DICTIONARY.status_names == dict(enumerate(names))
 
@@ -303,7 +303,10 @@ def test_bad_event_rejected(data: dict[str, Any], field: str) -> None:
         ("purchase", {"category": "咖啡"}, [("咖啡", 3.0)]),
         ("page_view", {"tags": ["咖啡"]}, [("咖啡", 0.5)]),
         ("article_read", {}, []),
-        ("share", {"tags": ["咖啡"]}, []),
+        # `tags` feed the interests for every event type (the "*" rule), a type's own rule first.
+        ("share", {"tags": ["咖啡"]}, [("咖啡", 0.5)]),
+        ("reservation", {"service": "儿童摄影", "tags": ["母婴"]}, [("儿童摄影", 3.0), ("母婴", 0.5)]),
+        ("share", {"category": "咖啡"}, []),
     ],
 )
 def test_interest_tags(
@@ -340,7 +343,9 @@ def test_malformed_file_raises_value_error(tmp_path: Path, content: str, message
         ("已取消: 4", "已取消: 9", "not a code in status_names"),
         ("shape: cart", "shape: basket", "shape"),
         ("default_timezone: Asia/Shanghai", "default_timezone: Mars/Olympus", "unknown time zone"),
-        ('version: "2026-11-25.1"', "version: 2026-11-25", "plain JSON"),
+        ('version: "2026-12-04.1"', "version: 2026-12-04", "plain JSON"),
+        ("未到店: 4", "未到店: 9", "not a code in reservation_status_names"),
+        ("reservation_id: reservation_no", "booking: reservation_no", "unknown standard fields"),
         ("        order_id: order_no\n", "", "missing standard fields"),
         ("  APP:\n", "  WEB:\n", "unknown channel 'WEB'"),
     ],

@@ -37,7 +37,14 @@ query ($kind: IdentityKind!, $v: String!) {
   user(identity: {kind: $kind, value: $v}) { id orders { nodes { sourceId } } }
 }
 """
-CHANNEL_TABLES = ("ch_orders", "ch_cart_items", "ch_events", "ch_records", "ch_dead_letters")
+CHANNEL_TABLES = (
+    "ch_orders",
+    "ch_reservations",
+    "ch_cart_items",
+    "ch_events",
+    "ch_records",
+    "ch_dead_letters",
+)
 
 
 @pytest.fixture
@@ -82,9 +89,10 @@ async def test_erasure_reaches_every_store_and_keeps_the_consent_proof(
     assert report["erasedUserIds"] == [p.user_id, p.absorbed_id]
     removed, kept_rows = by_table(report["removed"]), by_table(report["kept"])
     assert removed[("APP", "ch_orders")] == 3  # the phone's, the account's, the unlinked account's
+    assert removed[("APP", "ch_reservations")] == 1
     assert removed[("APP", "ch_cart_items")] == 1
     assert removed[("APP", "ch_events")] == 1
-    assert removed[("APP", "ch_records")] == 5
+    assert removed[("APP", "ch_records")] == 6
     assert removed[("APP", "ch_dead_letters")] == 1
     assert removed[("hub", "ch_orders")] == 1  # the mini program store shares the hub's database
     assert removed[("hub", "ch_events")] == 1  # the official account's menu click
