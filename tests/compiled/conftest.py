@@ -18,7 +18,17 @@ from app.main import create_app
 from app.settings import Settings
 from tests.conftest import pg_admin, pg_database_url, run_in_thread
 from tests.factories.auth import operator_key, service_key, user_token
-from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
+from tests.factories.channel_data import (
+    app_order,
+    app_reservation,
+    app_user,
+    cart,
+    event,
+    ingest,
+    mp_order,
+    mp_reservation,
+    openid,
+)
 from tests.factories.entitlements import grant_membership, grant_role, person, set_consent
 from tests.factories.identity import link
 from tests.helpers import Gql
@@ -120,6 +130,7 @@ async def build_world(app: FastAPI, client: httpx.AsyncClient) -> World:
         event("e1", mp, name="article_read", properties={"tags": ["母婴知识", "育儿"]}, at=T1),
         event("e2", mp, name="article_read", properties={"tags": ["育儿"]}, at=T3),
         event("e3", mp, name="page_view", properties={"page": "/home"}, at=T2),
+        mp_reservation("r1", mp, reservation_id="R1", at=T2),
     ]
     assert (await ingest(client, mp_key, "MINI_PROGRAM", mp_records))["rejected"] == 0
     a1, a_old = app_user("A-P1"), app_user("A-old")
@@ -132,6 +143,7 @@ async def build_world(app: FastAPI, client: httpx.AsyncClient) -> World:
         cart("c5", a_old, sku="Z9", quantity=4, at=T1),
         event("e4", a1, name="article_read", properties={"tags": ["育儿"]}, at=T2),
         event("e5", a_old, name="page_view", properties={"page": "/x"}, at=T2),
+        app_reservation("r2", a1, reservation_no="AR-1", at=T3),
     ]
     assert (await ingest(client, app_key, "APP", app_records))["rejected"] == 0
     for uid in (full, older):
