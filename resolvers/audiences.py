@@ -153,4 +153,7 @@ async def preview(ctx: RequestContext, condition: dict[str, Any]) -> dict[str, A
 
 async def of_user(ctx: RequestContext, user: UserRecord) -> list[str]:
     _reader(ctx)
+    # Membership moves with saved conditions, other people's merges and the clock ("within 30
+    # days"), none of which this user's version follows.
+    ctx.uncacheable()
     return await ctx.loaders.audiences_by_user_id.load(user.id)

@@ -274,6 +274,8 @@ NO_USER_VIEW = {
     "revokeSession": "sessions are not part of `User`",
     "tagArticle": "article tags reach `User.interests` only, which is never cached for a user whose "
     "events name an article (tests/official_account/test_portrait.py)",
+    "saveAudience": "audiences reach `User.audiences` only, which is never cached",
+    "deleteAudience": "audiences reach `User.audiences` only, which is never cached",
 }
 
 

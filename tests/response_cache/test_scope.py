@@ -71,6 +71,7 @@ async def test_only_error_free_queries_of_one_user_by_id_are_kept(app: FastAPI, 
             {"id": older},
         ),  # error
         ("{ dataDictionary { version } }", None),
+        ("query ($id: ID!) { user(id: $id) { id audiences } }", {"id": older}),  # live membership
     ]
     for query, variables in not_kept:
         assert not await twice(app, gql, query, variables, admin), query
