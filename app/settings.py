@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     # and how many nodes one tree may have.
     audience_max_depth: int = 6
     audience_max_nodes: int = 40
+    # Campaigns (app/services/campaigns.py): WeChat calls per second a campaign makes at most, and
+    # openids per official-account mass send (WeChat allows 10,000).
+    campaign_calls_per_second: float = 20.0
+    campaign_mass_batch: int = 10_000
     ingest_max_body_bytes: int = 10 * 1024 * 1024
     # WeChat (the appids above name the apps). The API base URL is WeChat's own; tests and the
     # development fake point it elsewhere. `wechat_fake`: serve a fake WeChat API at /fake-wechat

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 from graphql_schema.audiences import AudienceMutation, AudienceQuery
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
+from graphql_schema.campaigns import CampaignMutation, CampaignQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
 from graphql_schema.compiled.hook import CompiledReads
 from graphql_schema.entitlements import EntitlementsQuery
@@ -44,6 +45,7 @@ Query = merge_types(
         JobsQuery,
         OfficialAccountQuery,
         AudienceQuery,
+        CampaignQuery,
     ),
 )
 Mutation = merge_types(
@@ -57,6 +59,7 @@ Mutation = merge_types(
         PiiMutation,
         OfficialAccountMutation,
         AudienceMutation,
+        CampaignMutation,
     ),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))

@@ -16,7 +16,7 @@ from procrastinate.jobs import Job, Status
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.jobs.queue import make_queue, quiet_expected_failures
-from app.jobs.tasks import PROCESS_PUSH, Runtime, push_lock
+from app.jobs.tasks import PROCESS_PUSH, SEND_CAMPAIGN, Runtime, campaign_lock, push_lock
 from app.stores import wechat as inbox_store
 from app.wechat.inbox import LEASE
 
@@ -62,6 +62,26 @@ async def defer_push(queue: App, push_id: int) -> None:
     lock = push_lock(push_id)
     with contextlib.suppress(AlreadyEnqueued):
         await queue.configure_task(PROCESS_PUSH, lock=lock, queueing_lock=lock).defer_async(push_id=push_id)
+
+
+async def defer_campaign(queue: App, campaign_id: int) -> None:
+    """Queue a campaign's sending once: one job per campaign at a time, none waiting twice."""
+    lock = campaign_lock(campaign_id)
+    with contextlib.suppress(AlreadyEnqueued):
+        await queue.configure_task(SEND_CAMPAIGN, lock=lock, queueing_lock=lock).defer_async(
+            campaign_id=campaign_id
+        )
+
+
+async def defer_unfinished_campaigns(queue: App, db: Database) -> int:
+    """Queue every campaign a crash or a restart left unfinished (it resumes where it stopped)."""
+    from app.services.campaigns import unfinished
+
+    async with db.read_sessions() as session:
+        ids = await unfinished(session)
+    for campaign_id in ids:
+        await defer_campaign(queue, campaign_id)
+    return len(ids)
 
 
 async def defer_unfinished_pushes(queue: App, db: Database) -> int:
@@ -112,6 +132,7 @@ class Jobs:
         """Serve: run a worker in this process (unless turned off), after queueing what a restart left."""
         await self.open()
         await defer_unfinished_pushes(self.queue, self.runtime.db)
+        await defer_unfinished_campaigns(self.queue, self.runtime.db)
         if self.runtime.settings.jobs_in_process and self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(
                 self.queue.run_worker_async(**self._worker_options(name="in-process")), name="jobs-worker"
@@ -121,6 +142,7 @@ class Jobs:
         """`troika worker`: run jobs until stopped (SIGINT, SIGTERM: the running jobs finish first)."""
         await self.open()
         await defer_unfinished_pushes(self.queue, self.runtime.db)
+        await defer_unfinished_campaigns(self.queue, self.runtime.db)
         await self.queue.run_worker_async(**self._worker_options(name=name, install_signal_handlers=True))
 
     async def drain(self) -> None:
@@ -134,6 +156,9 @@ class Jobs:
 
     async def defer_push(self, push_id: int) -> None:
         await defer_push(await self.open(), push_id)
+
+    async def defer_campaign(self, campaign_id: int) -> None:
+        await defer_campaign(await self.open(), campaign_id)
 
     async def todo(self) -> list[Job]:
         manager = (await self.open()).job_manager

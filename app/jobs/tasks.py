@@ -30,6 +30,7 @@ SWEEP_INBOX = "wechat.sweep_inbox"
 RETRY_STALLED = "jobs.retry_stalled"
 CLEAN_UP = "jobs.clean_up"
 PULL_OFFICIAL_ACCOUNT = "wechat.pull_official_account"
+SEND_CAMPAIGN = "campaigns.send"
 STALLED_SECONDS = 60.0  # a worker silent this long (heartbeat every 10 s) is dead: its jobs go back
 
 
@@ -63,11 +64,12 @@ async def process_push(context: JobContext, push_id: int) -> str:
 
 
 async def sweep_inbox(context: JobContext, timestamp: int) -> int:
-    """Defer a job for every push left unfinished without one (a crash, or an in-memory queue lost)."""
-    from app.jobs.runner import defer_unfinished_pushes
+    """Defer a job for every push and campaign left unfinished (a crash, or an in-memory queue lost)."""
+    from app.jobs.runner import defer_unfinished_campaigns, defer_unfinished_pushes
 
     rt = runtime(context)
     assert context.app is not None
+    await defer_unfinished_campaigns(context.app, rt.db)
     return await defer_unfinished_pushes(context.app, rt.db)
 
 
@@ -179,10 +181,39 @@ async def pull_due(db: Database, s: Settings, ingestor: Ingestor | None = None) 
     return {"from": report.first.isoformat(), "to": report.last.isoformat(), "days": report.days}
 
 
+async def send_campaign(context: JobContext, campaign_id: int) -> str:
+    """Send what is left of a campaign; WeChat busy is retried with backoff, resuming where it was."""
+    rt = runtime(context)
+    return await run_campaign(rt.db, rt.settings, campaign_id)
+
+
+async def run_campaign(db: Database, s: Settings, campaign_id: int) -> str:
+    """One run of a campaign's sending, in this process (the job's body)."""
+    from app.errors import DomainError
+    from app.ingest.dictionary import load_dictionary
+    from app.services.campaigns import Campaigns
+    from app.wechat.api import WeChatApi
+
+    api = WeChatApi(s)
+    try:
+        return await Campaigns(db, load_dictionary(s.data_dictionary_path), s).run(campaign_id, api)
+    except DomainError as exc:
+        raise RetryLater(f"campaign {campaign_id}: {exc.message}") from exc
+    finally:
+        api.close()
+
+
+def campaign_lock(campaign_id: int) -> str:
+    return f"campaign:{campaign_id}"
+
+
 def register(queue: App, settings: Settings, *, periodic: bool = True) -> None:
     """Register every job on `queue`, with this deployment's retry policy (and schedules, if `periodic`)."""
     queue.task(name=PROCESS_PUSH, pass_context=True, retry=backoff_for(settings), queue="wechat")(
         process_push
+    )
+    queue.task(name=SEND_CAMPAIGN, pass_context=True, retry=backoff_for(settings), queue="wechat")(
+        send_campaign
     )
     schedules = [
         ("* * * * *", "minutely", SWEEP_INBOX, sweep_inbox),

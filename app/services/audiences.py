@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import appid_channels
 from app.db.engine import Database
-from app.db.models import Audience
+from app.db.models import Audience, User
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKind
 from app.entitlements.records import Purpose
@@ -207,6 +207,20 @@ class Audiences:
             if len(chunk.user_ids) <= page:
                 return
             after = ids[-1]
+
+    async def consenting(self, user_ids: Sequence[int], *, channel: Channel, purpose: Purpose) -> set[int]:
+        """Which of these users have `purpose`'s consent for `channel` now (as recipients require)."""
+        if not user_ids:
+            return set()
+        node = self.parse({"consent": {"purpose": purpose.value}})
+        async with evaluated(
+            self.db, self.dictionary, self.settings, node, now=utcnow(), only=user_ids
+        ) as ev:
+            consent = (await ev.reach(channel, purpose))["consent"]
+            ids = await ev.page_where(
+                [consent, User.id.in_(list(user_ids))], first=len(user_ids), after_id=None
+            )
+        return set(ids)
 
     async def of_users(self, user_ids: Sequence[int]) -> dict[int, list[str]]:
         """The saved audiences each of these users is in: one statement per saved audience."""

@@ -206,6 +206,49 @@ class WeChatApi:
         result: dict[str, Any] = await self.call("user/info", lambda: client.user.get(openid))
         return result
 
+    async def push(self, what: str, fn: Callable[[], Any]) -> int | None:
+        """A message call: None when WeChat took it, WeChat's errcode when it refused this recipient;
+        busy or unreachable WeChat raises WECHAT_UNAVAILABLE (try the same call again later)."""
+        try:
+            await asyncio.to_thread(fn)
+        except WeChatClientException as exc:
+            errcode = int(exc.errcode) if exc.errcode is not None else None
+            if errcode is None or errcode in _UNAVAILABLE:
+                raise _raise_for(what, exc) from exc
+            log.info("WeChat %s refused: %s %s", what, errcode, exc.errmsg)
+            return errcode
+        except requests.RequestException as exc:
+            raise _raise_for(what, exc) from exc
+        return None
+
+    async def mass_send(self, openids: list[str], text: str, *, client_msg_id: str) -> int | None:
+        """An official-account mass text message to these openids (at most 10,000); WeChat sends a
+        `clientmsgid` it has seen only once, so a retried call sends nothing twice."""
+        client = self.client(Channel.OFFICIAL_ACCOUNT)
+        return await self.push(
+            "message/mass/send",
+            lambda: client.message.send_mass_text(openids, text, client_msg_id=client_msg_id),
+        )
+
+    async def template_send(
+        self, openid: str, template_id: str, data: dict[str, Any], url: str | None
+    ) -> int | None:
+        """An official-account template message to one follower."""
+        client = self.client(Channel.OFFICIAL_ACCOUNT)
+        return await self.push(
+            "message/template/send", lambda: client.message.send_template(openid, template_id, data, url=url)
+        )
+
+    async def subscribe_send(
+        self, openid: str, template_id: str, data: dict[str, Any], page: str | None
+    ) -> int | None:
+        """A mini-program subscription message to one user who subscribed."""
+        client = self.client(Channel.MINI_PROGRAM)
+        return await self.push(
+            "message/subscribe/send",
+            lambda: client.wxa.send_subscribe_message(openid, template_id, data, page=page),
+        )
+
     def close(self) -> None:
         with self._guard:
             for client in self._clients.values():

@@ -70,6 +70,13 @@ class FakeWeChat:
     # "getarticlesummary:2026-12-01" -> fail that call that many times (-1, busy); extra commenters
     datacube_failures: Counter[str] = field(default_factory=Counter)
     extra_comments: int = 0
+    # Messages sent (mass, template, subscribe), as WeChat received them; clientmsgids seen;
+    # openid -> the errcode WeChat refuses that recipient with (43004 not following, 43101 refused);
+    # `send_failures`: that many message calls fail first (-1, busy).
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    client_msg_ids: dict[str, int] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)
+    send_failures: int = 0
 
     def reset(self) -> None:
         with self.lock:
@@ -88,6 +95,10 @@ class FakeWeChat:
             self.user_info_gate, self.user_info_failures, self.batch_fail_at = None, 0, None
             self.page_size, self.country_code_as_number = 10_000, False
             self.extra_comments = 0
+            self.messages.clear()
+            self.client_msg_ids.clear()
+            self.refusals.clear()
+            self.send_failures = 0
 
     def retire_token(self, appid: str) -> None:
         """WeChat retired the app's token (another fetch, or its expiry): calls with it get 40001."""
@@ -149,6 +160,9 @@ class FakeWeChat:
                 route("/cgi-bin/user/info", self._user_info, "GET"),
                 route("/cgi-bin/user/get", self._followers, "GET"),
                 route("/cgi-bin/user/info/batchget", self._batch, "POST"),
+                route("/cgi-bin/message/mass/send", self._mass_send, "POST"),
+                route("/cgi-bin/message/template/send", self._template_send, "POST"),
+                route("/cgi-bin/message/subscribe/send", self._subscribe_send, "POST"),
                 *FakeDataCube(self).routes(route),
             ]
         )
@@ -287,6 +301,55 @@ class FakeWeChat:
         if len(wanted) > 100:
             return self._error(45158, "user_list size exceeds the limit of 100")
         return {"user_info_list": [self._follower(o) for o in wanted]}
+
+    # -- messages ---------------------------------------------------------------------------
+    def _sending(self, params: dict[str, str]) -> str | dict[str, Any]:
+        """The calling appid, or the error WeChat answers (a bad token, busy)."""
+        appid = self._authorized(params)
+        if appid is None:
+            return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        with self.lock:
+            if self.send_failures > 0:
+                self.send_failures -= 1
+                return self._error(-1, "system error")
+        return appid
+
+    def _mass_send(self, params: dict[str, str], body: Any) -> dict[str, Any]:
+        appid = self._sending(params)
+        if isinstance(appid, dict):
+            return appid
+        touser = list((body or {}).get("touser") or [])
+        if not 1 <= len(touser) <= 10_000:
+            return self._error(40130, "invalid openid list size")
+        client_msg_id = (body or {}).get("clientmsgid")
+        with self.lock:
+            if client_msg_id and client_msg_id in self.client_msg_ids:
+                found = self.client_msg_ids[client_msg_id]
+                return {"errcode": 45065, "errmsg": "clientmsgid exist", "msg_id": found}
+            msg_id = len(self.messages) + 1
+            if client_msg_id:
+                self.client_msg_ids[client_msg_id] = msg_id
+            self.messages.append({"kind": "mass", "appid": appid, **(body or {})})
+        return {"errcode": 0, "errmsg": "send job submission success", "msg_id": msg_id}
+
+    def _one(self, kind: str, params: dict[str, str], body: Any) -> dict[str, Any]:
+        appid = self._sending(params)
+        if isinstance(appid, dict):
+            return appid
+        openid = (body or {}).get("touser", "")
+        with self.lock:
+            if (refused := self.refusals.get(openid)) is not None:
+                return self._error(
+                    refused, "require subscribe" if refused == 43004 else "user refuse to accept"
+                )
+            self.messages.append({"kind": kind, "appid": appid, **(body or {})})
+            return {"errcode": 0, "errmsg": "ok", "msgid": len(self.messages)}
+
+    def _template_send(self, params: dict[str, str], body: Any) -> dict[str, Any]:
+        return self._one("template", params, body)
+
+    def _subscribe_send(self, params: dict[str, str], body: Any) -> dict[str, Any]:
+        return self._one("subscribe", params, body)
 
 
 def fake_wechat_for(settings: Settings) -> FakeWeChat:
