@@ -312,7 +312,9 @@ class Campaigns:
         template = str(c.template_id)
         data = dict(c.content.get("data") or {})
         while rows := await self._rows(c, PENDING, 100):
-            for r in await self._recheck(c, rows):
+            for r in rows:
+                if not await self._recheck(c, [r]):  # consent withdrawn since the campaign started
+                    continue
                 await self._mark([r.id], status=IN_FLIGHT, attempted_at=utcnow())
                 await pacer.wait()
                 try:

@@ -77,6 +77,9 @@ class FakeWeChat:
     client_msg_ids: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, int] = field(default_factory=dict)
     send_failures: int = 0
+    # When set, message calls after the first `message_gate_after` wait for it (a call in flight).
+    message_gate: threading.Event | None = None
+    message_gate_after: int = 0
 
     def reset(self) -> None:
         with self.lock:
@@ -98,7 +101,7 @@ class FakeWeChat:
             self.messages.clear()
             self.client_msg_ids.clear()
             self.refusals.clear()
-            self.send_failures = 0
+            self.send_failures, self.message_gate, self.message_gate_after = 0, None, 0
 
     def retire_token(self, appid: str) -> None:
         """WeChat retired the app's token (another fetch, or its expiry): calls with it get 40001."""
@@ -145,6 +148,8 @@ class FakeWeChat:
                 with self.lock:
                     self.calls[path] += 1
                 gate = self.user_info_gate if path == "/cgi-bin/user/info" else None
+                if path.startswith("/cgi-bin/message/") and len(self.messages) >= self.message_gate_after:
+                    gate = self.message_gate
                 if gate is not None:
                     await anyio.to_thread.run_sync(gate.wait, 10)
                 return JSONResponse(handler(params, body))
