@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import appid_channels
@@ -236,7 +236,7 @@ class Campaigns:
             if status != QUEUED:  # another run targeted it first
                 return
             for start in range(0, len(rows), _PAGE):
-                await session.execute(CampaignDelivery.__table__.insert(), rows[start : start + _PAGE])
+                await session.execute(insert(CampaignDelivery), rows[start : start + _PAGE])
             await session.execute(
                 update(Campaign)
                 .where(Campaign.id == c.id)
