@@ -79,8 +79,17 @@ async def defer_unfinished_campaigns(queue: App, db: Database) -> int:
 
     async with db.read_sessions() as session:
         ids = await unfinished(session)
+    if not ids:
+        return 0
+    # A campaign whose job waits or runs (or is stalled: retry_stalled puts that one back) has one.
+    held = {
+        int(str(job.task_kwargs["campaign_id"]))
+        for status in (Status.TODO, Status.DOING)
+        for job in await queue.job_manager.list_jobs_async(task=SEND_CAMPAIGN, status=status.value)
+    }
     for campaign_id in ids:
-        await defer_campaign(queue, campaign_id)
+        if campaign_id not in held:
+            await defer_campaign(queue, campaign_id)
     return len(ids)
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import subprocess
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,13 +18,17 @@ from sqlalchemy import func, select
 
 from app.db.models import AuditEntry
 from app.jobs.runner import Jobs
-from app.jobs.tasks import run_campaign
+from app.jobs.tasks import SEND_CAMPAIGN, requeue_stalled, run_campaign
+from app.settings import Settings
 from app.wechat.fake import FakeWeChat
 from tests.audiences.test_conditions import SAVE
+from tests.conftest import by_nature
 from tests.factories.auth import operator_key, user_token
 from tests.factories.entitlements import set_consent
 from tests.factories.identity import link
 from tests.helpers import Gql
+from tests.jobs.support import age_workers, jobs_of, make_due
+from tests.jobs.test_worker_process import _until, worker_env
 
 SEND = """
 mutation ($input: CampaignInput!) {
@@ -206,8 +214,6 @@ async def test_wechat_refusals_are_reasons_not_failures(
     ]
     await app.state.jobs.drain()
     assert (await _report(gql, op, started["id"]))["status"] == "SENDING"  # waits out the backoff
-    from tests.jobs.support import make_due
-
     await make_due(app.state.jobs)
     await app.state.jobs.drain()
     report = await _report(gql, op, started["id"])
@@ -231,3 +237,43 @@ async def test_only_operators_send(app: FastAPI, gql: Gql, fake_wechat: FakeWeCh
         token=op,
         code="BAD_USER_INPUT",
     )
+
+
+async def test_a_worker_killed_mid_campaign_leaves_it_to_be_resumed_sending_nobody_twice(
+    app: FastAPI, gql: Gql, settings: Settings, fake_wechat: FakeWeChat, tmp_path: Path
+) -> None:
+    if settings.is_sqlite:
+        by_nature("a dedicated worker needs PostgreSQL (with SQLite the queue is the server's own)")
+    jobs: Jobs = app.state.jobs
+    op = await operator_key(app, "operator")
+    await _people(app, gql, op, OA, consenting=4)
+    fake_wechat.message_gate, fake_wechat.message_gate_after = threading.Event(), 1
+    started = (await gql(SEND, {"input": _input("OA_TEMPLATE_MESSAGE", "killed")}, token=op))["sendCampaign"]
+    proc = await asyncio.create_subprocess_exec(
+        *[sys.executable, "-c", "from app.cli import main; main()", "worker", "--name", "doomed"],
+        env=worker_env(settings, tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        async def mid_campaign() -> bool:
+            return fake_wechat.calls["/cgi-bin/message/template/send"] >= 2
+
+        await _until(mid_campaign, "the campaign's second call", proc)
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(proc.wait(), 10)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 10)
+        fake_wechat.message_gate.set()  # the call in flight reaches WeChat after all
+    assert (await _report(gql, op, started["id"]))["status"] == "SENDING"
+    await age_workers(jobs, 120)  # a minute without its heartbeat, as jobs.retry_stalled sees it
+    assert await requeue_stalled(jobs.queue) == 1
+    await jobs.drain()
+    report = await _report(gql, op, started["id"])
+    sent = _recipients(fake_wechat)
+    assert len(sent) == len(set(sent)) == 4
+    assert (report["status"], report["sent"], report["failed"]) == ("DONE", 3, 1)
+    assert [j.status for j in await jobs_of(jobs, SEND_CAMPAIGN)] == ["succeeded"]
