@@ -168,6 +168,7 @@ class FakeWeChat:
                 route("/cgi-bin/message/mass/send", self._mass_send, "POST"),
                 route("/cgi-bin/message/template/send", self._template_send, "POST"),
                 route("/cgi-bin/message/subscribe/send", self._subscribe_send, "POST"),
+                route("/sent", self._sent, "GET"),  # not WeChat's: what the fake was sent (the demo)
                 *FakeDataCube(self).routes(route),
             ]
         )
@@ -349,6 +350,10 @@ class FakeWeChat:
                 )
             self.messages.append({"kind": kind, "appid": appid, **(body or {})})
             return {"errcode": 0, "errmsg": "ok", "msgid": len(self.messages)}
+
+    def _sent(self, _params: dict[str, str], _body: Any) -> dict[str, Any]:
+        with self.lock:
+            return {"messages": list(self.messages)}
 
     def _template_send(self, params: dict[str, str], body: Any) -> dict[str, Any]:
         return self._one("template", params, body)

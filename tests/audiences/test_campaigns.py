@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
@@ -106,6 +107,9 @@ async def test_mass_message_end_to_end(app: FastAPI, gql: Gql, fake_wechat: Fake
     assert sorted(message["touser"]) == ["o-OF-0", "o-OF-1"]
     assert message["text"] == {"content": "双十二 coupon"}
     assert message["clientmsgid"] == f"troika-{started['id']}-1"
+    async with httpx.AsyncClient() as http:  # what `make run` shows at /fake-wechat/sent
+        shown = (await http.get(f"{app.state.settings.wechat_api_base_url}/sent")).json()
+    assert shown["messages"] == fake_wechat.messages
     async with app.state.db.read_sessions() as session:
         audited = await session.execute(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.action == "campaign.send")
