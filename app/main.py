@@ -21,6 +21,7 @@ from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.integrations import Integrations
+from app.observability.setup import install as install_observability
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
@@ -120,4 +121,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_observability(app, db=db, settings=settings, feed=feed, cache=cache)  # /metrics, /readyz, traces
     return app

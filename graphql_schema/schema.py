@@ -7,6 +7,8 @@ from strawberry import Schema
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from app.observability.metrics import OperationMetrics
+from app.observability.tracing import OperationSpans
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
@@ -62,6 +64,8 @@ schema = TroikaSchema(
     # request's settings. Clients send the same few documents over and over: parse and validate
     # each once (the caches live at module level, shared by the per-request extension instances).
     extensions=[
+        OperationMetrics,  # outermost: counts errors after ErrorCodes gave them their codes
+        OperationSpans,  # one span an operation, when tracing is on (app/observability/tracing.py)
         ErrorCodes,
         CacheableQuery,
         TokenLimit,
