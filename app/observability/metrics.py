@@ -94,7 +94,7 @@ def exposition() -> tuple[bytes, str]:
     """The scrape's body: every worker's values when PROMETHEUS_MULTIPROC_DIR is set, else ours."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -151,7 +151,7 @@ class HttpMetrics:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.on_first is not None and scope["type"] in ("http", "websocket"):
-            self.on_first, start = None, self.on_first
+            start, self.on_first = self.on_first, None
             start()
         if scope["type"] == "websocket":
             WEBSOCKETS_OPEN.inc()

@@ -28,7 +28,7 @@ def metrics_dir() -> Iterator[Callable[[int | None], None]]:
         if pid is not None:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(pid, path)
+            multiprocess.mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
 
     try:
         yield mark_dead

@@ -35,7 +35,7 @@ def database(sqlite_template: Path, tmp_path: Path) -> tuple[str, Settings]:
 
 @contextmanager
 def troika_serve(
-    settings: Settings, *, workers: int = 1, **env: str
+    settings: Settings, *, workers: int = 1, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """`troika serve` on `settings`' database; yields host:port once /healthz answers."""
     port = free_port()
@@ -47,7 +47,7 @@ def troika_serve(
         "TROIKA_PII_KEY": settings.secret("pii_key"),
         "TROIKA_PII_INDEX_KEY": settings.secret("pii_index_key"),
         "TROIKA_WECHAT_FAKE": "false",
-        **env,
+        **(env or {}),
     }
     environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--port", str(port)]

@@ -32,7 +32,7 @@ async def test_sigterm_closes_subscriptions_going_away_and_they_resume_by_cursor
     admin = await operator_key(app, "admin")
     await app.state.db.dispose()
 
-    with troika_serve(settings, TROIKA_DRAIN_SECONDS="5") as (address, server):
+    with troika_serve(settings, env={"TROIKA_DRAIN_SECONDS": "5"}) as (address, server):
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             gql = Gql(http)
             async with subscriptions(address, admin) as subs:

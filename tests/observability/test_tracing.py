@@ -102,7 +102,7 @@ async def test_an_errors_trace_id_is_its_trace_with_sql_under_the_request(
     admin = await operator_key(app, "admin")
     await app.state.db.dispose()
     env = {"TROIKA_OTLP_ENDPOINT": collector.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    with troika_serve(settings, **env) as (address, _server):
+    with troika_serve(settings, env=env) as (address, _server):
         async with httpx.AsyncClient(base_url=f"http://{address}") as http:
             response = await http.post(
                 "/graphql", json={"query": INVALID}, headers={"Authorization": f"Bearer {admin}"}
