@@ -160,6 +160,10 @@ class Settings(BaseSettings):
     readiness_timeout_seconds: float = Field(default=2.0, gt=0)
     drain_seconds: float = Field(default=10.0, ge=0)
     otlp_endpoint: str | None = None
+    # Read replicas of the hub (app/db/replicas.py): PostgreSQL URLs, comma-separated. GraphQL
+    # queries read a replica that is up, lags at most this long and holds the caller's own writes.
+    database_replica_urls: str = ""
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
     # Introspection and GraphiQL are for operators; this flag opens them to every caller
     # (development only: production refuses to start with it).
     graphql_public_introspection: bool = False

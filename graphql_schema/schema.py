@@ -18,6 +18,7 @@ from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.pii import PiiMutation, PiiQuery
 from graphql_schema.ratelimits import OperationRateLimits
+from graphql_schema.replica_reads import ReplicaReads
 from graphql_schema.sessions import SessionMutation
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.validation import (
@@ -66,6 +67,7 @@ schema = TroikaSchema(
     extensions=[
         OperationMetrics,  # outermost: counts errors after ErrorCodes gave them their codes
         OperationSpans,  # one span an operation, when tracing is on (app/observability/tracing.py)
+        ReplicaReads,  # queries on a read replica, when the hub has some (app/db/replicas.py)
         ErrorCodes,
         CacheableQuery,
         TokenLimit,

@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 
 from app.auth.principal import PrincipalKind
 from app.db.engine import Database
+from app.db.replicas import Replicas
 from app.observability import metrics, tracing
 from app.observability.drain import Drain, DrainMiddleware
 from app.observability.gauges import Refresher
@@ -34,6 +35,8 @@ def install(
     refresher = Refresher(db, feed, cache)
     db.on_dispose.insert(0, refresher.stop)
     db.on_dispose.append(readiness.close)
+    if settings.database_replica_urls:
+        db.on_dispose.insert(0, Replicas(db, settings).close)
     stop_tracing = tracing.install(app, db, settings)
     if stop_tracing is not None:
 
