@@ -37,6 +37,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/deptry .
 
 schema: install
 	$(BIN)/strawberry export-schema graphql_schema.schema:schema --output schema.graphql

@@ -15,6 +15,7 @@ from app.auth.keys import KeyInfo, create_key, find_keys, list_keys, principal_f
 from app.auth.principal import PrincipalKind, Role
 from app.auth.tokens import mint_session
 from app.cli_ingest import deadletters, import_records
+from app.cli_jobs import jobs, worker
 from app.cli_pii import pii
 from app.cli_support import with_db
 from app.cli_wechat import wechat
@@ -274,3 +275,5 @@ main.add_command(import_records)
 main.add_command(deadletters)
 main.add_command(wechat)
 main.add_command(pii)
+main.add_command(worker)
+main.add_command(jobs)

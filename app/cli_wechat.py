@@ -98,7 +98,7 @@ def sync_followers_cmd(restart: bool, url: str | None) -> None:
 @wechat.command("process-inbox")
 @url_option
 def process_inbox_cmd(url: str | None) -> None:
-    """Finish official-account pushes that were stored but not (or not successfully) processed."""
+    """One attempt now, in this process, at every push not finished (pending, to retry, abandoned)."""
     settings = _wechat_settings(url, check=False)  # an empty inbox needs no WeChat
 
     async def work(db: Database) -> dict[str, int]:
@@ -114,6 +114,44 @@ def process_inbox_cmd(url: str | None) -> None:
     click.echo(
         "inbox: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "nothing to do"), err=True
     )
+
+
+@wechat.command("inbox")
+@click.option("--all", "everything", is_flag=True, help="Every unfinished push too, not only failed ones.")
+@click.option("--retry", is_flag=True, help="Put the failed pushes (or those named) back in the queue.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.argument("push_ids", nargs=-1, type=int)
+def inbox_cmd(everything: bool, retry: bool, limit: int, push_ids: tuple[int, ...]) -> None:
+    """List official-account pushes that failed for good (with why), or retry them."""
+    from app.cli_jobs import with_jobs
+    from app.stores import wechat as store
+
+    settings = get_settings()
+    if retry:
+        ids = list(push_ids) or None
+        if settings.is_sqlite:
+            # The queue is the server's (in memory): its inbox sweep takes them within a minute.
+            async def requeue(db: Database) -> list[int]:
+                async with db.write_sessions() as session, session.begin():
+                    return await store.requeue_failed(session, ids)
+
+            done = with_db(settings, requeue)
+        else:
+            done = with_jobs(settings, lambda jobs: jobs.retry_failed_pushes(ids))
+        click.echo(f"inbox: {len(done)} pushes queued again" + (f": {done}" if done else ""), err=True)
+        return
+    statuses = ["failed", "retrying", "pending", "processing"] if everything else ["failed"]
+
+    async def listing(db: Database) -> list[store.PushSummary]:
+        async with db.read_sessions() as session:
+            return await store.pushes(session, statuses=statuses, limit=limit)
+
+    rows = with_db(settings, listing)
+    for row in rows:
+        at = (row.processed_at or row.received_at).isoformat(timespec="seconds")
+        click.echo(f"{row.id:>8}  {row.status:<10}  {row.attempts:>2}  {at}  {row.outcome or ''}")
+    if not rows:
+        click.echo("inbox: no " + ("unfinished" if everything else "failed") + " pushes", err=True)
 
 
 @wechat.command("push")
@@ -151,3 +189,62 @@ def push_cmd(person: str, event: str, key: str, safe: bool, url: str | None) -> 
         ) from None
     click.echo(f"{answer.status_code} {answer.text}")
     click.echo(f"  openid {openid} (OFFICIAL_ACCOUNT {settings.official_account_appid})", err=True)
+
+
+@wechat.command("pull")
+@click.option(
+    "--from", "first", help="The first day, YYYY-MM-DD (Beijing time); default: after the last stored."
+)
+@click.option("--to", "last", help="The last day, inclusive; default: the newest WeChat serves (yesterday).")
+def pull_cmd(first: str | None, last: str | None) -> None:
+    """Pull the official account's figures, articles and comments; a day pulled again is replaced."""
+    from datetime import date
+
+    from app.ingest.service import Ingestor
+    from app.services import official_account as service
+    from app.wechat.datacube import OfficialAccountData
+
+    settings = get_settings()
+    err = Console(stderr=True)
+
+    async def work(db: Database) -> service.PullReport | None:
+        if first is None and last is None:
+            span = await service.due(db, first_pull_days=settings.official_account_pull_days)
+            if span is None:
+                return None
+            begin, end = span
+        else:
+            newest = service.latest_served().isoformat()
+            begin, end = service.parse_range(first or last or newest, last or newest)
+        service.check_served(begin, end)
+        api = WeChatApi(settings)
+        bar = Progress(
+            TextColumn("[bold]days"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+        )
+        task = bar.add_task("days", total=(end - begin).days + 1)
+        try:
+            with bar:
+                return await service.pull(
+                    db,
+                    OfficialAccountData(api),
+                    begin,
+                    end,
+                    ingestor=Ingestor(db, load_dictionary(settings.data_dictionary_path), settings),
+                    progress=lambda n, _t: bar.update(task, completed=n),
+                )
+        finally:
+            api.close()
+
+    try:
+        report = with_db(settings, work)
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+    if report is None:
+        click.echo(f"official account: up to date (through {service.latest_served()})", err=True)
+        return
+    assert isinstance(report.first, date)
+    click.echo(
+        f"official account: {report.days} days pulled ({report.first}..{report.last}), "
+        f"{report.articles} articles, {report.comments} comments",
+        err=True,
+    )

@@ -6,7 +6,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -14,6 +14,7 @@ from app.auth.authenticate import AuthResult
 from app.auth.principal import Principal, PrincipalKind
 from app.db.contention import retrying
 from app.db.engine import Database
+from app.db.shared import SharedReads
 from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
@@ -24,6 +25,9 @@ from app.services.audit import TRACE_ID
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
+
+if TYPE_CHECKING:
+    from app.jobs.runner import Jobs
 
 T = TypeVar("T")
 
@@ -46,6 +50,8 @@ class RequestContext:
         limits: RateLimits | None = None,
         address: str | None = None,
         transport: str = "http",
+        jobs: Jobs | None = None,
+        shared_reads: bool = False,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -53,8 +59,13 @@ class RequestContext:
         self.dictionary = dictionary
         self._feed = feed
         self._integrations = integrations
+        self.jobs = jobs  # the background job queue (operators' view of failed jobs)
         self.client = client  # the caller's address, for abuse limits on anonymous doors
-        self.loaders = Loaders(db, dictionary)
+        # With `shared_reads` (an HTTP request, closed by `close()`), one read connection per
+        # database serves all of the request's loaders and lookups.
+        self.reads = SharedReads(shared=shared_reads)
+        self._retired: list[SharedReads] = []
+        self.loaders = Loaders(db, dictionary, self.reads)
         self.connection_params: dict[str, object] | None = None  # graphql-transport-ws init payload
         # Quoted in every error of the response and in the log lines about it.
         self.trace_id = trace_id or new_trace_id()
@@ -69,6 +80,8 @@ class RequestContext:
         # after which the answer changes by itself (a membership expiring).
         self.versions: dict[int, int] | None = {}
         self.valid_until: datetime | None = None
+        # A compiled read (graphql_schema/compiled/) audits its reveals only once its answer stands.
+        self.held_reveals: list[tuple[int, str]] | None = None
 
     def depends_on(self, user: UserRecord | None) -> None:
         """The response shows this user: a cached copy lives only while its version stands."""
@@ -138,6 +151,8 @@ class RequestContext:
         of `work` runs again, in a new transaction, when the database aborts it for contention
         (a deadlock or serialization failure), up to `write_attempts` times."""
 
+        await self.reads.close()  # no connection held while waiting for the writer's
+
         async def attempt() -> T:
             async with self.db.write_sessions() as session, session.begin():
                 session.info[TRACE_ID] = self.trace_id
@@ -151,12 +166,22 @@ class RequestContext:
 
     def refresh(self) -> None:
         """After a committed write, reads in the same request must see it: start loaders afresh."""
-        self.loaders = Loaders(self.db, self.dictionary)
+        # A snapshot (SQLite's read transaction) taken before the write must not serve after it.
+        if self.reads.holds:
+            self._retired.append(self.reads)
+            self.reads = SharedReads(shared=self.reads.shared)
+        self.loaders = Loaders(self.db, self.dictionary, self.reads)
+
+    async def close(self) -> None:
+        """The request is answered: give its read connections back."""
+        retired, self._retired = self._retired, []
+        for reads in (*retired, self.reads):
+            await reads.close()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A short read-only session for a resolver's one-off lookup."""
-        async with self.db.read_sessions() as session:
+        """A read-only session for a resolver's one-off lookup (await no loader inside it)."""
+        async with self.reads.session(self.db) as session:
             yield session
 
     async def reveal_pii(self, user_id: int, field: str) -> None:
@@ -164,7 +189,21 @@ class RequestContext:
         batched into one write), and keep this answer out of the response cache, whose hits
         would show it again with no audit entry."""
         self.uncacheable()
+        if self.held_reveals is not None:
+            self.held_reveals.append((user_id, field))
+            return
         await self.loaders.pii_read_by_user_id(self.principal.actor, self.trace_id).load((user_id, field))
+
+    def hold_reveals(self) -> None:
+        """Keep the audit of reveals back until `release_reveals` (or drop them with `refresh`)."""
+        self.held_reveals = []
+
+    async def release_reveals(self) -> None:
+        """Audit the reveals held back, in one batch as the resolvers' concurrent reveals are."""
+        held, self.held_reveals = self.held_reveals or [], None
+        if held:
+            loader = self.loaders.pii_read_by_user_id(self.principal.actor, self.trace_id)
+            await loader.load_many(held)
 
 
 def new_trace_id() -> str:

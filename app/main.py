@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 
@@ -21,6 +21,8 @@ from app.http.ratelimit import RateLimitMiddleware
 from app.ingest.dictionary import load_dictionary
 from app.ingest.http import ingest_router
 from app.integrations import Integrations
+from app.jobs.runner import Jobs
+from app.jobs.tasks import Runtime
 from app.observability.setup import install as install_observability
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
@@ -45,19 +47,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     authenticate = Authenticator(db, settings)
     doorbell = Doorbell(settings.redis_url)
     db.write_sessions.configure(info={**db.write_sessions.kw["info"], ON_COMMITTED: [doorbell.ring]})
-    feed = ChangeFeed(
-        db,
-        doorbell,
-        poll_seconds=settings.changes_poll_seconds,
-        retention=timedelta(days=settings.changes_retention_days),
-    )
+    feed = ChangeFeed(db, doorbell, poll_seconds=settings.changes_poll_seconds)
     db.on_dispose.insert(0, feed.stop)
 
-    integrations = Integrations.from_settings(settings)
+    limits = RateLimits(settings)  # the one rate limiter: requests, logins, SMS codes
+    integrations = Integrations.from_settings(settings, limiter=limits.limiter)
     db.on_dispose.append(integrations.close)
 
     inbox = OfficialAccountInbox(db, settings, dictionary, integrations.wechat)
-    db.on_dispose.insert(0, inbox.close)
+    jobs = Jobs(Runtime(db, settings, inbox))
+    inbox.jobs = jobs
+    db.on_dispose.insert(0, jobs.close)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -69,12 +69,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.set_threshold(20_000, 10, 10)
         gcpause.install(settings.gc_pause_log_ms)
         await feed.start()  # follow the outbox from now; listeners would also start it
-        inbox.start()  # finish pushes a previous run stored but did not process
+        await jobs.start()  # the in-process worker (TROIKA_JOBS_IN_PROCESS), what a restart left queued
         yield
         await db.dispose()
 
-    app = FastAPI(title="Troika", lifespan=lifespan)
-    limits = RateLimits(settings)
+    # FastAPI's native OpenTelemetry asks on every request whether a provider was configured
+    # (~25 µs, a tenth of a cache hit); Troika configures none.
+    no_telemetry: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+    app = FastAPI(title="Troika", lifespan=lifespan, telemetry=no_telemetry)
     db.on_dispose.append(limits.close)
     graphql_app = GraphQLApp(
         db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed, limits=limits
@@ -92,8 +94,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         db.on_dispose.append(cache.versions_of.close)
         app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
-    # Outermost: a refused request costs nothing further, cache hits included.
-    app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
+    # Outermost: a refused request costs nothing further, cache hits included. With the limits
+    # off it is left out, and a cache hit pays for no layer it does not use.
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitMiddleware, limits=limits, authenticate=authenticate)
     app.state.rate_limits = limits
     app.state.authenticate = authenticate
     app.state.response_cache = cache
@@ -107,6 +111,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(official_account_router(settings, inbox))
     app.state.wechat_inbox = inbox
+    app.state.jobs = jobs
 
     if settings.wechat_fake:
         app.mount("/fake-wechat", fake_wechat_for(settings).asgi())

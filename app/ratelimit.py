@@ -160,7 +160,8 @@ def principal_key(actor: str) -> str:
     return f"principal:{actor}"
 
 
-def _bucket(policy: str, key: str) -> str:
+def bucket(policy: str, key: str) -> str:
+    """A bucket's name: the policy, and a digest of the key (no address, phone or key in clear)."""
     return f"{policy}:" + hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
@@ -190,7 +191,7 @@ class RateLimits:
             return None
         for key in keys:
             wait = await self.limiter.hit(
-                _bucket(policy, key), limit=rate.limit, window=rate.period, cost=cost
+                bucket(policy, key), limit=rate.limit, window=rate.period, cost=cost
             )
             if wait is not None:
                 log.info("rate limit %s: refused for %.1f s", policy, wait)

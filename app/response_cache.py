@@ -12,7 +12,7 @@ with no broadcast to miss. Only queries whose root fields are all `user(id:)` or
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -45,7 +45,7 @@ class Entry:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     versions: tuple[tuple[int, int], ...]
-    expires_at: float  # time.monotonic()
+    expires_at: float  # on the cache's clock
 
 
 def visibility(principal: Principal) -> tuple[object, ...]:
@@ -56,12 +56,21 @@ def visibility(principal: Principal) -> tuple[object, ...]:
 class ResponseCache:
     """Bounded by bytes; entries also expire after `ttl` seconds (or earlier, when the answer says)."""
 
-    def __init__(self, *, max_bytes: int, ttl: float, versions_of: VersionsOf) -> None:
+    def __init__(
+        self,
+        *,
+        max_bytes: int,
+        ttl: float,
+        versions_of: VersionsOf,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.ttl = ttl
         self.versions_of = versions_of
+        self.clock = clock  # seconds; tests replace it to move time without waiting
         self.entries: TLRUCache[Key, Entry] = TLRUCache(
             maxsize=max_bytes,
             ttu=lambda _key, entry, _now: entry.expires_at,
+            timer=lambda: self.clock(),
             getsizeof=lambda entry: len(entry.body) + _ENTRY_OVERHEAD,
         )
         self.hits = 0
@@ -153,7 +162,7 @@ class ResponseCacheMiddleware:
                 headers=list(start.get("headers", [])),
                 body=b"".join(chunks),
                 versions=tuple(sorted(versions.items())),
-                expires_at=time.monotonic() + ttl,
+                expires_at=self.cache.clock() + ttl,
             ),
         )
 

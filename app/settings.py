@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     official_account_appid: str | None = None
     app_wechat_appid: str | None = None
     sqlite_busy_timeout_ms: int = 15_000
+    # PostgreSQL connection pool of each database (reads and writes share it): a fixed size, no
+    # overflow (new sessions cost PostgreSQL ~2 ms of CPU each), how long a request waits for a
+    # free connection, and asyncpg's prepared statements kept per connection.
+    db_pool_size: int = Field(default=20, ge=1)
+    db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    db_statement_cache_size: int = Field(default=500, ge=0)
     data_dictionary_path: Path | None = None
     tier_catalogue_path: Path | None = None
     role_catalogue_path: Path | None = None
@@ -78,6 +84,9 @@ class Settings(BaseSettings):
     # the longest an entry lives even when no version moved.
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_seconds: float = 300.0
+    # Compiled reads (graphql_schema/compiled/): known queries of users answered from one statement
+    # per database instead of field by field; false runs every query through the resolvers.
+    compiled_reads: bool = True
     # Sync: how often each instance reads the outbox when no doorbell rang (Redis down, or a
     # change committed by another process such as `troika import`), subscriptions allowed on
     # one WebSocket connection, the WebSocket keep-alive ping of `troika serve`, and how long
@@ -114,10 +123,30 @@ class Settings(BaseSettings):
     # SMS codes: "log" prints them to the log (development); else "module:factory" of a sender.
     sms_sender: str = "log"
     sms_code_ttl_seconds: int = 300
-    sms_min_interval_seconds: int = 60
+    sms_min_interval_seconds: int = 60  # between two codes for one phone; 0: none
     sms_per_phone_per_hour: int = 5
+    sms_per_phone_per_day: int = 10
     sms_per_client_per_hour: int = 20
     sms_verify_attempts_per_15_minutes: int = 5
+    # Background jobs (app/jobs, docs/jobs.md): run them inside `troika serve` (off when dedicated
+    # `troika worker` processes run), how many at once per worker, and a push's tries: the first
+    # retry after `retry_base_seconds`, doubling up to `retry_max_seconds`, failed after `attempts`.
+    jobs_in_process: bool = True
+    jobs_concurrency: int = Field(default=4, ge=1, le=100)
+    wechat_inbox_attempts: int = Field(default=8, ge=1, le=50)
+    jobs_retry_base_seconds: int = Field(default=30, ge=1)
+    jobs_retry_max_seconds: int = Field(default=3600, ge=1)
+    # Clean-ups (hourly): how long finished inbox pushes, failed inbox pushes and finished jobs
+    # are kept, and spent SMS codes and refresh tokens after they were used or expired.
+    inbox_retention_days: float = 30.0
+    dead_letter_retention_days: float = 90.0
+    jobs_retention_days: float = 7.0
+    # The official account's own data: the daily pull (cron in UTC; 00:45 UTC is 08:45 Beijing,
+    # after WeChat publishes yesterday's figures at about 08:00) and how far a first pull reaches back.
+    official_account_pull_cron: str = "45 0 * * *"
+    official_account_pull_days: int = Field(default=7, ge=1, le=60)
+    sms_code_retention_days: float = 1.0
+    refresh_token_retention_days: float = 7.0
     # Tries of one batch transaction (ingestion), or of one mutation's, that PostgreSQL aborted for
     # a deadlock or serialization failure.
     ingest_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -141,6 +170,9 @@ class Settings(BaseSettings):
     graphql_max_json_depth: int = 32
     graphql_get_queries: bool = False
     graphql_batch_max: int = 1
+    # Automatic persisted queries (app/http/persisted.py): the documents kept by their SHA-256,
+    # bounded in bytes (0 turns persisted queries off).
+    persisted_queries_bytes: int = 8 * 1024 * 1024
     # Rate limits (app/ratelimit.py): "N/second|minute|hour|day", "N/<seconds>" or "off"; a burst of
     # N, then N per period. In Redis when TROIKA_REDIS_URL is set (shared by every instance), else
     # per process. `address` and `principal` count every GraphQL and ingest request of a client

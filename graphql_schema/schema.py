@@ -12,10 +12,13 @@ from app.observability.tracing import OperationSpans
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
 from graphql_schema.channel_data import ChannelDataMutation, ChannelDataQuery
+from graphql_schema.compiled.hook import CompiledReads
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.identity import IdentityMutation, IdentityQuery
+from graphql_schema.jobs import JobsQuery
+from graphql_schema.official_account import OfficialAccountMutation, OfficialAccountQuery
 from graphql_schema.pii import PiiMutation, PiiQuery
 from graphql_schema.ratelimits import OperationRateLimits
 from graphql_schema.replica_reads import ReplicaReads
@@ -32,7 +35,17 @@ from graphql_schema.validation import (
 from graphql_schema.wechat import WechatMutation
 
 Query = merge_types(
-    "Query", (IdentityQuery, ChannelDataQuery, EntitlementsQuery, AuditQuery, PiiQuery, CallerQuery)
+    "Query",
+    (
+        IdentityQuery,
+        ChannelDataQuery,
+        EntitlementsQuery,
+        AuditQuery,
+        PiiQuery,
+        CallerQuery,
+        JobsQuery,
+        OfficialAccountQuery,
+    ),
 )
 Mutation = merge_types(
     "Mutation",
@@ -43,6 +56,7 @@ Mutation = merge_types(
         EntitlementsMutation,
         ChannelDataMutation,
         PiiMutation,
+        OfficialAccountMutation,
     ),
 )
 Subscription = merge_types("Subscription", (SyncSubscription,))
@@ -76,6 +90,7 @@ schema = TroikaSchema(
         AliasLimit,
         CallerValidation,
         OperationRateLimits,  # after validation: only operations that would run are counted
+        CompiledReads,  # last: a known query answered by its compiled plan (graphql_schema/compiled/)
     ],
     execution_context_class=CallerExecutor,
 )

@@ -16,12 +16,16 @@ from typing import Any
 
 from cachetools import LRUCache
 from graphql import (
+    ArgumentNode,
     ASTValidationRule,
     DocumentNode,
     GraphQLError,
     OperationDefinitionNode,
     ValidationContext,
+    VariableNode,
+    Visitor,
     validate,
+    visit,
 )
 from graphql.pyutils import RefMap
 from graphql.validation import NoSchemaIntrospectionCustomRule
@@ -153,6 +157,63 @@ def _unnamed_choice(ec: ExecutionContext, document: DocumentNode) -> GraphQLErro
     return GraphQLError(message, extensions={"code": "OPERATION_RESOLUTION_FAILURE"})
 
 
+_NO_ERROR = GraphQLError("")  # a cached "nothing over a bound"
+_bounded: LRUCache[tuple[object, ...], GraphQLError] = LRUCache(maxsize=4096)
+_page_variables: LRUCache[str, tuple[str, ...]] = LRUCache(maxsize=1024)
+
+
+def _first_variables(query: str, document: DocumentNode) -> tuple[str, ...]:
+    """The variables given to a `first` argument: the only ones the cost depends on."""
+    names = _page_variables.get(query)
+    if names is None:
+        found = {
+            node.value.name.value
+            for node in _arguments(document)
+            if node.name.value == "first" and isinstance(node.value, VariableNode)
+        }
+        names = _page_variables[query] = tuple(sorted(found))
+    return names
+
+
+def _arguments(document: DocumentNode) -> Iterator[ArgumentNode]:
+    class Collect(Visitor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.found: list[ArgumentNode] = []
+
+        def enter_argument(self, node: ArgumentNode, *_args: object) -> None:
+            self.found.append(node)
+
+    collect = Collect()
+    visit(document, collect)
+    yield from collect.found
+
+
+def _bounds_error(ec: ExecutionContext, document: DocumentNode, limits: Limits) -> GraphQLError | None:
+    """The first bound the operation breaks: checked once per document text, limits and page
+    sizes asked for (clients send the same few documents over and over)."""
+    if (error := _unnamed_choice(ec, document)) is not None:
+        return error
+    key: tuple[object, ...] | None = None
+    if isinstance(ec.query, str):
+        variables = ec.variables or {}
+        pages = tuple(variables.get(n) for n in _first_variables(ec.query, document))
+        if all(p is None or isinstance(p, int) for p in pages):
+            key = (ec.query, limits, pages)
+            cached = _bounded.get(key)
+            if cached is not None:
+                return None if cached is _NO_ERROR else cached
+    checks: tuple[Callable[[], GraphQLError | None], ...] = (
+        lambda: directives_error(document, limits),
+        lambda: field_repeats_error(document, limits),
+        lambda: cost_error(ec.schema._schema, document, ec.variables, limits),
+    )
+    error = next((e for check in checks if (e := check()) is not None), None)
+    if key is not None:
+        _bounded[key] = _NO_ERROR if error is None else error
+    return error
+
+
 class CallerValidation(SchemaExtension):
     """Bounds first, then validation as this caller may see it; over a limit, one error only."""
 
@@ -163,17 +224,10 @@ class CallerValidation(SchemaExtension):
         document = ec.graphql_document
         assert document is not None
         limits = limits_of(ec)
-        checks: tuple[Callable[[], GraphQLError | None], ...] = (
-            lambda: _unnamed_choice(ec, document),
-            lambda: directives_error(document, limits),
-            lambda: field_repeats_error(document, limits),
-            lambda: cost_error(ec.schema._schema, document, ec.variables, limits),
-        )
-        for check in checks:
-            if (error := check()) is not None:
-                ec.pre_execution_errors = [error]
-                yield
-                return
+        if (error := _bounds_error(ec, document, limits)) is not None:
+            ec.pre_execution_errors = [error]
+            yield
+            return
         rules: Rules = (*ec.validation_rules, MaybeNullValidationRule, OneOfInputValidationRule)
         if caller is None or not caller.may_explore:
             rules = (*rules, NoSchemaIntrospectionCustomRule)

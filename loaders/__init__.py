@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 
 from app.cursors import Position
 from app.db.engine import Database
+from app.db.shared import SharedReads
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
 from loaders.audit import PiiReadByUserIdLoader
@@ -28,18 +29,28 @@ from loaders.identity import (
     MergesByUserIdLoader,
     UserByIdLoader,
 )
+from loaders.official_account import UserByOpenidLoader
+from loaders.sessions import Opener
 
 
 class Loaders:
     """Created lazily so a request pays only for the relations it reads; one instance per argument set."""
 
-    def __init__(self, db: Database, dictionary: DataDictionary) -> None:
+    def __init__(self, db: Database, dictionary: DataDictionary, reads: SharedReads | None = None) -> None:
         self.db = db
         self.dictionary = dictionary
-        self.sessions = db.read_sessions
+        self.reads = reads or SharedReads(shared=False)
+        self.sessions: Opener = partial(self.reads.session, db)
         self._orders: dict[tuple[object, ...], OrdersByUserIdLoader] = {}
         self._behavior: dict[tuple[object, ...], BehaviorByUserIdLoader] = {}
         self._pii_reads: dict[tuple[str, str], PiiReadByUserIdLoader] = {}
+        self._by_openid: dict[str, UserByOpenidLoader] = {}
+
+    def user_by_openid(self, appid: str) -> UserByOpenidLoader:
+        found = self._by_openid.get(appid)
+        if found is None:
+            found = self._by_openid[appid] = UserByOpenidLoader(self.sessions, appid)
+        return found
 
     @cached_property
     def user_by_id(self) -> UserByIdLoader:
@@ -79,17 +90,19 @@ class Loaders:
 
     @cached_property
     def cart_by_user_id(self) -> CartByUserIdLoader:
-        return CartByUserIdLoader(self.db, self.identities_by_user_id)
+        return CartByUserIdLoader(self.db, self.identities_by_user_id, self.reads)
 
     @cached_property
     def interests_by_user_id(self) -> InterestsByUserIdLoader:
-        return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary)
+        return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
 
     def pii_read_by_user_id(self, actor: str, trace_id: str) -> PiiReadByUserIdLoader:
         """The audit of this request's PII reveals (by whom, in which request)."""
         key = (actor, trace_id)
         if key not in self._pii_reads:
-            self._pii_reads[key] = PiiReadByUserIdLoader(self.db, actor=actor, trace_id=trace_id)
+            self._pii_reads[key] = PiiReadByUserIdLoader(
+                self.db, actor=actor, trace_id=trace_id, reads=self.reads
+            )
         return self._pii_reads[key]
 
     def orders_by_user_id(
@@ -104,6 +117,7 @@ class Loaders:
                 status_code=status_code,
                 first=first,
                 before=before,
+                reads=self.reads,
             )
         return self._orders[key]
 
@@ -113,6 +127,12 @@ class Loaders:
         key = (channel, types, first, before)
         if key not in self._behavior:
             self._behavior[key] = BehaviorByUserIdLoader(
-                self.db, self.identities_by_user_id, channel=channel, types=types, first=first, before=before
+                self.db,
+                self.identities_by_user_id,
+                channel=channel,
+                types=types,
+                first=first,
+                before=before,
+                reads=self.reads,
             )
         return self._behavior[key]

@@ -12,10 +12,12 @@ from aiodataloader import DataLoader
 
 from app.cursors import Position, encode_cursor
 from app.db.engine import Database, Engines
+from app.db.shared import SharedReads
 from app.db.types import utcnow
 from app.domain import Channel
 from app.ingest.dictionary import DataDictionary
 from app.stores import channel as store
+from app.stores import official_account as oa_store
 from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders.identity import IdentitiesByUserIdLoader
 
@@ -42,10 +44,17 @@ class Interest:
 class _PerUser:
     """Shared plumbing: a user's channel identities, and the stores to ask."""
 
-    def __init__(self, db: Database, identities: IdentitiesByUserIdLoader, channel: Channel | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        channel: Channel | None,
+        reads: SharedReads | None,
+    ) -> None:
         self.db = db
         self.identities = identities
         self.channel = channel
+        self.reads = reads or SharedReads(shared=False)
 
     async def refs(self, keys: Sequence[int]) -> tuple[dict[int, list[str]], list[str]]:
         lists = await self.identities.load_many(list(keys))
@@ -79,9 +88,10 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
         status_code: int | None,
         first: int,
         before: Position | None,
+        reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, channel)
+        self.base = _PerUser(db, identities, channel, reads)
         self.status_code, self.first, self.before = status_code, first, before
 
     async def batch_load_fn(self, keys: list[int]) -> list[Page[OrderRow]]:
@@ -89,7 +99,7 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
         rows: list[OrderRow] = []
         counts: dict[str, int] = {}
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 found, found_counts = await store.orders_for_refs(
                     session,
                     channels=channels,
@@ -105,19 +115,7 @@ class OrdersByUserIdLoader(DataLoader[int, Page[OrderRow]]):
                     )
                 for ref, n in found_counts.items():
                     counts[ref] = counts.get(ref, 0) + n
-        by_ref = store.group_by_ref(rows)
-        pages = []
-        for uid in keys:
-            mine = sorted(
-                (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
-                key=lambda o: (o.placed_at, o.channel.value, o.id),
-                reverse=True,
-            )
-            total = sum(counts.get(ref, 0) for ref in by_user[uid])
-            pages.append(
-                _page(mine, self.first, total, lambda o: encode_cursor(o.placed_at, o.channel.value, o.id))
-            )
-        return pages
+        return order_pages(keys, by_user, rows, counts, self.first)
 
 
 class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
@@ -132,16 +130,17 @@ class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
         types: tuple[str, ...] | None,
         first: int,
         before: Position | None,
+        reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, channel)
+        self.base = _PerUser(db, identities, channel, reads)
         self.types, self.first, self.before = types, first, before
 
     async def batch_load_fn(self, keys: list[int]) -> list[Page[EventRow]]:
         by_user, refs = await self.base.refs(keys)
         rows: list[EventRow] = []
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 rows += await store.events_for_refs(
                     session,
                     channels=channels,
@@ -150,67 +149,49 @@ class BehaviorByUserIdLoader(DataLoader[int, Page[EventRow]]):
                     before=self.before,
                     per_ref=self.first + 1,
                 )
-        by_ref = store.group_by_ref(rows)
-        pages = []
-        for uid in keys:
-            mine = sorted(
-                (e for ref in by_user[uid] for e in by_ref.get(ref, [])),
-                key=lambda e: (e.occurred_at, e.channel.value, e.id),
-                reverse=True,
-            )
-            pages.append(
-                _page(mine, self.first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id))
-            )
-        return pages
+        return event_pages(keys, by_user, rows, self.first)
 
 
 class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
     """The unified cart: one line per SKU, the latest change across channels wins, zero removes."""
 
-    def __init__(self, db: Database, identities: IdentitiesByUserIdLoader) -> None:
+    def __init__(
+        self, db: Database, identities: IdentitiesByUserIdLoader, reads: SharedReads | None = None
+    ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, None)
+        self.base = _PerUser(db, identities, None, reads)
 
     async def batch_load_fn(self, keys: list[int]) -> list[list[CartRow]]:
         by_user, refs = await self.base.refs(keys)
         rows: list[CartRow] = []
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 rows += await store.cart_for_refs(session, channels=channels, refs=refs)
-        by_ref = store.group_by_ref(rows)
-        carts = []
-        for uid in keys:
-            latest: dict[str, CartRow] = {}
-            for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
-                held = latest.get(line.sku)
-                if held is None or (line.updated_at, line.channel.value) > (
-                    held.updated_at,
-                    held.channel.value,
-                ):
-                    latest[line.sku] = line
-            carts.append(
-                sorted(
-                    (c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True
-                )
-            )
-        return carts
+        return carts(keys, by_user, rows)
 
 
 class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
     """Weighted tags from recent behaviour, by the dictionary's interest rules, recent counting more."""
 
     def __init__(
-        self, db: Database, identities: IdentitiesByUserIdLoader, dictionary: DataDictionary
+        self,
+        db: Database,
+        identities: IdentitiesByUserIdLoader,
+        dictionary: DataDictionary,
+        reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.base = _PerUser(db, identities, None)
+        self.base = _PerUser(db, identities, None, reads)
         self.dictionary = dictionary
+        # Users whose interests draw on official-account articles: tags operators may change at any
+        # time, which no user's data version follows (their responses are not cached).
+        self.from_articles: set[int] = set()
 
     async def batch_load_fn(self, keys: list[int]) -> list[list[Interest]]:
         by_user, refs = await self.base.refs(keys)
         rows: list[EventRow] = []
         for engines, channels in self.base.stores():
-            async with engines.read_sessions() as session:
+            async with self.base.reads.session(engines) as session:
                 rows += await store.events_for_refs(
                     session,
                     channels=channels,
@@ -219,19 +200,120 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
                     before=None,
                     per_ref=INTEREST_EVENTS_PER_IDENTITY,
                 )
-        by_ref = store.group_by_ref(rows)
-        now = utcnow()
-        return [self._weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now) for uid in keys]
+        return await self.weigh(keys, by_user, rows)
 
-    def _weigh(self, events: Iterable[EventRow], now: datetime) -> list[Interest]:
-        scores: dict[str, float] = {}
-        for e in events:
-            age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
-            decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
-            for tag, weight in self.dictionary.interest_tags(e.type, e.properties):
-                scores[tag] = scores.get(tag, 0.0) + weight * decay
-        if not scores:
-            return []
-        top = max(scores.values())
-        ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:INTEREST_TOP]
-        return [Interest(tag, round(score / top, 4)) for tag, score in ranked]
+    async def weigh(
+        self, keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow]
+    ) -> list[list[Interest]]:
+        """Interests of these rows (read here or by the compiled path), the articles' tags looked up."""
+        by_ref = store.group_by_ref(rows)
+        tags = await self._article_tags(rows)
+        self.from_articles.update(
+            uid
+            for uid in keys
+            if any("article" in e.properties for ref in by_user[uid] for e in by_ref.get(ref, []))
+        )
+        return interests(keys, by_user, rows, self.dictionary, tags)
+
+    async def _article_tags(self, rows: list[EventRow]) -> dict[str, list[str]]:
+        """The editorial tags of the official-account articles these events name (read, commented)."""
+        ids = {
+            str(e.properties["article"]) for e in rows if isinstance(e.properties.get("article"), str | int)
+        }
+        if not ids:
+            return {}
+        engines = self.base.db.store_for(Channel.OFFICIAL_ACCOUNT).engines
+        async with engines.read_sessions() as session:
+            return await oa_store.tags_of(session, sorted(ids))
+
+
+# What a batch makes of the rows it read; the compiled read path (loaders/compiled.py) reads the
+# same rows in one statement per database and hands them to these same functions.
+
+
+def order_pages(
+    keys: Sequence[int],
+    by_user: dict[int, list[str]],
+    rows: list[OrderRow],
+    counts: dict[str, int],
+    first: int,
+) -> list[Page[OrderRow]]:
+    """Each user's orders of every identity, newest first, cut to a page."""
+    by_ref = store.group_by_ref(rows)
+    pages = []
+    for uid in keys:
+        mine = sorted(
+            (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
+            key=lambda o: (o.placed_at, o.channel.value, o.id),
+            reverse=True,
+        )
+        total = sum(counts.get(ref, 0) for ref in by_user[uid])
+        pages.append(_page(mine, first, total, lambda o: encode_cursor(o.placed_at, o.channel.value, o.id)))
+    return pages
+
+
+def event_pages(
+    keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow], first: int
+) -> list[Page[EventRow]]:
+    """Each user's events of every identity, newest first, cut to a page."""
+    by_ref = store.group_by_ref(rows)
+    pages = []
+    for uid in keys:
+        mine = sorted(
+            (e for ref in by_user[uid] for e in by_ref.get(ref, [])),
+            key=lambda e: (e.occurred_at, e.channel.value, e.id),
+            reverse=True,
+        )
+        pages.append(_page(mine, first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id)))
+    return pages
+
+
+def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow]) -> list[list[CartRow]]:
+    """One line per SKU: the latest change across channels wins, a zero quantity removes it."""
+    by_ref = store.group_by_ref(rows)
+    out = []
+    for uid in keys:
+        latest: dict[str, CartRow] = {}
+        for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
+            held = latest.get(line.sku)
+            if held is None or (line.updated_at, line.channel.value) > (held.updated_at, held.channel.value):
+                latest[line.sku] = line
+        out.append(
+            sorted((c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True)
+        )
+    return out
+
+
+def interests(
+    keys: Sequence[int],
+    by_user: dict[int, list[str]],
+    rows: list[EventRow],
+    dictionary: DataDictionary,
+    article_tags: dict[str, list[str]],
+) -> list[list[Interest]]:
+    """Weighted tags of each user's recent events."""
+    by_ref = store.group_by_ref(rows)
+    now = utcnow()
+    return [
+        _weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now, dictionary, article_tags)
+        for uid in keys
+    ]
+
+
+def _weigh(
+    events: Iterable[EventRow], now: datetime, dictionary: DataDictionary, article_tags: dict[str, list[str]]
+) -> list[Interest]:
+    scores: dict[str, float] = {}
+    for e in events:
+        age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
+        decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
+        properties = e.properties
+        if (article := article_tags.get(str(properties.get("article")))) is not None:
+            properties = {**properties, "tags": article}  # the article's tags as operators set them
+        for tag, weight in dictionary.interest_tags(e.type, properties):
+            scores[tag] = scores.get(tag, 0.0) + weight * decay
+    if not scores:
+        return []
+    top = max(scores.values())
+    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:INTEREST_TOP]
+    return [Interest(tag, round(score / top, 4)) for tag, score in ranked]

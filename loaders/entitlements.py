@@ -1,20 +1,20 @@
-"""Permission-center loaders: one per relation, each batch in its own read session."""
+"""Permission-center loaders: one per relation, each batch on the request's read session."""
 
 from __future__ import annotations
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.entitlements.records import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
 from app.stores import consents as consent_store
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store
+from loaders.sessions import Opener
 
 
 class ConsentsByUserIdLoader(DataLoader[int, list[ConsentEntryRecord]]):
     """The current entry of every consent cell of an active user (cleared cells included)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -27,7 +27,7 @@ class ConsentsByUserIdLoader(DataLoader[int, list[ConsentEntryRecord]]):
 class ConsentEntriesByUserIdLoader(DataLoader[int, list[ConsentEntryRecord]]):
     """The consent ledger of a user and of every user merged into it, oldest first."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -40,7 +40,7 @@ class ConsentEntriesByUserIdLoader(DataLoader[int, list[ConsentEntryRecord]]):
 class MembershipsByUserIdLoader(DataLoader[int, list[MembershipRecord]]):
     """Memberships not ended (expired ones too: expiry is judged at read time) across merges."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -53,7 +53,7 @@ class MembershipsByUserIdLoader(DataLoader[int, list[MembershipRecord]]):
 class PointsByUserIdLoader(DataLoader[int, int]):
     """The points balance of a person (their merge cluster)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -66,7 +66,7 @@ class PointsByUserIdLoader(DataLoader[int, int]):
 class RoleGrantsByUserIdLoader(DataLoader[int, list[RoleGrantRecord]]):
     """Unrevoked staff role grants of a person (their merge cluster)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 

@@ -1,19 +1,19 @@
-"""Identity-graph loaders: one per relation, each batch in its own read session."""
+"""Identity-graph loaders: one per relation, each batch on the request's read session."""
 
 from __future__ import annotations
 
 from aiodataloader import DataLoader
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain import EdgeRecord, IdentityRecord, MergeRecord, UserRecord
 from app.stores import identity as store
 from app.stores.merges import merges_by_user_ids
+from loaders.sessions import Opener
 
 
 class UserByIdLoader(DataLoader[int, UserRecord | None]):
     """A user id, absorbed or not, to the active user it resolves to."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -26,7 +26,7 @@ class UserByIdLoader(DataLoader[int, UserRecord | None]):
 class IdentitiesByUserIdLoader(DataLoader[int, list[IdentityRecord]]):
     """The identities an active user holds now."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -39,7 +39,7 @@ class IdentitiesByUserIdLoader(DataLoader[int, list[IdentityRecord]]):
 class IdentityEdgesByUserIdLoader(DataLoader[int, list[EdgeRecord]]):
     """The history of a user's links, including those of users merged into it."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 
@@ -52,7 +52,7 @@ class IdentityEdgesByUserIdLoader(DataLoader[int, list[EdgeRecord]]):
 class MergesByUserIdLoader(DataLoader[int, list[MergeRecord]]):
     """The merges of a user's cluster, undone ones included."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: Opener) -> None:
         super().__init__()
         self.sessions = sessions
 

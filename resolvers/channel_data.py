@@ -66,7 +66,11 @@ async def behavior(
 
 
 async def interests(ctx: RequestContext, user: UserRecord) -> list[Interest]:
-    return await ctx.loaders.interests_by_user_id.load(user.id)
+    loader = ctx.loaders.interests_by_user_id
+    found = await loader.load(user.id)
+    if user.id in loader.from_articles:
+        ctx.uncacheable()  # article tags change with no version of this user's moving
+    return found
 
 
 async def ingest(ctx: RequestContext, *, channel: Channel, records: Sequence[object]) -> IngestReport:
@@ -74,6 +78,7 @@ async def ingest(ctx: RequestContext, *, channel: Channel, records: Sequence[obj
     principal = ctx.principal
     if principal.kind is not PrincipalKind.SERVICE or principal.channel is not channel:
         raise Forbidden(f"only the {channel.value} service key may ingest {channel.value} records")
+    await ctx.reads.close()  # no read connection held while the batch waits for its own
     report = await Ingestor(ctx.db, ctx.dictionary, ctx.settings).ingest(
         channel, list(records), actor=principal.actor
     )

@@ -79,7 +79,7 @@ def key_of(ctx: RequestContext, kind: IdentityKind, value: str, namespace: str |
     return make_key(kind, value, namespace, phone_region=ctx.settings.phone_default_region)
 
 
-async def _readable(ctx: RequestContext, user: UserRecord | None) -> UserRecord | None:
+async def readable(ctx: RequestContext, user: UserRecord | None) -> UserRecord | None:
     """`user` if the caller may read it; an end user's own id may have been merged away."""
     principal = ctx.principal
     if principal.kind is PrincipalKind.END_USER:
@@ -123,7 +123,7 @@ async def user(
         async with ctx.read() as session:
             owner = (await store.identities_by_keys(session, [key])).get(key)
         found = None if owner is None else await ctx.loaders.user_by_id.load(owner.user_id)
-    return await _readable(ctx, found)
+    return await readable(ctx, found)
 
 
 async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPage:
@@ -134,6 +134,11 @@ async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPa
     async with ctx.read() as session:
         rows = await store.active_users_page(session, first=first, after_id=after_id)
         total = await store.count_active_users(session)
+    return user_page(rows, first, total)
+
+
+def user_page(rows: list[UserRecord], first: int, total: int) -> UserPage:
+    """A page of users from one row more than asked (which tells if another page follows)."""
     nodes = rows[:first]
     return UserPage(
         nodes=nodes,

@@ -36,6 +36,7 @@ async def export_user(ctx: RequestContext, *, user_id: str) -> dict[str, Any]:
 async def erase_user(ctx: RequestContext, *, user_id: str) -> ErasureReport:
     """Erase the person in every store; what was removed."""
     target = await _target(ctx, user_id)
+    await ctx.reads.close()  # no read connection held while the erasure waits for its own
     report = await Erasure(ctx.db, ctx.settings).erase(
         target, actor=ctx.principal.actor, trace_id=ctx.trace_id
     )

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import asyncpg
 import httpx
@@ -32,6 +32,45 @@ PG_URL = os.environ.get("TROIKA_TEST_DATABASE_URL")
 PG_SKIP = (
     "PostgreSQL tests need TROIKA_TEST_DATABASE_URL (e.g. postgresql+asyncpg://postgres@127.0.0.1/postgres)"
 )
+REDIS_URL = os.environ.get("TROIKA_TEST_REDIS_URL")
+REDIS_SKIP = "Redis tests need TROIKA_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)"
+# CI (.ci/run) sets it: a test that would skip for a missing backend or tool fails instead, so a
+# green run means every test ran. Skips "by nature" (SQLite has no deadlocks) stay skips.
+STRICT = os.environ.get("TROIKA_TEST_STRICT", "") not in ("", "0")
+BY_NATURE = "by nature: "
+
+
+def missing(what: str) -> NoReturn:
+    """What this test needs is not here (PostgreSQL, Redis, a tool, ../shared): skip, or fail when strict."""
+    if STRICT:
+        pytest.fail(f"{what} (TROIKA_TEST_STRICT is set: every test must run)", pytrace=False)
+    pytest.skip(what)
+
+
+def by_nature(why: str) -> NoReturn:
+    """The test does not apply to this backend or platform: a skip even when strict."""
+    pytest.skip(BY_NATURE + why)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Strict: any other skip (a skipif marker, a library's importorskip) fails too."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if not STRICT or not report.skipped or hasattr(report, "wasxfail"):
+        return
+    reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    if BY_NATURE not in reason:
+        report.outcome = "failed"
+        report.longrepr = f"skipped, but TROIKA_TEST_STRICT is set (every test must run): {reason}"
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """The test Redis (TROIKA_TEST_REDIS_URL); missing() without it."""
+    if not REDIS_URL:
+        missing(REDIS_SKIP)
+    return REDIS_URL
 
 
 def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
@@ -134,7 +173,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pg_template() -> Iterator[str]:
     """One migrated PostgreSQL database per session; tests clone it with CREATE DATABASE … TEMPLATE."""
     if not PG_URL:
-        pytest.skip(PG_SKIP)
+        missing(PG_SKIP)
     name = f"troika_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     run_in_thread(pg_admin(f'CREATE DATABASE "{name}"'))
     try:

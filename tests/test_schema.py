@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from graphql import GraphQLInputObjectType, GraphQLObjectType
 from strawberry.printer import print_schema
 
 from graphql_schema.schema import schema
+from tests.conftest import missing
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_TOOL = ROOT.parent / "shared" / "tools" / "check_contract.py"
@@ -24,9 +24,22 @@ def test_schema_file_is_current() -> None:
 
 def test_contract_is_served() -> None:
     if not CONTRACT_TOOL.exists():
-        pytest.skip(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
+        missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
     result = subprocess.run(
         [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all of it is served" in result.stdout
+
+
+def test_the_official_account_part_of_the_contract_is_served() -> None:
+    if not CONTRACT_TOOL.exists():
+        missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
+    result = subprocess.run(
+        [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql"), "--with", "official-account"],
         capture_output=True,
         text=True,
         check=False,

@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
+
+from tests.conftest import by_nature
 
 LINUX = Path("/proc/net/tcp").exists()
 
@@ -51,8 +52,9 @@ def _children(pid: int) -> list[int]:
     return [int(c) for task in Path(f"/proc/{pid}/task").glob("*/children") for c in task.read_text().split()]
 
 
-@pytest.mark.skipif(not LINUX, reason="reads sockets and processes from /proc (Linux)")
 def test_each_worker_listens_on_its_own_socket(sqlite_template: Path, tmp_path: Path) -> None:
+    if not LINUX:
+        by_nature("reads sockets and processes from /proc (Linux)")
     db = tmp_path / "serve.db"
     shutil.copy(sqlite_template, db)
     port = _free_port()

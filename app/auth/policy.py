@@ -129,6 +129,12 @@ def ensure_can_read_audit(principal: Principal) -> None:
     require_role(principal, Role.ADMIN)
 
 
+def ensure_can_read_jobs(principal: Principal) -> None:
+    """Failed background jobs carry people's ids and WeChat's answers: admins only."""
+    require_kind(principal, PrincipalKind.OPERATOR)
+    require_role(principal, Role.ADMIN)
+
+
 def ensure_can_exercise_rights(principal: Principal, *, is_self: bool) -> None:
     """Export and erasure (PIPL): the person themselves, or an admin; no service, no other user."""
     if principal.kind is PrincipalKind.END_USER:

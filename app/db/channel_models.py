@@ -120,3 +120,66 @@ class DeadLetter(ChannelBase):
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     reason: Mapped[str] = mapped_column(Text, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+# -- The official account's own figures (only the OFFICIAL_ACCOUNT store holds rows) -------------
+
+
+class OaDay(ChannelBase):
+    """One day of the official account as WeChat's data APIs report it; a re-pull replaces it."""
+
+    __tablename__ = "oa_days"
+
+    date: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, Beijing time
+    new_followers: Mapped[int] = mapped_column(Integer, nullable=False)
+    cancelled_followers: Mapped[int] = mapped_column(Integer, nullable=False)
+    cumulative_followers: Mapped[int] = mapped_column(Integer, nullable=False)
+    article_reads: Mapped[int] = mapped_column(Integer, nullable=False)
+    article_shares: Mapped[int] = mapped_column(Integer, nullable=False)
+    messages_received: Mapped[int] = mapped_column(Integer, nullable=False)
+    pulled_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OaArticle(ChannelBase):
+    """An article (WeChat's msgid: msg_data_id and its 1-based place in the message) and its tags."""
+
+    __tablename__ = "oa_articles"
+    __table_args__ = (Index("ix_oa_articles_published_at", "published_at"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    tags: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class OaArticleDay(ChannelBase):
+    """An article's figures on one day; an article's totals are the sum of its days."""
+
+    __tablename__ = "oa_article_days"
+    __table_args__ = (Index("ix_oa_article_days_date", "date"),)
+
+    article_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    date: Mapped[str] = mapped_column(String(10), primary_key=True)
+    reads: Mapped[int] = mapped_column(Integer, nullable=False)
+    shares: Mapped[int] = mapped_column(Integer, nullable=False)
+    likes: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class OaComment(ChannelBase):
+    """A comment on an article, as `comment/list` reports it; a re-pull replaces the article's."""
+
+    __tablename__ = "oa_comments"
+    __table_args__ = (
+        Index("ix_oa_comments_article_id_at", "article_id", "at"),
+        Index("ix_oa_comments_identity_ref", "identity_ref"),
+    )
+
+    id: Mapped[str] = mapped_column(String(96), primary_key=True)  # article id : user_comment_id
+    article_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    # The commenter's openid as every channel store names an identity, so a person's export and
+    # erasure include their comments.
+    identity_ref: Mapped[str] = mapped_column(String(REF_LEN), nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    likes: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -90,7 +90,17 @@ def make_engine(url: str, *, settings: Settings, writer: bool = True) -> AsyncEn
             begin="BEGIN IMMEDIATE" if writer else "BEGIN",
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         )
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+    # A fixed pool: a request waits for a connection rather than opening (and later closing) a new
+    # PostgreSQL session. Reads run in autocommit and set nothing, so returning a connection costs
+    # no reset round trip (asyncpg's rollback is skipped when no transaction is open).
+    return create_async_engine(
+        url,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout_seconds,
+        pool_pre_ping=False,
+        connect_args={"prepared_statement_cache_size": settings.db_statement_cache_size},
+    )
 
 
 def make_engines(url: str, settings: Settings) -> dict[str, Any]:

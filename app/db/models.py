@@ -310,6 +310,7 @@ class WechatInbox(Base):
         UniqueConstraint("appid", "dedupe_key", name="uq_wechat_inbox_appid_dedupe_key"),
         UniqueConstraint("appid", "timestamp", "nonce", name="uq_wechat_inbox_appid_timestamp_nonce"),
         Index("ix_wechat_inbox_status_id", "status", "id"),
+        Index("ix_wechat_inbox_status_processed_at", "status", "processed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -320,7 +321,8 @@ class WechatInbox(Base):
     # The push as WeChat meant it: the decrypted XML in safe mode.
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
-    # pending -> processing -> done | failed (retried) ; a stale `processing` is taken over.
+    # pending -> processing -> done | retrying (the job queue tries again) | failed (for good,
+    # `outcome` says why; `troika wechat inbox --retry` puts it back to pending).
     status: Mapped[str] = mapped_column(String(16), nullable=False)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

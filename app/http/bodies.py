@@ -113,11 +113,16 @@ def params_of(data: object) -> Params:
     if not isinstance(data, dict):
         raise bad_request("a GraphQL request is a JSON object with a `query` string")
     query = data.get("query")
+    extensions = data.get("extensions")
+    # A persisted query names its document by hash (app/http/persisted.py): no `query` needed.
+    hashed = isinstance(extensions, dict) and extensions.get("persistedQuery") is not None
+    if query is None and hashed:
+        query = ""
     if query is None:
         raise bad_request("the request has no `query`")
     if not isinstance(query, str):
         raise bad_request("`query` must be a string")
-    if not query.strip():
+    if not query.strip() and not hashed:
         raise bad_request("`query` is empty")
     name = data.get("operationName")
     if name is not None and not isinstance(name, str):

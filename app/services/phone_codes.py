@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 from datetime import timedelta
 
@@ -12,13 +13,14 @@ from app import pii
 from app.db.types import utcnow
 from app.domain import IdentityKey, IdentityKind
 from app.errors import DomainError
+from app.ratelimit import Limiter, Rate, RateLimited, bucket
 from app.sealing import keyring_for
-from app.services.ratelimit import RateLimited, RateLimiter, enforce
 from app.services.sms import SmsSender
 from app.settings import Settings
 from app.stores import wechat as store
 
 VERIFY_WINDOW = 15 * 60
+HOUR, DAY = 3600.0, 86400.0
 
 
 class PhoneCodeInvalid(DomainError):
@@ -26,9 +28,9 @@ class PhoneCodeInvalid(DomainError):
 
 
 class PhoneCodes:
-    """Issue and consume codes; limits count in the limiter (this process, or Redis)."""
+    """Issue and consume codes; limits are rate-limit buckets (app/ratelimit.py: here, or in Redis)."""
 
-    def __init__(self, settings: Settings, limiter: RateLimiter, sender: SmsSender) -> None:
+    def __init__(self, settings: Settings, limiter: Limiter, sender: SmsSender) -> None:
         self.settings = settings
         self.limiter = limiter
         self.sender = sender
@@ -40,30 +42,31 @@ class PhoneCodes:
     def _code_hash(self, phone: IdentityKey, code: str) -> str:
         return keyring_for(self.settings).index(f"{phone.value}:{code}", purpose="sms-code")
 
+    async def _take(self, policy: str, key: str, rate: Rate) -> float | None:
+        """One from `key`'s bucket of `rate`: None, or the seconds to wait."""
+        return await self.limiter.hit(bucket(f"sms-{policy}", key), limit=rate.limit, window=rate.period)
+
+    async def _enforce(self, policy: str, key: str, rate: Rate, what: str) -> None:
+        wait = await self._take(policy, key, rate)
+        if wait is not None:
+            seconds = max(1, math.ceil(wait))
+            raise RateLimited(f"too many {what}; try again in {seconds} s", retryAfterSeconds=seconds)
+
     async def issue(self, session: AsyncSession, phone: IdentityKey, *, requester: str) -> str:
         """A new code for `phone` (it supersedes any earlier one); send it after the commit."""
         s = self.settings
         phone_hash = self._phone_hash(phone)
-        await enforce(
-            self.limiter,
-            f"sms:client:{requester}",
-            limit=s.sms_per_client_per_hour,
-            window=3600,
-            what="codes requested from here",
+        await self._enforce(
+            "client", requester, Rate(s.sms_per_client_per_hour, HOUR), "codes requested from here"
         )
-        await enforce(
-            self.limiter,
-            f"sms:gap:{phone_hash}",
-            limit=1,
-            window=s.sms_min_interval_seconds,
-            what="codes for this phone",
+        if s.sms_min_interval_seconds > 0:
+            gap = Rate(1, s.sms_min_interval_seconds)
+            await self._enforce("gap", phone_hash, gap, "codes for this phone")
+        await self._enforce(
+            "hour", phone_hash, Rate(s.sms_per_phone_per_hour, HOUR), "codes for this phone this hour"
         )
-        await enforce(
-            self.limiter,
-            f"sms:hour:{phone_hash}",
-            limit=s.sms_per_phone_per_hour,
-            window=3600,
-            what="codes for this phone this hour",
+        await self._enforce(
+            "day", phone_hash, Rate(s.sms_per_phone_per_day, DAY), "codes for this phone today"
         )
         code = f"{secrets.randbelow(10**6):06d}"
         at = utcnow()
@@ -81,11 +84,11 @@ class PhoneCodes:
         await self.sender.send_code(phone.value, code, ttl_seconds=self.settings.sms_code_ttl_seconds)
 
     async def consume(self, session: AsyncSession, phone: IdentityKey, code: str) -> None:
-        """Accept the newest unexpired, unused code for `phone` once; count every wrong guess."""
+        """Accept the newest unexpired, unused code for `phone` once; count every try."""
         phone_hash = self._phone_hash(phone)
-        attempts = f"sms:verify:{phone_hash}"
-        limit = self.settings.sms_verify_attempts_per_15_minutes
-        if await self.limiter.count(attempts, window=VERIFY_WINDOW) >= limit:
+        # Every try counts, so no more than N guesses per phone in 15 minutes whatever they were.
+        tries = Rate(self.settings.sms_verify_attempts_per_15_minutes, VERIFY_WINDOW)
+        if await self._take("verify", phone_hash, tries) is not None:
             raise RateLimited(
                 "too many wrong codes for this phone; request a new code later",
                 retryAfterSeconds=VERIFY_WINDOW,
@@ -93,7 +96,6 @@ class PhoneCodes:
         row = await store.latest_code(session, phone_hash=phone_hash)
         given = self._code_hash(phone, code.strip())
         if row is None or not hmac.compare_digest(row.code_hash, given):
-            await self.limiter.hit(attempts, limit=limit, window=VERIFY_WINDOW)
             raise PhoneCodeInvalid("the code is wrong, or was not sent to this phone")
         if row.used_at is not None:
             raise PhoneCodeInvalid("the code was already used; request a new one")

@@ -9,15 +9,23 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, DeadLetter, RawRecord
+from app.db.channel_models import (
+    ChannelCartItem,
+    ChannelEvent,
+    ChannelOrder,
+    DeadLetter,
+    OaComment,
+    RawRecord,
+)
 
-TABLES: tuple[Any, ...] = (ChannelOrder, ChannelCartItem, ChannelEvent, RawRecord, DeadLetter)
+TABLES: tuple[Any, ...] = (ChannelOrder, ChannelCartItem, ChannelEvent, RawRecord, DeadLetter, OaComment)
 _ORDER = {
     ChannelOrder: (ChannelOrder.placed_at, ChannelOrder.id),
     ChannelCartItem: (ChannelCartItem.updated_at, ChannelCartItem.id),
     ChannelEvent: (ChannelEvent.occurred_at, ChannelEvent.id),
     RawRecord: (RawRecord.occurred_at, RawRecord.id),
     DeadLetter: (DeadLetter.received_at, DeadLetter.id),
+    OaComment: (OaComment.at, OaComment.id),
 }
 CHUNK = 500  # refs per statement: a person has a handful; the bound keeps any statement small
 

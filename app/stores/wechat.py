@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -138,14 +139,18 @@ async def push_exists(session: AsyncSession, *, appid: str, dedupe_key: str) -> 
 async def claim(
     session: AsyncSession, push_id: int, *, at: datetime, stale_before: datetime
 ) -> InboxRow | None:
-    """Take a push to process: pending, failed, or abandoned mid-way (claimed before `stale_before`)."""
+    """Take a push to process: pending, to retry, or abandoned mid-way (claimed before `stale_before`).
+
+    The job queue runs one job per push at a time (its lock), so a job may pass `stale_before=at`
+    to take over what a killed worker left.
+    """
     stmt = (
         update(WechatInbox)
         .where(
             WechatInbox.id == push_id,
             or_(
-                WechatInbox.status.in_(("pending", "failed")),
-                (WechatInbox.status == "processing") & (WechatInbox.claimed_at < stale_before),
+                WechatInbox.status.in_(("pending", "retrying")),
+                (WechatInbox.status == "processing") & (WechatInbox.claimed_at <= stale_before),
             ),
         )
         .values(status="processing", claimed_at=at, attempts=WechatInbox.attempts + 1)
@@ -170,16 +175,13 @@ async def finish(session: AsyncSession, push_id: int, *, status: str, outcome: s
     )
 
 
-async def unfinished(
-    session: AsyncSession, *, stale_before: datetime, max_attempts: int, limit: int
-) -> list[int]:
-    """Pushes still to process, oldest first: never finished, failed, or abandoned."""
+async def unfinished(session: AsyncSession, *, stale_before: datetime, limit: int) -> list[int]:
+    """Pushes still to process, oldest first: never finished, to retry, or abandoned."""
     stmt = (
         select(WechatInbox.id)
         .where(
             or_(
-                WechatInbox.status == "pending",
-                (WechatInbox.status == "failed") & (WechatInbox.attempts < max_attempts),
+                WechatInbox.status.in_(("pending", "retrying")),
                 (WechatInbox.status == "processing") & (WechatInbox.claimed_at < stale_before),
             )
         )
@@ -187,6 +189,57 @@ async def unfinished(
         .limit(limit)
     )
     return list((await session.execute(stmt)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class PushSummary:
+    id: int
+    status: str
+    attempts: int
+    received_at: datetime
+    processed_at: datetime | None
+    outcome: str | None
+
+
+async def pushes(session: AsyncSession, *, statuses: Sequence[str], limit: int) -> list[PushSummary]:
+    """Pushes in `statuses`, newest first (the payload left out)."""
+    stmt = (
+        select(
+            WechatInbox.id,
+            WechatInbox.status,
+            WechatInbox.attempts,
+            WechatInbox.received_at,
+            WechatInbox.processed_at,
+            WechatInbox.outcome,
+        )
+        .where(WechatInbox.status.in_(list(statuses)))
+        .order_by(WechatInbox.id.desc())
+        .limit(limit)
+    )
+    return [PushSummary(*row) for row in (await session.execute(stmt)).all()]
+
+
+async def pushes_by_ids(session: AsyncSession, ids: Sequence[int]) -> list[PushSummary]:
+    if not ids:
+        return []
+    stmt = select(
+        WechatInbox.id,
+        WechatInbox.status,
+        WechatInbox.attempts,
+        WechatInbox.received_at,
+        WechatInbox.processed_at,
+        WechatInbox.outcome,
+    ).where(WechatInbox.id.in_(list(ids)))
+    return [PushSummary(*row) for row in (await session.execute(stmt)).all()]
+
+
+async def requeue_failed(session: AsyncSession, ids: Sequence[int] | None) -> list[int]:
+    """Failed pushes (these, or all) back to pending, their attempts from zero; the ids requeued."""
+    stmt = update(WechatInbox).where(WechatInbox.status == "failed")
+    if ids is not None:
+        stmt = stmt.where(WechatInbox.id.in_(list(ids)))
+    stmt = stmt.values(status="pending", attempts=0, processed_at=None).returning(WechatInbox.id)
+    return sorted((await session.execute(stmt)).scalars())
 
 
 # -- backfill state ----------------------------------------------------------------------------

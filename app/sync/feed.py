@@ -11,19 +11,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
-from datetime import timedelta
 from typing import Any
 
 from app.db.engine import Database
-from app.db.types import utcnow
 from app.stores import changes as outbox
 from app.stores.changes import ChangeRow
 from app.sync.bus import Doorbell
 
 log = logging.getLogger("troika.sync")
-PRUNE_EVERY_SECONDS = 3600.0
 
 
 class Listener:
@@ -86,13 +82,10 @@ class ChangeFeed:
         poll_seconds: float = 0.5,
         page: int = 1000,
         queue_size: int = 1000,
-        retention: timedelta | None = None,
     ) -> None:
         self.db = db
         self.doorbell = doorbell
         self.poll_seconds = poll_seconds
-        self.retention = retention
-        self._pruned_at = float("-inf")
         self.page = page
         self.queue_size = queue_size
         self.last = 0
@@ -167,7 +160,6 @@ class ChangeFeed:
             self.doorbell.wake.clear()
             try:
                 await self._catch_up()
-                await self._prune()
             except Exception:  # the database may be briefly away; the next round retries
                 log.exception("reading the outbox failed; retrying")
                 await asyncio.sleep(self.poll_seconds)
@@ -180,16 +172,6 @@ class ChangeFeed:
                 self.last = row.cursor
             if len(rows) < self.page:
                 return
-
-    async def _prune(self) -> None:
-        """Hourly, drop outbox rows past the retention (any instance may; it is idempotent)."""
-        if self.retention is None or time.monotonic() - self._pruned_at < PRUNE_EVERY_SECONDS:
-            return
-        self._pruned_at = time.monotonic()
-        async with self.db.write_sessions() as session, session.begin():
-            dropped = await outbox.prune(session, older_than=utcnow() - self.retention)
-        if dropped:
-            log.info("pruned %d outbox rows older than %s", dropped, self.retention)
 
     def _dispatch(self, row: ChangeRow) -> None:
         for listener in self.everyone:

@@ -44,6 +44,7 @@ class _Client(WeChatClient):  # type: ignore[misc]
         self.base_url = base_url
         self.API_BASE_URL = f"{base_url}/cgi-bin/"
         self.wxa.API_BASE_URL = f"{base_url}/"
+        self.datacube.API_BASE_URL = f"{base_url}/datacube/"
         self._fetch_lock = tokens.lock(appid)
         self._seen = threading.local()
 

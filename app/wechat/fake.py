@@ -67,10 +67,19 @@ class FakeWeChat:
     user_info_gate: threading.Event | None = None
     user_info_failures: int = 0
     batch_fail_at: int | None = None  # this call of user/info/batchget fails (an interrupted backfill)
+    # "getarticlesummary:2026-12-01" -> fail that call that many times (-1, busy); extra commenters
+    datacube_failures: Counter[str] = field(default_factory=Counter)
+    extra_comments: int = 0
 
     def reset(self) -> None:
         with self.lock:
-            for box in (self.tokens, self.token_fetches, self.calls, self.session_keys):
+            for box in (
+                self.tokens,
+                self.token_fetches,
+                self.calls,
+                self.session_keys,
+                self.datacube_failures,
+            ):
                 box.clear()
             self.used_codes.clear()
             self.preset_session_keys.clear()
@@ -78,6 +87,12 @@ class FakeWeChat:
             self.followers.clear()
             self.user_info_gate, self.user_info_failures, self.batch_fail_at = None, 0, None
             self.page_size, self.country_code_as_number = 10_000, False
+            self.extra_comments = 0
+
+    def retire_token(self, appid: str) -> None:
+        """WeChat retired the app's token (another fetch, or its expiry): calls with it get 40001."""
+        with self.lock:
+            self.tokens[appid] = "retired-" + secrets.token_hex(4)
 
     # -- who is who -------------------------------------------------------------------------
     def openid(self, appid: str, person: str) -> str:
@@ -110,6 +125,8 @@ class FakeWeChat:
 
     # -- the API ----------------------------------------------------------------------------
     def asgi(self) -> Starlette:
+        from app.wechat.fake_datacube import FakeDataCube
+
         def route(path: str, handler: Callable[[dict[str, str], Any], dict[str, Any]], method: str) -> Route:
             async def endpoint(request: Request) -> JSONResponse:
                 params = dict(request.query_params)
@@ -132,6 +149,7 @@ class FakeWeChat:
                 route("/cgi-bin/user/info", self._user_info, "GET"),
                 route("/cgi-bin/user/get", self._followers, "GET"),
                 route("/cgi-bin/user/info/batchget", self._batch, "POST"),
+                *FakeDataCube(self).routes(route),
             ]
         )
 

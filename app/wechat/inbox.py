@@ -1,17 +1,18 @@
-"""The official-account inbox: a verified push is stored first, answered, then processed from here.
+"""The official-account inbox: a verified push is stored first, answered, then processed by a job.
 
 Processing links the follower's openid, records the behaviour through the ingestion path (the
 OFFICIAL_ACCOUNT store, and the users' change records), then asks WeChat for the unionid: the
-slow part, after WeChat has its answer. A crash in between leaves the row unfinished; the next
-start (or `troika wechat process-inbox`) finishes it, and doing a row twice changes nothing.
+slow part, after WeChat has its answer. Each push is one job (app/jobs): a WeChat failure is
+retried with backoff, and after the last attempt the push is `failed`, with the reason, until
+`troika wechat inbox --retry`. A crash in between leaves the row unfinished; the inbox sweep
+queues it again, and doing a row twice changes nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wechatpy import parse_message
 
@@ -21,6 +22,7 @@ from app.domain import Channel, IdentityKind
 from app.errors import DomainError, IdentityConflict
 from app.ingest.dictionary import DataDictionary
 from app.ingest.service import Ingestor, RecordStatus
+from app.jobs.queue import RetryLater
 from app.services.identity import IdentityGraph, make_key
 from app.services.identity_rules import LinkRequest
 from app.settings import Settings
@@ -29,10 +31,12 @@ from app.stores import wechat as store
 from app.wechat.api import WeChatApi
 from app.wechat.messages import FOLLOWING, Push, behaviour
 
+if TYPE_CHECKING:
+    from app.jobs.runner import Jobs
+
 log = logging.getLogger("troika.wechat.inbox")
 ACTOR = "wechat:OFFICIAL_ACCOUNT"
 LEASE = timedelta(minutes=5)  # a row claimed longer ago than this was abandoned by a crash
-MAX_ATTEMPTS = 10
 
 
 class Replayed(Exception):
@@ -47,7 +51,7 @@ class OfficialAccountInbox:
         self.settings = settings
         self.wechat = wechat
         self.ingestor = Ingestor(db, dictionary, settings)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self.jobs: Jobs | None = None  # set by whoever runs the queue (app/main.py, the CLI)
 
     @property
     def appid(self) -> str:
@@ -71,57 +75,54 @@ class OfficialAccountInbox:
                 raise Replayed
         return push_id
 
-    def submit(self, push_id: int) -> None:
-        """Process in the background, after the answer."""
-        task = asyncio.get_running_loop().create_task(self._process_logged(push_id))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    def start(self) -> None:
-        """At startup: finish what a previous run left (in the background)."""
-        task = asyncio.get_running_loop().create_task(self.process_unfinished())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    async def submit(self, push_id: int) -> None:
+        """Queue the push's processing (a job), after the answer."""
+        assert self.jobs is not None, "the inbox runs on the job queue"
+        await self.jobs.defer_push(push_id)
 
     async def drain(self) -> None:
-        """Wait for the background work (tests; shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    async def close(self) -> None:
-        await self.drain()
+        """Run the queued work now, until none is due (tests, one-off commands)."""
+        if self.jobs is not None:
+            await self.jobs.drain()
 
     async def process_unfinished(self, *, limit: int = 10_000) -> dict[str, int]:
-        """Every push never finished, failed (fewer than MAX_ATTEMPTS) or abandoned, oldest first."""
+        """Here and now, one attempt at every push never finished, to retry, or abandoned, oldest first."""
         async with self.db.read_sessions() as session:
-            ids = await store.unfinished(
-                session, stale_before=utcnow() - LEASE, max_attempts=MAX_ATTEMPTS, limit=limit
-            )
+            ids = await store.unfinished(session, stale_before=utcnow() - LEASE, limit=limit)
         counts: dict[str, int] = {}
         for push_id in ids:
-            status = await self._process_logged(push_id)
+            try:
+                status = await self.process(push_id, last_attempt=False)
+            except RetryLater:
+                status = "retrying"
             counts[status] = counts.get(status, 0) + 1
         return counts
 
-    async def _process_logged(self, push_id: int) -> str:
-        try:
-            return await self.process(push_id)
-        except Exception:  # the row stays unfinished; the next run takes it over after the lease
-            log.exception("processing official-account push %s failed", push_id)
-            return "error"
+    async def process(self, push_id: int, *, last_attempt: bool, take_over: bool = False) -> str:
+        """Do a push's slow work once: 'done', or 'skipped' (not ours to do now).
 
-    async def process(self, push_id: int) -> str:
-        """Do a push's slow work once: 'done', 'failed' (retried later) or 'skipped' (not ours now)."""
+        A failure raises RetryLater: the job queue retries it later, or after the last attempt the
+        push is `failed` with the reason, and so is its job;
+        `take_over`: a job may take a row a killed worker left `processing` (the queue runs one job
+        per push at a time).
+        """
+        now = utcnow()
         async with self.db.write_sessions() as session, session.begin():
-            row = await store.claim(session, push_id, at=utcnow(), stale_before=utcnow() - LEASE)
+            row = await store.claim(session, push_id, at=now, stale_before=now if take_over else now - LEASE)
         if row is None:
             return "skipped"
         try:
             outcome = await self._work(row.payload, row.dedupe_key)
         except DomainError as exc:
-            log.warning("official-account push %s: %s (will retry)", push_id, exc.message)
-            await self._finish(push_id, "failed", exc.message)
-            return "failed"
+            if last_attempt:
+                await self._finish(push_id, "failed", exc.message)
+                raise RetryLater(f"push {push_id} failed for good: {exc.message}") from exc
+            await self._finish(push_id, "retrying", exc.message)
+            raise RetryLater(f"push {push_id}: {exc.message}") from exc
+        except Exception as exc:
+            # Not WeChat's answer but our fault: kept with the reason for operators, no retry storm.
+            await self._finish(push_id, "failed" if last_attempt else "retrying", f"error: {exc!r}"[:2000])
+            raise
         await self._finish(push_id, "done", outcome)
         return "done"
 

@@ -97,7 +97,7 @@ def official_account_router(settings: Settings, inbox: OfficialAccountInbox) -> 
         except Replayed:
             return _refuse(PushRejected(403, "this signature was already used by another push (a replay?)"))
         if push_id is not None:
-            inbox.submit(push_id)
+            await inbox.submit(push_id)
         answer = _reply(received, settings, params)
         return Response(answer, media_type="application/xml" if answer != "success" else "text/plain")
 

@@ -33,7 +33,7 @@ from app.db.engine import make_database
 from app.demo import load_demo
 from app.main import create_app
 from app.settings import Settings
-from tests.conftest import run_in_thread, settings_for
+from tests.conftest import missing, run_in_thread, settings_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("TROIKA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
@@ -103,7 +103,7 @@ async def _prepare(settings: Settings) -> tuple[str, str]:
 def troika(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Troika]:
     """Troika with the demo data on a loopback port, served by uvicorn in a thread."""
     if CHROMIUM is None:
-        pytest.skip("the browser tests need Chromium (Debian: apt-get install chromium fonts-wqy-microhei)")
+        missing("the browser tests need Chromium (Debian: apt-get install chromium fonts-wqy-microhei)")
     var = tmp_path_factory.mktemp("browser")
     db = var / "troika.db"
     db.write_bytes(sqlite_template.read_bytes())

@@ -13,6 +13,7 @@ from app.domain import IdentityKind
 from app.services.identity import make_key
 from app.settings import Settings
 from app.stores import identity as store
+from tests.conftest import by_nature
 from tests.factories.auth import operator_key
 from tests.factories.identity import LINK, new_user
 from tests.helpers import Gql
@@ -60,7 +61,7 @@ async def test_a_deadlocked_mutation_is_run_again_whole_or_refused_clearly(
     app: FastAPI, gql: Gql, settings: Settings, retried: bool
 ) -> None:
     if settings.is_sqlite:
-        pytest.skip("deadlocks are PostgreSQL's: SQLite write transactions queue (BEGIN IMMEDIATE)")
+        by_nature("deadlocks are PostgreSQL's: SQLite write transactions queue (BEGIN IMMEDIATE)")
     token = await operator_key(app, "operator")
     user_id = await new_user(gql, token, phone="+8613800138190")
     qq = make_key(IdentityKind.EXTERNAL, "dl-1", "qq", phone_region="CN")

@@ -18,7 +18,7 @@ from app.db.models import Identity, IdentityEdge, User
 from app.domain import IdentityKind
 from app.services.identity import IdentityGraph, make_key
 from app.settings import Settings
-from tests.conftest import settings_for
+from tests.conftest import by_nature, settings_for
 from tests.factories.auth import service_key
 from tests.factories.channel_data import app_order, app_user, cart, event, ingest
 
@@ -130,7 +130,7 @@ async def test_a_deadlocked_batch_is_retried_whole_or_refused_clearly(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings, retried: bool
 ) -> None:
     if settings.is_sqlite:
-        pytest.skip("deadlocks are PostgreSQL's: SQLite write transactions queue (BEGIN IMMEDIATE)")
+        by_nature("deadlocks are PostgreSQL's: SQLite write transactions queue (BEGIN IMMEDIATE)")
     key = await service_key(app, "APP")
     first, second = (make_key(IdentityKind.APP_USER_ID, v, None, phone_region="CN") for v in ("U-a", "U-b"))
     records = [
@@ -175,7 +175,7 @@ async def test_a_locked_sqlite_database_is_a_clear_error(
     app: FastAPI, client: httpx.AsyncClient, settings: Settings
 ) -> None:
     if not settings.is_sqlite:
-        pytest.skip("SQLite's busy timeout; PostgreSQL writers wait for row locks instead")
+        by_nature("SQLite's busy timeout; PostgreSQL writers wait for row locks instead")
     key = await service_key(app, "APP")
     holder = sqlite3.connect(make_url(settings.database_url).database or "", isolation_level=None)
     try:

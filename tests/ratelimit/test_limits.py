@@ -157,9 +157,7 @@ def test_rates_are_checked_when_settings_load(tmp_path: Any) -> None:
         Settings(var_dir=tmp_path, rate_limit_login="lots")
 
 
-@pytest.mark.skipif(
-    not REDIS_URL, reason="Redis tests need TROIKA_TEST_REDIS_URL (e.g. redis://127.0.0.1:6379/15)"
-)
+@pytest.mark.usefixtures("redis_url")
 async def test_instances_share_their_buckets_in_redis(settings: Settings) -> None:
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
     limits = {"redis_url": REDIS_URL, "rate_limit_address": "3/minute"}

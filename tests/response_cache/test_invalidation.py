@@ -214,6 +214,25 @@ async def _official_account_push(w: World) -> None:
     await w.app.state.wechat_inbox.drain()
 
 
+async def _alice_follows(w: World) -> None:
+    """The user is alice, a follower who comments on the official account's articles."""
+    assert w.fake is not None
+    s = w.app.state.settings
+    alice = w.fake.openid(s.official_account_appid, "alice")
+    await link(
+        w.gql, w.admin, kind="OPENID", namespace=s.official_account_appid, value=alice, user_id=w.user_id
+    )
+
+
+async def _pull_official_account(w: World) -> None:
+    """The pull records her comments as behaviour."""
+    from app.services.official_account import latest_served
+
+    day = latest_served().isoformat()
+    pull = "mutation ($d: String!) { pullOfficialAccountData(from: $d, to: $d) { days } }"
+    await w.gql(pull, {"d": day}, token=w.admin)
+
+
 async def _erase_user(w: World) -> None:
     """The person asks to be forgotten: their view is gone (a null), cached or not."""
     await w.gql(ERASE, {"u": w.user_id}, token=user_token(w.app, w.user_id))
@@ -244,6 +263,7 @@ CHANGES: dict[str, tuple[Change | None, Change]] = {
     "phoneLogin": (None, _phone_login),
     "POST /wechat/official-account event": (_follow, _official_account_push),
     "eraseUser": (None, _erase_user),
+    "pullOfficialAccountData": (_alice_follows, _pull_official_account),
 }
 
 # Mutations that change nothing any user's view shows, each with the reason; the test below
@@ -252,6 +272,8 @@ NO_USER_VIEW = {
     "requestPhoneCode": "sends an SMS code and keeps only its hash: nothing a user's view shows",
     "refreshSession": "sessions are not part of `User`",
     "revokeSession": "sessions are not part of `User`",
+    "tagArticle": "article tags reach `User.interests` only, which is never cached for a user whose "
+    "events name an article (tests/official_account/test_portrait.py)",
 }
 
 

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.identity import link, new_user
 from tests.helpers import Gql
-from tests.sync.ws import PROTOCOL, subscriptions
+from tests.sync.ws import PROTOCOL, listening, subscriptions
 
 USER_CHANGED = "subscription ($id: ID!) { userChanged(userId: $id) { userId topic } }"
 CHANGES = "subscription { changes { userId topic } }"
@@ -47,12 +47,15 @@ async def test_an_end_user_follows_only_themselves(app: FastAPI, address: str, h
         assert await subs.error_code(refused) == "FORBIDDEN"
         own = await subs.subscribe(USER_CHANGED, {"id": mine})
         feed = await subs.subscribe(CHANGES)
-        await asyncio.sleep(0.1)
+        await listening(app.state.feed, 2)
         await link(http, admin, kind="APP_USER_ID", value="auth-other", user_id=other)
         await link(http, admin, kind="APP_USER_ID", value="auth-mine", user_id=mine)
         assert (await subs.next(own))["userChanged"]["userId"] == mine
-        assert (await subs.next(feed))["changes"]["userId"] == mine  # the other user's change is not theirs
-        assert await subs.quiet(feed)
+        # In cursor order: had the other user's change been delivered, it would have come first.
+        assert (await subs.next(feed))["changes"]["userId"] == mine
+        await link(http, admin, kind="EXTERNAL", namespace="qq", value="auth-other-2", user_id=other)
+        await link(http, admin, kind="EXTERNAL", namespace="qq", value="auth-mine-2", user_id=mine)
+        assert (await subs.next(feed))["changes"] == {"userId": mine, "topic": "IDENTITY"}
 
 
 async def test_a_service_follows_the_users_of_its_channel(app: FastAPI, address: str, http: Gql) -> None:
@@ -64,12 +67,14 @@ async def test_a_service_follows_the_users_of_its_channel(app: FastAPI, address:
         assert await subs.error_code(await subs.subscribe(USER_CHANGED, {"id": outsider})) == "FORBIDDEN"
         own = await subs.subscribe(USER_CHANGED, {"id": app_user_id})
         feed = await subs.subscribe(CHANGES)
-        await asyncio.sleep(0.1)
+        await listening(app.state.feed, 2)
         await link(http, admin, kind="EXTERNAL", namespace="qq", value="auth-q1", user_id=outsider)
         await link(http, admin, kind="EXTERNAL", namespace="qq", value="auth-q2", user_id=app_user_id)
         assert (await subs.next(own))["userChanged"]["userId"] == app_user_id
-        assert (await subs.next(feed))["changes"]["userId"] == app_user_id
-        assert await subs.quiet(feed)
+        assert (await subs.next(feed))["changes"]["userId"] == app_user_id  # the outsider's came first
+        await link(http, admin, kind="EXTERNAL", namespace="wb", value="auth-q3", user_id=outsider)
+        await link(http, admin, kind="EXTERNAL", namespace="wb", value="auth-q4", user_id=app_user_id)
+        assert (await subs.next(feed))["changes"] == {"userId": app_user_id, "topic": "IDENTITY"}
 
 
 async def test_viewers_may_follow_everything_but_need_a_role(app: FastAPI, address: str) -> None:

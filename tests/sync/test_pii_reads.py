@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -12,7 +11,7 @@ from fastapi import FastAPI
 from tests.factories.auth import operator_key
 from tests.factories.identity import link, new_user
 from tests.helpers import Gql
-from tests.sync.ws import subscriptions
+from tests.sync.ws import listening, subscriptions
 
 WATCH = "subscription ($id: ID!) { userChanged(userId: $id) { topic user { phone } } }"
 READS = '{ auditLog(first: 10, action: "pii.read") { nodes { userId actor details traceId } } }'
@@ -29,7 +28,7 @@ async def test_each_delivered_phone_is_an_audited_read(app: FastAPI, address: st
     user_id = await new_user(http, admin, phone="+8613800140701")
     async with subscriptions(address, await operator_key(app, "viewer", "pii_reader")) as subs:
         watching = await subs.subscribe(WATCH, {"id": user_id})
-        await asyncio.sleep(0.1)
+        await listening(app.state.feed, 1)
         for n in (1, 2):
             provider = ("qq", "weibo")[n - 1]
             await link(http, admin, kind="EXTERNAL", namespace=provider, value=f"sub-{n}", user_id=user_id)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from tests.conftest import missing
 from tests.factories.auth import operator_key
 from tests.factories.identity import link, new_user
 from tests.helpers import Gql
@@ -44,7 +45,7 @@ def _why_not() -> str | None:
 def node_client() -> str:
     """`node`, with tests/js's pinned packages installed (`npm ci`, as `make test` does)."""
     if (reason := _why_not()) is not None:
-        pytest.skip(reason)
+        missing(reason)
     installed = JS / "node_modules" / ".package-lock.json"
     if not installed.exists() or installed.stat().st_mtime < (JS / "package-lock.json").stat().st_mtime:
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, capture_output=True)

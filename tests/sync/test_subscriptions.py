@@ -13,7 +13,7 @@ from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import app_order, app_user, ingest
 from tests.factories.identity import link, new_user
 from tests.helpers import Gql
-from tests.sync.ws import subscriptions
+from tests.sync.ws import listening, subscriptions
 
 USER_CHANGED = """
 subscription ($id: ID!) {
@@ -48,7 +48,7 @@ async def test_user_changed_delivers_the_change_and_the_fresh_user(
     user_id = await new_user(http, admin, phone="+8613800140001")
     async with subscriptions(address, admin) as subs:
         op = await subs.subscribe(USER_CHANGED, {"id": user_id})
-        await asyncio.sleep(0.1)  # the subscription is listening once its resolver has started
+        await listening(app.state.feed, 1)
         await link(http, admin, kind="APP_USER_ID", value="sync-1", user_id=user_id)
         event = (await subs.next(op))["userChanged"]
         assert (event["userId"], event["topic"]) == (user_id, "IDENTITY")
@@ -59,7 +59,10 @@ async def test_user_changed_delivers_the_change_and_the_fresh_user(
         event = (await subs.next(op))["userChanged"]
         assert event["topic"] == "ORDER"
         assert event["user"]["orders"]["totalCount"] == 1
-        assert await subs.quiet(op)
+        # Nothing else came for that batch: the next event is the next change, made now.
+        await link(http, admin, kind="EXTERNAL", namespace="qq", value="sync-next", user_id=user_id)
+        event = (await subs.next(op))["userChanged"]
+        assert (event["topic"], event["cursor"]) == ("IDENTITY", await last_cursor(app))
 
 
 async def test_a_merged_user_is_followed_into_its_survivor(app: FastAPI, address: str, http: Gql) -> None:
@@ -68,7 +71,7 @@ async def test_a_merged_user_is_followed_into_its_survivor(app: FastAPI, address
     younger = (await link(http, admin, kind="APP_USER_ID", value="sync-2"))["user"]["id"]
     async with subscriptions(address, admin) as subs:
         op = await subs.subscribe(USER_CHANGED, {"id": younger})
-        await asyncio.sleep(0.1)
+        await listening(app.state.feed, 1)
         await link(http, admin, kind="APP_USER_ID", value="sync-2", user_id=older)
         merged = [(await subs.next(op))["userChanged"] for _ in range(1)]
         assert merged[0]["topic"] == "MERGE"
@@ -93,7 +96,9 @@ async def test_changes_replays_after_a_cursor_then_follows_live_without_gap_or_d
         writer = asyncio.create_task(more())  # changes committed while the replay runs
         later = await writer
         seen = [(await subs.next(op))["changes"] for _ in range(23)]
-        assert await subs.quiet(op)
+        # No duplicate followed: the next event is the next change, made now.
+        marker = await new_user(http, admin, phone="+8613800140399")
+        assert (await subs.next(op))["changes"]["userId"] == marker
     cursors = [int(c["cursor"]) for c in seen]
     assert cursors == list(range(int(start) + 1, int(start) + 24)), "gap-free, in order, once each"
     assert [c["userId"] for c in seen] == first + later
@@ -110,13 +115,15 @@ async def test_changes_filters_topics_and_a_slow_listener_catches_up(
     await link(http, admin, kind="APP_USER_ID", value="sync-4", user_id=user_id)
     async with subscriptions(address, admin) as subs:
         op = await subs.subscribe(CHANGES, {"topics": ["ORDER"]})
-        await asyncio.sleep(0.1)
+        await listening(app.state.feed, 1)
         records = [app_order(f"o-{i}", app_user("sync-4"), order_no=f"SO-{i}") for i in range(12)]
         for i in range(0, 12, 3):
             await ingest(http.client, service, "APP", records[i : i + 3])
             await link(http, admin, kind="EXTERNAL", namespace="x", value=f"sync-x{i}", user_id=None)
         seen = [(await subs.next(op))["changes"] for _ in range(4)]
-        assert await subs.quiet(op)
+        # Nothing else passed the filter: the next event is the next ORDER change, made now.
+        await ingest(http.client, service, "APP", [app_order("o-12", app_user("sync-4"), order_no="SO-12")])
+        assert (await subs.next(op))["changes"]["cursor"] == await last_cursor(app)
     assert [c["topic"] for c in seen] == ["ORDER"] * 4  # one ORDER change per batch, identities filtered
     assert [int(c["cursor"]) for c in seen] == sorted(int(c["cursor"]) for c in seen)
 
@@ -141,21 +148,3 @@ async def test_a_cursor_the_outbox_no_longer_holds_is_expired(app: FastAPI, addr
         newest = int(await last_cursor(app))
         op = await subs.subscribe(CHANGES, {"after": str(newest - 1)})
         assert int((await subs.next(op))["changes"]["cursor"]) == newest
-
-
-async def test_the_feed_prunes_the_outbox_past_its_retention(app: FastAPI, address: str, http: Gql) -> None:
-    from datetime import timedelta
-
-    feed = app.state.feed
-    await feed.start()
-    admin = await operator_key(app, "admin")
-    for i in range(3):
-        await new_user(http, admin, phone=f"+86138001408{i:02d}")
-    assert await feed.first_cursor() == 1
-    feed.retention, feed._pruned_at = timedelta(0), float("-inf")  # due now, keeping nothing old
-    feed.doorbell.wake.set()
-    for _ in range(50):
-        if await feed.first_cursor() == await feed.last_cursor():
-            break
-        await asyncio.sleep(0.05)
-    assert await feed.first_cursor() == await feed.last_cursor(), "only the newest row is kept"

@@ -42,11 +42,11 @@ class Subscriptions:
         await self.ws.send(json.dumps({"id": op, "type": "subscribe", "payload": payload}))
         return op
 
-    async def message(self, op: str, within: float = 5.0) -> dict[str, Any]:
+    async def message(self, op: str, within: float = 30.0) -> dict[str, Any]:
         """The next message of operation `op` (next, error or complete)."""
         return await asyncio.wait_for(self.inbox[op].get(), within)
 
-    async def next(self, op: str, within: float = 5.0) -> dict[str, Any]:
+    async def next(self, op: str, within: float = 30.0) -> dict[str, Any]:
         """The next result's data; fails on errors or anything but `next`."""
         message = await self.message(op, within)
         assert message["type"] == "next", message
@@ -68,7 +68,7 @@ class Subscriptions:
         """End operation `op` from the client's side."""
         await self.ws.send(json.dumps({"id": op, "type": "complete"}))
 
-    async def error_code(self, op: str, within: float = 5.0) -> str:
+    async def error_code(self, op: str, within: float = 30.0) -> str:
         """The `extensions.code` of the operation's error."""
         message = await self.message(op, within)
         errors = message["payload"] if message["type"] == "error" else message["payload"].get("errors")
@@ -76,16 +76,8 @@ class Subscriptions:
         code: str = errors[0].get("extensions", {}).get("code", errors[0]["message"])
         return code
 
-    async def quiet(self, op: str, seconds: float = 0.3) -> bool:
-        """Whether nothing more arrives for `op` within `seconds`."""
-        try:
-            await asyncio.wait_for(self.inbox[op].get(), seconds)
-        except TimeoutError:
-            return True
-        return False
 
-
-async def listening(feed: ChangeFeed, n: int, within: float = 10.0) -> None:
+async def listening(feed: ChangeFeed, n: int, within: float = 30.0) -> None:
     """Wait until `feed` has exactly `n` listeners: from then on, every change reaches them.
 
     A subscription's resolver registers its listener before it follows the outbox, so a change

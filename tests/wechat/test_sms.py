@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from app.main import create_app
-from app.services.ratelimit import RedisRateLimiter
 from app.settings import Settings
 from tests.factories.auth import operator_key, user_token
 from tests.factories.identity import new_user
@@ -81,22 +81,34 @@ async def test_invalid_phones_and_bad_credentials_are_refused(gql: Gql) -> None:
     await gql.error(REQUEST_CODE, {"phone": PHONE}, token="not-a-token", code="UNAUTHENTICATED")
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="Redis tests need TROIKA_TEST_REDIS_URL")
-async def test_redis_limits_are_shared_by_instances() -> None:
-    assert REDIS_URL
-    first, second = (
-        RedisRateLimiter(REDIS_URL, prefix="troika:test-rl:"),
-        RedisRateLimiter(REDIS_URL, prefix="troika:test-rl:"),
-    )
-    key = f"k-{os.getpid()}-{id(first)}"
+DAILY = {"sms_per_phone_per_day": 2, "sms_min_interval_seconds": 0}  # no gap between codes here
+
+
+@pytest.mark.parametrize("settings", [DAILY], indirect=True)
+async def test_a_phone_gets_so_many_codes_a_day(gql: Gql, caplog: pytest.LogCaptureFixture) -> None:
+    phone, masked = "13700137444", "137****7444"
+    await sms_code(gql, caplog, phone, masked)
+    await sms_code(gql, caplog, phone, masked)
+    error = await gql.error(REQUEST_CODE, {"phone": phone}, token=None, code="RATE_LIMITED")
+    assert "today" in error["message"]
+
+
+@pytest.mark.usefixtures("redis_url")
+async def test_sms_limits_are_shared_by_instances_in_redis(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two instances, one Redis: the second refuses a code the first just sent (one rate limiter)."""
+    phone = f"139{secrets.randbelow(10**8):08d}"
+    shared = settings.model_copy(update={"redis_url": REDIS_URL})
+    first, second = create_app(shared), create_app(shared)
     try:
-        assert await first.hit(key, limit=2, window=30) is None
-        assert await second.hit(key, limit=2, window=30) is None
-        wait = await first.hit(key, limit=2, window=30)
-        assert wait is not None
-        assert 0 < wait <= 30
-        assert await second.count(key, window=30) == 3
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://a.test") as a,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://b.test") as b,
+        ):
+            await sms_code(Gql(a), caplog, phone, f"{phone[:3]}****{phone[-4:]}")
+            error = await Gql(b).error(REQUEST_CODE, {"phone": phone}, token=None, code="RATE_LIMITED")
+            assert 0 < error["extensions"]["retryAfterSeconds"] <= 60
     finally:
-        await first.redis.delete(first.prefix + key)
-        await first.close()
-        await second.close()
+        await first.state.db.dispose()
+        await second.state.db.dispose()

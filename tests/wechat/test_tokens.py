@@ -44,7 +44,7 @@ async def test_one_token_serves_every_call_and_a_retired_one_is_replaced(
         api.close()
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="Redis tests need TROIKA_TEST_REDIS_URL")
+@pytest.mark.usefixtures("redis_url")
 async def test_instances_share_one_token_through_redis(
     tmp_path: Path, fake_wechat: FakeWeChat, fake_wechat_server: tuple[FakeWeChat, str]
 ) -> None:

@@ -140,10 +140,9 @@ async def test_the_answer_does_not_wait_for_wechat(
 ) -> None:
     [openid] = fake_wechat.follow("rosa")
     fake_wechat.user_info_gate = threading.Event()  # WeChat's user/info hangs until released
-    started = time.monotonic()
     response = await push(client, app.state.settings, event_xml(openid, "subscribe"))
     assert response.text == "success"
-    assert time.monotonic() - started < 2
+    # Answered while WeChat still holds user/info: the push is stored, not yet done.
     assert [s for s, _ in await _inbox(app)] in (["pending"], ["processing"])
     fake_wechat.user_info_gate.set()
     await app.state.wechat_inbox.drain()
@@ -158,9 +157,9 @@ async def test_a_failed_push_is_finished_by_the_next_run(
     await push(client, app.state.settings, event_xml(openid, "subscribe"))
     await app.state.wechat_inbox.drain()
     [(status, outcome)] = await _inbox(app)
-    assert status == "failed"
+    assert status == "retrying"  # its job waits out the backoff (tests/jobs: retried, then FAILED)
     assert "busy" in (outcome or "")
-    # What a restart does (and `troika wechat process-inbox`): finish every unfinished push.
+    # What `troika wechat process-inbox` does: one attempt now at every unfinished push.
     assert await app.state.wechat_inbox.process_unfinished() == {"done": 1}
     assert await _inbox(app) == [("done", "subscribe: duplicate; unionid linked")]
     assert len((await _follower(app, gql, openid))["behavior"]["nodes"]) == 1

@@ -1,0 +1,1 @@
+"""Background work on procrastinate: the queue (queue.py), the jobs (tasks.py), running them (runner.py)."""

@@ -1,0 +1,422 @@
+"""SQL for compiled reads: every relation a read needs, one statement per database, as JSON the
+database builds (json_build_array/json_agg on PostgreSQL, json_array/json_group_array on SQLite).
+
+Rows come back as the same records the per-relation stores return (built by their own row
+functions), so the rules above them cannot tell which path read them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+from cachetools import LRUCache
+from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app import pii
+from app.cursors import Position
+from app.db.types import UTCDateTime
+from app.domain import Channel, IdentityKey, IdentityRecord, UserRecord
+from app.entitlements.records import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
+from app.stores import consents as consent_store
+from app.stores import memberships as membership_store
+from app.stores import roles as role_store
+from app.stores.channel import CartRow, EventRow, OrderRow
+from app.stores.identity import identity_record
+
+
+@dataclass(frozen=True)
+class OrderQuery:
+    """One `orders` selection: its filters and the rows to keep per identity."""
+
+    channels: tuple[Channel, ...]
+    status_code: int | None
+    before: Position | None
+    per_ref: int
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    channels: tuple[Channel, ...]
+    types: tuple[str, ...] | None
+    before: Position | None
+    per_ref: int
+
+
+@dataclass(frozen=True)
+class ChannelQueries:
+    """What one channel-store database is asked for."""
+
+    orders: tuple[OrderQuery, ...] = ()
+    events: tuple[EventQuery, ...] = ()
+    cart: tuple[Channel, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.events or self.cart)
+
+
+@dataclass
+class ChannelRows:
+    orders: list[tuple[list[OrderRow], dict[str, int]]] = field(default_factory=list)
+    events: list[list[EventRow]] = field(default_factory=list)
+    cart: list[CartRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class HubQuery:
+    """The root (ids, an identity key, or a page of active users) and the relations to read."""
+
+    ids: tuple[int, ...] = ()
+    key: IdentityKey | None = None
+    page: tuple[int, int | None] | None = None  # (rows, after id)
+    identities: bool = False
+    consents: bool = False
+    memberships: bool = False
+    points: bool = False
+    roles: bool = False
+
+
+@dataclass
+class HubRows:
+    users: dict[int, UserRecord] = field(default_factory=dict)  # asked id -> active user
+    page: list[UserRecord] = field(default_factory=list)
+    total: int = 0
+    owner: int | None = None  # who holds the identity key asked for
+    identities: dict[int, list[IdentityRecord]] = field(default_factory=lambda: defaultdict(list))
+    consents: dict[int, list[ConsentEntryRecord]] = field(default_factory=lambda: defaultdict(list))
+    memberships: dict[int, list[MembershipRecord]] = field(default_factory=lambda: defaultdict(list))
+    points: dict[int, int] = field(default_factory=dict)
+    roles: dict[int, list[RoleGrantRecord]] = field(default_factory=lambda: defaultdict(list))
+    channel: ChannelRows | None = None  # a channel store on the hub's own database
+
+
+_PARAM = re.compile(r"(?<!:):(\w+)")
+_JSON = "json:"  # marks a column holding JSON text (SQLite)
+
+
+class _Sql:
+    """The two dialects' JSON functions."""
+
+    def __init__(self, postgres: bool) -> None:
+        self.pg = postgres
+
+    def obj(self, parts: Sequence[tuple[str, str]]) -> str:
+        fn = "json_build_object" if self.pg else "json_object"
+        pairs = ", ".join(f"'{k}', {v}" for k, v in parts)
+        return f"{fn}({pairs})"
+
+    def agg(self, cols: Sequence[str], source: str, order: str) -> str:
+        """A JSON array of row arrays, in `order` (SQLite keeps a subquery's order)."""
+        plain = [c.removeprefix(_JSON) for c in cols]
+        if self.pg:
+            return f"(SELECT json_agg(json_build_array({', '.join(plain)}) ORDER BY {order}) {source})"
+        # A JSON column keeps its JSON type only inside the expression that parses it.
+        named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
+        inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
+        return (
+            f"(SELECT json_group_array(json_array({inner})) FROM (SELECT {named} {source} ORDER BY {order}))"
+        )
+
+    def ids(self, source: str) -> str:
+        fn = "json_agg" if self.pg else "json_group_array"
+        return f"(SELECT {fn}(id) {source})"
+
+    def json_col(self, col: str) -> str:
+        return f"{_JSON}{col}"
+
+
+def _at(raw: str | None) -> datetime | None:
+    if raw is None:
+        return None
+    at = datetime.fromisoformat(raw)
+    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+
+
+def _when(raw: str) -> datetime:
+    at = _at(raw)
+    assert at is not None
+    return at
+
+
+_HUB_CTES = """WITH RECURSIVE start(id) AS ({start}),
+chain(start_id, id, next_id, depth) AS (
+  SELECT u.id, u.id, u.merged_into_id, 0 FROM users u
+  WHERE u.id IN (SELECT id FROM start) AND u.erased_at IS NULL
+  UNION ALL
+  SELECT c.start_id, u.id, u.merged_into_id, c.depth + 1 FROM chain c JOIN users u ON u.id = c.next_id
+  WHERE c.depth < 64),
+target(start_id, id, created_at, version) AS (
+  SELECT c.start_id, u.id, u.created_at, CASE WHEN c.depth = 0 THEN u.data_version END
+  FROM chain c JOIN users u ON u.id = c.id WHERE c.next_id IS NULL AND u.erased_at IS NULL),
+cluster(root_id, id) AS (
+  SELECT u.id, u.id FROM users u WHERE u.id IN (SELECT id FROM target)
+  UNION ALL
+  SELECT cl.root_id, u.id FROM cluster cl JOIN users u ON u.merged_into_id = cl.id)
+"""
+_KEY = "kind = :kind AND namespace = :ns AND value = :value"
+_ACTIVE = "merged_into_id IS NULL AND erased_at IS NULL"
+_REFS_OF_TARGET = (
+    "(SELECT i.kind || '|' || i.namespace || '|' || i.value FROM identities i "
+    "WHERE i.user_id IN (SELECT id FROM target))"
+)
+
+
+def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    starts = []
+    if q.key is not None:
+        starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
+    if q.ids:
+        starts.append("SELECT id FROM users WHERE id IN :ids")
+        params["ids"] = list(q.ids)
+    if q.page is not None:
+        after = " AND id > :after" if q.page[1] is not None else ""
+        starts.append(
+            f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT :rows) p"
+        )
+        params.update(rows=q.page[0], after=q.page[1])
+    start = " UNION ".join(starts) or "SELECT id FROM users WHERE 1 = 0"
+    parts = [
+        ("users", sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "start_id")),
+    ]
+    if q.key is not None:
+        parts.append(("owner", f"(SELECT min(user_id) FROM identities WHERE {_KEY})"))
+    if q.page is not None:
+        parts.append(("total", f"(SELECT count(*) FROM users WHERE {_ACTIVE})"))
+        page_ids = f"FROM users WHERE {_ACTIVE}{after} AND id IN (SELECT id FROM target)"
+        parts.append(("page", sql.ids(page_ids)))
+    if q.identities:
+        cols = ["id", "user_id", "kind", "namespace", "value", "sealed", "verified", "linked_at", "rule"]
+        cols += ["source", "actor"]
+        source = "FROM identities WHERE user_id IN (SELECT id FROM target)"
+        parts.append(("identities", sql.agg(cols, source, "user_id, linked_at, id")))
+    if q.consents:
+        cols = ["id", "user_id", "purpose", "channel", "granted", "source_channel", "policy_version"]
+        cols += ["effective_at", "actor", "cause", "merge_id"]
+        latest = (
+            "SELECT max(id) FROM consent_entries WHERE user_id IN (SELECT id FROM target) "
+            "GROUP BY user_id, purpose, channel"
+        )
+        source = f"FROM consent_entries WHERE id IN ({latest})"
+        parts.append(("consents", sql.agg(cols, source, "user_id, purpose, channel")))
+    if q.memberships:
+        cols = ["cl.root_id", "m.id", "m.user_id", "m.tier", "m.source_channel", "m.since", "m.expires_at"]
+        cols += ["m.granted_by"]
+        source = "FROM cluster cl JOIN memberships m ON m.user_id = cl.id WHERE m.ended_at IS NULL"
+        parts.append(("memberships", sql.agg(cols, source, "cl.root_id, m.id")))
+    if q.points:
+        inner = (
+            "FROM (SELECT cl.root_id AS root_id, COALESCE(SUM(p.delta), 0) AS total FROM cluster cl "
+            "JOIN points_entries p ON p.user_id = cl.id GROUP BY cl.root_id) pts"
+        )
+        parts.append(("points", sql.agg(["root_id", "total"], inner, "root_id")))
+    if q.roles:
+        cols = ["cl.root_id", "g.id", "g.user_id", "g.role", "g.scope", "g.granted_at", "g.granted_by"]
+        source = "FROM cluster cl JOIN role_grants g ON g.user_id = cl.id WHERE g.revoked_at IS NULL"
+        parts.append(("roles", sql.agg(cols, source, "cl.root_id, g.granted_at, g.id")))
+    return _HUB_CTES.format(start=start), parts
+
+
+def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    parts: list[tuple[str, str]] = []
+
+    def where(n: str, channels: Sequence[Channel], before: Position | None, at: str) -> str:
+        params[f"{n}_ch"] = [c.value for c in channels]
+        cond = f"identity_ref IN {refs} AND channel IN :{n}_ch"
+        if before is not None:
+            params.update({f"{n}_at": before[0], f"{n}_bc": before[1], f"{n}_bi": before[2]})
+            cond += (
+                f" AND ({at} < :{n}_at OR ({at} = :{n}_at AND (channel < :{n}_bc"
+                f" OR (channel = :{n}_bc AND id < :{n}_bi))))"
+            )
+        return cond
+
+    for n, o in enumerate(q.orders):
+        key = f"o{n}"
+        if not o.channels:  # none of this database's channels is asked for
+            parts += [(key, "NULL"), (f"{key}c", "NULL")]
+            continue
+        cond = where(key, o.channels, o.before, "placed_at")
+        count_cond = where(f"{key}c", o.channels, None, "placed_at")
+        if o.status_code is not None:
+            params[f"{key}_st"] = o.status_code
+            cond += f" AND status_code = :{key}_st"
+            count_cond += f" AND status_code = :{key}_st"
+        params[f"{key}_n"] = o.per_ref
+        ranked = (
+            "FROM (SELECT o.*, row_number() OVER (PARTITION BY identity_ref ORDER BY placed_at DESC, "
+            f"channel DESC, id DESC) AS rank FROM ch_orders o WHERE {cond}) r WHERE rank <= :{key}_n"
+        )
+        cols = ["id", "channel", "order_id", "identity_ref", "status_code", "total_cents", "currency"]
+        cols += [sql.json_col("items"), "placed_at", "updated_at"]
+        parts.append((key, sql.agg(cols, ranked, "identity_ref, rank")))
+        counted = (
+            "FROM (SELECT identity_ref AS ref, count(*) AS n FROM ch_orders "
+            f"WHERE {count_cond} GROUP BY identity_ref) c"
+        )
+        parts.append((f"{key}c", sql.agg(["ref", "n"], counted, "ref")))
+    for n, e in enumerate(q.events):
+        key = f"e{n}"
+        if not e.channels:
+            parts.append((key, "NULL"))
+            continue
+        cond = where(key, e.channels, e.before, "occurred_at")
+        if e.types:
+            params[f"{key}_ty"] = list(e.types)
+            cond += f" AND type IN :{key}_ty"
+        params[f"{key}_n"] = e.per_ref
+        ranked = (
+            "FROM (SELECT e.*, row_number() OVER (PARTITION BY identity_ref ORDER BY occurred_at DESC, "
+            f"channel DESC, id DESC) AS rank FROM ch_events e WHERE {cond}) r WHERE rank <= :{key}_n"
+        )
+        cols = ["id", "channel", "identity_ref", "type", "occurred_at", sql.json_col("properties")]
+        parts.append((key, sql.agg(cols, ranked, "identity_ref, rank")))
+    if q.cart:
+        cond = where("cart", q.cart, None, "updated_at")
+        cols = ["channel", "identity_ref", "sku", "quantity", "updated_at"]
+        parts.append(("cart", sql.agg(cols, f"FROM ch_cart_items WHERE {cond}", "identity_ref, id")))
+    return parts
+
+
+# A statement's text depends only on the shape of what is read (never on values): each distinct
+# text is parsed into a TextClause once, with its bound parameters typed by name.
+_statements: LRUCache[str, tuple[TextClause, frozenset[str]]] = LRUCache(maxsize=256)
+
+
+def _statement(statement: str, params: dict[str, Any]) -> tuple[TextClause, frozenset[str]]:
+    found = _statements.get(statement)
+    if found is None:
+        used = frozenset(_PARAM.findall(statement))
+        binds: list[Any] = []
+        for name in sorted(used):
+            value = params[name]
+            if isinstance(value, list):
+                binds.append(bindparam(name, expanding=True))
+            elif isinstance(value, datetime):
+                binds.append(bindparam(name, type_=UTCDateTime()))
+        stmt = text(statement)
+        found = _statements[statement] = (stmt.bindparams(*binds) if binds else stmt, used)
+    return found
+
+
+async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    stmt, used = _statement(statement, params)
+    conn = await session.connection()  # Core, not the ORM's execute: the rows are JSON text
+    raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
+    return orjson.loads(raw)  # type: ignore[no-any-return]
+
+
+def _is_pg(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
+    """The root users and their hub relations; `here`: a channel store sharing the hub, read in the
+    same statement with the identities' refs joined in SQL."""
+    sql = _Sql(_is_pg(session))
+    keyring = pii.keyring_of(session)
+    params: dict[str, Any] = {}
+    if q.key is not None:
+        params.update(
+            kind=q.key.kind.value,
+            ns=q.key.namespace,
+            value=pii.stored_value(keyring, q.key.kind, q.key.value),
+        )
+    ctes, parts = _hub_parts(sql, q, params)
+    if here:
+        parts += _channel_parts(sql, here, _REFS_OF_TARGET, params)
+    cast = "::text" if sql.pg else ""
+    found = await _run(session, f"{ctes}SELECT {sql.obj(parts)}{cast}", params)
+    out = HubRows()
+    for start_id, uid, created_at, version in found["users"] or []:
+        out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
+    out.owner = found.get("owner")
+    if q.page is not None:
+        ids = sorted(found["page"] or [])
+        out.page = [UserRecord(id=out.users[i].id, created_at=out.users[i].created_at) for i in ids]
+        out.total = int(found["total"])
+    for r in found.get("identities") or []:
+        names = ("id", "user_id", "kind", "namespace", "value", "sealed", "verified", "linked_at", "rule")
+        m = dict(zip((*names, "source", "actor"), r, strict=True))
+        m["verified"], m["linked_at"] = bool(m["verified"]), _when(m["linked_at"])
+        rec = identity_record(SimpleNamespace(_mapping=m), keyring)
+        out.identities[rec.user_id].append(rec)
+    for r in found.get("consents") or []:
+        e = SimpleNamespace(
+            id=r[0], user_id=r[1], purpose=r[2], channel=r[3], granted=None if r[4] is None else bool(r[4]),
+            source_channel=r[5], policy_version=r[6], effective_at=_when(r[7]), actor=r[8], cause=r[9],
+            merge_id=r[10],
+        )  # fmt: skip
+        out.consents[e.user_id].append(consent_store._record(e))
+    for r in found.get("memberships") or []:
+        m2 = SimpleNamespace(
+            id=r[1], user_id=r[2], tier=r[3], source_channel=r[4], since=_when(r[5]), expires_at=_at(r[6]),
+            granted_by=r[7],
+        )  # fmt: skip
+        out.memberships[r[0]].append(membership_store._record(m2))
+    for root_id, total in found.get("points") or []:
+        out.points[root_id] = int(total)
+    for r in found.get("roles") or []:
+        g = SimpleNamespace(
+            id=r[1], user_id=r[2], role=r[3], scope=r[4], granted_at=_when(r[5]), granted_by=r[6]
+        )
+        out.roles[r[0]].append(role_store._record(g))
+    if here:
+        out.channel = _channel_rows(here, found)
+    return out
+
+
+async def read_channel(session: AsyncSession, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
+    """A channel-store database of its own: the identities' refs are bound."""
+    if not refs:
+        return ChannelRows(orders=[([], {}) for _ in q.orders], events=[[] for _ in q.events])
+    sql = _Sql(_is_pg(session))
+    params: dict[str, Any] = {"refs": list(refs)}
+    parts = _channel_parts(sql, q, ":refs", params)
+    cast = "::text" if sql.pg else ""
+    return _channel_rows(q, await _run(session, f"SELECT {sql.obj(parts)}{cast}", params))
+
+
+def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
+    out = ChannelRows()
+    for n in range(len(q.orders)):
+        rows = [
+            OrderRow(
+                id=r[0],
+                channel=Channel(r[1]),
+                order_id=r[2],
+                identity_ref=r[3],
+                status_code=r[4],
+                total_cents=r[5],
+                currency=r[6],
+                items=r[7],
+                placed_at=_when(r[8]),
+                updated_at=_when(r[9]),
+            )  # fmt: skip
+            for r in found[f"o{n}"] or []
+        ]
+        counts = {ref: int(c) for ref, c in found[f"o{n}c"] or []}
+        out.orders.append((rows, counts))
+    for n in range(len(q.events)):
+        out.events.append(
+            [
+                EventRow(
+                    id=r[0],
+                    channel=Channel(r[1]),
+                    identity_ref=r[2],
+                    type=r[3],
+                    occurred_at=_when(r[4]),
+                    properties=r[5],
+                )  # fmt: skip
+                for r in found[f"e{n}"] or []
+            ]
+        )
+    if q.cart:
+        out.cart = [CartRow(Channel(r[0]), r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
+    return out

@@ -1,0 +1,117 @@
+"""Server CPU of a cold read (response cache off), compiled reads on and off, alternated A B A B.
+
+The app runs in this process and requests go straight to its ASGI callable (no sockets, no
+client library): the CPU counted is the server's own work for a request (HTTP app, GraphQL,
+database client), not the database's. Each round asks for `--requests` random users, the same
+ids for both modes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import time
+from typing import Any
+
+import orjson
+
+from app.auth.principal import Role
+from app.main import create_app
+from bench.generate import bench_settings
+from bench.query import QUERIES, prepare
+from graphql_schema.compiled.hook import STATS
+
+
+async def call(app: Any, body: bytes, key: str) -> bytes:
+    """One POST /graphql through the ASGI callable; the response body."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/graphql",
+        "raw_path": b"/graphql",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench.local"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {key}".encode()),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("bench.local", 80),
+    }
+    sent = False
+    chunks: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    return b"".join(chunks)
+
+
+async def rounds(database_url: str, query_name: str, requests: int, rounds_: int, roles: str) -> None:
+    settings = bench_settings(database_url).model_copy(update={"response_cache_bytes": 0})
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    key, ids = await prepare(settings, 5000, frozenset(Role(r) for r in roles.split(",")))
+    query = QUERIES[query_name]
+    apps = {
+        "compiled": create_app(settings.model_copy(update={"compiled_reads": True})),
+        "resolvers": create_app(settings.model_copy(update={"compiled_reads": False})),
+    }
+    per_request: dict[str, list[float]] = {name: [] for name in apps}
+    rng = random.Random(1)
+    try:
+        for app in apps.values():  # warm-up: imports, pools, plans, the key
+            for uid in ids[:50]:
+                await call(app, orjson.dumps({"query": query, "variables": {"id": str(uid)}}), key)
+        for n in range(rounds_):
+            batch = [
+                orjson.dumps({"query": query, "variables": {"id": str(rng.choice(ids))}})
+                for _ in range(requests)
+            ]
+            answers: dict[str, list[bytes]] = {}
+            for name in list(apps) if n % 2 == 0 else list(reversed(apps)):
+                started = time.process_time()
+                answers[name] = [await call(apps[name], body, key) for body in batch]
+                per_request[name].append((time.process_time() - started) * 1000 / requests)
+            same = sum(a == b for a, b in zip(answers["compiled"], answers["resolvers"], strict=True))
+            print(
+                f"round {n + 1}: compiled {per_request['compiled'][-1]:.2f} ms, "
+                f"resolvers {per_request['resolvers'][-1]:.2f} ms of server CPU per request; "
+                f"identical answers {same}/{requests}"
+            )
+    finally:
+        for app in apps.values():
+            await app.state.db.dispose()
+    for name, values in per_request.items():
+        print(f"{name}: median {statistics.median(values):.2f} ms, range {min(values):.2f}-{max(values):.2f}")
+    print(f"answered: {dict(STATS)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--query", choices=sorted(QUERIES), default="unified")
+    parser.add_argument("--requests", type=int, default=300, help="requests per mode per round")
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--roles", default="viewer", help="the operator key's roles (comma-separated)")
+    args = parser.parse_args()
+    asyncio.run(rounds(args.database_url, args.query, args.requests, args.rounds, args.roles))
+
+
+if __name__ == "__main__":
+    main()

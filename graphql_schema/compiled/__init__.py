@@ -1,0 +1,1 @@
+"""Compiled reads: known queries of users answered from one statement per database."""

@@ -1,0 +1,332 @@
+"""Running a compiled plan: the roots read everything up front, then the schema's own resolvers
+(each type's field functions, unchanged) are called straight, without graphql-core's per-field
+machinery; values are serialized by the schema's own scalars and enums.
+
+Anything unusual (an error, a null where the schema promises a value, a permission refused) stops
+the compiled run: the operation then runs through graphql-core, which answers it as it always has.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from graphql import (
+    FieldNode,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLFloat,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLScalarType,
+    GraphQLSchema,
+    GraphQLString,
+    Undefined,
+)
+from graphql.execution.values import VariableValues, get_argument_values
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
+
+from app.context import RequestContext
+from app.domain import Channel
+from graphql_schema.compiled.plan import Fields, Plan, UserNeeds, collect, subfields, user_needs
+from graphql_schema.enums import OrderStatus
+from loaders.compiled import EventsArgs, OrdersArgs, Reads
+from resolvers import compiled as resolve
+from resolvers.channel_data import status_code_of
+from resolvers.paging import page_size
+
+_DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
+
+
+class Fallback(Exception):
+    """The compiled run stops; graphql-core runs the operation instead."""
+
+
+class _Info:
+    """What the schema's resolvers use of strawberry's Info: the request context."""
+
+    __slots__ = ("context",)
+
+    def __init__(self, context: RequestContext) -> None:
+        self.context = context
+
+
+class Run:
+    """One request's compiled execution of a plan."""
+
+    def __init__(self, strawberry_schema: Any, plan: Plan, variables: VariableValues, ctx: RequestContext):
+        self.schema: GraphQLSchema = strawberry_schema._schema
+        self.strawberry = strawberry_schema
+        self.plan = plan
+        self.variables = variables
+        self.ctx = ctx
+        self.info = _Info(ctx)
+        self._fields: dict[tuple[int, ...], Fields] = {}
+        self._shapes: dict[tuple[int, int], list[_Slot]] = {}
+
+    def fields_of(self, nodes: list[FieldNode]) -> Fields:
+        key = tuple(id(n) for n in nodes)
+        found = self._fields.get(key)
+        if found is None:
+            found = self._fields[key] = subfields(self.plan, nodes, self.variables)
+        return found
+
+    async def data(self) -> dict[str, Any]:
+        query = self.schema.query_type
+        assert query is not None
+        out: dict[str, Any] = {}
+        for key, nodes in collect(self.plan, [self.plan.operation.selection_set], self.variables).items():
+            name = nodes[0].name.value
+            if name == "__typename":
+                out[key] = query.name
+                continue
+            field = query.fields[name]
+            sfield = _strawberry(field.extensions)
+            for permission in sfield.permission_classes:
+                if not permission().has_permission(None, self.info):  # type: ignore[arg-type]
+                    raise Fallback
+            args = get_argument_values(field, nodes[0], self.variables)
+            value = await self._root(name, nodes, args)
+            out[key] = await self.complete(field.type, nodes, value)
+        return out
+
+    async def _root(self, name: str, nodes: list[FieldNode], args: dict[str, Any]) -> Any:
+        from graphql_schema.identity import User, UserConnection  # noqa: PLC0415 - cycle
+
+        user_type = self.schema.get_type("User")
+        assert isinstance(user_type, GraphQLObjectType)
+        if name == "users":
+            conn = self.fields_of(nodes)
+            user_fields: Fields = {}
+            for key, sub in conn.items():
+                if sub[0].name.value == "nodes":
+                    user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
+            reads = self._reads(user_type, user_fields)
+            page = await resolve.users(self.ctx, reads, first=args["first"], after=args.get("after"))
+            return UserConnection.of(page)
+        reads = self._reads(user_type, self.fields_of(nodes))
+        if name == "me":
+            found = await resolve.me(self.ctx, reads)
+        else:
+            identity = args.get("identity")
+            parts = None
+            if identity is not None:  # as IdentityInput.parts(): a unionid plays no part in a lookup
+                parts = (identity["kind"], identity["value"], identity.get("namespace"))
+            found = await resolve.user(self.ctx, reads, user_id=args.get("id"), identity=parts)
+        return None if found is None else User(record=found)
+
+    def _reads(self, user_type: GraphQLObjectType, fields: Fields) -> Reads:
+        needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
+        orders = []
+        for a in needs.orders:
+            status = a.get("status")
+            orders.append(
+                OrdersArgs(
+                    channel=_channel(a.get("channel")),
+                    status_code=None if status is None else status_code_of(self.ctx, _status(status).value),
+                    first=page_size(self.ctx, a.get("first"), default=20),
+                    before=_cursor(a.get("after")),
+                )
+            )
+        behavior = []
+        for a in needs.behavior:
+            types = a.get("types")
+            behavior.append(
+                EventsArgs(
+                    channel=_channel(a.get("channel")),
+                    types=tuple(sorted(set(types))) if types else None,
+                    first=page_size(self.ctx, a.get("first"), default=50),
+                    before=_cursor(a.get("after")),
+                )
+            )
+        return Reads(
+            hub=frozenset(needs.hub),
+            cart=needs.cart,
+            interests=needs.interests,
+            orders=tuple(orders),
+            behavior=tuple(behavior),
+        )
+
+    def steps(self, gtype: GraphQLOutputType) -> tuple[tuple[int, Any], ...]:
+        """The type unwrapped once: (NON_NULL|LIST|LEAF|OBJECT, the type) from the outside in."""
+        found = _STEPS.get(gtype)
+        if found is None:
+            out: list[tuple[int, Any]] = []
+            t: Any = gtype
+            while True:
+                if isinstance(t, GraphQLNonNull):
+                    out.append((_NON_NULL, t))
+                elif isinstance(t, GraphQLList):
+                    out.append((_LIST, t))
+                elif isinstance(t, (GraphQLScalarType, GraphQLEnumType)):
+                    out.append((_LEAF, t))
+                    break
+                else:
+                    assert isinstance(t, GraphQLObjectType)
+                    out.append((_OBJECT, t))
+                    break
+                t = t.of_type
+            found = _STEPS[gtype] = tuple(out)
+        return found
+
+    def shape(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> list[_Slot]:
+        """How to answer these selections on `gtype`, worked out once per request."""
+        key = (id(gtype), id(nodes))  # the node lists live in `_fields` for the whole request
+        found = self._shapes.get(key)
+        if found is not None:
+            return found
+        slots = []
+        for response_key, sub in self.fields_of(nodes).items():
+            name = sub[0].name.value
+            if name == "__typename":
+                slots.append(_Slot(response_key, gtype.name, None, None, None, False, (), sub))
+                continue
+            field = gtype.fields[name]
+            sfield = _strawberry(field.extensions)
+            steps = self.steps(field.type)
+            resolver = sfield.base_resolver
+            if resolver is None:
+                slots.append(_Slot(response_key, None, sfield.python_name, None, None, False, steps, sub))
+                continue
+            if sfield.permission_classes or sfield.extensions:
+                raise Fallback
+            kwargs = convert_arguments(
+                get_argument_values(field, sub[0], self.variables),
+                sfield.arguments,
+                scalar_registry=self.strawberry.schema_converter.scalar_registry,
+                config=self.strawberry.config,
+            )
+            if resolver.info_parameter is not None:
+                kwargs[resolver.info_parameter.name] = self.info
+            func: Any = resolver.wrapped_func
+            slots.append(
+                _Slot(response_key, None, None, func, kwargs, inspect.iscoroutinefunction(func), steps, sub)
+            )
+        self._shapes[key] = slots
+        return slots
+
+    async def complete(self, gtype: GraphQLOutputType, nodes: list[FieldNode], value: Any) -> Any:
+        return await self._complete(self.steps(gtype), 0, nodes, value)
+
+    async def _complete(
+        self, steps: tuple[tuple[int, Any], ...], i: int, nodes: list[FieldNode], value: Any
+    ) -> Any:
+        while True:
+            kind, t = steps[i]
+            if kind == _NON_NULL:
+                if value is None:
+                    raise Fallback
+                i += 1
+                continue
+            if value is None:
+                return None
+            if kind == _LEAF:
+                return _leaf(t, value)
+            if kind == _LIST:
+                return [await self._complete(steps, i + 1, nodes, v) for v in value]
+            return await self.obj(t, nodes, value)
+
+    async def obj(self, gtype: GraphQLObjectType, nodes: list[FieldNode], source: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for slot in self.shape(gtype, nodes):
+            if slot.typename is not None:
+                out[slot.key] = slot.typename
+                continue
+            if slot.func is None:
+                value = getattr(source, slot.attr)  # type: ignore[arg-type]
+            elif slot.is_async:
+                value = await slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
+            else:
+                value = slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
+                if inspect.isawaitable(value):
+                    value = await value
+            steps = slot.steps
+            if len(steps) == 2 and steps[0][0] == _NON_NULL and steps[1][0] == _LEAF:
+                if value is None:
+                    raise Fallback
+                out[slot.key] = _leaf(steps[1][1], value)
+            else:
+                out[slot.key] = await self._complete(steps, 0, slot.nodes, value)
+        return out
+
+
+_NON_NULL, _LIST, _LEAF, _OBJECT = range(4)
+# Built-in scalars whose serialization hands back a value of this exact type unchanged (Int within
+# 32 bits is checked by serialize, so it is not here).
+_PLAIN: dict[Any, type] = {GraphQLString: str, GraphQLBoolean: bool, GraphQLID: str}
+_STEPS: dict[Any, tuple[tuple[int, Any], ...]] = {}
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One response key of an object: __typename, an attribute, or a resolver with its arguments."""
+
+    key: str
+    typename: str | None
+    attr: str | None
+    func: Any
+    kwargs: dict[str, Any] | None
+    is_async: bool
+    steps: tuple[tuple[int, Any], ...]
+    nodes: list[FieldNode]
+
+
+def _leaf(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
+    """graphql-core's leaf completion (`coerce_output_value`); a value it cannot coerce stops the
+    compiled run. The built-in scalars' and the enums' answers are taken without the call when
+    they are known to be the value itself (or, for enums, the same name as before)."""
+    plain = _PLAIN.get(gtype)
+    if plain is not None and type(value) is plain:
+        return value
+    if gtype is GraphQLInt and type(value) is int and _INT_MIN <= value <= _INT_MAX:
+        return value
+    if gtype is GraphQLFloat and type(value) is float and math.isfinite(value):
+        return value
+    if isinstance(gtype, GraphQLEnumType) and isinstance(value, Enum):
+        key = (gtype, value)
+        name = _ENUM_NAMES.get(key)
+        if name is None:
+            name = _ENUM_NAMES[key] = _coerced(gtype, value)
+        return name
+    return _coerced(gtype, value)
+
+
+def _coerced(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
+    out = gtype.coerce_output_value(value)
+    if out is None or out is Undefined:
+        raise Fallback
+    return out
+
+
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_ENUM_NAMES: dict[tuple[Any, Enum], Any] = {}
+
+
+def _strawberry(extensions: Any) -> StrawberryField:
+    found = (extensions or {}).get(_DEFINITION)
+    if not isinstance(found, StrawberryField):
+        raise Fallback
+    return found
+
+
+def _channel(value: Any) -> Channel | None:
+    return None if value is None else Channel(value)
+
+
+def _status(value: Any) -> OrderStatus:
+    return value if isinstance(value, OrderStatus) else OrderStatus(value)
+
+
+def _cursor(after: str | None) -> Any:
+    from app.cursors import decode_cursor  # noqa: PLC0415
+
+    return decode_cursor(after)

@@ -1,0 +1,90 @@
+"""The schema extension that answers known operations by their compiled plan (TROIKA_COMPILED_READS).
+
+It hooks execution, not HTTP parsing: a query reaches it however its document arrived (POST, GET,
+a persisted query), after parsing, validation, limits and rate limits, exactly like the resolvers.
+Queries over a WebSocket run through the resolvers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+
+from graphql import ExecutionResult, GraphQLError
+from graphql.execution.values import get_variable_values
+from strawberry.extensions import SchemaExtension
+
+from app.context import RequestContext
+from app.errors import DomainError
+from graphql_schema.compiled.execute import Fallback, Run
+from graphql_schema.compiled.plan import plan_for
+
+log = logging.getLogger("troika.compiled")
+# How operations were answered in this process: compiled, fallback (compiled, then handed to the
+# resolvers; `failed` counts those that met an unexpected error), other (not a compiled
+# operation); read by tests and bench/.
+STATS: Counter[str] = Counter()
+
+
+class CompiledReads(SchemaExtension):
+    """Runs a compilable query's plan; any other operation, or any surprise, goes to graphql-core."""
+
+    async def on_execute(self) -> AsyncIterator[None]:
+        ec = self.execution_context
+        ctx = ec.context
+        if (
+            isinstance(ctx, RequestContext)
+            and ctx.settings.compiled_reads
+            # A WebSocket's operations share one context and may interleave: the held reveals and
+            # the cache state a compiled run sets aside are a request's own only over HTTP.
+            and ctx.transport == "http"
+            and ec.result is None
+            and ec.graphql_document is not None
+            and isinstance(ec.query, str)
+        ):
+            data = await answer(
+                ec.schema, ec.query, ec.graphql_document, ec.operation_name, ec.variables, ctx
+            )
+            if data is not None:
+                ec.result = ExecutionResult(data=data, errors=None)
+        yield
+
+
+async def answer(
+    schema: object,
+    query: str,
+    document: object,
+    operation_name: str | None,
+    variables: dict[str, object] | None,
+    ctx: RequestContext,
+) -> dict[str, object] | None:
+    """The operation's data, or None when the resolvers must answer it."""
+    core = schema._schema  # type: ignore[attr-defined]
+    plan = plan_for(core, query, document, operation_name)  # type: ignore[arg-type]
+    if plan is None:
+        STATS["other"] += 1
+        return None
+    coerced = get_variable_values(core, plan.operation.variable_definitions or (), variables or {})
+    if isinstance(coerced, list):
+        STATS["fallback"] += 1
+        return None  # graphql-core reports the variables' errors
+    versions = None if ctx.versions is None else dict(ctx.versions)
+    valid_until = ctx.valid_until
+    ctx.hold_reveals()
+    try:
+        data = await Run(schema, plan, coerced, ctx).data()
+    except Exception as exc:  # noqa: BLE001 - graphql-core runs it again and reports what it finds
+        STATS["fallback"] += 1
+        if isinstance(exc, (Fallback, DomainError, GraphQLError)):
+            log.debug("compiled read handed to the resolvers: %r", exc)
+        else:  # a gap in the compiler: the resolvers answer, and this says where to look
+            STATS["failed"] += 1
+            log.warning("compiled read failed, the resolvers answer it: %r", exc)
+        ctx.held_reveals = None
+        ctx.versions, ctx.valid_until = versions, valid_until
+        ctx.refresh()  # the primed loaders go: the resolvers read afresh
+        return None
+    await ctx.release_reveals()
+    STATS["compiled"] += 1
+    return data

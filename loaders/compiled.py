@@ -1,0 +1,151 @@
+"""A compiled read's prefetch: every relation of a plan read in one statement per database, then
+handed to the per-relation loaders (primed), so the resolvers run unchanged and ask nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from app.cursors import Position
+from app.domain import Channel, IdentityKey, UserRecord
+from app.stores import compiled as store
+from app.stores.channel import CartRow, EventRow, OrderRow
+from loaders import Loaders
+from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, carts, event_pages, order_pages
+
+
+@dataclass(frozen=True)
+class OrdersArgs:
+    channel: Channel | None
+    status_code: int | None
+    first: int
+    before: Position | None
+
+
+@dataclass(frozen=True)
+class EventsArgs:
+    channel: Channel | None
+    types: tuple[str, ...] | None
+    first: int
+    before: Position | None
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The relations a compiled operation reads for its users (the hub's by name)."""
+
+    hub: frozenset[str] = frozenset()
+    cart: bool = False
+    interests: bool = False
+    orders: tuple[OrdersArgs, ...] = ()
+    behavior: tuple[EventsArgs, ...] = ()
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the root asked for: the owner of an identity key, a page of active users."""
+
+    owner: int | None
+    page: list[UserRecord]
+    total: int
+
+
+def _in(channels: Sequence[Channel], wanted: Channel | None) -> tuple[Channel, ...]:
+    return tuple(c for c in channels if wanted is None or c is wanted)
+
+
+def _queries(reads: Reads, channels: Sequence[Channel]) -> store.ChannelQueries:
+    return store.ChannelQueries(
+        orders=tuple(
+            store.OrderQuery(_in(channels, o.channel), o.status_code, o.before, o.first + 1)
+            for o in reads.orders
+        ),
+        events=tuple(
+            store.EventQuery(_in(channels, e.channel), e.types, e.before, e.first + 1) for e in reads.behavior
+        )
+        + (
+            (store.EventQuery(tuple(channels), None, None, INTEREST_EVENTS_PER_IDENTITY),)
+            if reads.interests
+            else ()
+        ),
+        cart=tuple(channels) if reads.cart else (),
+    )
+
+
+async def prefetch(
+    loaders: Loaders,
+    reads: Reads,
+    *,
+    ids: Sequence[int] = (),
+    key: IdentityKey | None = None,
+    page: tuple[int, int | None] | None = None,
+) -> Found:
+    """Read the roots and `reads` (one statement per database) and prime `loaders` with them."""
+    db = loaders.db
+    on_hub = next((s for s in db.stores if s.shares_hub), None)
+    channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests)
+    query = store.HubQuery(
+        ids=tuple(ids),
+        key=key,
+        page=page,
+        identities=True,  # authorization and the channel stores' refs need them
+        consents="consents" in reads.hub,
+        memberships="memberships" in reads.hub,
+        points="points" in reads.hub,
+        roles="roles" in reads.hub,
+    )
+    here = _queries(reads, on_hub.channels) if on_hub is not None and channel_data else None
+    async with db.read_sessions() as session:
+        hub = await store.read_hub(session, query, here)
+    active = sorted({u.id for u in hub.users.values()})
+    for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
+        loaders.user_by_id.prime(start_id, hub.users.get(start_id))
+    for uid in active:
+        loaders.identities_by_user_id.prime(uid, hub.identities.get(uid, []))
+        if query.consents:
+            loaders.consents_by_user_id.prime(uid, hub.consents.get(uid, []))
+        if query.memberships:
+            loaders.memberships_by_user_id.prime(uid, hub.memberships.get(uid, []))
+        if query.points:
+            loaders.points_by_user_id.prime(uid, hub.points.get(uid, 0))
+        if query.roles:
+            loaders.role_grants_by_user_id.prime(uid, hub.roles.get(uid, []))
+    if channel_data and active:
+        await _channel_data(loaders, reads, active, hub)
+    return Found(owner=hub.owner, page=hub.page, total=hub.total)
+
+
+async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows) -> None:
+    by_user = {uid: [i.ref for i in hub.identities.get(uid, [])] for uid in active}
+    refs = sorted({r for refs in by_user.values() for r in refs})
+    found = [hub.channel] if hub.channel is not None else []
+    for st in loaders.db.stores:
+        if not st.shares_hub:
+            async with st.engines.read_sessions() as session:
+                found.append(await store.read_channel(session, _queries(reads, st.channels), refs))
+    for n, o in enumerate(reads.orders):
+        rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
+        counts: dict[str, int] = {}
+        for f in found:
+            for ref, c in f.orders[n][1].items():
+                counts[ref] = counts.get(ref, 0) + c
+        loader = loaders.orders_by_user_id(
+            channel=o.channel, status_code=o.status_code, first=o.first, before=o.before
+        )
+        for uid, p in zip(active, order_pages(active, by_user, rows, counts, o.first), strict=True):
+            loader.prime(uid, p)
+    for n, e in enumerate(reads.behavior):
+        events: list[EventRow] = [r for f in found for r in f.events[n]]
+        bl = loaders.behavior_by_user_id(channel=e.channel, types=e.types, first=e.first, before=e.before)
+        for uid, page in zip(active, event_pages(active, by_user, events, e.first), strict=True):
+            bl.prime(uid, page)
+    if reads.interests:
+        n = len(reads.behavior)
+        recent: list[EventRow] = [r for f in found for r in f.events[n]]
+        weighed = await loaders.interests_by_user_id.weigh(active, by_user, recent)
+        for uid, tags in zip(active, weighed, strict=True):
+            loaders.interests_by_user_id.prime(uid, tags)
+    if reads.cart:
+        lines: list[CartRow] = [r for f in found for r in f.cart]
+        for uid, cart in zip(active, carts(active, by_user, lines), strict=True):
+            loaders.cart_by_user_id.prime(uid, cart)
