@@ -10,11 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from app.db.engine import Database
+from app.jobs.runner import Jobs
 from app.observability import metrics
 from app.response_cache import ResponseCache
 from app.sync.feed import ChangeFeed
 
 REFRESH_SECONDS = 5.0
+JOB_STATUSES = ("todo", "doing", "succeeded", "failed", "cancelled", "aborted")
 log = logging.getLogger("troika.metrics")
 
 
@@ -37,8 +39,10 @@ def _waiting(pool: QueuePool) -> int:
 class Refresher:
     """Keeps this worker's gauges current, so a scrape of any worker sums fresh values."""
 
-    def __init__(self, db: Database, feed: ChangeFeed, cache: ResponseCache | None) -> None:
-        self.db, self.feed, self.cache = db, feed, cache
+    def __init__(
+        self, db: Database, feed: ChangeFeed, cache: ResponseCache | None, jobs: Jobs | None = None
+    ) -> None:
+        self.db, self.feed, self.cache, self.jobs = db, feed, cache, jobs
         self.pools = _pools(db)
         self.hits = self.misses = 0
         self.task: asyncio.Task[None] | None = None
@@ -75,3 +79,8 @@ class Refresher:
             self.hits, self.misses = self.cache.hits, self.cache.misses
         newest = await self.feed.last_cursor()
         metrics.OUTBOX_LAG.set(max(0, newest - self.feed.last))
+        if self.jobs is not None:
+            queues = await (await self.jobs.open()).job_manager.list_queues_async()
+            for queue in queues:
+                for status in JOB_STATUSES:
+                    metrics.JOBS.labels(queue=queue["name"], status=status).set(queue[status])

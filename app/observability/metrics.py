@@ -87,6 +87,12 @@ POOL_SIZE = Gauge(
     ["pool"],
     multiprocess_mode="livesum",
 )
+JOBS = Gauge(
+    "troika_jobs",
+    "Background jobs by queue and status (todo is the queue's depth).",
+    ["queue", "status"],
+    multiprocess_mode="livemax",
+)
 DRAINING = Gauge("troika_draining", "1 while draining after SIGTERM.", multiprocess_mode="livemax")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -19,6 +20,8 @@ from app.response_cache import ResponseCache
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 
+log = logging.getLogger("troika.metrics")
+
 
 def _networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
@@ -32,7 +35,7 @@ def install(
     metrics.OperationNames.seen = set()  # one app a process; tests make several
     networks = _networks(settings.metrics_networks)
     readiness = Readiness(db, settings)
-    refresher = Refresher(db, feed, cache)
+    refresher = Refresher(db, feed, cache, getattr(app.state, "jobs", None))
     db.on_dispose.insert(0, refresher.stop)
     db.on_dispose.append(readiness.close)
     if settings.database_replica_urls:
@@ -66,7 +69,10 @@ def install(
                 {"error": "FORBIDDEN", "message": "for operator keys and TROIKA_METRICS_NETWORKS"},
                 status_code=403,
             )
-        await refresher.refresh()
+        try:
+            await refresher.refresh()
+        except Exception:  # a database away: /readyz says so; the scrape keeps the last values  # noqa: BLE001
+            log.warning("metrics refresh failed; serving the last values")
         body, media = metrics.exposition()
         return Response(body, media_type=media, headers={"Cache-Control": "no-store"})
 

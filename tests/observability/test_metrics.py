@@ -102,3 +102,13 @@ async def test_only_operators_and_configured_networks_read_metrics(settings: Set
         await scrape(client, Authorization=f"Bearer {admin}")
     async with served(settings, address="10.1.2.3", metrics_networks="10.0.0.0/8") as (_app, client):
         await scrape(client)
+
+
+async def test_job_queue_depth_is_exposed(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await app.state.jobs.defer_push(1)  # queued; no worker runs in this test
+    samples = await scrape(client)
+    todo = [
+        v for (name, labels), v in samples.items() if name == "troika_jobs" and ("status", "todo") in labels
+    ]
+    assert todo, "a troika_jobs sample per queue and status"
+    assert sum(todo) >= 1
