@@ -8,7 +8,7 @@ drown the trace). Errors' `traceId` is the current trace's id (app/context.py as
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,9 +22,30 @@ from app.settings import Settings
 
 
 class OperationSpans(OpenTelemetryExtension):
-    """strawberry's OpenTelemetry extension at operation level only (parse, validate, operation)."""
+    """strawberry's OpenTelemetry extension at operation level only (parse, validate, operation),
+    and only while tracing is on: left in place untraced, its hooks held back a subscription's
+    delivery after a Redis restart (tests/sync/test_multi_instance.py)."""
 
+    enabled = False
     resolve = SchemaExtension.resolve  # type: ignore[assignment]
+
+    def on_operation(self) -> Generator[None, None, None]:
+        if self.enabled:
+            yield from super().on_operation()
+        else:
+            yield
+
+    def on_validate(self) -> Generator[None, None, None]:
+        if self.enabled:
+            yield from super().on_validate()
+        else:
+            yield
+
+    def on_parse(self) -> Generator[None, None, None]:
+        if self.enabled:
+            yield from super().on_parse()
+        else:
+            yield
 
 
 def current_trace_id() -> str | None:
@@ -49,6 +70,7 @@ def install(app: FastAPI, db: Database, settings: Settings) -> Callable[[], Any]
     endpoint = settings.otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     trace.set_tracer_provider(provider)  # strawberry's extension asks the global provider
+    OperationSpans.enabled = True
     FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics")
     every = [db, *(s.engines for s in db.stores if not s.shares_hub)]
     engines = [e.write_engine for e in every] + [
