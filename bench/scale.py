@@ -173,7 +173,7 @@ def main() -> None:
         )
         asyncio.run(_caught_up(cluster))
         setup = asyncio.run(_prepare(url))
-        layouts = {
+        layouts: dict[str, list[tuple[int, int, str | None]]] = {
             "one instance, 2 workers, primary only": [(args.port, 2, None)],
             "two instances, 1 worker each, replica": [
                 (args.port + 1, 1, cluster.url(cluster.replica_port, "scale")),
