@@ -79,8 +79,10 @@ class Refresher:
             self.hits, self.misses = self.cache.hits, self.cache.misses
         newest = await self.feed.last_cursor()
         metrics.OUTBOX_LAG.set(max(0, newest - self.feed.last))
-        if self.jobs is not None:
-            queues = await (await self.jobs.open()).job_manager.list_queues_async()
+        # Only a queue the app opened itself: opening it here, in a task cancelled at shutdown,
+        # could leave its connection pool half open.
+        if self.jobs is not None and getattr(self.jobs, "_opened", False):
+            queues = await self.jobs.queue.job_manager.list_queues_async()
             for queue in queues:
                 for status in JOB_STATUSES:
                     metrics.JOBS.labels(queue=queue["name"], status=status).set(queue[status])
