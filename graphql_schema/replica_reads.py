@@ -27,7 +27,9 @@ class ReplicaReads(SchemaExtension):
         actor = principal.actor if principal is not None else None
         if kind == "query":
             user_id = principal.user_id if principal is not None else None
-            ctx.loaders = Loaders(await replicas.for_query(actor, user_id), ctx.dictionary)
+            ctx.loaders = Loaders(
+                await replicas.for_query(actor, user_id), ctx.dictionary, ctx.settings, ctx.reads
+            )
         yield
         if kind == "mutation" and principal is not None and principal.user_id is None:
             replicas.wrote(principal.actor)  # a key: its next queries here read the primary a while
