@@ -9,13 +9,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelOrder, RawRecord
 from app.domain import Channel
 
-_REFS = bindparam("refs", expanding=True)
-_CHANNELS = bindparam("channels", expanding=True)
-_PAID = bindparam("paid", expanding=True)
+_REFS: BindParameter[Any] = bindparam("refs", expanding=True)
+_CHANNELS: BindParameter[Any] = bindparam("channels", expanding=True)
+_PAID: BindParameter[Any] = bindparam("paid", expanding=True)
 
 
 @dataclass(frozen=True, slots=True)

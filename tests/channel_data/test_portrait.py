@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -27,8 +29,8 @@ query ($identity: IdentityInput!, $first: Int) {
 UNMERGE = "mutation ($id: ID!) { unmerge(mergeId: $id) { id } }"
 
 
-def _by_sku(user: dict[str, object]) -> dict[str, dict[str, object]]:
-    return {p["sku"]: p for p in user["preferences"]}  # type: ignore[attr-defined,index]
+def _by_sku(user: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["sku"]: p for p in user["preferences"]}
 
 
 async def test_preferences_merge_channels_by_the_dictionary_sku_fields(
