@@ -99,12 +99,12 @@ class FunnelQuery:
         to: Annotated[datetime, strawberry.argument(description="Step 0 before this.")],
         within_days: Annotated[
             int | None,
-            strawberry.argument(description="Each later step within this many days of step 0 (1-365)."),
+            strawberry.argument(description="Later steps within this many days of step 0 (1-365)."),
         ] = 30,
     ) -> Funnel:
         found = await resolve.funnel(
             info.context,
-            steps=[Step(s.action.value, s.channel, s.event_type) for s in steps],
+            steps=[Step(s.action.name, s.channel, s.event_type) for s in steps],
             start=from_,
             end=to,
             within_days=30 if within_days is None else within_days,

@@ -92,7 +92,7 @@ class Funnels:
         for k, step in enumerate(steps):
             rows += await self._hits(k, step, start, until)
         kinds = [s.action for s in steps]
-        args = {
+        args: dict[str, Any] = {
             "kinds": kinds,
             "from_s": _seconds(start),
             "to_s": _seconds(end),

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelEvent, ChannelOrder, RawRecord
 from app.db.models import Identity
@@ -29,8 +30,8 @@ async def occurrences(
 ) -> list[tuple[str, datetime]]:
     """(identity_ref, at) of one action in these channels; SEEN is each identity's first record ever."""
     params: dict[str, Any] = {"channels": list(channels), "since": since, "until": until}
-    chans = bindparam("channels", expanding=True)
-    window = (bindparam("since"), bindparam("until"))
+    chans: BindParameter[Any] = bindparam("channels", expanding=True)
+    window: tuple[BindParameter[Any], BindParameter[Any]] = (bindparam("since"), bindparam("until"))
     stmt: Any
     if action == "SEEN":
         stmt = (

@@ -60,7 +60,7 @@ async def _loop(app: FastAPI, client: httpx.AsyncClient, gql: Gql) -> None:
         "E": "2026-11-21T10:00:00Z",
     }
     oa_records, mp_records, app_records = [], [], []
-    for n, (oa, mp, app_id) in people.items():
+    for n, (oa, mp, _app_id) in people.items():
         oa_records.append(event(f"f-{n}", oa, name="subscribe", at=follows[n]))
         mp_records.append(mp_order(f"p-{n}", mp, order_id=f"MP-{n}", status="已支付", at=pays[n]))
         mp_records.append(mp_order(f"x-{n}", mp, order_id=f"MPX-{n}", status="已取消", at=follows[n]))
