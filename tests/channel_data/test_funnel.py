@@ -136,3 +136,22 @@ async def test_bad_input_names_the_argument(
 async def test_services_may_not_read_funnels(app: FastAPI, gql: Gql) -> None:
     key = await service_key(app, "MINI_PROGRAM")
     await gql.error(FUNNEL, {"steps": LOOP, **WINDOW}, token=key, code="FORBIDDEN")
+
+
+async def test_an_identity_link_is_a_first_appearance(
+    app: FastAPI, client: httpx.AsyncClient, gql: Gql
+) -> None:
+    """A person linked to an APP account, with no APP record yet, has been SEEN in the APP."""
+    oa, _mp, _app_id = await _person(app, gql, "linked")
+    key = await service_key(app, "OFFICIAL_ACCOUNT")
+    await ingest(
+        client, key, "OFFICIAL_ACCOUNT", [event("f-l", oa, name="subscribe", at="2026-11-03T10:00:00Z")]
+    )
+    steps = [{"channel": "OFFICIAL_ACCOUNT", "action": "FOLLOWED"}, {"channel": "APP", "action": "SEEN"}]
+    viewer = await operator_key(app, "viewer")
+    window = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-10T00:00:00Z"}
+    # The APP account was linked when the test ran: within 365 days of the follow, not within 7.
+    near = (await gql(FUNNEL, {"steps": steps, **window, "within": 7}, token=viewer))["funnel"]
+    assert [s["persons"] for s in near["steps"]] == [1, 0]
+    far = (await gql(FUNNEL, {"steps": steps, **window, "within": 365}, token=viewer))["funnel"]
+    assert [s["persons"] for s in far["steps"]] == [1, 1]
