@@ -17,6 +17,7 @@ from graphql_schema.compiled.hook import CompiledReads
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
+from graphql_schema.funnel import FunnelQuery
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.jobs import JobsQuery
 from graphql_schema.official_account import OfficialAccountMutation, OfficialAccountQuery
@@ -47,6 +48,7 @@ Query = merge_types(
         JobsQuery,
         OfficialAccountQuery,
         AudienceQuery,
+        FunnelQuery,
     ),
 )
 Mutation = merge_types(
