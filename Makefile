@@ -44,6 +44,9 @@ schema: install
 
 lock:
 	$(BIN)/pip-compile -q --extra dev --generate-hashes --allow-unsafe --strip-extras -o requirements.lock pyproject.toml
+	# The image's lock (Dockerfile): the runtime dependencies only, at the same pins.
+	$(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras -c requirements.lock \
+	  -o requirements.runtime.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) var/*.db var/*.db-* .pytest_cache .mypy_cache .ruff_cache

@@ -82,7 +82,7 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
     development, the fake WeChat at /fake-wechat."""
     import uvicorn
 
-    from app.serve import APP, log_config, reuseport_available, serve_workers, ws_ping_seconds
+    from app.serve import APP, log_config, reuseport_available, serve_one, serve_workers, ws_ping_seconds
 
     if get_settings().wechat_fake and "TROIKA_WECHAT_API_BASE_URL" not in os.environ:
         # The app calls the fake it serves itself: point WeChat's base URL here.
@@ -93,6 +93,9 @@ def serve(host: str, port: int, workers: int, access_log: bool) -> None:
 
     if workers > 1 and reuseport_available():
         sys.exit(serve_workers(host, port, workers, access_log=access_log))
+    if workers <= 1:
+        serve_one(host, port, access_log=access_log)
+        return
     uvicorn.run(
         APP,
         factory=True,

@@ -19,6 +19,7 @@ from app.domain import UserRecord
 from app.errors import Unauthenticated
 from app.ingest.dictionary import DataDictionary
 from app.integrations import Integrations
+from app.observability.tracing import current_trace_id
 from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
 from app.services.audit import TRACE_ID
 from app.settings import Settings
@@ -206,5 +207,6 @@ class RequestContext:
 
 
 def new_trace_id() -> str:
-    """A short random id that finds a request's errors in the log (and its audit entries)."""
-    return secrets.token_hex(8)
+    """The request's trace id when tracing is on (app/observability/tracing.py), else a short
+    random id: it finds a request's errors in the log, its audit entries and its trace."""
+    return current_trace_id() or secrets.token_hex(8)

@@ -275,10 +275,33 @@ async def _channel_records(db: Database, settings: Settings) -> None:
             )
             for k in range(3)
         )
+        for channel, record in _journey(n, story, mp_who, oa_who, app_who):
+            batches[channel].append(record)
     step = settings.ingest_max_records
     for channel, records in batches.items():
         for start in range(0, len(records), step):
             await ingestor.ingest(channel, records[start : start + step], actor="demo")
+
+
+def _journey(
+    n: int, story: int, mp_who: dict[str, str], oa_who: dict[str, str], app_who: dict[str, str]
+) -> list[tuple[Channel, dict[str, object]]]:
+    """The loop the funnel measures: everyone here follows the official account; the first twelve
+    view the product in the mini program and favourite it in the APP; every other one of those
+    signs in to the APP afterwards (the rest stop on the way)."""
+    records = [
+        (Channel.OFFICIAL_ACCOUNT, _envelope(f"oa-f-{n}", "event", oa_who, _at(n, 8), {"event": "subscribe"}))
+    ]
+    if n <= 12:
+        sku, name = f"SKU-{story}-1", ("拿铁", "婴儿湿巾", "早餐券")[story]
+        view: dict[str, object] = {"event": "product_view", "properties": {"goodsId": sku, "name": name}}
+        favorite: dict[str, object] = {"event": "favorite", "properties": {"product_id": sku}}
+        records.append((Channel.MINI_PROGRAM, _envelope(f"mp-v-{n}", "event", mp_who, _at(n, 10), view)))
+        records.append((Channel.APP, _envelope(f"app-f-{n}", "event", app_who, _at(n, 22), favorite)))
+        if n % 2 == 0:
+            login = _envelope(f"app-l-{n}", "event", app_who, _at(n, 23), {"event": "login"})
+            records.append((Channel.APP, login))
+    return records
 
 
 def _envelope(

@@ -23,6 +23,7 @@ from app.ingest.http import ingest_router
 from app.integrations import Integrations
 from app.jobs.runner import Jobs
 from app.jobs.tasks import Runtime
+from app.observability.setup import install as install_observability
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
 from app.services.changes import ON_COMMITTED
@@ -125,4 +126,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    install_observability(app, db=db, settings=settings, feed=feed, cache=cache)  # /metrics, /readyz, traces
     return app

@@ -16,12 +16,16 @@ import multiprocessing
 import signal
 import socket
 import time
+from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from types import FrameType
 from typing import Any
 
 import uvicorn
 from uvicorn.config import LOGGING_CONFIG
+
+from app.observability.drain import DrainingServer
+from app.observability.multiproc import metrics_dir
 
 APP = "app.main:create_app"
 STARTUP_SECONDS = 10.0  # a worker that dies sooner failed to start; restarting it would only loop
@@ -79,7 +83,7 @@ def _worker(host: str, port: int, access_log: bool) -> None:
         ws_ping_interval=ws_ping_seconds(),
         log_config=log_config(),
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    DrainingServer(config).run(sockets=[sock])
 
 
 def ws_ping_seconds() -> float | None:
@@ -93,6 +97,13 @@ def ws_ping_seconds() -> float | None:
 def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
     """Run and supervise `workers` worker processes until a signal; returns the exit status."""
     logging.config.dictConfig(log_config())
+    with metrics_dir() as mark_dead:  # the workers' metrics files, summed by /metrics
+        return _supervise(host, port, workers, access_log=access_log, mark_dead=mark_dead)
+
+
+def _supervise(
+    host: str, port: int, workers: int, *, access_log: bool, mark_dead: Callable[[int | None], None]
+) -> int:
     context = multiprocessing.get_context("spawn")
     running: dict[int, tuple[BaseProcess, float]] = {}
     stopping: list[int] = []
@@ -122,6 +133,7 @@ def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> in
                 status = 1
                 break
             log.warning("worker %d exited with %s; starting another", slot, process.exitcode)
+            mark_dead(process.pid)
             start(slot)
     for process, _ in running.values():
         if process.is_alive():
@@ -135,3 +147,17 @@ def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> in
             process.kill()
             process.join()
     return status
+
+
+def serve_one(host: str, port: int, *, access_log: bool) -> None:
+    """One process: uvicorn with the drain on SIGTERM (app/observability/drain.py)."""
+    config = uvicorn.Config(
+        APP,
+        factory=True,
+        host=host,
+        port=port,
+        access_log=access_log,
+        ws_ping_interval=ws_ping_seconds(),
+        log_config=log_config(),
+    )
+    DrainingServer(config).run()

@@ -191,6 +191,19 @@ class Settings(BaseSettings):
     rate_limit_principal: str = "3000/minute"
     rate_limit_login: str = "20/minute"
     rate_limit_sms: str = "10/hour"
+    # Operations (app/observability/): /metrics answers operator keys and callers from these
+    # networks (comma-separated CIDRs); /readyz gives each dependency this long; on SIGTERM open
+    # WebSockets get this long before they are closed with 1001 (going away); traces go by OTLP/HTTP
+    # to this endpoint (e.g. http://collector:4318) when set, and nowhere otherwise.
+    metrics_networks: str = "127.0.0.0/8,::1/128"
+    metrics_max_operations: int = Field(default=200, ge=1)
+    readiness_timeout_seconds: float = Field(default=2.0, gt=0)
+    drain_seconds: float = Field(default=10.0, ge=0)
+    otlp_endpoint: str | None = None
+    # Read replicas of the hub (app/db/replicas.py): PostgreSQL URLs, comma-separated. GraphQL
+    # queries read a replica that is up, lags at most this long and holds the caller's own writes.
+    database_replica_urls: str = ""
+    replica_max_lag_seconds: float = Field(default=5.0, gt=0)
     # Introspection and GraphiQL are for operators; this flag opens them to every caller
     # (development only: production refuses to start with it).
     graphql_public_introspection: bool = False

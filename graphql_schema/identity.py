@@ -15,11 +15,13 @@ from graphql_schema.common import PageInfo
 from graphql_schema.entitlements import Benefit, Consent, ConsentEntry, Membership, RoleGrant
 from graphql_schema.enums import Channel, IdentityKind, OrderStatus, Purpose, ReservationStatus
 from graphql_schema.permissions import AUTHENTICATED
+from graphql_schema.portrait import Journey, ProductPreference, UserTraits
 from graphql_schema.reservations import ReservationConnection
 from resolvers import audiences as resolve_audiences
 from resolvers import channel_data as resolve_data
 from resolvers import entitlements as resolve_rights
 from resolvers import identity as resolve
+from resolvers import portrait as resolve_portrait
 from resolvers.identity import EdgeView, IdentityView, UserPage
 
 Ctx = Info[RequestContext, None]
@@ -246,6 +248,27 @@ class User:
     @strawberry.field(description="Weighted interests derived from behaviour in every channel.")
     async def interests(self, info: Ctx) -> list[Interest]:
         return [Interest.of(i) for i in await resolve_data.interests(info.context, self.record)]
+
+    @strawberry.field(
+        description="Products this person has shown interest in, across channels, highest score first."
+    )
+    async def preferences(
+        self,
+        info: Ctx,
+        first: Annotated[
+            int | None, strawberry.argument(description="How many, at most 100 (default 20).")
+        ] = 20,
+    ) -> list[ProductPreference]:
+        found = await resolve_portrait.preferences(info.context, self.record, first=first)
+        return [ProductPreference.of(p) for p in found]
+
+    @strawberry.field(description="Lifetime figures over every channel the person used.")
+    async def traits(self, info: Ctx) -> UserTraits:
+        return UserTraits.of(await resolve_portrait.traits(info.context, self.record))
+
+    @strawberry.field(description="When the person first and last appeared in each channel, in order.")
+    async def journey(self, info: Ctx) -> Journey:
+        return Journey.of(await resolve_portrait.journey(info.context, self.record))
 
 
 def user_of(record: UserRecord | None) -> User | None:

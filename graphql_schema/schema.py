@@ -7,6 +7,8 @@ from strawberry import Schema
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
+from app.observability.metrics import OperationMetrics
+from app.observability.tracing import OperationSpans
 from graphql_schema.audiences import AudienceMutation, AudienceQuery
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
@@ -16,11 +18,13 @@ from graphql_schema.compiled.hook import CompiledReads
 from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
+from graphql_schema.funnel import FunnelQuery
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.jobs import JobsQuery
 from graphql_schema.official_account import OfficialAccountMutation, OfficialAccountQuery
 from graphql_schema.pii import PiiMutation, PiiQuery
 from graphql_schema.ratelimits import OperationRateLimits
+from graphql_schema.replica_reads import ReplicaReads
 from graphql_schema.sessions import SessionMutation
 from graphql_schema.sync import SyncSubscription
 from graphql_schema.validation import (
@@ -46,6 +50,7 @@ Query = merge_types(
         OfficialAccountQuery,
         AudienceQuery,
         CampaignQuery,
+        FunnelQuery,
     ),
 )
 Mutation = merge_types(
@@ -82,6 +87,9 @@ schema = TroikaSchema(
     # request's settings. Clients send the same few documents over and over: parse and validate
     # each once (the caches live at module level, shared by the per-request extension instances).
     extensions=[
+        OperationMetrics,  # outermost: counts errors after ErrorCodes gave them their codes
+        OperationSpans,  # one span an operation, when tracing is on (app/observability/tracing.py)
+        ReplicaReads,  # queries on a read replica, when the hub has some (app/db/replicas.py)
         ErrorCodes,
         CacheableQuery,
         TokenLimit,

@@ -33,6 +33,7 @@ from loaders.identity import (
     UserByIdLoader,
 )
 from loaders.official_account import UserByOpenidLoader
+from loaders.portrait import JourneyByUserIdLoader, PreferencesByUserIdLoader, TraitsByUserIdLoader
 from loaders.sessions import Opener
 
 if TYPE_CHECKING:
@@ -105,6 +106,20 @@ class Loaders:
     @cached_property
     def interests_by_user_id(self) -> InterestsByUserIdLoader:
         return InterestsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
+
+    @cached_property
+    def preferences_by_user_id(self) -> PreferencesByUserIdLoader:
+        return PreferencesByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
+
+    @cached_property
+    def traits_by_user_id(self) -> TraitsByUserIdLoader:
+        return TraitsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
+
+    @cached_property
+    def journey_by_user_id(self) -> JourneyByUserIdLoader:
+        return JourneyByUserIdLoader(
+            self.db, self.identities_by_user_id, self.dictionary, self.settings, self.reads
+        )
 
     @cached_property
     def audiences_by_user_id(self) -> AudiencesByUserIdLoader:

@@ -49,6 +49,19 @@ def test_the_official_account_part_of_the_contract_is_served() -> None:
     assert "all of it is served" in result.stdout
 
 
+def test_the_portrait_part_of_the_contract_is_served() -> None:
+    if not CONTRACT_TOOL.exists():
+        missing(f"the contract checker is not here ({CONTRACT_TOOL}); ../shared is absent")
+    result = subprocess.run(
+        [sys.executable, str(CONTRACT_TOOL), str(ROOT / "schema.graphql"), "--with", "portrait"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "all of it is served" in result.stdout
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="issue 13 is partly built: audienceChanged/AudienceChange are not served yet (audiences, "

@@ -82,7 +82,8 @@ def test_each_worker_listens_on_its_own_socket(sqlite_template: Path, tmp_path: 
         assert mine[0] != mine[1]  # ... and not the same one
         assert not _sockets(server.pid) & listening  # the parent only supervises
         for _ in range(20):  # a fresh connection each time
-            assert httpx.get(f"{base}/healthz").json() == {"status": "ok"}
+            # A loaded host imports slowly: the first answers may take a while.
+            assert httpx.get(f"{base}/healthz", timeout=60).json() == {"status": "ok"}
     finally:
         server.send_signal(signal.SIGTERM)
         status = server.wait(timeout=30)

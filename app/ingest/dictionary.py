@@ -20,6 +20,7 @@ from app.ingest.cleaning import count as _count
 from app.ingest.cleaning import need as _need
 from app.ingest.cleaning import show as _show
 from app.ingest.cleaning import text as _text
+from app.ingest.preference_rules import PreferenceRules
 from app.ingest.records import (
     RecordRejected,
     StdCart,
@@ -141,6 +142,10 @@ class DataDictionary:
             _setting(event, "interest_rules"): self._rules(rules, f"interest_rules.{event}")
             for event, rules in (_mapping(interest, "interest_rules") if interest else {}).items()
         }
+        self.preferences = PreferenceRules.of(doc.get("preferences"))
+        unknown = set(self.preferences.paid_statuses) - set(self.status_names.values())
+        if unknown:
+            raise ValueError(f"preferences.paid_statuses: unknown status {sorted(unknown)[0]!r}")
         self._channels: dict[Channel, dict[str, _TypeSpec]] = {}
         for channel, types in _mapping(doc.get("channels"), "channels").items():
             if channel not in Channel.__members__:
@@ -439,6 +444,22 @@ class DataDictionary:
         if properties is not None and not isinstance(properties, dict):
             raise RecordRejected(f"data.{native}", f"expected a JSON object, got {_show(properties)}")
         return StdEvent(name, dict(properties or {}))
+
+    def paid_codes(self) -> list[int]:
+        """The status codes of orders that reached PAID or later (cancelled excluded)."""
+        return sorted(c for c, n in self.status_names.items() if n in self.preferences.paid_statuses)
+
+    def cart_types(self) -> list[str]:
+        """The envelope types, in any channel, that carry cart lines."""
+        return sorted({n for types in self._channels.values() for n, s in types.items() if s.shape == "cart"})
+
+    def cart_line(self, channel: Channel, type_name: str, raw: object) -> StdCart | None:
+        """The (sku, quantity) a stored cart record carried; None if it is not a readable cart line."""
+        spec = self._channels.get(channel, {}).get(type_name)
+        data = raw.get("data") if isinstance(raw, dict) else None
+        if spec is None or spec.shape != "cart" or not isinstance(data, dict):
+            return None
+        return _cart_fast(spec, data)
 
     @property
     def interest_rules(self) -> dict[str, list[tuple[str, float]]]:

@@ -22,6 +22,7 @@ from app.ingest.dictionary import DataDictionary
 from app.ingest.records import RecordRejected, StdCart, StdEvent, StdOrder, StdRecord, StdReservation
 from app.jsoncodec import dumps_any_depth, unstorable
 from app.logscrub import scrub
+from app.observability.metrics import count_ingested
 from app.sealing import Keyring, keyring_for
 from app.services.changes import Topic, record_changes
 from app.services.identity import IdentityGraph, make_key
@@ -161,7 +162,9 @@ class Ingestor:
         for i, rec, *_ in valid:
             status = RecordStatus.ACCEPTED if rec.source_id in new_ids else RecordStatus.DUPLICATE
             outcomes[i] = RecordOutcome(rec.source_id, status)
-        return IngestReport([o for o in outcomes if o is not None])
+        report = IngestReport([o for o in outcomes if o is not None])
+        count_ingested(channel.value, (o.status.value for o in report.results))
+        return report
 
     async def _write(
         self,

@@ -20,6 +20,9 @@ query ($first: Int!) {
       cart { items { sku quantity } }
       behavior(first: 5) { nodes { type } }
       interests { tag }
+      preferences(first: 1) { sku }
+      traits { paidOrders }
+      journey { path }
       consents { purpose channel granted }
       allows(purpose: MARKETING, channel: APP)
       membership { tier points expiresAt }
@@ -67,8 +70,11 @@ async def test_statements_are_the_same_for_1_10_and_100_users(
         assert nodes[0]["membership"]["tier"] == "GOLD"
         assert nodes[0]["hasPermission"] is True
         assert nodes[0]["consents"] == [{"purpose": "PUSH", "channel": "MINI_PROGRAM", "granted": True}]
+        assert all(u["journey"]["path"] == ["MINI_PROGRAM"] and u["traits"]["paidOrders"] == 0 for u in nodes)
+        assert all(len(u["preferences"]) == 1 and u["preferences"][0]["sku"].startswith("S") for u in nodes)
         counts.append(len(statements))
     assert counts[0] == counts[1] == counts[2], counts
     # One statement per relation: the page and its count, identities, the channel relations, and
-    # the permission center's consents, memberships, points and role grants.
-    assert counts[0] <= 12, counts
+    # the permission center's consents, memberships, points and role grants; the portrait's
+    # preferences (events, orders, cart records), traits and journey (spans, order figures each).
+    assert counts[0] <= 19, counts

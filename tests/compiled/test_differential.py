@@ -57,3 +57,28 @@ async def test_generated_operations_answer_the_same_compiled_or_not(pair: Pair, 
     assert STATS["failed"] == failed_before, "the compiler met an error the resolvers did not"
     # Many were compiled (the others: callers refused, bad input, fields outside the subset).
     assert STATS["compiled"] - compiled_before >= compared // 4, dict(STATS)
+
+
+MIXED = """
+query ($id: ID) {
+  user(id: $id) {
+    id orders(first: 5) { totalCount nodes { sourceId } } cart { items { sku quantity } }
+    preferences(first: 5) { sku cartAdds purchases channels }
+    traits { lifetimeValueCents paidOrders ordersByChannel { channel count } }
+    journey { path }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("app_store_url", ["shared", "split"], indirect=True)
+async def test_portrait_fields_mixed_with_compiled_ones_answer_the_same(pair: Pair) -> None:
+    """Fields the compiled path does not know are resolved by their loaders after its prefetch."""
+    world = await build_world(pair.on, pair.on_client)
+    on, off = await _both(pair, MIXED, {"id": world.full}, world.callers["admin"])
+    assert on == off
+    user = on["data"]["user"]  # type: ignore[index]
+    assert user["orders"]["totalCount"] == 5
+    assert user["traits"]["paidOrders"] >= 2  # MP-2 paid, MP-3 completed
+    assert {p["sku"] for p in user["preferences"]} >= {"A1", "B2"}
+    assert "MINI_PROGRAM" in user["journey"]["path"]

@@ -58,7 +58,7 @@ def order(channel: Channel, data: dict[str, Any]) -> StdOrder:
 
 
 def test_shipped_file_loads() -> None:
-    assert DICTIONARY.version == DICTIONARY.document["version"] == "2026-12-04.1"
+    assert DICTIONARY.version == DICTIONARY.document["version"] == "2026-12-04.2"
     names = ["PENDING_PAYMENT", "PAID", "SHIPPED", "COMPLETED", "CANCELLED"]
     assert DICTIONARY.status_names == dict(enumerate(names))
 
@@ -343,7 +343,7 @@ def test_malformed_file_raises_value_error(tmp_path: Path, content: str, message
         ("已取消: 4", "已取消: 9", "not a code in status_names"),
         ("shape: cart", "shape: basket", "shape"),
         ("default_timezone: Asia/Shanghai", "default_timezone: Mars/Olympus", "unknown time zone"),
-        ('version: "2026-12-04.1"', "version: 2026-12-04", "plain JSON"),
+        ('version: "2026-12-04.2"', "version: 2026-12-04", "plain JSON"),
         ("未到店: 4", "未到店: 9", "not a code in reservation_status_names"),
         ("reservation_id: reservation_no", "booking: reservation_no", "unknown standard fields"),
         ("        order_id: order_no\n", "", "missing standard fields"),

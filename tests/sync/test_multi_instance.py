@@ -77,7 +77,10 @@ def instance(database_url: str, redis_url: str, var: Path) -> Iterator[str]:
         TROIKA_VAR_DIR=str(var),
     )
     cmd = [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--port", str(port)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    var.mkdir(parents=True, exist_ok=True)
+    log = var / "server.log"  # a file, not a pipe nobody drains: a full pipe would stall the server
+    with log.open("wb") as sink:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sink)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -87,7 +90,7 @@ def instance(database_url: str, redis_url: str, var: Path) -> Iterator[str]:
             except httpx.TransportError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"instance did not start: {proc.stderr.read() if proc.stderr else ''!r}")
+                raise RuntimeError(f"instance did not start: {log.read_text(errors='replace')}")
             time.sleep(0.1)
         yield f"127.0.0.1:{port}"
     finally:

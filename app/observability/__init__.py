@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, readiness, draining on SIGTERM and OpenTelemetry traces."""
