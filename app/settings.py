@@ -9,7 +9,7 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     db_statement_cache_size: int = Field(default=500, ge=0)
+    # PostgreSQL's plan_cache_mode for the pool's sessions: `force_generic_plan` stops the compiled
+    # read statement from being planned again on every execution (docs/performance.md).
+    db_plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = "auto"
     data_dictionary_path: Path | None = None
     tier_catalogue_path: Path | None = None
     role_catalogue_path: Path | None = None

@@ -97,7 +97,7 @@ async def prefetch(
         roles="roles" in reads.hub,
     )
     here = _queries(reads, on_hub.channels) if on_hub is not None and channel_data else None
-    async with db.read_sessions() as session:
+    async with loaders.reads.session(db) as session:  # the request's own hub connection
         hub = await store.read_hub(session, query, here)
     active = sorted({u.id for u in hub.users.values()})
     for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
@@ -123,7 +123,7 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     found = [hub.channel] if hub.channel is not None else []
     for st in loaders.db.stores:
         if not st.shares_hub:
-            async with st.engines.read_sessions() as session:
+            async with loaders.reads.session(st.engines) as session:
                 found.append(await store.read_channel(session, _queries(reads, st.channels), refs))
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]

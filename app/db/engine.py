@@ -93,13 +93,16 @@ def make_engine(url: str, *, settings: Settings, writer: bool = True) -> AsyncEn
     # A fixed pool: a request waits for a connection rather than opening (and later closing) a new
     # PostgreSQL session. Reads run in autocommit and set nothing, so returning a connection costs
     # no reset round trip (asyncpg's rollback is skipped when no transaction is open).
+    connect_args: dict[str, Any] = {"prepared_statement_cache_size": settings.db_statement_cache_size}
+    if settings.db_plan_cache_mode != "auto":  # in the startup packet: no statement of its own
+        connect_args["server_settings"] = {"plan_cache_mode": settings.db_plan_cache_mode}
     return create_async_engine(
         url,
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=False,
-        connect_args={"prepared_statement_cache_size": settings.db_statement_cache_size},
+        connect_args=connect_args,
     )
 
 

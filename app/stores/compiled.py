@@ -319,10 +319,37 @@ def _statement(statement: str, params: dict[str, Any]) -> tuple[TextClause, froz
     return found
 
 
+_IN_LIST = re.compile(r"\bIN :(\w+)")
+_dollar: LRUCache[str, tuple[str, tuple[str, ...]]] = LRUCache(maxsize=256)
+
+
+def _numbered(statement: str) -> tuple[str, tuple[str, ...]]:
+    """PostgreSQL's own form of a statement: `= ANY($n)` for a list (one text whatever its length,
+    so the driver prepares it once), `$n` for a value; and the names in their order."""
+    found = _dollar.get(statement)
+    if found is None:
+        order: list[str] = []
+
+        def number(m: re.Match[str]) -> str:
+            if m.group(1) not in order:
+                order.append(m.group(1))
+            return f"${order.index(m.group(1)) + 1}"
+
+        found = _dollar[statement] = (
+            _PARAM.sub(number, _IN_LIST.sub(r"= ANY(:\1)", statement)),
+            tuple(order),
+        )
+    return found
+
+
 async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    stmt, used = _statement(statement, params)
     conn = await session.connection()  # Core, not the ORM's execute: the rows are JSON text
-    raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
+    if conn.dialect.name == "postgresql":  # the driver's text as is: nothing compiled per request
+        sql, names = _numbered(statement)
+        raw = (await conn.exec_driver_sql(sql, tuple(params[n] for n in names))).scalar_one()
+    else:
+        stmt, used = _statement(statement, params)
+        raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
     return orjson.loads(raw)  # type: ignore[no-any-return]
 
 

@@ -191,25 +191,24 @@ class Run:
                 slots.append(_Slot(response_key, gtype.name, None, None, None, False, (), sub))
                 continue
             field = gtype.fields[name]
-            sfield = _strawberry(field.extensions)
-            steps = self.steps(field.type)
-            resolver = sfield.base_resolver
-            if resolver is None:
-                slots.append(_Slot(response_key, None, sfield.python_name, None, None, False, steps, sub))
+            known = _FIELDS.get(id(field))
+            if known is None or known.field is not field:
+                known = _FIELDS[id(field)] = _field_of(field, self.steps(field.type))
+            if known.func is None:
+                slots.append(_Slot(response_key, None, known.attr, None, None, False, known.steps, sub))
                 continue
-            if sfield.permission_classes or sfield.extensions:
-                raise Fallback
-            kwargs = convert_arguments(
-                get_argument_values(field, sub[0], self.variables),
-                sfield.arguments,
-                scalar_registry=self.strawberry.schema_converter.scalar_registry,
-                config=self.strawberry.config,
-            )
-            if resolver.info_parameter is not None:
-                kwargs[resolver.info_parameter.name] = self.info
-            func: Any = resolver.wrapped_func
+            kwargs: dict[str, Any] = {}
+            if field.args:  # a field without arguments has no arguments to work out
+                kwargs = convert_arguments(
+                    get_argument_values(field, sub[0], self.variables),
+                    known.sfield.arguments,
+                    scalar_registry=self.strawberry.schema_converter.scalar_registry,
+                    config=self.strawberry.config,
+                )
+            if known.info is not None:
+                kwargs[known.info] = self.info
             slots.append(
-                _Slot(response_key, None, None, func, kwargs, inspect.iscoroutinefunction(func), steps, sub)
+                _Slot(response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub)
             )
         self._shapes[key] = slots
         return slots
@@ -232,12 +231,28 @@ class Run:
             if kind == _LEAF:
                 return _leaf(t, value)
             if kind == _LIST:
+                item = steps[i + 1 :]
+                if item[-1][0] == _OBJECT and len(item) <= 2:  # [T] or [T!]: one shape for all items
+                    slots = self.shape(item[-1][1], nodes)
+                    strict = len(item) == 2
+                    out: list[dict[str, Any] | None] = []
+                    for v in value:
+                        if v is None:
+                            if strict:
+                                raise Fallback
+                            out.append(None)
+                        else:
+                            out.append(await self._fill(slots, v))
+                    return out
                 return [await self._complete(steps, i + 1, nodes, v) for v in value]
             return await self.obj(t, nodes, value)
 
     async def obj(self, gtype: GraphQLObjectType, nodes: list[FieldNode], source: Any) -> dict[str, Any]:
+        return await self._fill(self.shape(gtype, nodes), source)
+
+    async def _fill(self, slots: list[_Slot], source: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for slot in self.shape(gtype, nodes):
+        for slot in slots:
             if slot.typename is not None:
                 out[slot.key] = slot.typename
                 continue
@@ -249,13 +264,13 @@ class Run:
                 value = slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
                 if inspect.isawaitable(value):
                     value = await value
-            steps = slot.steps
-            if len(steps) == 2 and steps[0][0] == _NON_NULL and steps[1][0] == _LEAF:
+            leaf = slot.leaf
+            if leaf is not None:  # a non-null leaf, the common case, without the general walk
                 if value is None:
                     raise Fallback
-                out[slot.key] = _leaf(steps[1][1], value)
+                out[slot.key] = _leaf(leaf, value)
             else:
-                out[slot.key] = await self._complete(steps, 0, slot.nodes, value)
+                out[slot.key] = await self._complete(slot.steps, 0, slot.nodes, value)
         return out
 
 
@@ -278,6 +293,40 @@ class _Slot:
     is_async: bool
     steps: tuple[tuple[int, Any], ...]
     nodes: list[FieldNode]
+    leaf: Any = None  # the leaf type when `steps` is a non-null leaf
+
+    def __post_init__(self) -> None:
+        steps = self.steps
+        if len(steps) == 2 and steps[0][0] == _NON_NULL and steps[1][0] == _LEAF:
+            self.leaf = steps[1][1]
+
+
+@dataclass(slots=True, frozen=True)
+class _Field:
+    """What a schema field's answer takes, the same for every request (kept by the field's id)."""
+
+    field: Any
+    sfield: StrawberryField
+    steps: tuple[tuple[int, Any], ...]
+    attr: str | None
+    func: Any
+    info: str | None
+    is_async: bool
+
+
+_FIELDS: dict[int, _Field] = {}
+
+
+def _field_of(field: Any, steps: tuple[tuple[int, Any], ...]) -> _Field:
+    sfield = _strawberry(field.extensions)
+    resolver = sfield.base_resolver
+    if resolver is None:
+        return _Field(field, sfield, steps, sfield.python_name, None, None, False)
+    if sfield.permission_classes or sfield.extensions:
+        raise Fallback
+    func: Any = resolver.wrapped_func
+    info = None if resolver.info_parameter is None else resolver.info_parameter.name
+    return _Field(field, sfield, steps, None, func, info, inspect.iscoroutinefunction(func))
 
 
 def _leaf(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
