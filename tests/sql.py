@@ -9,6 +9,8 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from app.background import IN_BACKGROUND
+
 
 @contextmanager
 def count_statements(app: FastAPI) -> Iterator[list[str]]:
@@ -20,6 +22,8 @@ def count_statements(app: FastAPI) -> Iterator[list[str]]:
             engines.add(group.read_engine.sync_engine)
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if IN_BACKGROUND.get():  # the change feed, gauges, the job worker: no request's statements
+            return
         if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "SAVEPOINT", "RELEASE")):
             statements.append(statement)
 

@@ -21,6 +21,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from app.background import spawn
 from app.db.engine import Database
 from app.settings import Settings
 
@@ -81,7 +82,7 @@ class Replicas:
 
     def start(self) -> None:
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._watch())
+            self._task = spawn(self._watch(), name="replica-watch")
 
     async def close(self) -> None:
         if self._task is not None:

@@ -13,6 +13,7 @@ from procrastinate import App
 from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.jobs import Job, Status
 
+from app.background import spawn
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.jobs.queue import make_queue, quiet_expected_failures
@@ -143,7 +144,7 @@ class Jobs:
         await defer_unfinished_pushes(self.queue, self.runtime.db)
         await defer_unfinished_campaigns(self.queue, self.runtime.db)
         if self.runtime.settings.jobs_in_process and self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(
+            self._worker = spawn(
                 self.queue.run_worker_async(**self._worker_options(name="in-process")), name="jobs-worker"
             )
 

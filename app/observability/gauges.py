@@ -9,6 +9,7 @@ import logging
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from app.background import spawn
 from app.db.engine import Database
 from app.jobs.runner import Jobs
 from app.observability import metrics
@@ -49,7 +50,7 @@ class Refresher:
 
     def start(self) -> None:
         if self.task is None:
-            self.task = asyncio.get_running_loop().create_task(self._loop())
+            self.task = spawn(self._loop(), name="metrics-gauges")
 
     async def stop(self) -> None:
         if self.task is not None:

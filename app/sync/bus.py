@@ -18,6 +18,8 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from app.background import spawn
+
 log = logging.getLogger("troika.sync")
 
 CHANNEL = "troika:changes"
@@ -53,7 +55,10 @@ class Doorbell:
     def start(self) -> None:
         """Start the Redis publisher and listener (nothing to start without Redis)."""
         if self.redis_url is not None and not self._tasks:
-            self._tasks = [asyncio.create_task(self._publish()), asyncio.create_task(self._listen())]
+            self._tasks = [
+                spawn(self._publish(), name="doorbell-publish"),
+                spawn(self._listen(), name="doorbell-listen"),
+            ]
 
     async def stop(self) -> None:
         for task in self._tasks:

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+from app.background import spawn
 from app.db.engine import Database
 from app.stores import changes as outbox
 from app.stores.changes import ChangeRow
@@ -102,7 +103,7 @@ class ChangeFeed:
                 async with self.db.read_engine.connect() as conn:
                     self.last = await outbox.last_cursor(conn)
                 self.doorbell.start()
-                self._task = asyncio.create_task(self._follow())
+                self._task = spawn(self._follow(), name="change-feed")
 
     async def stop(self) -> None:
         if self._task is not None:
