@@ -16,6 +16,8 @@ import logging
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from app.background import spawn
@@ -91,7 +93,12 @@ class Doorbell:
         assert self.redis_url is not None
         delay = 0.1
         while True:
-            client = aioredis.Redis.from_url(self.redis_url, socket_connect_timeout=2)
+            # No retries inside redis-py: its pub/sub would reconnect and resubscribe silently, and
+            # what was announced meanwhile would be missed with no catch-up. A lost connection
+            # raises here instead, and the next round catches up from the outbox.
+            client = aioredis.Redis.from_url(
+                self.redis_url, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0)
+            )
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)

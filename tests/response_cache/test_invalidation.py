@@ -276,6 +276,7 @@ NO_USER_VIEW = {
     "events name an article (tests/official_account/test_portrait.py)",
     "saveAudience": "audiences reach `User.audiences` only, which is never cached",
     "deleteAudience": "audiences reach `User.audiences` only, which is never cached",
+    "sendCampaign": "a campaign and its deliveries are not part of `User`",
 }
 
 
