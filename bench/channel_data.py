@@ -27,6 +27,7 @@ ORDER_COLUMNS = (
     "items",
     "placed_at",
     "updated_at",
+    "paid_at",
 )
 CART_COLUMNS = ("channel", "identity_ref", "sku", "quantity", "updated_at")
 EVENT_COLUMNS = ("channel", "identity_ref", "type", "occurred_at", "properties")
@@ -125,16 +126,20 @@ def orders(users: list[UserRefs], per_user: int, seed: int, end: datetime) -> It
             placed = end - timedelta(seconds=rng.randrange(seconds))
             updated = min(placed + timedelta(seconds=rng.randrange(3 * 86400)), end)
             order_id = f"{'APP' if in_app else 'MP'}-{n:07d}-{k:03d}"
+            status = rng.randint(0, 4)
+            # Paid (PAID, SHIPPED, COMPLETED) a quarter of the way from placed to the latest update.
+            paid = placed + (updated - placed) / 4 if status in (1, 2, 3) else None
             yield (
                 channel,
                 order_id,
                 ref,
-                rng.randint(0, 4),
+                status,
                 total,
                 "CNY",
                 json.dumps(items),
                 placed,
                 updated,
+                paid,
             )
 
 

@@ -8,6 +8,7 @@ import random
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,14 +187,14 @@ async def write_channels(
     users = ch.refs_by_user(
         data.identities, settings.mini_program_appid or "", settings.official_account_appid or ""
     )
-    plan = (
+    plan: list[tuple[str, tuple[str, ...], Iterator[tuple[Any, ...]]]] = [
         ("ch_orders", ch.ORDER_COLUMNS, ch.orders(users, volume.orders, seed, EPOCH_END)),
         ("ch_cart_items", ch.CART_COLUMNS, ch.cart_items(users, volume.cart_items, seed, EPOCH_END)),
         ("ch_events", ch.EVENT_COLUMNS, ch.events(users, volume.events, seed, EPOCH_END)),
-    )
+    ]
     if volume.portrait:
         rows = ch.portrait_events(users, seed, EPOCH_END)
-        plan += (("ch_events", ch.EVENT_COLUMNS, rows),)
+        plan.append(("ch_events", ch.EVENT_COLUMNS, rows))
     written: dict[str, int] = {}
     for table, columns, rows in plan:
         t0 = time.perf_counter()

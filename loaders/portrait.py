@@ -18,6 +18,7 @@ from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
 from app.stores import channel as store
 from app.stores import portrait as portrait_store
+from app.stores import sign_ins
 from app.stores.channel import EventRow, OrderRow
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from loaders.channel_data import _PerUser
@@ -196,6 +197,10 @@ class _Figures:
                 figures += await portrait_store.order_figures_for_refs(
                     session, channels=channels, refs=refs, paid_codes=self.dictionary.paid_codes()
                 )
+        # Sign-ins through Troika are appearances in their channel as much as records are.
+        async with self.base.reads.session(self.base.db) as session:
+            found = await sign_ins.spans_for_refs(session, refs)
+        spans += [SpanRow(s.identity_ref, s.channel, s.first_at, s.last_at) for s in found]
         return by_user, spans, figures
 
 

@@ -67,6 +67,8 @@ class ChannelOrder(ChannelBase):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The occurredAt of the earliest update at PAID or later, whatever order updates arrive in.
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ChannelReservation(ChannelBase):

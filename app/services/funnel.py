@@ -77,6 +77,19 @@ def _hours(seconds: float | None) -> float | None:
     return None if seconds is None else round(seconds / 3600, 4)
 
 
+def _ref_row(step: int, ref: str, at: datetime) -> dict[str, Any]:
+    """A staged hit of the identity `ref` (owned by whoever holds it now)."""
+    kind, namespace, value = (ref.split("|", 2) + ["", ""])[:3]
+    return {
+        "step": step,
+        "kind": kind,
+        "namespace": namespace,
+        "value": value,
+        "user_id": None,
+        "at_s": _seconds(at),
+    }
+
+
 class Funnels:
     """Reads each step's occurrences from the stores, then orders the steps in the hub's SQL."""
 
@@ -144,18 +157,13 @@ class Funnels:
                     event_types=[event_type],
                     paid_codes=self.dictionary.paid_codes(),
                 )
-            for ref, at in found:
-                kind, namespace, value = (ref.split("|", 2) + ["", ""])[:3]
-                rows.append(
-                    {
-                        "step": k,
-                        "kind": kind,
-                        "namespace": namespace,
-                        "value": value,
-                        "user_id": None,
-                        "at_s": _seconds(at),
-                    }
+            rows += [_ref_row(k, ref, at) for ref, at in found]
+        if step.action == "LOGGED_IN":
+            async with self.db.read_sessions() as session:
+                found = await sql.signed_in(
+                    session, channels=[c.value for c in channels], since=start, until=until
                 )
+            rows += [_ref_row(k, ref, at) for ref, at in found]
         if step.action == "SEEN":
             appids = [a for a, c in appid_channels(self.settings).items() if c in channels]
             async with self.db.read_sessions() as session:

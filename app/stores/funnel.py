@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelEvent, ChannelOrder, RawRecord
-from app.db.models import Identity
+from app.db.models import Identity, SignIn
 
 WEEK = 604800
 MONDAY = 345600  # 1970-01-05, the first Monday after the epoch, in seconds
@@ -40,14 +40,21 @@ async def occurrences(
             .group_by(RawRecord.identity_ref)
         )
         params.pop("since"), params.pop("until")
-    elif action in ("ORDERED", "PAID"):
+    elif action == "ORDERED":
         o = ChannelOrder
         stmt = select(o.identity_ref, o.placed_at).where(
             o.channel.in_(chans), o.placed_at >= window[0], o.placed_at <= window[1]
         )
-        if action == "PAID":
-            stmt = stmt.where(o.status_code.in_(bindparam("paid", expanding=True)))
-            params["paid"] = list(paid_codes)
+    elif action == "PAID":
+        # When it reached PAID; an order cancelled since no longer counts.
+        o = ChannelOrder
+        stmt = select(o.identity_ref, o.paid_at).where(
+            o.channel.in_(chans),
+            o.status_code.in_(bindparam("paid", expanding=True)),
+            o.paid_at >= window[0],
+            o.paid_at <= window[1],
+        )
+        params["paid"] = list(paid_codes)
     else:
         e = ChannelEvent
         stmt = select(e.identity_ref, e.occurred_at).where(
@@ -58,6 +65,17 @@ async def occurrences(
         )
         params["types"] = list(event_types)
     return [(ref, at) for ref, at in (await session.execute(stmt, params)).all()]
+
+
+async def signed_in(
+    session: AsyncSession, *, channels: Sequence[str], since: datetime, until: datetime
+) -> list[tuple[str, datetime]]:
+    """(identity_ref, at) of the sign-ins through Troika in these channels."""
+    s = SignIn
+    stmt = select(s.identity_ref, s.at).where(
+        s.channel.in_(bindparam("channels", expanding=True)), s.at >= since, s.at <= until
+    )
+    return [(ref, at) for ref, at in (await session.execute(stmt, {"channels": list(channels)})).all()]
 
 
 async def linked(
