@@ -80,7 +80,8 @@ async def test_paid_at_is_the_earliest_paid_update_whatever_the_arrival_order(
     # Cancelled since, it counts no more (it keeps the time it was paid).
     await send(mp_order("x", mp, order_id="O1", status="已取消", at="2026-11-06T10:00:00Z"))
     await send(mp_order("x2", mp, order_id="O2", status="已取消", at="2026-11-06T10:00:00Z"))
-    assert (await _order(app, "O1"))[0] == 4 and (await _order(app, "O1"))[2] == _utc(PAID)
+    assert (await _order(app, "O1"))[0] == 4
+    assert (await _order(app, "O1"))[2] == _utc(PAID)
     assert await _paid_persons(gql, viewer, "2026-11-03T00:00:00Z", "2026-11-04T00:00:00Z") == 0
 
 

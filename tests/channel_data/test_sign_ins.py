@@ -85,7 +85,9 @@ async def test_a_sign_in_counts_as_logged_in_in_its_channel_and_as_last_seen(
     assert await _logged_in(gql, viewer, "APP") == 1
     assert await _logged_in(gql, viewer, None) == 2
     (ref, channel, _) = (await _sign_ins(app))[-1]
-    assert channel == "APP" and ref.startswith("PHONE||") and PHONE[-8:] not in ref
+    assert channel == "APP"
+    assert ref.startswith("PHONE||")
+    assert PHONE[-8:] not in ref
 
 
 async def test_merges_unmerges_and_erasure_keep_each_sign_in_with_its_identity(
@@ -98,7 +100,8 @@ async def test_merges_unmerges_and_erasure_keep_each_sign_in_with_its_identity(
     assert x_at < y_at
     # The phone joins X: one person, signed in in both channels, last seen at Y's sign-in.
     merge = (await link(gql, admin, kind="PHONE", value=PHONE, user_id=x))["merge"]
-    assert merge is not None and merge["survivorId"] == x
+    assert merge is not None
+    assert merge["survivorId"] == x
     assert await _logged_in(gql, admin, None) == 1
     person = (await gql(SEEN, {"id": x}, token=admin))["user"]
     assert _at(person["traits"]["lastSeenAt"]) == y_at
