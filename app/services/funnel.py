@@ -114,8 +114,9 @@ class Funnels:
         async with self.db.write_sessions() as session:
             try:
                 await sql.stage(session, rows)
-                weeks = await sql.cohorts(session, **args)
-                medians = await sql.medians(session, **args)
+                await sql.reach(session, **args)
+                weeks = await sql.cohorts(session, steps=len(steps))
+                medians = await sql.medians(session, steps=len(steps))
             finally:
                 await session.rollback()  # the staged hits go with the transaction
         totals = [sum(counts[k] for _, counts in weeks) for k in range(len(steps))]

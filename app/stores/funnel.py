@@ -13,6 +13,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelEvent, ChannelOrder, RawRecord
 from app.db.models import Identity, SignIn
+from app.stores.bulk import is_postgres
 
 WEEK = 604800
 MONDAY = 345600  # 1970-01-05, the first Monday after the epoch, in seconds
@@ -140,33 +141,38 @@ def _funnel_sql(kinds: Sequence[str]) -> str:
     return "WITH " + ",\n".join(parts)
 
 
-async def cohorts(
+async def reach(
     session: AsyncSession, *, kinds: Sequence[str], from_s: int, to_s: int, within_s: int
-) -> list[tuple[int, list[int]]]:
+) -> None:
+    """Per person, when they reached each step (NULL where they stopped), into a temporary table
+    of this transaction, so the cohorts and the medians read it rather than join again."""
+    if is_postgres(session):
+        await session.execute(text("ANALYZE funnel_hits"))  # temporary tables are never auto-analysed
+    cols = ", ".join(f"t{k}" for k in range(len(kinds)))
+    sql = f"CREATE TEMPORARY TABLE funnel_reached AS {_funnel_sql(kinds)}\nSELECT uid, {cols} FROM reached"
+    await session.execute(text(sql), {"from_s": from_s, "to_s": to_s, "within_s": within_s})
+
+
+async def cohorts(session: AsyncSession, *, steps: int) -> list[tuple[int, list[int]]]:
     """Per week of step 0 (its Monday, epoch seconds), how many persons reached each step."""
-    counts = ", ".join(f"COUNT(t{k})" for k in range(len(kinds)))
+    counts = ", ".join(f"COUNT(t{k})" for k in range(steps))
     sql = (
-        _funnel_sql(kinds)
-        + f"\nSELECT ((t0 - {MONDAY}) / {WEEK}) * {WEEK} + {MONDAY} AS week, {counts}"
-        " FROM reached GROUP BY ((t0 - {m}) / {w}) ORDER BY 1".format(m=MONDAY, w=WEEK)
+        f"SELECT ((t0 - {MONDAY}) / {WEEK}) * {WEEK} + {MONDAY} AS week, {counts}"
+        f" FROM funnel_reached GROUP BY ((t0 - {MONDAY}) / {WEEK}) ORDER BY 1"
     )
-    params = {"from_s": from_s, "to_s": to_s, "within_s": within_s}
-    rows = (await session.execute(text(sql), params)).all()
+    rows = (await session.execute(text(sql))).all()
     return [(int(r[0]), [int(n) for n in r[1:]]) for r in rows]
 
 
-async def medians(
-    session: AsyncSession, *, kinds: Sequence[str], from_s: int, to_s: int, within_s: int
-) -> list[float | None]:
+async def medians(session: AsyncSession, *, steps: int) -> list[float | None]:
     """Per step after the first, the median seconds from the previous step over who reached it."""
-    params = {"from_s": from_s, "to_s": to_s, "within_s": within_s}
     out: list[float | None] = [None]
-    for k in range(1, len(kinds)):
-        sql = _funnel_sql(kinds) + (
-            f"\n, d AS (SELECT t{k} - t{k - 1} AS d FROM reached WHERE t{k} IS NOT NULL),"
+    for k in range(1, steps):
+        sql = (
+            f"WITH d AS (SELECT t{k} - t{k - 1} AS d FROM funnel_reached WHERE t{k} IS NOT NULL),"
             " r AS (SELECT d, ROW_NUMBER() OVER (ORDER BY d) AS rn, COUNT(*) OVER () AS c FROM d)"
             " SELECT AVG(d) FROM r WHERE rn IN ((c + 1) / 2, (c + 2) / 2)"
         )
-        value = (await session.execute(text(sql), params)).scalar()
+        value = (await session.execute(text(sql))).scalar()
         out.append(None if value is None else float(value))
     return out
