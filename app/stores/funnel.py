@@ -4,12 +4,25 @@ in the hub (the occurrences of stores in databases of their own staged in a temp
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Select,
+    cast,
+    column,
+    extract,
+    func,
+    insert,
+    literal,
+    null,
+    select,
+    table,
+    text,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelEvent, ChannelOrder, RawRecord
 from app.db.models import Identity, SignIn
@@ -17,10 +30,10 @@ from app.stores.bulk import is_postgres
 
 WEEK = 604800
 MONDAY = 345600  # 1970-01-05, the first Monday after the epoch, in seconds
+_HITS = table("funnel_hits", column("step"), column("ref"), column("user_id"), column("at_s"))
 
 
-async def occurrences(
-    session: AsyncSession,
+def occurrences(
     *,
     action: str,
     channels: Sequence[str],
@@ -28,93 +41,105 @@ async def occurrences(
     until: datetime,
     event_types: Sequence[str] = (),
     paid_codes: Sequence[int] = (),
-) -> list[tuple[str, datetime]]:
-    """(identity_ref, at) of one action in these channels; SEEN is each identity's first record ever."""
-    params: dict[str, Any] = {"channels": list(channels), "since": since, "until": until}
-    chans: BindParameter[Any] = bindparam("channels", expanding=True)
-    window: tuple[BindParameter[Any], BindParameter[Any]] = (bindparam("since"), bindparam("until"))
-    stmt: Any
+) -> Select[str, Any]:
+    """(ref, at) of one action in these channels; SEEN is each identity's first record ever."""
+    chans = list(channels)
+    stmt: Select[str, Any]
     if action == "SEEN":
-        stmt = (
-            select(RawRecord.identity_ref, func.min(RawRecord.occurred_at))
-            .where(RawRecord.channel.in_(chans))
-            .group_by(RawRecord.identity_ref)
+        r = RawRecord
+        return (
+            select(r.identity_ref.label("ref"), func.min(r.occurred_at).label("at"))
+            .where(r.channel.in_(chans))
+            .group_by(r.identity_ref)
         )
-        params.pop("since"), params.pop("until")
-    elif action == "ORDERED":
+    if action == "ORDERED":
         o = ChannelOrder
-        stmt = select(o.identity_ref, o.placed_at).where(
-            o.channel.in_(chans), o.placed_at >= window[0], o.placed_at <= window[1]
+        return select(o.identity_ref.label("ref"), o.placed_at.label("at")).where(
+            o.channel.in_(chans), o.placed_at >= since, o.placed_at <= until
         )
-    elif action == "PAID":
+    if action == "PAID":
         # When it reached PAID; an order cancelled since no longer counts.
         o = ChannelOrder
-        stmt = select(o.identity_ref, o.paid_at).where(
+        return select(o.identity_ref.label("ref"), o.paid_at.label("at")).where(
             o.channel.in_(chans),
-            o.status_code.in_(bindparam("paid", expanding=True)),
-            o.paid_at >= window[0],
-            o.paid_at <= window[1],
+            o.status_code.in_(list(paid_codes)),
+            o.paid_at >= since,
+            o.paid_at <= until,
         )
-        params["paid"] = list(paid_codes)
-    else:
-        e = ChannelEvent
-        stmt = select(e.identity_ref, e.occurred_at).where(
-            e.channel.in_(chans),
-            e.type.in_(bindparam("types", expanding=True)),
-            e.occurred_at >= window[0],
-            e.occurred_at <= window[1],
-        )
-        params["types"] = list(event_types)
-    return [(ref, at) for ref, at in (await session.execute(stmt, params)).all()]
-
-
-async def signed_in(
-    session: AsyncSession, *, channels: Sequence[str], since: datetime, until: datetime
-) -> list[tuple[str, datetime]]:
-    """(identity_ref, at) of the sign-ins through Troika in these channels."""
-    s = SignIn
-    stmt = select(s.identity_ref, s.at).where(
-        s.channel.in_(bindparam("channels", expanding=True)), s.at >= since, s.at <= until
+    e = ChannelEvent
+    stmt = select(e.identity_ref.label("ref"), e.occurred_at.label("at")).where(
+        e.channel.in_(chans), e.type.in_(list(event_types)), e.occurred_at >= since, e.occurred_at <= until
     )
-    return [(ref, at) for ref, at in (await session.execute(stmt, {"channels": list(channels)})).all()]
+    return stmt
+
+
+def signed_in(*, channels: Sequence[str], since: datetime, until: datetime) -> Select[str, Any]:
+    """(ref, at) of the sign-ins through Troika in these channels."""
+    s = SignIn
+    return select(s.identity_ref.label("ref"), s.at.label("at")).where(
+        s.channel.in_(list(channels)), s.at >= since, s.at <= until
+    )
+
+
+async def read(session: AsyncSession, stmt: Select[str, Any]) -> list[tuple[str, datetime]]:
+    """The occurrences of a store in a database of its own, to stage in the hub."""
+    return [(ref, at) for ref, at in (await session.execute(stmt)).all()]
 
 
 async def linked(
-    session: AsyncSession, *, openid_appids: Sequence[str], app_user_ids: bool
-) -> list[tuple[int, datetime]]:
-    """Per user, the first link of an identity of the channels (their appids' openids, APP ids)."""
+    session: AsyncSession, *, step: int, openid_appids: Sequence[str], app_user_ids: bool
+) -> None:
+    """Stage, per user, the first link of an identity of the channels (their appids' openids, APP ids)."""
     i = Identity
-    cond = (i.kind == "OPENID") & i.namespace.in_(bindparam("appids", expanding=True))
+    cond = (i.kind == "OPENID") & i.namespace.in_(list(openid_appids))
     if app_user_ids:
         cond = cond | (i.kind == "APP_USER_ID")
-    stmt = select(i.user_id, func.min(i.linked_at)).where(cond).group_by(i.user_id)
-    return [(uid, at) for uid, at in (await session.execute(stmt, {"appids": list(openid_appids)})).all()]
+    first = select(i.user_id, func.min(i.linked_at).label("at")).where(cond).group_by(i.user_id).subquery()
+    rows = select(literal(step), null(), first.c.user_id, _epoch(session, first.c.at))
+    await session.execute(insert(_HITS).from_select(["step", "ref", "user_id", "at_s"], rows))
 
 
-async def stage(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """A temporary table of this transaction's hits: (step, identity parts or user, epoch seconds)."""
+def _epoch(session: AsyncSession, at: Any) -> Any:
+    """Whole seconds since the epoch of a stored time, as each database counts them."""
+    if is_postgres(session):
+        return cast(func.floor(extract("epoch", at)), BigInteger)
+    return cast(func.strftime("%s", at), Integer)
+
+
+async def create(session: AsyncSession) -> None:
+    """A temporary table of this transaction's hits: (step, identity ref or user, epoch seconds)."""
     await session.execute(
         text(
-            "CREATE TEMPORARY TABLE funnel_hits (step INTEGER NOT NULL, kind VARCHAR(16),"
-            " namespace VARCHAR(64), value VARCHAR(128), user_id BIGINT, at_s BIGINT NOT NULL)"
+            "CREATE TEMPORARY TABLE funnel_hits (step INTEGER NOT NULL, ref VARCHAR(220),"
+            " user_id BIGINT, at_s BIGINT NOT NULL)"
         )
     )
-    if rows:
-        await session.execute(
-            text(
-                "INSERT INTO funnel_hits (step, kind, namespace, value, user_id, at_s)"
-                " VALUES (:step, :kind, :namespace, :value, :user_id, :at_s)"
-            ),
-            rows,
-        )
+
+
+async def stage_select(session: AsyncSession, step: int, stmt: Select[str, Any]) -> None:
+    """Stage the occurrences of a store on the hub's database without leaving it."""
+    found = stmt.subquery()
+    rows = select(literal(step), found.c.ref, null(), _epoch(session, found.c.at))
+    await session.execute(insert(_HITS).from_select(["step", "ref", "user_id", "at_s"], rows))
+
+
+async def stage_rows(session: AsyncSession, step: int, found: list[tuple[str, datetime]]) -> None:
+    """Stage occurrences read from a store in a database of its own."""
+    if found:
+        rows = [{"step": step, "ref": ref, "user_id": None, "at_s": _seconds(at)} for ref, at in found]
+        await session.execute(insert(_HITS), rows)
+
+
+def _seconds(at: datetime) -> int:
+    return int((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp())
 
 
 def _funnel_sql(kinds: Sequence[str]) -> str:
     """Each step's first hit after the previous one and within the window of step 0, per person."""
     parts = [
-        "hits AS (SELECT h.step, COALESCE(h.user_id, i.user_id) AS uid, h.at_s FROM funnel_hits h"
-        " LEFT JOIN identities i ON h.user_id IS NULL AND i.kind = h.kind"
-        " AND i.namespace = h.namespace AND i.value = h.value)"
+        "ids AS (SELECT user_id, kind || '|' || namespace || '|' || value AS ref FROM identities),"
+        " hits AS (SELECT h.step, COALESCE(h.user_id, i.user_id) AS uid, h.at_s FROM funnel_hits h"
+        " LEFT JOIN ids i ON i.ref = h.ref)"
     ]
     for k, kind in enumerate(kinds):
         # SEEN happens once per person: the first appearance, wherever it falls.

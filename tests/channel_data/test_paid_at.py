@@ -108,8 +108,8 @@ async def test_the_migration_backfills_paid_at_by_its_rule(database_url: str) ->
     def utc(at: Any) -> datetime | None:
         if at is None:
             return None
-        at = datetime.fromisoformat(at) if isinstance(at, str) else at
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
+        moment: datetime = datetime.fromisoformat(at) if isinstance(at, str) else at
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
     assert [(s, utc(at)) for s, at in rows] == [
         (0, None),
