@@ -54,6 +54,7 @@ class ChannelOrder(ChannelBase):
     __table_args__ = (
         UniqueConstraint("channel", "order_id", name="uq_ch_orders_channel_order_id"),
         Index("ix_ch_orders_identity_ref_placed_at", "identity_ref", "placed_at"),
+        Index("ix_ch_orders_channel_paid_at", "channel", "paid_at"),  # funnel PAID steps
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -113,7 +114,11 @@ class ChannelEvent(ChannelBase):
     """A behaviour event."""
 
     __tablename__ = "ch_events"
-    __table_args__ = (Index("ix_ch_events_identity_ref_occurred_at", "identity_ref", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_ch_events_identity_ref_occurred_at", "identity_ref", "occurred_at"),
+        # Funnel steps read one type of event in a window.
+        Index("ix_ch_events_channel_type_occurred_at", "channel", "type", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(24), nullable=False)
