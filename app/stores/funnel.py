@@ -135,25 +135,33 @@ def _seconds(at: datetime) -> int:
 
 
 def _funnel_sql(kinds: Sequence[str]) -> str:
-    """Each step's first hit after the previous one and within the window of step 0, per person."""
-    parts = [
-        "ids AS (SELECT user_id, kind || '|' || namespace || '|' || value AS ref FROM identities),"
-        " hits AS (SELECT h.step, COALESCE(h.user_id, i.user_id) AS uid, h.at_s FROM funnel_hits h"
-        " LEFT JOIN ids i ON i.ref = h.ref)"
-    ]
-    for k, kind in enumerate(kinds):
+    """Each step's first hit after the previous one and within the window of step 0, per person.
+
+    Step 0's refs are resolved against every identity; later steps' only against the identities
+    of the persons who entered, so the hash joins stay small however many hits there are."""
+    ref = "i.kind || '|' || i.namespace || '|' || i.value"
+
+    def source(k: int, resolved: str) -> str:
         # SEEN happens once per person: the first appearance, wherever it falls.
-        agg = "MIN(at_s)" if kind == "SEEN" else None
-        src = (
-            f"(SELECT uid, {agg} AS at_s FROM hits WHERE step = {k} AND uid IS NOT NULL GROUP BY uid)"
-            if agg
-            else f"(SELECT uid, at_s FROM hits WHERE step = {k} AND uid IS NOT NULL)"
-        )
-        parts.append(f"h{k} AS {src}")
-    parts.append(
-        "s0 AS (SELECT uid, MIN(at_s) AS t0 FROM h0 WHERE at_s >= :from_s AND at_s < :to_s GROUP BY uid)"
-    )
+        if kinds[k] == "SEEN":
+            return (
+                f"h{k} AS (SELECT uid, MIN(at_s) AS at_s FROM {resolved} WHERE uid IS NOT NULL GROUP BY uid)"
+            )
+        return f"h{k} AS (SELECT uid, at_s FROM {resolved} WHERE uid IS NOT NULL)"
+
+    parts = [
+        f"r0 AS (SELECT COALESCE(h.user_id, i.user_id) AS uid, h.at_s FROM funnel_hits h"
+        f" LEFT JOIN identities i ON h.step = 0 AND {ref} = h.ref WHERE h.step = 0)",
+        source(0, "r0"),
+        "s0 AS (SELECT uid, MIN(at_s) AS t0 FROM h0 WHERE at_s >= :from_s AND at_s < :to_s GROUP BY uid)",
+        f"mine AS (SELECT {ref} AS ref, i.user_id FROM identities i JOIN s0 ON s0.uid = i.user_id)",
+    ]
     for k in range(1, len(kinds)):
+        parts.append(
+            f"r{k} AS (SELECT COALESCE(h.user_id, m.user_id) AS uid, h.at_s FROM funnel_hits h"
+            f" LEFT JOIN mine m ON m.ref = h.ref WHERE h.step = {k})"
+        )
+        parts.append(source(k, f"r{k}"))
         prev = ", ".join(f"s.t{j}" for j in range(k))
         parts.append(
             f"s{k} AS (SELECT s.uid, {prev}, MIN(h.at_s) AS t{k} FROM s{k - 1} s JOIN h{k} h"
