@@ -4,7 +4,8 @@
    wall time of the whole `Query.funnel` request, in-process, response cache off.
 2. Server CPU per request of the unified query (bench/query.py) without and with
    `preferences(first: 10) traits journey`, alternated A B A B on the same random users, counted
-   in this process like bench/cold_cpu.py (the database's own CPU is not counted).
+   in this process like bench/cold_cpu.py (the database's own CPU is not counted), with compiled
+   reads on (as deployed) and off.
 """
 
 from __future__ import annotations
@@ -76,8 +77,11 @@ async def funnel(database_url: str, repeats: int) -> None:
     print(f"funnel: median {statistics.median(walls):.3f} s, range {min(walls):.3f}-{max(walls):.3f} s")
 
 
-async def cpu(database_url: str, requests: int, rounds_: int) -> None:
-    settings = bench_settings(database_url).model_copy(update={"response_cache_bytes": 0})
+async def cpu(database_url: str, requests: int, rounds_: int, compiled: bool) -> None:
+    print(f"compiled reads {'on' if compiled else 'off'}:")
+    settings = bench_settings(database_url).model_copy(
+        update={"response_cache_bytes": 0, "compiled_reads": compiled}
+    )
     key, ids = await prepare(settings, 5000, frozenset({Role.VIEWER}))
     app = create_app(settings)
     queries = {"unified": QUERIES["unified"], "with portrait": WITH_PORTRAIT}
@@ -124,7 +128,9 @@ def main() -> None:
     if not args.skip_funnel:
         asyncio.run(funnel(args.database_url, args.repeats))
     if not args.skip_cpu:
-        asyncio.run(cpu(args.database_url, args.requests, args.rounds))
+        # Compiled reads on is how the service runs; off shows what the portrait itself costs.
+        for compiled in (True, False):
+            asyncio.run(cpu(args.database_url, args.requests, args.rounds, compiled))
 
 
 if __name__ == "__main__":
