@@ -43,6 +43,14 @@ async def spans_for_refs(session: AsyncSession, refs: Sequence[str]) -> list[Sig
     return [SignInSpan(ref, Channel(ch), first, last) for ref, ch, first, last in rows]
 
 
+async def for_refs(session: AsyncSession, refs: Sequence[str]) -> list[tuple[Channel, datetime]]:
+    """Every sign-in of these identities, oldest first (the person's export)."""
+    if not refs:
+        return []
+    stmt = select(SignIn.channel, SignIn.at).where(SignIn.identity_ref.in_(list(refs))).order_by(SignIn.at)
+    return [(Channel(ch), at) for ch, at in (await session.execute(stmt)).all()]
+
+
 async def delete_for_refs(session: AsyncSession, refs: Sequence[str]) -> int:
     """Erasure: every sign-in of these identities."""
     if not refs:

@@ -28,7 +28,8 @@ query ($id: ID!) {
 }
 """
 UNMERGE = "mutation ($id: ID!) { unmerge(mergeId: $id) { id } }"
-ERASE = "mutation ($u: ID!) { eraseUser(userId: $u) { userId } }"
+ERASE = "mutation ($u: ID!) { eraseUser(userId: $u) { userId removed { store table rows } } }"
+EXPORT = "query ($id: ID!) { exportUser(userId: $id) }"
 PHONE, MASKED = "13800138555", "138****8555"
 
 
@@ -111,7 +112,11 @@ async def test_merges_unmerges_and_erasure_keep_each_sign_in_with_its_identity(
     assert await _logged_in(gql, admin, None) == 2
     assert _at((await gql(SEEN, {"id": x}, token=admin))["user"]["traits"]["lastSeenAt"]) == x_at
     assert _at((await gql(SEEN, {"id": y}, token=admin))["user"]["traits"]["lastSeenAt"]) == y_at
+    # The person's export lists their own sign-ins.
+    exported = (await gql(EXPORT, {"id": y}, token=admin))["exportUser"]
+    assert [(e["channel"], _at(e["at"])) for e in exported["signIns"]] == [("APP", y_at)]
     # Erasing Y removes its sign-ins and only those.
-    await gql(ERASE, {"u": y}, token=admin)
+    erased = (await gql(ERASE, {"u": y}, token=admin))["eraseUser"]
+    assert {"store": "hub", "table": "sign_ins", "rows": 1} in erased["removed"]
     assert [at for _, _, at in await _sign_ins(app)] == [x_at]
     assert await _logged_in(gql, admin, None) == 1
