@@ -1,5 +1,5 @@
-"""SQL for funnels: each step's occurrences from the channel stores, then the steps joined in order
-in the hub (the occurrences of stores in databases of their own staged in a temporary table)."""
+"""SQL for funnels: each step's occurrences staged in a temporary table of one hub transaction
+(by INSERT ... SELECT from stores on the hub's database), then the steps joined in order there."""
 
 from __future__ import annotations
 
