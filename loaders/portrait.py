@@ -14,11 +14,11 @@ from app.db.engine import Database
 from app.db.shared import SharedReads
 from app.db.types import utcnow
 from app.domain import Channel
+from app.domain.channel_data import EventRow, OrderRow, group_by_ref
 from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
 from app.stores import channel as store
 from app.stores import portrait as portrait_store
-from app.stores.channel import EventRow, OrderRow
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from loaders.channel_data import _PerUser
 from loaders.identity import IdentitiesByUserIdLoader
@@ -109,7 +109,7 @@ class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
                 carts += await portrait_store.cart_changes_for_refs(
                     session, channels=channels, refs=refs, types=self.dictionary.cart_types()
                 )
-        ev, od, ct = store.group_by_ref(events), store.group_by_ref(orders), store.group_by_ref(carts)
+        ev, od, ct = group_by_ref(events), group_by_ref(orders), group_by_ref(carts)
         now = utcnow()
         return [
             self._score(
@@ -214,7 +214,7 @@ class TraitsByUserIdLoader(DataLoader[int, Traits]):
 
     async def batch_load_fn(self, keys: list[int]) -> list[Traits]:
         by_user, spans, figures = await self.figures.read(keys)
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
+        span_by, fig_by = group_by_ref(spans), group_by_ref(figures)
         out = []
         for uid in keys:
             mine: list[OrderFigures] = [f for r in by_user[uid] for f in fig_by.get(r, [])]
@@ -260,7 +260,7 @@ class JourneyByUserIdLoader(DataLoader[int, Journey]):
     async def batch_load_fn(self, keys: list[int]) -> list[Journey]:
         by_user, spans, figures = await self.figures.read(keys)
         idents = await self.identities.load_many(keys)
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
+        span_by, fig_by = group_by_ref(spans), group_by_ref(figures)
         out = []
         for uid, links in zip(keys, idents, strict=True):
             seen: dict[Channel, list[datetime]] = {}

@@ -19,8 +19,8 @@ from app.domain import Channel, IdentityKey, IdentityKind, LinkOutcome, UserReco
 from app.errors import DomainError, IdentityConflict, InvalidInput
 from app.sealing import keyring_for
 from app.services import sessions
-from app.services.identity import IdentityGraph, make_key
-from app.services.identity_rules import LinkRequest
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest, make_key
 from app.services.phone_codes import PhoneCodes
 from app.services.phone_proof import PhoneProof
 from app.services.sessions import IssuedSession

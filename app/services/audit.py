@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
-from app.entitlements.records import AuditRecord
+from app.domain.entitlements import AuditRecord
 from app.errors import InvalidInput
 from app.stores import audit as store
 

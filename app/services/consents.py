@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
-from app.entitlements.records import PER_CHANNEL, Cause, Cell, ConsentChange, ConsentEntryRecord, Purpose
+from app.domain.entitlements import PER_CHANNEL, Cause, Cell, ConsentChange, ConsentEntryRecord, Purpose
 from app.errors import DomainError, InvalidInput
 from app.services import audit
 from app.services.changes import Topic, users_changed

@@ -10,7 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import (
-    NAMESPACED_KINDS,
     IdentityKey,
     IdentityKind,
     IdentityRecord,
@@ -18,8 +17,7 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
-from app.errors import DomainError, InvalidInput, NotFound
-from app.phones import normalize_phone
+from app.errors import DomainError, NotFound
 from app.services import audit
 from app.services.changes import Topic, users_changed
 from app.services.consents import ConsentLedger
@@ -34,26 +32,6 @@ from app.services.identity_rules import (
 from app.services.phone_proof import PhoneProof, ProvenPhones
 from app.stores import identity as store
 from app.stores import identity_bulk as bulk
-
-
-def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str) -> IdentityKey:
-    """Validate and normalize one identity as the graph stores it."""
-    value = value.strip()
-    namespace = (namespace or "").strip()
-    if not value:
-        raise InvalidInput(f"{kind} value is empty", field="value")
-    if kind in NAMESPACED_KINDS and not namespace:
-        what = "the issuing appid" if kind is IdentityKind.OPENID else "the provider"
-        raise InvalidInput(f"{kind} needs a namespace: {what}", field="namespace")
-    if kind not in NAMESPACED_KINDS and namespace:
-        raise InvalidInput(f"{kind} takes no namespace", field="namespace")
-    if len(value) > 128 or len(namespace) > 64:
-        raise InvalidInput(f"{kind} value or namespace is too long", field="value")
-    if kind is IdentityKind.PHONE:
-        value = normalize_phone(value, default_region=phone_region)
-    if kind is IdentityKind.EXTERNAL:
-        namespace = namespace.lower()
-    return IdentityKey(kind, namespace, value)
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
+from app.domain.entitlements import MembershipRecord
 from app.entitlements.catalogue import Benefit, Catalogue
-from app.entitlements.records import MembershipRecord
 from app.errors import DomainError, InvalidInput, NotFound
 from app.services import audit
 from app.services.changes import Topic, users_changed

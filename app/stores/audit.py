@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEntry
-from app.entitlements.records import AuditRecord
+from app.domain.entitlements import AuditRecord
 from app.stores.bulk import Columns, insert_rows, is_postgres
 
 _ENTRY: Columns = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, insert, select, text
@@ -11,17 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from app.db.models import Change
+from app.domain.changes import ChangeRow
 
 # Any constant works: it only has to be the same for every writer of the outbox.
 _APPEND_LOCK = 0x7472_6F69_6B61  # "troika"
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeRow:
-    cursor: int
-    user_id: int
-    topic: str
-    at: datetime
 
 
 def append(session: Session, changes: Sequence[tuple[int, str]], *, at: datetime) -> list[int]:

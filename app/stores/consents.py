@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ConsentEntry
 from app.domain import Channel
-from app.entitlements.records import Cause, ConsentEntryRecord, Purpose
+from app.domain.entitlements import Cause, ConsentEntryRecord, Purpose
 from app.stores.identity import merge_cluster
 
 
