@@ -30,7 +30,7 @@ from app.domain.entitlements import PER_CHANNEL, Cause, Cell, ConsentChange, Con
 from app.errors import DomainError, InvalidInput
 from app.services import audit
 from app.services.changes import Topic, users_changed
-from app.services.users import lock_active_user
+from app.services.users import lock_user_to_change
 from app.stores import consents as store
 
 MAX_BATCH = len(PER_CHANNEL) * len(Channel) + len(Purpose) - len(PER_CHANNEL)
@@ -177,7 +177,7 @@ class ConsentLedger:
         planned = plan(changes)
         versions = {id(c): _policy_version(c.policy_version) for c, _ in planned}
         s = self.session
-        user = await lock_active_user(s, user_id)
+        user = await lock_user_to_change(s, user_id, topics=[Topic.CONSENT])
         at = utcnow()
         rows = [
             _row(
@@ -197,7 +197,6 @@ class ConsentLedger:
         await audit.record(
             s, actor=actor, action="consent.set", user_id=user.id, details={"entries": _shown(rows)}
         )
-        await users_changed(s, [user.id], topics=[Topic.CONSENT])
         return user
 
     async def merged(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain import IdentityKey, UserRecord
 from app.errors import NotFound
+from app.services.changes import Topic, lock_by_bump, users_changed
 from app.stores import identity as store
 
 MAX_ATTEMPTS = 3
@@ -28,6 +31,19 @@ async def lock_active_user(session: AsyncSession, user_id: int) -> UserRecord:
         if user.id in locked and locked[user.id] is None:
             return user
     raise RuntimeError(f"user {user_id} kept being merged while we tried to lock it")
+
+
+async def lock_user_to_change(session: AsyncSession, user_id: int, *, topics: Sequence[Topic]) -> UserRecord:
+    """lock_active_user for a writer sure to change the user: its view marked changed (`topics`) too.
+
+    An active user's id (nearly always) costs one statement, the version bump that locks the row;
+    an absorbed id is resolved and locked first.
+    """
+    user = await lock_by_bump(session, user_id, topics=topics)
+    if user is None:
+        user = await lock_active_user(session, user_id)
+        await users_changed(session, [user.id], topics=topics)
+    return user
 
 
 async def owner_of(session: AsyncSession, key: IdentityKey) -> int | None:

@@ -428,6 +428,20 @@ async def active_users_page(session: AsyncSession, *, first: int, after_id: int 
     return [UserRecord(id=r.id, created_at=r.created_at) for r in rows]
 
 
+async def bump_active_user(session: AsyncSession, user_id: int) -> UserRecord | None:
+    """Advance an active user's data version, which locks its row; None when `user_id` is absorbed,
+    erased or unknown (the caller resolves it the long way). The record carries the new version."""
+    stmt = (
+        update(User)
+        .where(User.id == user_id, User.merged_into_id.is_(None), User.erased_at.is_(None))
+        .values(data_version=User.data_version + 1)
+        .returning(User.id, User.created_at, User.data_version)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else UserRecord(id=row.id, created_at=row.created_at, version=row.data_version)
+
+
 async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> list[int]:
     """Advance the data version of these users, locking their rows in id order (no deadlocks).
 
