@@ -193,9 +193,9 @@ class ConsentLedger:
             for change, cells in planned
             for cell, cause in cells
         ]
-        await store.append(s, rows)
-        await audit.record(
-            s, actor=actor, action="consent.set", user_id=user.id, details={"entries": _shown(rows)}
+        details = {"entries": _shown(rows)}
+        await store.append(
+            s, rows, audit=audit.entry(s, actor=actor, action="consent.set", user_id=user.id, details=details)
         )
         return user
 
@@ -256,9 +256,7 @@ class ConsentLedger:
         if not rows:
             return
         s = self.session
-        await store.append(s, rows)
-        actor = rows[0]["actor"]
-        await audit.record(
-            s, actor=actor, action=action, user_id=user_id, details={**context, "entries": _shown(rows)}
-        )
+        details = {**context, "entries": _shown(rows)}
+        entry = audit.entry(s, actor=rows[0]["actor"], action=action, user_id=user_id, details=details)
+        await store.append(s, rows, audit=entry)
         await users_changed(s, [user_id], topics=[Topic.CONSENT])
