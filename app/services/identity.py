@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,7 +21,7 @@ from app.domain import (
 )
 from app.errors import DomainError, NotFound
 from app.services import audit
-from app.services.changes import Topic, users_changed
+from app.services.changes import Topic, announce, users_changed
 from app.services.consents import ConsentLedger
 from app.services.identity_rules import (
     MAX_ATTEMPTS,
@@ -87,18 +89,7 @@ class IdentityGraph:
             )
             return LinkOutcome(user=survivor, merges=merges, dry_run=True)
         merges = tuple([await self._merge(survivor, u, held[u.id], req.actor, reason) for u in absorbed])
-        for key in new_keys:
-            await store.insert_identity(
-                s,
-                user_id=survivor.id,
-                key=key,
-                verified=req.verified,
-                rule=req.rule,
-                source=req.source,
-                actor=req.actor,
-                at=at,
-            )
-        await self._audit_links(survivor.id, new_keys, req)
+        await self._insert_links(survivor.id, new_keys, req, at=at)
         if merges:
             await users_changed(s, [u.id for u in users], topics=[Topic.MERGE])
         if new_keys:
@@ -173,34 +164,47 @@ class IdentityGraph:
             return LinkOutcome(user=None, merges=(), dry_run=True)
         at = utcnow()
         user = await store.create_user(self.session, at=at)
+        await self._insert_links(user.id, keys, req, at=at, created=True)
+        # A user made in this transaction: no reader has seen a version of it, so there is none to
+        # advance (and no row lock to take); the outbox still announces it at commit.
+        announce(self.session, [(user.id, Topic.IDENTITY)])
+        return LinkOutcome(user=user, merges=(), dry_run=False)
+
+    async def _record(self, actor: str, action: str, user_id: int, details: dict[str, object]) -> None:
+        await audit.record(self.session, actor=actor, action=action, user_id=user_id, details=details)
+
+    async def _insert_links(
+        self,
+        user_id: int,
+        keys: Sequence[IdentityKey],
+        req: LinkRequest,
+        *,
+        at: datetime,
+        created: bool = False,
+    ) -> None:
+        """Link `keys` to the user and audit each link; a single link's entry rides in its statement."""
+        s = self.session
+        more = {"rule": req.rule, "verified": req.verified} | ({"created": True} if created else {})
+        entries: list[tuple[int | None, dict[str, Any]]] = [(user_id, audited(k, **more)) for k in keys]
+        carried = (
+            audit.entry(s, actor=req.actor, action="identity.link", user_id=user_id, details=entries[0][1])
+            if len(keys) == 1
+            else None
+        )
         for key in keys:
             await store.insert_identity(
-                self.session,
-                user_id=user.id,
+                s,
+                user_id=user_id,
                 key=key,
                 verified=req.verified,
                 rule=req.rule,
                 source=req.source,
                 actor=req.actor,
                 at=at,
+                audit=carried,
             )
-        await self._audit_links(user.id, keys, req, created=True)
-        await users_changed(self.session, [user.id], topics=[Topic.IDENTITY])
-        return LinkOutcome(user=user, merges=(), dry_run=False)
-
-    async def _record(self, actor: str, action: str, user_id: int, details: dict[str, object]) -> None:
-        await audit.record(self.session, actor=actor, action=action, user_id=user_id, details=details)
-
-    async def _audit_links(
-        self, user_id: int, keys: Sequence[IdentityKey], req: LinkRequest, *, created: bool = False
-    ) -> None:
-        more = {"rule": req.rule, "verified": req.verified} | ({"created": True} if created else {})
-        await audit.record_many(
-            self.session,
-            actor=req.actor,
-            action="identity.link",
-            entries=[(user_id, audited(k, **more)) for k in keys],
-        )
+        if carried is None:
+            await audit.record_many(s, actor=req.actor, action="identity.link", entries=entries)
 
     async def _merge(
         self,

@@ -33,17 +33,17 @@ async def append_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
 
 
 _CARRIED = (
-    "WITH audit_entry AS (INSERT INTO audit_log (at, actor, principal_kind, action, target_user_id, details,"
+    "audit_entry AS (INSERT INTO audit_log (at, actor, principal_kind, action, target_user_id, details,"
     " trace_id) VALUES (CAST(:audit_at AS timestamptz), CAST(:audit_actor AS text),"
     " CAST(:audit_principal_kind AS text), CAST(:audit_action AS text),"
     " CAST(:audit_target_user_id AS bigint),"
-    " CAST(:audit_details AS json), CAST(:audit_trace_id AS text))) {insert}"
+    " CAST(:audit_details AS json), CAST(:audit_trace_id AS text)))"
 )
 
 
 def carried(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """One entry as a CTE a writer's own INSERT carries (`insert_rows(around=…, more=…)`, PostgreSQL):
-    the change and its entry in one round trip."""
+    """One entry as a WITH item (`name AS (INSERT …)`) a writer's own statement carries, and its
+    parameters (PostgreSQL): the change and its entry in one round trip."""
     params = {f"audit_{k}": v for k, v in row.items()}
     params["audit_details"] = dumps(row["details"])
     return _CARRIED, params

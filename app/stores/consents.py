@@ -107,8 +107,13 @@ async def append(
             await audit_store.append_many(session, [audit])
         return
     if is_postgres(session):
-        around, more = ("{insert}", None) if audit is None else audit_store.carried(audit)
-        await insert_rows(session, "consent_entries", _LEDGER, rows, around=around, more=more)
+        if audit is None:
+            await insert_rows(session, "consent_entries", _LEDGER, rows)
+        else:
+            entry, more = audit_store.carried(audit)
+            await insert_rows(
+                session, "consent_entries", _LEDGER, rows, around=f"WITH {entry} {{insert}}", more=more
+            )
         return
     await session.execute(insert(ConsentEntry), list(rows))
     if audit is not None:

@@ -27,6 +27,7 @@ from app.domain import (
     UserRecord,
 )
 from app.sealing import Keyring
+from app.stores import audit as audit_store
 from app.stores.bulk import is_postgres
 
 _IDENTITY_COLUMNS = (
@@ -292,10 +293,33 @@ async def insert_identity(
     source: str,
     actor: str,
     at: datetime,
+    audit: dict[str, Any] | None = None,
 ) -> IdentityRecord:
-    """Create a link and its history edge together."""
+    """Create a link and its history edge together (on PostgreSQL in one statement, with `audit`,
+    the audit entry describing the link, if given)."""
     keyring = pii.keyring_of(session)
     stored = pii.stored_value(keyring, key.kind, key.value)
+    sealed = pii.sealed_value(keyring, key.kind, key.value)
+    if is_postgres(session):
+        params = {
+            "user_id": user_id,
+            "kind": key.kind.value,
+            "namespace": key.namespace,
+            "value": stored,
+            "sealed": sealed,
+            "verified": verified,
+            "at": at,
+            "rule": rule,
+            "source": source,
+            "actor": actor,
+        }
+        more = ""
+        if audit is not None:
+            entry, audit_params = audit_store.carried(audit)
+            params |= audit_params
+            more = f", {entry}"
+        new_id = (await session.execute(text(_LINK_PG.format(more=more)), params)).scalar_one()
+        return _linked(new_id, user_id, key, verified, rule, source, actor, at, stored)
     new_id = (
         await session.execute(
             insert(Identity)
@@ -304,7 +328,7 @@ async def insert_identity(
                 kind=key.kind.value,
                 namespace=key.namespace,
                 value=stored,
-                sealed=pii.sealed_value(keyring, key.kind, key.value),
+                sealed=sealed,
                 verified=verified,
                 linked_at=at,
                 rule=rule,
@@ -314,7 +338,39 @@ async def insert_identity(
             .returning(Identity.id)
         )
     ).scalar_one()
-    rec = IdentityRecord(
+    rec = _linked(new_id, user_id, key, verified, rule, source, actor, at, stored)
+    await add_edge(session, action="link", user_id=user_id, identity=rec, at=at, actor=actor)
+    if audit is not None:
+        await audit_store.append_many(session, [audit])
+    return rec
+
+
+# The link, its history edge (which names it) and, in {more}, the entry describing it: one statement.
+_LINK_PG = (
+    "WITH linked AS (INSERT INTO identities (user_id, kind, namespace, value, sealed, verified, linked_at,"
+    " rule, source, actor) VALUES (CAST(:user_id AS bigint), CAST(:kind AS text), CAST(:namespace AS text),"
+    " CAST(:value AS text), CAST(:sealed AS text), CAST(:verified AS boolean), CAST(:at AS timestamptz),"
+    " CAST(:rule AS text), CAST(:source AS text), CAST(:actor AS text)) RETURNING id),"
+    " edge AS (INSERT INTO identity_edges (at, action, user_id, identity_id, kind, namespace, value, sealed,"
+    " rule, source, actor, merge_id) SELECT CAST(:at AS timestamptz), 'link', CAST(:user_id AS bigint),"
+    " linked.id, CAST(:kind AS text), CAST(:namespace AS text), CAST(:value AS text), CAST(:sealed AS text),"
+    " CAST(:rule AS text), CAST(:source AS text), CAST(:actor AS text), NULL FROM linked){more}"
+    " SELECT id FROM linked"
+)
+
+
+def _linked(
+    new_id: int,
+    user_id: int,
+    key: IdentityKey,
+    verified: bool,
+    rule: str,
+    source: str,
+    actor: str,
+    at: datetime,
+    stored: str,
+) -> IdentityRecord:
+    return IdentityRecord(
         id=new_id,
         user_id=user_id,
         kind=key.kind,
@@ -327,8 +383,6 @@ async def insert_identity(
         actor=actor,
         ref=pii.ref(key.kind, key.namespace, stored),
     )
-    await add_edge(session, action="link", user_id=user_id, identity=rec, at=at, actor=actor)
-    return rec
 
 
 async def mark_verified(
