@@ -73,10 +73,10 @@ class IdentityGraph:
         ids = {o.user_id for o in owners.values()} | ({target.id} if target else set())
         if not ids:
             return await self._create(req)
-        locked = await store.lock_users(s, ids)
+        locked, records = await store.lock_and_read_users(s, ids)
         if any(locked.get(i, -1) is not None for i in ids):
             raise Retry  # a participant was merged away after we read its identities
-        users = sorted((await store.users_by_ids(s, ids)).values(), key=lambda u: (u.created_at, u.id))
+        users = sorted(records.values(), key=lambda u: (u.created_at, u.id))
         held = await store.identities_by_user_ids(s, [u.id for u in users])
         new_keys = [k for k in dict.fromkeys(req.keys) if k not in owners]
         check_one_per_namespace(held, new_keys, users[0].id)

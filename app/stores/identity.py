@@ -238,6 +238,22 @@ async def lock_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, int
     return {r.id: r.merged_into_id for r in (await session.execute(stmt)).all()}
 
 
+async def lock_and_read_users(
+    session: AsyncSession, ids: Iterable[int]
+) -> tuple[dict[int, int | None], dict[int, UserRecord]]:
+    """lock_users, and in the same statement users_by_ids: each id's `merged_into_id`, and the
+    records of those not erased."""
+    stmt = (
+        select(User.id, User.created_at, User.merged_into_id, User.erased_at)
+        .where(User.id.in_(set(ids)))
+        .order_by(User.id)
+        .with_for_update()
+    )
+    rows = (await session.execute(stmt)).all()
+    records = {r.id: UserRecord(id=r.id, created_at=r.created_at) for r in rows if r.erased_at is None}
+    return {r.id: r.merged_into_id for r in rows}, records
+
+
 async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, UserRecord]:
     """Users exactly as stored, without following merges (erased ones left out)."""
     stmt = select(User.id, User.created_at).where(User.id.in_(set(ids)), User.erased_at.is_(None))
