@@ -3,7 +3,8 @@
 The app runs in this process and requests go straight to its ASGI callable (bench/cold_cpu.py), so
 the CPU counted is the server's own work per write (HTTP app, GraphQL, services, database client),
 not the database's. Statements are counted as tests/sql.py counts them (BEGIN, SAVEPOINT and
-RELEASE left out); the commit is one more round trip that no listener sees.
+RELEASE left out), and as round trips (every one, and the COMMIT). Rerun:
+`python -m bench.writes --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`.
 """
 
 from __future__ import annotations
@@ -47,19 +48,23 @@ async def _admin(url: str, sql: str) -> None:
 
 @contextmanager
 def counting(app: Any) -> Iterator[list[str]]:
-    """The statements the app's hub engine runs inside the block."""
+    """Every statement the app's hub engine sends inside the block, BEGIN and COMMIT included."""
     seen: list[str] = []
     engine = app.state.db.write_engine.sync_engine
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(IGNORED):
-            seen.append(statement)
+        seen.append(statement)
+
+    def commit(_conn: Any) -> None:
+        seen.append("COMMIT")
 
     event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, "commit", commit)
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, "commit", commit)
 
 
 async def ask(app: Any, key: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
@@ -120,12 +125,14 @@ async def measure(app: Any, writes: int, rounds: int) -> None:
             for n in range(writes):
                 await ask(app, key, *make(n))
             cpu.append((time.process_time() - started) * 1000 / writes)
+        counted = [s for s in seen if not s.lstrip().upper().startswith((*IGNORED, "COMMIT"))]
         print(
-            f"{label}: {len(seen)} statements + COMMIT; server CPU per write: "
+            f"{label}: {len(counted)} statements as tests/sql.py counts them, {len(seen)} round trips"
+            " (BEGIN, SAVEPOINT, RELEASE and COMMIT too); server CPU per write: "
             f"median {statistics.median(cpu):.2f} ms (rounds {', '.join(f'{c:.2f}' for c in cpu)})"
         )
         for statement in seen:
-            print("   ", " ".join(statement.split())[:150])
+            print("   ", " ".join(statement.split())[:100])
     print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
