@@ -3,7 +3,7 @@
 The app runs in this process and requests go straight to its ASGI callable (bench/cold_cpu.py), so
 the CPU counted is the server's own work per write (HTTP app, GraphQL, services, database client),
 not the database's. Statements are counted as tests/sql.py counts them (BEGIN, SAVEPOINT and
-RELEASE left out), and as round trips (every one, and the COMMIT). Rerun:
+RELEASE left out), and as round trips (those too, and the COMMIT; asyncpg sends BEGIN unseen). Rerun:
 `python -m bench.writes --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`.
 """
 
@@ -127,8 +127,8 @@ async def measure(app: Any, writes: int, rounds: int) -> None:
             cpu.append((time.process_time() - started) * 1000 / writes)
         counted = [s for s in seen if not s.lstrip().upper().startswith((*IGNORED, "COMMIT"))]
         print(
-            f"{label}: {len(counted)} statements as tests/sql.py counts them, {len(seen)} round trips"
-            " (BEGIN, SAVEPOINT, RELEASE and COMMIT too); server CPU per write: "
+            f"{label}: {len(counted)} statements as tests/sql.py counts them, {len(seen)} round trips seen"
+            " (SAVEPOINT, RELEASE, COMMIT too; asyncpg's BEGIN is not seen); server CPU per write: "
             f"median {statistics.median(cpu):.2f} ms (rounds {', '.join(f'{c:.2f}' for c in cpu)})"
         )
         for statement in seen:
