@@ -322,7 +322,7 @@ async def _changed(
     changes.update(
         (owners[key], _TOPICS[type(rec.payload)]) for _, rec, key, *_ in valid if rec.source_id in new_ids
     )
-    await record_changes(hub, changes)
+    await record_changes(hub, changes, fresh=linked)
 
 
 def _without_value(raw: dict[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,9 @@ class Topic(StrEnum):
     ERASURE = "ERASURE"  # the person was erased (eraseUser): forget them
 
 
-async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Topic]]) -> None:
+async def record_changes(
+    session: AsyncSession, changes: Iterable[tuple[int, Topic]], *, fresh: Iterable[int] = ()
+) -> None:
     """Bump the users' data versions now, and append (user, topic) rows to the outbox at commit.
 
     Call it in the same hub transaction as the change, or, for a channel store in another
@@ -45,12 +47,14 @@ async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Top
     cache) or the outbox row (the change feed) must also see the new data. The outbox append
     waits for the commit so that its global lock is held only for the last moment of a
     transaction; a change undone by a rolled-back savepoint may still announce itself (a
-    harmless extra event: listeners re-read the user).
+    harmless extra event: listeners re-read the user). `fresh` users were created in this
+    transaction: no reader has seen a version of theirs, so theirs are announced, not bumped.
     """
     wanted = sorted(set(changes))
     if not wanted:
         return
-    absorbed = await store.bump_versions(session, {user_id for user_id, _ in wanted})
+    made = set(fresh)
+    absorbed = await store.bump_versions(session, {user_id for user_id, _ in wanted if user_id not in made})
     announce(session, wanted)
     if absorbed:
         # A writer that read an owner before a merge committed: the survivor changed as well.

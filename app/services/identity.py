@@ -21,7 +21,7 @@ from app.domain import (
 )
 from app.errors import DomainError, NotFound
 from app.services import audit
-from app.services.changes import Topic, announce, users_changed
+from app.services.changes import Topic, announce, record_changes, users_changed
 from app.services.consents import ConsentLedger
 from app.services.identity_rules import (
     MAX_ATTEMPTS,
@@ -149,8 +149,8 @@ class IdentityGraph:
                 action="identity.link",
                 entries=[(i.user_id, details[(i.kind, i.namespace)]) for i in inserted],
             )
-            if announce:
-                await users_changed(s, claimed, topics=[Topic.IDENTITY])
+            if announce:  # users made here start at version 1: announced, not bumped
+                await record_changes(s, [(u, Topic.IDENTITY) for u in claimed], fresh=claimed)
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
@@ -165,8 +165,8 @@ class IdentityGraph:
         at = utcnow()
         user = await store.create_user(self.session, at=at)
         await self._insert_links(user.id, keys, req, at=at, created=True)
-        # A user made in this transaction: no reader has seen a version of it, so there is none to
-        # advance (and no row lock to take); the outbox still announces it at commit.
+        # A user made in this transaction starts at version 1, as if bumped once: no reader has
+        # seen it, so there is no version to advance (nor row lock to take); the outbox announces it.
         announce(self.session, [(user.id, Topic.IDENTITY)])
         return LinkOutcome(user=user, merges=(), dry_run=False)
 

@@ -262,8 +262,10 @@ async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, U
 
 
 async def create_user(session: AsyncSession, *, at: datetime) -> UserRecord:
-    """A new user row; its id is the one the API shows."""
-    new_id = (await session.execute(insert(User).values(created_at=at).returning(User.id))).scalar_one()
+    """A new user row; its id is the one the API shows. It starts at data version 1: its creation
+    is its first change, announced without a bump (`record_changes(fresh=…)`)."""
+    stmt = insert(User).values(created_at=at, data_version=1).returning(User.id)
+    new_id = (await session.execute(stmt)).scalar_one()
     return UserRecord(id=new_id, created_at=at)
 
 
