@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from app.cli_support import with_db
 from app.db.engine import Database
 from app.domain import Channel
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
 from app.services.audiences import Audiences

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 from app.cursors import Position
 from app.domain import Channel, IdentityKey, UserRecord
+from app.domain.channel_data import CartRow, EventRow, OrderRow
+from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts
 from app.stores import compiled as store
-from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders import Loaders
-from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts, event_pages, order_pages
+from loaders.channel_data import event_pages, order_pages
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import InvalidInput
 
 LOGIC = ("all", "any", "not")

@@ -41,7 +41,7 @@ from app.channels import appid_channels
 from app.db.engine import Database
 from app.db.models import Identity, User
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import PER_CHANNEL, Purpose
+from app.domain.entitlements import PER_CHANNEL, Purpose
 from app.errors import InvalidInput
 from app.ingest.dictionary import ANY_EVENT, DataDictionary
 from app.services.audience_conditions import Node
@@ -196,7 +196,7 @@ class Compiler:
         """Of the people who hold the tag at all (SQL), those whose weight reaches `min_weight`.
 
         The weight is relative to the person's strongest interest, with recent behaviour counting
-        more (loaders/channel_data.py): it is weighed as User.interests weighs it, in batches.
+        more (app/services/channel_data.py): it is weighed as User.interests weighs it, in batches.
         """
         stmt = select(User.id).where(sql.ACTIVE_USER, held)
         if self.only is not None:
