@@ -176,7 +176,12 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
     starts = []
     if q.key is not None:
         starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
-    if q.ids:
+    if len(q.ids) == 1:
+        # One id as a plain value, not a list: PostgreSQL then estimates the generic plan as it
+        # does a custom one and keeps it after five executions, instead of planning every time.
+        starts.append("SELECT id FROM users WHERE id = :id")
+        params["id"] = q.ids[0]
+    elif q.ids:
         starts.append("SELECT id FROM users WHERE id IN :ids")
         params["ids"] = list(q.ids)
     if q.page is not None:
