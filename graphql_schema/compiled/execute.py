@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -70,8 +70,17 @@ class Run:
         self.variables = variables
         self.ctx = ctx
         self.info = _Info(ctx)
-        self._fields: dict[tuple[int, ...], Fields] = {}
-        self._shapes: dict[tuple[int, int], list[_Slot]] = {}
+        # Selections, shapes and reads depend only on the plan and its inner variables: requests
+        # with the same ones share them (a memo of the plan's), others work them out for themselves.
+        key = plan.memo_key(variables)
+        memo = None if key is None else plan.memos.get(key)
+        if memo is None:
+            memo = _Memo()
+            if key is not None:
+                plan.memos[key] = memo
+        self._fields = memo.fields
+        self._shapes = memo.shapes
+        self._needs = memo.needs
 
     def fields_of(self, nodes: list[FieldNode]) -> Fields:
         key = tuple(id(n) for n in nodes)
@@ -84,7 +93,10 @@ class Run:
         query = self.schema.query_type
         assert query is not None
         out: dict[str, Any] = {}
-        for key, nodes in collect(self.plan, [self.plan.operation.selection_set], self.variables).items():
+        roots = self._fields.get(())
+        if roots is None:
+            roots = self._fields[()] = collect(self.plan, [self.plan.operation.selection_set], self.variables)
+        for key, nodes in roots.items():
             name = nodes[0].name.value
             if name == "__typename":
                 out[key] = query.name
@@ -106,10 +118,14 @@ class Run:
         assert isinstance(user_type, GraphQLObjectType)
         if name == "users":
             conn = self.fields_of(nodes)
-            user_fields: Fields = {}
-            for key, sub in conn.items():
-                if sub[0].name.value == "nodes":
-                    user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
+            all_nodes = ("users", *(id(n) for n in nodes))
+            user_fields = self._fields.get(all_nodes)  # type: ignore[call-overload]
+            if user_fields is None:
+                user_fields = {}
+                for key, sub in conn.items():
+                    if sub[0].name.value == "nodes":
+                        user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
+                self._fields[all_nodes] = user_fields  # type: ignore[index]
             reads = self._reads(user_type, user_fields)
             page = await resolve.users(self.ctx, reads, first=args["first"], after=args.get("after"))
             return UserConnection.of(page)
@@ -125,7 +141,10 @@ class Run:
         return None if found is None else User(record=found)
 
     def _reads(self, user_type: GraphQLObjectType, fields: Fields) -> Reads:
-        needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
+        needs = self._needs.get(id(fields))
+        if needs is None:
+            needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
+            self._needs[id(fields)] = needs
         orders = []
         for a in needs.orders:
             status = a.get("status")
@@ -205,10 +224,8 @@ class Run:
                     scalar_registry=self.strawberry.schema_converter.scalar_registry,
                     config=self.strawberry.config,
                 )
-            if known.info is not None:
-                kwargs[known.info] = self.info
             slots.append(
-                _Slot(response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub)
+                _Slot(response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub, known.info)
             )
         self._shapes[key] = slots
         return slots
@@ -258,12 +275,14 @@ class Run:
                 continue
             if slot.func is None:
                 value = getattr(source, slot.attr)  # type: ignore[arg-type]
-            elif slot.is_async:
-                value = await slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
             else:
-                value = slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
-                if inspect.isawaitable(value):
-                    value = await value
+                kwargs = slot.kwargs if slot.info is None else {**slot.kwargs, slot.info: self.info}  # type: ignore[dict-item]
+                if slot.is_async:
+                    value = await slot.func(source, **kwargs)
+                else:
+                    value = slot.func(source, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
             leaf = slot.leaf
             if leaf is not None:  # a non-null leaf, the common case, without the general walk
                 if value is None:
@@ -293,12 +312,22 @@ class _Slot:
     is_async: bool
     steps: tuple[tuple[int, Any], ...]
     nodes: list[FieldNode]
+    info: str | None = None  # the resolver's parameter for the request's Info
     leaf: Any = None  # the leaf type when `steps` is a non-null leaf
 
     def __post_init__(self) -> None:
         steps = self.steps
         if len(steps) == 2 and steps[0][0] == _NON_NULL and steps[1][0] == _LEAF:
             self.leaf = steps[1][1]
+
+
+@dataclass(slots=True)
+class _Memo:
+    """What requests of one plan with the same inner variables share."""
+
+    fields: dict[tuple[int, ...], Fields] = field(default_factory=dict)
+    shapes: dict[tuple[int, int], list[_Slot]] = field(default_factory=dict)
+    needs: dict[int, UserNeeds] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)
