@@ -351,7 +351,16 @@ async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) ->
     conn = await session.connection()  # Core, not the ORM's execute: the rows are JSON text
     if conn.dialect.name == "postgresql":  # the driver's text as is: nothing compiled per request
         sql, names = _numbered(statement)
-        raw = (await conn.exec_driver_sql(sql, tuple(params[n] for n in names))).scalar_one()
+        args = tuple(params[n] for n in names)
+        # Straight to asyncpg (its own prepared-statement cache): one value of text needs none of
+        # SQLAlchemy's cursor and result machinery. The engine's listeners still see the statement.
+        sync = conn.sync_connection
+        assert sync is not None
+        if sync.dispatch.before_cursor_execute:
+            sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert driver is not None
+        raw = await driver.fetchval(sql, *args)
     else:
         stmt, used = _statement(statement, params)
         raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()

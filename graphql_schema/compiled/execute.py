@@ -118,14 +118,14 @@ class Run:
         assert isinstance(user_type, GraphQLObjectType)
         if name == "users":
             conn = self.fields_of(nodes)
-            all_nodes = ("users", *(id(n) for n in nodes))
-            user_fields = self._fields.get(all_nodes)  # type: ignore[call-overload]
+            all_nodes = (-1, *(id(n) for n in nodes))  # apart from `fields_of`'s keys
+            user_fields = self._fields.get(all_nodes)
             if user_fields is None:
                 user_fields = {}
                 for key, sub in conn.items():
                     if sub[0].name.value == "nodes":
                         user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
-                self._fields[all_nodes] = user_fields  # type: ignore[index]
+                self._fields[all_nodes] = user_fields
             reads = self._reads(user_type, user_fields)
             page = await resolve.users(self.ctx, reads, first=args["first"], after=args.get("after"))
             return UserConnection.of(page)
@@ -207,14 +207,14 @@ class Run:
         for response_key, sub in self.fields_of(nodes).items():
             name = sub[0].name.value
             if name == "__typename":
-                slots.append(_Slot(response_key, gtype.name, None, None, None, False, (), sub))
+                slots.append(_Slot(response_key, gtype.name, None, None, {}, False, (), sub))
                 continue
             field = gtype.fields[name]
             known = _FIELDS.get(id(field))
             if known is None or known.field is not field:
                 known = _FIELDS[id(field)] = _field_of(field, self.steps(field.type))
             if known.func is None:
-                slots.append(_Slot(response_key, None, known.attr, None, None, False, known.steps, sub))
+                slots.append(_Slot(response_key, None, known.attr, None, {}, False, known.steps, sub))
                 continue
             kwargs: dict[str, Any] = {}
             if field.args:  # a field without arguments has no arguments to work out
@@ -225,7 +225,9 @@ class Run:
                     config=self.strawberry.config,
                 )
             slots.append(
-                _Slot(response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub, known.info)
+                _Slot(
+                    response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub, known.info
+                )
             )
         self._shapes[key] = slots
         return slots
@@ -276,7 +278,7 @@ class Run:
             if slot.func is None:
                 value = getattr(source, slot.attr)  # type: ignore[arg-type]
             else:
-                kwargs = slot.kwargs if slot.info is None else {**slot.kwargs, slot.info: self.info}  # type: ignore[dict-item]
+                kwargs = slot.kwargs if slot.info is None else {**slot.kwargs, slot.info: self.info}
                 if slot.is_async:
                     value = await slot.func(source, **kwargs)
                 else:
@@ -308,7 +310,7 @@ class _Slot:
     typename: str | None
     attr: str | None
     func: Any
-    kwargs: dict[str, Any] | None
+    kwargs: dict[str, Any]
     is_async: bool
     steps: tuple[tuple[int, Any], ...]
     nodes: list[FieldNode]

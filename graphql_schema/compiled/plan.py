@@ -160,7 +160,9 @@ def plan_for(schema: GraphQLSchema, query: str, document: DocumentNode, name: st
     return plan
 
 
-def _inner(operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]) -> tuple[str, ...]:
+def _inner(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
     """Every variable the operation uses except in a root field's own arguments."""
     found: set[str] = set()
 
