@@ -347,35 +347,45 @@ def _numbered(statement: str) -> tuple[str, tuple[str, ...]]:
     return found
 
 
-async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    conn = await session.connection()  # Core, not the ORM's execute: the rows are JSON text
-    if conn.dialect.name == "postgresql":  # the driver's text as is: nothing compiled per request
+@dataclass(frozen=True)
+class Target:
+    """Where a compiled statement runs: a read session, or on PostgreSQL a connection of asyncpg's
+    own (app/db/direct.py), with the keyring the database's sessions carry."""
+
+    keyring: Any
+    pg: bool
+    session: AsyncSession | None = None
+    driver: Any = None  # an asyncpg connection
+
+    @staticmethod
+    def of(session: AsyncSession) -> Target:
+        pg = session.get_bind().dialect.name == "postgresql"
+        return Target(keyring=pii.keyring_of(session), pg=pg, session=session)
+
+
+async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    if target.pg:  # the driver's text as is: nothing compiled per request
         sql, names = _numbered(statement)
         args = tuple(params[n] for n in names)
-        # Straight to asyncpg (its own prepared-statement cache): one value of text needs none of
-        # SQLAlchemy's cursor and result machinery. The engine's listeners still see the statement.
-        sync = conn.sync_connection
-        assert sync is not None
-        if sync.dispatch.before_cursor_execute:
-            sync.dispatch.before_cursor_execute(sync, None, sql, args, None, False)
-        driver = (await conn.get_raw_connection()).driver_connection
-        assert driver is not None
-        raw = await driver.fetchval(sql, *args)
+        if target.driver is not None:
+            raw = await target.driver.fetchval(sql, *args)
+        else:
+            assert target.session is not None
+            conn = await target.session.connection()  # Core: the rows are JSON text
+            raw = (await conn.exec_driver_sql(sql, args)).scalar_one()
     else:
+        assert target.session is not None
+        conn = await target.session.connection()
         stmt, used = _statement(statement, params)
         raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
     return orjson.loads(raw)  # type: ignore[no-any-return]
 
 
-def _is_pg(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
+async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
     """The root users and their hub relations; `here`: a channel store sharing the hub, read in the
     same statement with the identities' refs joined in SQL."""
-    sql = _Sql(_is_pg(session))
-    keyring = pii.keyring_of(session)
+    sql = _Sql(target.pg)
+    keyring = target.keyring
     params: dict[str, Any] = {}
     if q.key is not None:
         params.update(
@@ -387,7 +397,7 @@ async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | No
     if here:
         parts += _channel_parts(sql, here, _REFS_OF_TARGET, params)
     cast = "::text" if sql.pg else ""
-    found = await _run(session, f"{ctes}SELECT {sql.obj(parts)}{cast}", params)
+    found = await _run(target, f"{ctes}SELECT {sql.obj(parts)}{cast}", params)
     out = HubRows()
     for start_id, uid, created_at, version in found["users"] or []:
         out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
@@ -427,15 +437,15 @@ async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | No
     return out
 
 
-async def read_channel(session: AsyncSession, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
+async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
     """A channel-store database of its own: the identities' refs are bound."""
     if not refs:
         return ChannelRows(orders=[([], {}) for _ in q.orders], events=[[] for _ in q.events])
-    sql = _Sql(_is_pg(session))
+    sql = _Sql(target.pg)
     params: dict[str, Any] = {"refs": list(refs)}
     parts = _channel_parts(sql, q, ":refs", params)
     cast = "::text" if sql.pg else ""
-    return _channel_rows(q, await _run(session, f"SELECT {sql.obj(parts)}{cast}", params))
+    return _channel_rows(q, await _run(target, f"SELECT {sql.obj(parts)}{cast}", params))
 
 
 def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
