@@ -103,7 +103,7 @@ async def prefetch(
     on_hub = next((s for s in db.stores if s.shares_hub), None)
     channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests)
     query = store.HubQuery(
-        ids=tuple(ids),
+        ids=tuple(dict.fromkeys(ids)),  # an end user reading themselves: one id
         key=key,
         page=page,
         identities=True,  # authorization and the channel stores' refs need them

@@ -186,10 +186,13 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
         params["ids"] = list(q.ids)
     if q.page is not None:
         after = " AND id > :after" if q.page[1] is not None else ""
+        # The page's size in the text (a few sizes, each its own statement): with it bound,
+        # PostgreSQL would plan the statement again on every execution.
+        rows = int(q.page[0])
         starts.append(
-            f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT :rows) p"
+            f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT {rows}) p"
         )
-        params.update(rows=q.page[0], after=q.page[1])
+        params.update(after=q.page[1])
     start = " UNION ".join(starts) or "SELECT id FROM users WHERE 1 = 0"
     parts = [
         ("users", sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "start_id")),
