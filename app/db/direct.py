@@ -24,9 +24,12 @@ async def _keep_session(_conn: asyncpg.Connection) -> None:
 class DirectReads:
     """A lazily opened asyncpg pool on one PostgreSQL database (at most `max_size` connections)."""
 
-    def __init__(self, url: str, *, max_size: int, server_settings: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, url: str, *, max_size: int, timeout: float, server_settings: dict[str, str] | None = None
+    ) -> None:
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.max_size = max_size
+        self.timeout = timeout  # how long a request waits for a free connection
         self.server_settings = server_settings
         self.pool: asyncpg.Pool | None = None
         self.lock = asyncio.Lock()
@@ -35,7 +38,7 @@ class DirectReads:
     async def connection(self) -> AsyncIterator[Any]:
         """A connection of the pool for the length of the block."""
         pool = self.pool or await self._open()
-        async with pool.acquire() as conn:
+        async with pool.acquire(timeout=self.timeout) as conn:
             yield conn
 
     async def _open(self) -> asyncpg.Pool:

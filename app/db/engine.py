@@ -128,7 +128,12 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
     if not is_sqlite:
         mode: str = settings.db_plan_cache_mode
         modes = {"plan_cache_mode": mode} if mode != "auto" else None
-        direct = DirectReads(url, max_size=settings.db_pool_size, server_settings=modes)
+        direct = DirectReads(
+            url,
+            max_size=settings.db_pool_size,
+            timeout=settings.db_pool_timeout_seconds,
+            server_settings=modes,
+        )
     return {
         "url": url,
         "write_engine": write_engine,
