@@ -38,8 +38,12 @@ class DirectReads:
     async def connection(self) -> AsyncIterator[Any]:
         """A connection of the pool for the length of the block."""
         pool = self.pool or await self._open()
-        async with pool.acquire(timeout=self.timeout) as conn:
+        async with asyncio.timeout(self.timeout):  # asyncpg's own timeout runs a task per acquire
+            conn = await pool.acquire()
+        try:
             yield conn
+        finally:
+            await pool.release(conn)
 
     async def _open(self) -> asyncpg.Pool:
         async with self.lock:
