@@ -132,6 +132,7 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
             url,
             max_size=settings.db_pool_size,
             timeout=settings.db_pool_timeout_seconds,
+            statement_cache_size=settings.db_statement_cache_size,
             server_settings=modes,
         )
     return {
