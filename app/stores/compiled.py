@@ -137,16 +137,19 @@ class _Sql:
 
 
 def _at(raw: str | None) -> datetime | None:
-    if raw is None:
-        return None
-    at = datetime.fromisoformat(raw)
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return None if raw is None else _when(raw)
 
 
 def _when(raw: str) -> datetime:
-    at = _at(raw)
-    assert at is not None
-    return at
+    at = _iso(raw)
+    tz = at.tzinfo
+    if tz is UTC:  # PostgreSQL in UTC: the common case, already what the stores return
+        return at
+    return at.replace(tzinfo=UTC) if tz is None else at.astimezone(UTC)
+
+
+_iso = datetime.fromisoformat
+_CHANNELS = {c.value: c for c in Channel}  # Channel(value) costs a metaclass call per row
 
 
 _HUB_CTES = """WITH RECURSIVE start(id) AS ({start}),
@@ -457,7 +460,7 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
         rows = [
             OrderRow(
                 id=r[0],
-                channel=Channel(r[1]),
+                channel=_CHANNELS[r[1]],
                 order_id=r[2],
                 identity_ref=r[3],
                 status_code=r[4],
@@ -476,7 +479,7 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
             [
                 EventRow(
                     id=r[0],
-                    channel=Channel(r[1]),
+                    channel=_CHANNELS[r[1]],
                     identity_ref=r[2],
                     type=r[3],
                     occurred_at=_when(r[4]),
@@ -486,12 +489,12 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
             ]
         )
     if q.cart:
-        out.cart = [CartRow(Channel(r[0]), r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
+        out.cart = [CartRow(_CHANNELS[r[0]], r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
     if q.booked:
         out.booked = [
             ReservationRow(
                 id=r[0],
-                channel=Channel(r[1]),
+                channel=_CHANNELS[r[1]],
                 reservation_id=r[2],
                 identity_ref=r[3],
                 service=r[4],
