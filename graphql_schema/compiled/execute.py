@@ -9,7 +9,9 @@ the compiled run: the operation then runs through graphql-core, which answers it
 from __future__ import annotations
 
 import inspect
+import keyword
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -197,13 +199,13 @@ class Run:
             found = _STEPS[gtype] = tuple(out)
         return found
 
-    def shape(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> list[_Slot]:
+    def shape(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> _Shape:
         """How to answer these selections on `gtype`, worked out once per request."""
         key = (id(gtype), id(nodes))  # the node lists live in `_fields` for the whole request
         found = self._shapes.get(key)
         if found is not None:
             return found
-        slots = []
+        slots = _Shape()
         for response_key, sub in self.fields_of(nodes).items():
             name = sub[0].name.value
             if name == "__typename":
@@ -229,6 +231,7 @@ class Run:
                     response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub, known.info
                 )
             )
+        slots.fast = _compiled(slots, self.shape)
         self._shapes[key] = slots
         return slots
 
@@ -255,11 +258,14 @@ class Run:
                     slots = self.shape(item[-1][1], nodes)
                     strict = len(item) == 2
                     out: list[dict[str, Any] | None] = []
+                    fast = slots.fast
                     for v in value:
                         if v is None:
                             if strict:
                                 raise Fallback
                             out.append(None)
+                        elif fast is not None:
+                            out.append(fast(v))
                         else:
                             out.append(await self._fill(slots, v))
                     return out
@@ -269,7 +275,9 @@ class Run:
     async def obj(self, gtype: GraphQLObjectType, nodes: list[FieldNode], source: Any) -> dict[str, Any]:
         return await self._fill(self.shape(gtype, nodes), source)
 
-    async def _fill(self, slots: list[_Slot], source: Any) -> dict[str, Any]:
+    async def _fill(self, slots: _Shape, source: Any) -> dict[str, Any]:
+        if slots.fast is not None:
+            return slots.fast(source)
         out: dict[str, Any] = {}
         for slot in slots:
             if slot.typename is not None:
@@ -323,12 +331,113 @@ class _Slot:
             self.leaf = steps[1][1]
 
 
+class _Shape(list[_Slot]):
+    """The slots of an object's selections; `fast`: the same as one plain function, when every
+    slot is `__typename` or an attribute holding a non-null leaf (no resolver, nothing to await)."""
+
+    fast: Callable[[Any], dict[str, Any]] | None = None
+
+
+def _compiled(
+    slots: list[_Slot], shape_of: Callable[[GraphQLObjectType, list[FieldNode]], _Shape]
+) -> Callable[[Any], dict[str, Any]] | None:
+    """`_fill` unrolled for these slots, when each is `__typename` or an attribute holding a leaf,
+    an object or a list of objects whose own shapes are plain too: the same values and checks as
+    `_fill` and `_complete`, in their order, with nothing to await."""
+    env: dict[str, Any] = {"_leaf": _leaf, "Fallback": Fallback}
+    lines = ["def fill(source):"]
+    for n, slot in enumerate(slots):
+        env[f"K{n}"] = slot.key
+        if slot.typename is not None:
+            env[f"v{n}"] = slot.typename
+            continue
+        attr = slot.attr
+        if slot.func is not None or attr is None or not attr.isidentifier() or keyword.iskeyword(attr):
+            return None
+        steps = slot.steps
+        required = steps[0][0] == _NON_NULL
+        inner = steps[1:] if required else steps
+        convert = _converter(inner, slot.nodes, shape_of)
+        if convert is None:
+            return None
+        lines.append(f"    v{n} = source.{attr}")
+        if required:
+            lines.append(f"    if v{n} is None: raise Fallback")
+        plain = _PLAIN.get(inner[0][1]) if len(inner) == 1 and inner[0][0] == _LEAF else None
+        env[f"C{n}"] = convert
+        if plain is not None:
+            env[f"P{n}"] = plain
+            lines.append(f"    if v{n} is not None and type(v{n}) is not P{n}: v{n} = C{n}(v{n})")
+        else:
+            lines.append(f"    if v{n} is not None: v{n} = C{n}(v{n})")
+    lines.append("    return {" + ", ".join(f"K{n}: v{n}" for n in range(len(slots))) + "}")
+    exec("\n".join(lines), env)  # noqa: S102 - built from schema attribute names, checked above
+    return env["fill"]  # type: ignore[no-any-return]
+
+
+def _leaf_of(gtype: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """`_leaf` for one type, its common case first (an Int in 32 bits, an enum member seen before)."""
+    if gtype is GraphQLInt:
+
+        def integer(value: Any) -> Any:
+            if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+                return value
+            return _leaf(gtype, value)
+
+        return integer
+    if isinstance(gtype, GraphQLEnumType):
+        names: dict[Enum, Any] = {}
+
+        def member(value: Any) -> Any:
+            name = names.get(value) if isinstance(value, Enum) else None
+            if name is None:
+                name = _leaf(gtype, value)
+                if isinstance(value, Enum):
+                    names[value] = name
+            return name
+
+        return member
+    return lambda value: _leaf(gtype, value)
+
+
+def _converter(
+    steps: tuple[tuple[int, Any], ...],
+    nodes: list[FieldNode],
+    shape_of: Callable[[GraphQLObjectType, list[FieldNode]], _Shape],
+) -> Callable[[Any], Any] | None:
+    """A non-None value's completion for a leaf, an object or a list of objects ([T] or [T!])."""
+    kind, t = steps[0]
+    if kind == _LEAF and len(steps) == 1:
+        return _leaf_of(t)
+    if kind == _OBJECT:
+        return shape_of(t, nodes).fast
+    if kind == _LIST and steps[-1][0] == _OBJECT and len(steps) <= 3:
+        fast = shape_of(steps[-1][1], nodes).fast
+        if fast is None:
+            return None
+        strict = len(steps) == 3
+
+        def each(value: Any) -> list[Any]:
+            out: list[Any] = []
+            for v in value:
+                if v is not None:
+                    out.append(fast(v))
+                elif strict:
+                    raise Fallback
+                else:
+                    out.append(None)
+            return out
+
+        return each
+    return None
+
+
 @dataclass(slots=True)
 class _Memo:
     """What requests of one plan with the same inner variables share."""
 
     fields: dict[tuple[int, ...], Fields] = field(default_factory=dict)
-    shapes: dict[tuple[int, int], list[_Slot]] = field(default_factory=dict)
+    shapes: dict[tuple[int, int], _Shape] = field(default_factory=dict)
     needs: dict[int, UserNeeds] = field(default_factory=dict)
 
 
