@@ -90,8 +90,10 @@ query ($id: ID, $n: Int, $orders: Boolean!, $ch: Channel) {
     id
     orders(first: $n, channel: $ch) @include(if: $orders) { totalCount nodes { sourceId } }
     ... on User @skip(if: $orders) { cart { items { sku } } }
+    ...Consents
   }
 }
+fragment Consents on User { consents @include(if: $orders) { purpose granted } }
 """
 
 
