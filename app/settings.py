@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     app_wechat_appid: str | None = None
     sqlite_busy_timeout_ms: int = 15_000
     # PostgreSQL connection pool of each database (reads and writes share it; compiled reads have
-    # an asyncpg pool of the same size, app/db/direct.py): a fixed size, no overflow (new sessions
+    # as many asyncpg connections at most, app/db/direct.py): a fixed size, no overflow (new sessions
     # cost PostgreSQL ~2 ms of CPU each), how long a request waits for a free connection, and
     # asyncpg's prepared statements kept per connection.
     db_pool_size: int = Field(default=20, ge=1)
