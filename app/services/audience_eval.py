@@ -43,7 +43,7 @@ from app.db.models import Identity, User
 from app.domain import Channel, IdentityKind
 from app.entitlements.records import PER_CHANNEL, Purpose
 from app.errors import InvalidInput
-from app.ingest.dictionary import ANY_EVENT, DataDictionary
+from app.ingest.dictionary import DataDictionary
 from app.services.audience_conditions import Node
 from app.settings import Settings
 from app.stores import audience_sql as sql
@@ -228,7 +228,7 @@ class Compiler:
             return sql.cart_rows(args, channels, self.now, refs)
         if kind == "interest":
             rules = self.dictionary.interest_rules
-            return sql.interest_rows(self.binds, args["tag"], rules, channels, refs, ANY_EVENT)
+            return sql.interest_rows(args["tag"].strip(), rules, channels, refs)
         return sql.unfollowed_rows(channels[0], refs)
 
     def _codes(self, args: dict[str, Any], *, booking: bool) -> list[int] | None:
@@ -288,9 +288,17 @@ async def evaluated(
 ) -> AsyncIterator[Evaluation]:
     """The condition compiled in a hub read session, open while the caller reads its members."""
     async with db.read_sessions() as session:
+        # The statement's estimated cost (identity refs meeting the graph on an expression) turns
+        # JIT compiling on, which took longer than the query itself (bench/RESULTS.md). Reads run
+        # in autocommit, so the setting is the connection's until reset below.
+        no_jit = session.get_bind().dialect.name == "postgresql"
+        if no_jit:
+            await session.execute(text("SET jit = off"))
         compiler = Compiler(session, db, dictionary, settings, now, only)
         try:
             yield Evaluation(await compiler.compile(node), session, compiler)
         finally:
             if compiler.temp_ready:
                 await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
+            if no_jit:
+                await session.execute(text("RESET jit"))
