@@ -23,8 +23,8 @@ from app.domain import Channel
 from app.ingest.dictionary import load_dictionary
 from app.pii import sealed_value, stored_value
 from app.sealing import keyring_for
-from app.stores import interest_tags
 from app.settings import Environment, Settings
+from app.stores import interest_tags
 from bench import channel_data as ch
 
 BATCH = 5_000
