@@ -164,7 +164,8 @@ def interest_rows(
     held = [t.channel.in_(channels), t.tag == tag]
     if refs is not None:
         held.append(t.identity_ref.in_(list(refs)))
-    parts: list[Select[Any]] = [select(t.identity_ref.label("ref"), t.events.label("n")).where(*held)]
+    kept: Select[Any] = select(t.identity_ref.label("ref"), t.events.label("n")).where(*held)
+    parts = [kept]
     if any(p == "service" for p, _ in rules.get("reservation", [])):
         parts.append(_counted(r.identity_ref, [r.channel.in_(channels), r.service == tag], refs))
     # No grouping here: from_refs sums a person's rows whatever identities and channels they come from.

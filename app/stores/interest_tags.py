@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -49,7 +49,7 @@ async def add_tags(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Non
 
 async def rebuild(conn: AsyncConnection, dictionary: DataDictionary) -> int:
     """Recount every event's tags from scratch (a store written without ingestion); rows written."""
-    await conn.execute(InterestTag.__table__.delete())
+    await conn.execute(delete(InterestTag))
     e = ChannelEvent
     stmt = select(e.id, e.channel, e.identity_ref, e.type, e.properties).order_by(e.id)
     counts: dict[tuple[str, str, str], int] = {}
@@ -64,5 +64,5 @@ async def rebuild(conn: AsyncConnection, dictionary: DataDictionary) -> int:
             counts[key] = counts.get(key, 0) + row["events"]
     out = [{"channel": c, "identity_ref": r, "tag": t, "events": n} for (c, r, t), n in counts.items()]
     for i in range(0, len(out), REBUILD_CHUNK):
-        await conn.execute(InterestTag.__table__.insert(), out[i : i + REBUILD_CHUNK])
+        await conn.execute(insert(InterestTag), out[i : i + REBUILD_CHUNK])
     return len(out)
