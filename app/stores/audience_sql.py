@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -164,7 +164,7 @@ def interest_rows(
     held = [t.channel.in_(channels), t.tag == tag]
     if refs is not None:
         held.append(t.identity_ref.in_(list(refs)))
-    kept: Select[Any] = select(t.identity_ref.label("ref"), t.events.label("n")).where(*held)
+    kept = cast("Select[Any]", select(t.identity_ref.label("ref"), t.events.label("n")).where(*held))
     parts = [kept]
     if any(p == "service" for p, _ in rules.get("reservation", [])):
         parts.append(_counted(r.identity_ref, [r.channel.in_(channels), r.service == tag], refs))
