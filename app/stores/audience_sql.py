@@ -36,6 +36,8 @@ from app.db.models import ConsentEntry, Identity, Membership, User
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 FOLLOW_EVENTS = ("subscribe", "unsubscribe")
+# User.preferences rounds scores to 6 places: a score shown as the threshold reaches it.
+SCORE_SLACK = 5e-7
 ACTIVE_USER = and_(User.merged_into_id.is_(None), User.erased_at.is_(None))
 # The identity as channel stores name it (app/pii.py ref): KIND|namespace|stored value.
 IDENTITY_REF = Identity.kind + literal("|") + Identity.namespace + literal("|") + Identity.value
@@ -204,6 +206,17 @@ def from_refs(source: Any, min_count: int) -> ColumnElement[bool]:
         .join(source, source.c.ref == IDENTITY_REF)
         .group_by(Identity.user_id)
         .having(func.sum(source.c.n) >= min_count)
+    )
+    return User.id.in_(people)
+
+
+def from_scores(source: Any, min_score: float) -> ColumnElement[bool]:
+    """The users with a (ref, w) row in `source` whose weights add up to at least `min_score`."""
+    people = (
+        select(Identity.user_id)
+        .join(source, source.c.ref == IDENTITY_REF)
+        .group_by(Identity.user_id)
+        .having(func.sum(source.c.w) >= min_score - SCORE_SLACK)
     )
     return User.id.in_(people)
 
