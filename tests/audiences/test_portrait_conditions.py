@@ -3,6 +3,7 @@ whose User.traits, User.preferences and User.journey say so: merged persons, spl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -103,7 +104,7 @@ def _days_since(at: str | None) -> float:
 
 def _traits_hold(p: dict[str, Any], cond: dict[str, Any]) -> bool:
     t = p["traits"]
-    return (
+    return bool(
         t["lifetimeValueCents"] >= cond.get("minLifetimeValueCents", 0)
         and t["paidOrders"] >= cond.get("minPaidOrders", 0)
         and _days_since(t["lastOrderAt"]) <= cond.get("lastOrderWithinDays", float("inf"))
@@ -121,15 +122,20 @@ def _journey_holds(p: dict[str, Any], cond: dict[str, Any]) -> bool:
     )
 
 
-TRAITS = [
+TRAITS: list[dict[str, Any]] = [
     {"minLifetimeValueCents": 10000},
     {"minLifetimeValueCents": 25000},
     {"minPaidOrders": 2},
     {"lastOrderWithinDays": 7},
     {"lastOrderWithinDays": 30, "minPaidOrders": 1},
 ]
-PREFERENCES = [{"sku": "G7"}, {"sku": "G7", "minScore": 3.5}, {"sku": "B2", "minScore": 7}, {"sku": "7"}]
-JOURNEYS = [
+PREFERENCES: list[dict[str, Any]] = [
+    {"sku": "G7"},
+    {"sku": "G7", "minScore": 3.5},
+    {"sku": "B2", "minScore": 7},
+    {"sku": "7"},
+]
+JOURNEYS: list[dict[str, Any]] = [
     {"firstChannel": "MINI_PROGRAM"},
     {"firstChannel": "APP"},
     {"pathStartsWith": ["APP", "MINI_PROGRAM"]},
@@ -141,11 +147,12 @@ async def _agree(people: People) -> dict[str, set[str]]:
     """Every condition's members are those whose portrait says so; returns members by condition."""
     portraits = await people.portraits()
     out: dict[str, set[str]] = {}
-    for kind, conds, holds in (
+    checks: list[tuple[str, list[dict[str, Any]], Callable[[dict[str, Any], dict[str, Any]], bool]]] = [
         ("traits", TRAITS, _traits_hold),
         ("preference", PREFERENCES, _preference_holds),
         ("journey", JOURNEYS, _journey_holds),
-    ):
+    ]
+    for kind, conds, holds in checks:
         for cond in conds:
             got = await _ids(people.gql, people.op, {kind: cond})
             want = {uid for uid, p in portraits.items() if holds(p, cond)}
