@@ -12,8 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.channel_models import ChannelEvent, InterestTag
 from app.ingest.dictionary import DataDictionary
+from app.stores.bulk import Columns, insert_rows, is_postgres
 
 REBUILD_CHUNK = 20_000
+_COLUMNS: Columns = (("channel", "text"), ("identity_ref", "text"), ("tag", "text"), ("events", "int"))
+_ADD = (
+    "ON CONFLICT (channel, identity_ref, tag) DO UPDATE "
+    "SET events = ch_interest_tags.events + excluded.events"
+)
 
 
 def tag_counts(
@@ -43,8 +49,12 @@ def _upsert(dialect: str) -> Any:
 
 async def add_tags(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
     """Count one batch's events' tags in (the batch's own transaction)."""
-    if rows:
-        await session.execute(_upsert(session.get_bind().dialect.name), list(rows))
+    if not rows:
+        return
+    if is_postgres(session):  # one statement for the batch, as the events themselves are written
+        await insert_rows(session, "ch_interest_tags", _COLUMNS, rows, _ADD)
+        return
+    await session.execute(_upsert(session.get_bind().dialect.name), list(rows))
 
 
 async def rebuild(conn: AsyncConnection, dictionary: DataDictionary) -> int:
