@@ -223,8 +223,11 @@ async def write(settings: Settings, data: Dataset, volume: ChannelVolume, seed: 
                     seq = f"pg_get_serial_sequence('{table}', 'id')"
                     await conn.execute(text(f"SELECT setval({seq}, (SELECT max(id) FROM {table}))"))
             written = await write_channels(conn, settings, data, volume, seed)
-        async with engine.begin() as conn:
-            await conn.execute(text("ANALYZE"))  # fresh planner statistics, as a live database would have
+        # Fresh planner statistics and visibility maps, as autovacuum gives a live database: without
+        # the maps, index-only scans (the audience leaves') still read the table.
+        async with engine.connect() as conn:
+            await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM ANALYZE"))
     finally:
         await engine.dispose()
     return written

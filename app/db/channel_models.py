@@ -134,7 +134,7 @@ class InterestTag(ChannelBase):
     __tablename__ = "ch_interest_tags"
     __table_args__ = (
         UniqueConstraint("channel", "identity_ref", "tag", name="uq_ch_interest_tags_channel_ref_tag"),
-        Index("ix_ch_interest_tags_tag_channel", "tag", "channel", "identity_ref", "events"),
+        Index("ix_ch_interest_tags_tag_channel", "tag", "channel", "identity_ref"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

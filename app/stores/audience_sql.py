@@ -166,7 +166,9 @@ def interest_rows(
     held = [t.channel.in_(channels), t.tag == tag]
     if refs is not None:
         held.append(t.identity_ref.in_(list(refs)))
-    kept = cast("Select[Any]", select(t.identity_ref.label("ref"), t.events.label("n")).where(*held))
+    # Every kept row counts at least one event; reading no count keeps the scan index-only, and
+    # leaves the count out of the index so ingestion's increments can be heap-only updates.
+    kept = cast("Select[Any]", select(t.identity_ref.label("ref"), literal(1).label("n")).where(*held))
     parts = [kept]
     if any(p == "service" for p, _ in rules.get("reservation", [])):
         parts.append(_counted(r.identity_ref, [r.channel.in_(channels), r.service == tag], refs))

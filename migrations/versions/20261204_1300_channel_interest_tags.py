@@ -35,7 +35,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("channel", "identity_ref", "tag", name="uq_ch_interest_tags_channel_ref_tag"),
     )
     with op.batch_alter_table("ch_interest_tags", schema=None) as batch_op:
-        batch_op.create_index("ix_ch_interest_tags_tag_channel", ["tag", "channel", "identity_ref", "events"])
+        batch_op.create_index("ix_ch_interest_tags_tag_channel", ["tag", "channel", "identity_ref"])
     with op.batch_alter_table("ch_orders", schema=None) as batch_op:
         batch_op.create_index(
             "ix_ch_orders_channel_status_placed", ["channel", "status_code", "placed_at", "identity_ref"]
