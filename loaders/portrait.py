@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from app.ingest.dictionary import DataDictionary
 from app.settings import Settings
 from app.stores import channel as store
 from app.stores import portrait as portrait_store
+from app.stores import sign_ins
 from app.stores.channel import EventRow, OrderRow
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from loaders.channel_data import _PerUser
@@ -171,36 +171,17 @@ class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
         return sorted(found.values(), key=lambda p: (-p.score, p.sku))
 
 
-class _Figures:
-    """Spans and order figures of a batch's identities, read once per store database."""
+@dataclass(frozen=True)
+class Figures:
+    """One person's spans (records and sign-ins) and order figures, over all their identities."""
 
-    def __init__(
-        self,
-        db: Database,
-        identities: IdentitiesByUserIdLoader,
-        dictionary: DataDictionary,
-        reads: SharedReads | None,
-    ) -> None:
-        self.base = _PerUser(db, identities, None, reads)
-        self.dictionary = dictionary
-
-    async def read(
-        self, keys: Sequence[int]
-    ) -> tuple[dict[int, list[str]], list[SpanRow], list[OrderFigures]]:
-        by_user, refs = await self.base.refs(keys)
-        spans: list[SpanRow] = []
-        figures: list[OrderFigures] = []
-        for engines, channels in self.base.stores():
-            async with self.base.reads.session(engines) as session:
-                spans += await portrait_store.spans_for_refs(session, channels=channels, refs=refs)
-                figures += await portrait_store.order_figures_for_refs(
-                    session, channels=channels, refs=refs, paid_codes=self.dictionary.paid_codes()
-                )
-        return by_user, spans, figures
+    spans: list[SpanRow]
+    orders: list[OrderFigures]
 
 
-class TraitsByUserIdLoader(DataLoader[int, Traits]):
-    """Lifetime figures over every identity of the person, summed in the stores' SQL."""
+class FiguresByUserIdLoader(DataLoader[int, Figures]):
+    """Spans and order figures of a batch's identities, read once per store database and shared by
+    traits and journeys (a query asking for both reads them once)."""
 
     def __init__(
         self,
@@ -210,15 +191,44 @@ class TraitsByUserIdLoader(DataLoader[int, Traits]):
         reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.figures = _Figures(db, identities, dictionary, reads)
+        self.base = _PerUser(db, identities, None, reads)
+        self.dictionary = dictionary
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Figures]:
+        by_user, refs = await self.base.refs(keys)
+        spans: list[SpanRow] = []
+        figures: list[OrderFigures] = []
+        for engines, channels in self.base.stores():
+            async with self.base.reads.session(engines) as session:
+                spans += await portrait_store.spans_for_refs(session, channels=channels, refs=refs)
+                figures += await portrait_store.order_figures_for_refs(
+                    session, channels=channels, refs=refs, paid_codes=self.dictionary.paid_codes()
+                )
+        # Sign-ins through Troika are appearances in their channel as much as records are.
+        async with self.base.reads.session(self.base.db) as session:
+            found = await sign_ins.spans_for_refs(session, refs)
+        spans += [SpanRow(s.identity_ref, s.channel, s.first_at, s.last_at) for s in found]
+        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
+        return [
+            Figures(
+                [x for r in by_user[uid] for x in span_by.get(r, [])],
+                [f for r in by_user[uid] for f in fig_by.get(r, [])],
+            )
+            for uid in keys
+        ]
+
+
+class TraitsByUserIdLoader(DataLoader[int, Traits]):
+    """Lifetime figures over every identity of the person, summed in the stores' SQL."""
+
+    def __init__(self, figures: FiguresByUserIdLoader) -> None:
+        super().__init__()
+        self.figures = figures
 
     async def batch_load_fn(self, keys: list[int]) -> list[Traits]:
-        by_user, spans, figures = await self.figures.read(keys)
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
         out = []
-        for uid in keys:
-            mine: list[OrderFigures] = [f for r in by_user[uid] for f in fig_by.get(r, [])]
-            seen: list[SpanRow] = [s for r in by_user[uid] for s in span_by.get(r, [])]
+        for person in await self.figures.load_many(keys):
+            mine, seen = person.orders, person.spans
             paid = sum(f.paid_orders for f in mine)
             cents = sum(f.paid_cents for f in mine)
             per_channel: dict[Channel, int] = {}
@@ -245,33 +255,27 @@ class JourneyByUserIdLoader(DataLoader[int, Journey]):
     """Per channel the first and last appearance (records or identity links), and the first order."""
 
     def __init__(
-        self,
-        db: Database,
-        identities: IdentitiesByUserIdLoader,
-        dictionary: DataDictionary,
-        settings: Settings,
-        reads: SharedReads | None = None,
+        self, figures: FiguresByUserIdLoader, identities: IdentitiesByUserIdLoader, settings: Settings
     ) -> None:
         super().__init__()
         self.identities = identities
         self.settings = settings
-        self.figures = _Figures(db, identities, dictionary, reads)
+        self.figures = figures
 
     async def batch_load_fn(self, keys: list[int]) -> list[Journey]:
-        by_user, spans, figures = await self.figures.read(keys)
+        people = await self.figures.load_many(keys)
         idents = await self.identities.load_many(keys)
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
         out = []
-        for uid, links in zip(keys, idents, strict=True):
+        for person, links in zip(people, idents, strict=True):
             seen: dict[Channel, list[datetime]] = {}
-            for s in (s for r in by_user[uid] for s in span_by.get(r, [])):
+            for s in person.spans:
                 seen.setdefault(s.channel, []).extend((s.first_at, s.last_at))
             for i in links:
                 channel = identity_channel(i.kind, i.namespace, self.settings)
                 if channel is not None:
                     seen.setdefault(channel, []).append(i.linked_at)
             first_order: dict[Channel, datetime] = {}
-            for f in (f for r in by_user[uid] for f in fig_by.get(r, [])):
+            for f in person.orders:
                 held = first_order.get(f.channel)
                 first_order[f.channel] = f.first_order_at if held is None else min(held, f.first_order_at)
             presence = sorted(

@@ -57,6 +57,7 @@ class ChannelOrder(ChannelBase):
         # Audience leaves: one channel's orders by status and placing time (app/stores/audience_sql.py).
         Index("ix_ch_orders_channel_status_placed", "channel", "status_code", "placed_at", "identity_ref"),
         Index("ix_ch_orders_channel_placed_at_ref", "channel", "placed_at", "identity_ref"),
+        Index("ix_ch_orders_channel_paid_at", "channel", "paid_at"),  # funnel PAID steps
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -70,6 +71,8 @@ class ChannelOrder(ChannelBase):
     items: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The occurredAt of the earliest update at PAID or later, whatever order updates arrive in.
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class ChannelReservation(ChannelBase):
@@ -114,7 +117,11 @@ class ChannelEvent(ChannelBase):
     """A behaviour event."""
 
     __tablename__ = "ch_events"
-    __table_args__ = (Index("ix_ch_events_identity_ref_occurred_at", "identity_ref", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_ch_events_identity_ref_occurred_at", "identity_ref", "occurred_at"),
+        # Funnel steps read one type of event in a window.
+        Index("ix_ch_events_channel_type_occurred_at", "channel", "type", "occurred_at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     channel: Mapped[str] = mapped_column(String(24), nullable=False)

@@ -280,7 +280,7 @@ class Ingestor:
             ],
         )
         fresh = [(rec, ref) for _, rec, _, ref, _ in valid if rec.source_id in new_ids]
-        await store.upsert_orders(session, _latest_orders(name, fresh))
+        await store.upsert_orders(session, _latest_orders(name, fresh, set(self.dictionary.paid_codes())))
         await store.upsert_cart_items(session, _latest_cart(name, fresh))
         await store.upsert_reservations(session, _latest_reservations(name, fresh))
         await store.insert_events(
@@ -336,8 +336,11 @@ def _without_value(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "identity": {**raw["identity"], "value": None}}
 
 
-def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
-    """One row per order (the newest update in the batch): an upsert may touch a row only once."""
+def _latest_orders(
+    channel: str, fresh: Sequence[tuple[StdRecord, str]], paid: set[int]
+) -> list[dict[str, Any]]:
+    """One row per order (the newest update in the batch, the earliest paid one's time): an upsert
+    may touch a row only once."""
     rows: dict[str, dict[str, Any]] = {}
     for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
         order = rec.payload
@@ -363,6 +366,9 @@ def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list
             ],
             "placed_at": min(placed, first["placed_at"]) if first else placed,
             "updated_at": rec.occurred_at,
+            # Oldest first: the first paid update of the batch keeps its time.
+            "paid_at": (first["paid_at"] if first else None)
+            or (rec.occurred_at if order.status_code in paid else None),
         }
     return list(rows.values())
 

@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, null, select, union_all
 
 from app.db.channel_models import ChannelOrder, RawRecord
-from app.db.models import Identity, User
+from app.db.models import Identity, SignIn, User
 from app.domain import IdentityKind
 from app.stores.audience_sql import IDENTITY_REF
 
@@ -38,8 +38,8 @@ def first_record_rows(channels: Sequence[str], refs: Sequence[str] | None) -> Se
 
 
 def path_starts_with(firsts: Any, appids: dict[str, str], prefix: Sequence[str]) -> ColumnElement[bool]:
-    """Users whose channels, ordered by first appearance (a record, or an identity of the channel
-    linked), begin with `prefix`; ties go by channel name, as User.journey orders them."""
+    """Users whose channels, ordered by first appearance (a record, a sign-in through Troika, or an
+    identity of the channel linked), begin with `prefix`; ties by channel name, as User.journey has it."""
     if not prefix:
         return false()
     i = Identity
@@ -57,7 +57,12 @@ def path_starts_with(firsts: Any, appids: dict[str, str], prefix: Sequence[str])
     links = select(i.user_id.label("uid"), owned.label("channel"), i.linked_at.label("at")).where(
         owned.is_not(None)
     )
-    both = union_all(records, links).subquery()
+    signed = (
+        select(i.user_id.label("uid"), SignIn.channel.label("channel"), func.min(SignIn.at).label("at"))
+        .join(SignIn, SignIn.identity_ref == IDENTITY_REF)
+        .group_by(i.user_id, SignIn.channel)
+    )
+    both = union_all(records, links, signed).subquery()
     seen = (
         select(both.c.uid, both.c.channel, func.min(both.c.at).label("first"))
         .group_by(both.c.uid, both.c.channel)

@@ -1,8 +1,8 @@
 """Channel stores: kept interest tags per identity, and order indexes for audience leaves.
 
-Revision ID: 20261204_1300_channel
-Revises: 20261204_1010_channel
-Create Date: 2026-12-04 13:00:00
+Revision ID: 20261204_1320_channel
+Revises: 20261204_1310_channel
+Create Date: 2026-12-04 13:20:00
 """
 
 import os
@@ -15,8 +15,8 @@ from alembic import op
 from app.ingest.dictionary import load_dictionary
 from app.stores.interest_tags import REBUILD_CHUNK, tag_counts
 
-revision: str = "20261204_1300_channel"
-down_revision: str | None = "20261204_1010_channel"
+revision: str = "20261204_1320_channel"
+down_revision: str | None = "20261204_1310_channel"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
