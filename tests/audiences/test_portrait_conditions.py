@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from tests.factories.auth import operator_key, service_key
 from tests.factories.channel_data import app_order, app_user, cart, event, ingest, mp_order, openid
 from tests.factories.identity import link
+from tests.factories.wechat import PHONE_LOGIN, sms_code
 from tests.helpers import Gql
 
 PREVIEW = """
@@ -200,3 +201,16 @@ async def test_bad_portrait_conditions_are_refused(
     op = await operator_key(aud_app, "operator")
     error = await aud_gql.error(PREVIEW, {"c": condition}, token=op, code="BAD_USER_INPUT")
     assert error["message"].startswith(f"{where}:"), error["message"]
+
+
+async def test_a_sign_in_is_an_appearance_in_the_journey(
+    aud_app: FastAPI, aud_gql: Gql, caplog: pytest.LogCaptureFixture
+) -> None:
+    op = await operator_key(aud_app, "operator")
+    code = await sms_code(aud_gql, caplog, "13800138777", "138****8777")
+    session = (await aud_gql(PHONE_LOGIN, {"phone": "13800138777", "code": code}, token=None))["phoneLogin"]
+    uid = session["user"]["id"]  # a phone only: no record, no identity of a channel, one APP sign-in
+    path = (await aud_gql(PORTRAIT, {"id": uid}, token=op))["user"]["journey"]["path"]
+    assert path == ["APP"]
+    assert await _ids(aud_gql, op, {"journey": {"firstChannel": "APP"}}) == {uid}
+    assert await _ids(aud_gql, op, {"journey": {"pathStartsWith": ["MINI_PROGRAM"]}}) == set()
