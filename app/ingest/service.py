@@ -29,6 +29,7 @@ from app.services.identity import IdentityGraph
 from app.services.identity_rules import make_key
 from app.settings import Settings
 from app.stores import channel as store
+from app.stores import interest_tags
 
 
 class RecordStatus(StrEnum):
@@ -297,6 +298,12 @@ class Ingestor:
                 if isinstance(rec.payload, StdEvent)
             ],
         )
+        events = [
+            (name, ref, rec.payload.type, rec.payload.properties)
+            for rec, ref in fresh
+            if isinstance(rec.payload, StdEvent)
+        ]
+        await interest_tags.add_tags(session, interest_tags.tag_counts(events, self.dictionary))
         return new_ids
 
 
