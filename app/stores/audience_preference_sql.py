@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -26,8 +26,19 @@ from sqlalchemy import (
 
 from app.db.channel_models import ChannelEvent, ChannelOrder, RawRecord
 from app.domain import Channel
-from app.ingest.dictionary import DataDictionary
 from app.stores.audience_sql import Binds
+
+
+class PreferenceSource(Protocol):
+    """What the leaf reads of the data dictionary (passed in: a store knows no ingestion module)."""
+
+    @property
+    def preferences(self) -> Any: ...
+
+    def paid_codes(self) -> list[int]: ...
+
+    def cart_fields(self, channel: Channel) -> dict[str, tuple[str, str]]: ...
+
 
 # The loader's bounds (loaders/portrait.py): the newest this many per identity count.
 EVENTS_PER_IDENTITY = 1000
@@ -73,7 +84,7 @@ def _sku_is(b: Binds, column: str, fields: Sequence[str], sku: str) -> Any:
 
 
 def _events(
-    b: Binds, sku: str, d: DataDictionary, channels: Sequence[Channel], now: datetime, refs: Any
+    b: Binds, sku: str, d: PreferenceSource, channels: Sequence[Channel], now: datetime, refs: Any
 ) -> Select[Any]:
     rules = d.preferences
     e = ChannelEvent
@@ -106,7 +117,7 @@ def _events(
 
 
 def _purchases(
-    b: Binds, sku: str, d: DataDictionary, channels: Sequence[Channel], now: datetime, refs: Any
+    b: Binds, sku: str, d: PreferenceSource, channels: Sequence[Channel], now: datetime, refs: Any
 ) -> Select[Any]:
     rules = d.preferences
     o = ChannelOrder
@@ -139,7 +150,7 @@ def _purchases(
 
 
 def _cart_adds(
-    b: Binds, sku: str, d: DataDictionary, channels: Sequence[Channel], now: datetime, refs: Any
+    b: Binds, sku: str, d: PreferenceSource, channels: Sequence[Channel], now: datetime, refs: Any
 ) -> Select[Any] | None:
     """Cart records whose quantity rose above the identity's previous one of the SKU in the channel."""
     rules = d.preferences
@@ -186,7 +197,7 @@ def _cart_adds(
 def preference_rows(
     b: Binds,
     sku: str,
-    d: DataDictionary,
+    d: PreferenceSource,
     channels: Sequence[Channel],
     now: datetime,
     refs: Sequence[str] | None,
