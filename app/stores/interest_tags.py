@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -11,8 +11,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.db.channel_models import ChannelEvent, InterestTag
-from app.ingest.dictionary import DataDictionary
 from app.stores.bulk import Columns, insert_rows, is_postgres
+
+
+class TagRules(Protocol):
+    """The interests' rules (the data dictionary, passed in: a store knows no ingestion module)."""
+
+    def interest_tags(self, event_type: str, properties: dict[str, Any]) -> list[tuple[str, float]]: ...
+
 
 REBUILD_CHUNK = 20_000
 _COLUMNS: Columns = (("channel", "text"), ("identity_ref", "text"), ("tag", "text"), ("events", "int"))
@@ -22,9 +28,7 @@ _ADD = (
 )
 
 
-def tag_counts(
-    events: Iterable[tuple[str, str, str, Any]], dictionary: DataDictionary
-) -> list[dict[str, Any]]:
+def tag_counts(events: Iterable[tuple[str, str, str, Any]], dictionary: TagRules) -> list[dict[str, Any]]:
     """(channel, ref, type, properties) events as (channel, ref, tag) counts, by the interests' rules."""
     counts: dict[tuple[str, str, str], int] = {}
     for channel, ref, event_type, properties in events:
@@ -57,7 +61,7 @@ async def add_tags(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Non
     await session.execute(_upsert(session.get_bind().dialect.name), list(rows))
 
 
-async def rebuild(conn: AsyncConnection, dictionary: DataDictionary) -> int:
+async def rebuild(conn: AsyncConnection, dictionary: TagRules) -> int:
     """Recount every event's tags from scratch (a store written without ingestion); rows written."""
     await conn.execute(delete(InterestTag))
     e = ChannelEvent
