@@ -34,6 +34,7 @@ class Topic(StrEnum):
     BEHAVIOR = "BEHAVIOR"
     RESERVATION = "RESERVATION"
     ERASURE = "ERASURE"  # the person was erased (eraseUser): forget them
+    AUDIENCE = "AUDIENCE"  # the person entered or left a saved audience (audienceChanged)
 
 
 async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Topic]]) -> None:
