@@ -40,6 +40,9 @@ log = logging.getLogger("troika.audiences")
 LEADER_LOCK = 0x7472_6F69_6B62  # the leader's advisory lock; any constant all instances share
 PAGE = 1000
 STANDBY_SECONDS = 1.0
+# The longest the leader waits for the feed before reading the outbox itself: a wake-up can come
+# a moment before the change it announces is readable, and the feed may poll rarely.
+IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,9 @@ class LiveAudiences:
                 await self.refresh()
                 refreshed = time.monotonic()
             try:
-                await asyncio.wait_for(self.feed.advanced.wait(), self.settings.changes_poll_seconds)
+                await asyncio.wait_for(
+                    self.feed.advanced.wait(), min(self.settings.changes_poll_seconds, IDLE_SECONDS)
+                )
             except TimeoutError:
                 if self._held is not None:  # still leading: the lock's connection is alive
                     await self._held.execute(text("SELECT 1"))
