@@ -162,11 +162,13 @@ class LiveAudiences:
 
     async def _apply(self, old: int, new: int, touched: set[int], saved: list[_Saved]) -> bool:
         plans: list[_Plan] = []
+        touched = await self._with_survivors(touched)
         for audience in saved:
-            users = set(touched)
+            users = touched
             if audience.live_from is not None and audience.live_from < new:
                 async with self.db.read_sessions() as session:
-                    users |= await members.touched_between(session, audience.live_from, new)
+                    gap = await members.touched_between(session, audience.live_from, new)
+                users = touched | await self._with_survivors(gap)
             plans.append(await self._plan(audience, users))
         async with self.db.write_sessions() as session, session.begin():
             if not await members.advance(session, old, new):
@@ -182,17 +184,21 @@ class LiveAudiences:
         return True
 
     async def _plan(self, audience: _Saved, users: set[int] | None) -> _Plan:
-        """Who enters and leaves among `users` (everyone when None); members are whole persons."""
-        if users is not None:
-            if not users:
-                return _Plan(audience, set(), set())
-            async with self.db.read_sessions() as session:
-                survivors = await identity_store.resolve_users(session, sorted(users))
-            users |= {u.id for u in survivors.values()}
+        """Who enters and leaves among `users` (everyone when None)."""
+        if users is not None and not users:
+            return _Plan(audience, set(), set())
         now_in = await self.service.evaluate(audience.condition, None if users is None else sorted(users))
         async with self.db.read_sessions() as session:
             before = await members.kept(session, audience.id, None if users is None else sorted(users))
         return _Plan(audience, now_in - before, before - now_in)
+
+    async def _with_survivors(self, users: set[int]) -> set[int]:
+        """These users and whom they resolve to now (an absorbed user's survivor: members are persons)."""
+        if not users:
+            return set()
+        async with self.db.read_sessions() as session:
+            survivors = await identity_store.resolve_users(session, sorted(users))
+        return users | {u.id for u in survivors.values()}
 
     async def refresh(self) -> int:
         """Evaluate every saved audience whole again (the clock moves "within N days"); how many moved."""
