@@ -45,6 +45,38 @@ STANDBY_SECONDS = 1.0
 IDLE_SECONDS = 1.0
 
 
+# Which changes can move a person in or out of a condition's leaf. A change of any other topic
+# (IDENTITY, MERGE, ERASURE, and any new one) re-evaluates every audience for that person.
+_LEAF_TOPICS: dict[str, frozenset[str]] = {
+    "orders": frozenset({Topic.ORDER}),
+    "behavior": frozenset({Topic.BEHAVIOR}),
+    "reservations": frozenset({Topic.RESERVATION}),
+    "identity": frozenset({Topic.BEHAVIOR}),  # the official account's subscribe and unsubscribe
+    "membership": frozenset({Topic.MEMBERSHIP}),
+    "interest": frozenset({Topic.BEHAVIOR, Topic.RESERVATION, Topic.ORDER}),
+    "cart": frozenset({Topic.CART}),
+    "consent": frozenset({Topic.CONSENT}),
+}
+LEAF_TOPICS = frozenset().union(*_LEAF_TOPICS.values())
+
+
+def topics_of(condition: Any) -> set[str]:
+    """The leaf topics a saved condition reads (an unknown leaf: all of them)."""
+    out: set[str] = set()
+    if isinstance(condition, list):
+        for part in condition:
+            out |= topics_of(part)
+        return out
+    if not isinstance(condition, dict):
+        return out
+    for key, value in condition.items():
+        if key in ("all", "any", "not"):
+            out |= topics_of(value)
+        else:
+            out |= _LEAF_TOPICS.get(key, LEAF_TOPICS)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class _Saved:
     id: int
@@ -153,22 +185,31 @@ class LiveAudiences:
                 if not rows and not any(a.live_from is not None for a in saved):
                     return applied
                 new = rows[-1].cursor if rows else cursor
-                touched = {r.user_id for r in rows if r.topic != Topic.AUDIENCE}
+                touched: dict[str, set[int]] = {}
+                for r in rows:
+                    if r.topic != Topic.AUDIENCE:
+                        touched.setdefault(r.topic, set()).add(r.user_id)
                 if await self._apply(cursor, new, touched, saved):
                     applied += 1
                     self.batches += 1
                 if len(rows) < PAGE:
                     return applied
 
-    async def _apply(self, old: int, new: int, touched: set[int], saved: list[_Saved]) -> bool:
+    async def _apply(self, old: int, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> bool:
         plans: list[_Plan] = []
-        touched = await self._with_survivors(touched)
+        everyone = set().union(*touched.values()) if touched else set()
+        survivors = await self._survivors(everyone)
         for audience in saved:
-            users = touched
+            relevant = topics_of(audience.condition)
+            users = set().union(
+                *(ids for topic, ids in touched.items() if topic in relevant or topic not in LEAF_TOPICS)
+            )
+            users |= {survivors[u] for u in users if u in survivors}
             if audience.live_from is not None and audience.live_from < new:
                 async with self.db.read_sessions() as session:
                     gap = await members.touched_between(session, audience.live_from, new)
-                users = touched | await self._with_survivors(gap)
+                gap_survivors = await self._survivors(gap)
+                users = users | gap | set(gap_survivors.values())
             plans.append(await self._plan(audience, users))
         async with self.db.write_sessions() as session, session.begin():
             if not await members.advance(session, old, new):
@@ -192,13 +233,13 @@ class LiveAudiences:
             before = await members.kept(session, audience.id, None if users is None else sorted(users))
         return _Plan(audience, now_in - before, before - now_in)
 
-    async def _with_survivors(self, users: set[int]) -> set[int]:
-        """These users and whom they resolve to now (an absorbed user's survivor: members are persons)."""
+    async def _survivors(self, users: set[int]) -> dict[int, int]:
+        """Whom each of these users resolves to now (an absorbed user's survivor: members are persons)."""
         if not users:
-            return set()
+            return {}
         async with self.db.read_sessions() as session:
-            survivors = await identity_store.resolve_users(session, sorted(users))
-        return users | {u.id for u in survivors.values()}
+            found = await identity_store.resolve_users(session, sorted(users))
+        return {u: record.id for u, record in found.items()}
 
     async def refresh(self) -> int:
         """Evaluate every saved audience whole again (the clock moves "within N days"); how many moved."""
