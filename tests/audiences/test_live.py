@@ -126,3 +126,23 @@ async def test_saving_again_moves_people_and_deleting_forgets(
     assert await moves(aud_app, "moving") == [(int(first), True)]  # a condition replaced: recorded
     await aud_gql(DELETE, {"name": "moving"}, token=op)
     assert (await aud_gql(USER_AUDIENCES, {"id": first}, token=op))["user"]["audiences"] == []
+
+
+async def test_the_refresh_evaluates_whole_audiences_again(
+    aud_app: FastAPI, aud_client: httpx.AsyncClient, aud_gql: Gql
+) -> None:
+    """What moves with the clock alone ("within N days") is caught by the periodic refresh; here a
+    member kept by mistake stands in for one whose order has aged out."""
+    op = await operator_key(aud_app, "operator")
+    bought = await buyer(aud_app, aud_client, aud_gql, op, "U-refresh", "F1")
+    other: str = (await link(aud_gql, op, kind="PHONE", value="+8613800147002"))["user"]["id"]
+    await aud_gql(SAVE, {"name": "refreshed", "c": APP_BUYERS}, token=op)
+    service = Audiences(aud_app.state.db, aud_app.state.dictionary, aud_app.state.settings)
+    async with aud_app.state.db.write_sessions() as session, session.begin():
+        found = await service.get(session, "refreshed")
+        assert found is not None
+        await service.move(session, found.id, {int(other)}, set(), events=False)
+    assert await members(aud_gql, op, "refreshed") == {bought, other}
+    assert await aud_app.state.live_audiences.refresh() == 1
+    assert await members(aud_gql, op, "refreshed") == {bought}
+    assert await moves(aud_app, "refreshed") == [(int(other), False)]
