@@ -27,6 +27,7 @@ ORDER_COLUMNS = (
     "items",
     "placed_at",
     "updated_at",
+    "paid_at",
 )
 CART_COLUMNS = ("channel", "identity_ref", "sku", "quantity", "updated_at")
 EVENT_COLUMNS = ("channel", "identity_ref", "type", "occurred_at", "properties")
@@ -125,16 +126,20 @@ def orders(users: list[UserRefs], per_user: int, seed: int, end: datetime) -> It
             placed = end - timedelta(seconds=rng.randrange(seconds))
             updated = min(placed + timedelta(seconds=rng.randrange(3 * 86400)), end)
             order_id = f"{'APP' if in_app else 'MP'}-{n:07d}-{k:03d}"
+            status = rng.randint(0, 4)
+            # Paid (PAID, SHIPPED, COMPLETED) a quarter of the way from placed to the latest update.
+            paid = placed + (updated - placed) / 4 if status in (1, 2, 3) else None
             yield (
                 channel,
                 order_id,
                 ref,
-                rng.randint(0, 4),
+                status,
                 total,
                 "CNY",
                 json.dumps(items),
                 placed,
                 updated,
+                paid,
             )
 
 
@@ -167,6 +172,31 @@ def events(users: list[UserRefs], per_user: int, seed: int, end: datetime) -> It
             )
             props = pool[kind][rng.randrange(len(pool[kind]))]
             yield (channel, ref, kind, end - timedelta(seconds=rng.randrange(seconds)), props)
+
+
+def portrait_events(users: list[UserRefs], seed: int, end: datetime) -> Iterator[tuple[Any, ...]]:
+    """What the portrait and the funnel read, over the last 90 days: an official-account follow
+    for most followers, product views and favourites naming a SKU as each channel names it
+    (`goodsId` in the mini program, `product_id` in the APP), and APP sign-ins."""
+    rng = random.Random(seed * 7919 + 4)
+    seconds = int(EVENT_SPAN.total_seconds())
+
+    def at() -> datetime:
+        return end - timedelta(seconds=rng.randrange(seconds))
+
+    for user in users:
+        if user.official_account and rng.random() < 0.7:
+            yield ("OFFICIAL_ACCOUNT", user.official_account, "subscribe", at(), "{}")
+        for _ in range(rng.randint(2, 6)):
+            sku = PRODUCTS[rng.randrange(len(PRODUCTS))][0]
+            kind = "favorite" if rng.random() < 0.2 else "product_view"
+            yield ("MINI_PROGRAM", user.mini_program, kind, at(), json.dumps({"goodsId": sku}))
+        if user.app:
+            for _ in range(rng.randint(1, 4)):
+                sku = PRODUCTS[rng.randrange(len(PRODUCTS))][0]
+                yield ("APP", user.app, "product_view", at(), json.dumps({"product_id": sku}))
+            for _ in range(rng.randint(1, 5)):
+                yield ("APP", user.app, "login", at(), "{}")
 
 
 def _sqlite_value(value: Any) -> Any:

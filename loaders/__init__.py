@@ -33,7 +33,12 @@ from loaders.identity import (
     UserByIdLoader,
 )
 from loaders.official_account import UserByOpenidLoader
-from loaders.portrait import JourneyByUserIdLoader, PreferencesByUserIdLoader, TraitsByUserIdLoader
+from loaders.portrait import (
+    FiguresByUserIdLoader,
+    JourneyByUserIdLoader,
+    PreferencesByUserIdLoader,
+    TraitsByUserIdLoader,
+)
 from loaders.sessions import Opener
 
 if TYPE_CHECKING:
@@ -112,14 +117,16 @@ class Loaders:
         return PreferencesByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
 
     @cached_property
+    def figures_by_user_id(self) -> FiguresByUserIdLoader:
+        return FiguresByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
+
+    @cached_property
     def traits_by_user_id(self) -> TraitsByUserIdLoader:
-        return TraitsByUserIdLoader(self.db, self.identities_by_user_id, self.dictionary, self.reads)
+        return TraitsByUserIdLoader(self.figures_by_user_id)
 
     @cached_property
     def journey_by_user_id(self) -> JourneyByUserIdLoader:
-        return JourneyByUserIdLoader(
-            self.db, self.identities_by_user_id, self.dictionary, self.settings, self.reads
-        )
+        return JourneyByUserIdLoader(self.figures_by_user_id, self.identities_by_user_id, self.settings)
 
     @cached_property
     def audiences_by_user_id(self) -> AudiencesByUserIdLoader:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from aiodataloader import DataLoader
@@ -14,11 +12,14 @@ from app.db.engine import Database
 from app.db.shared import SharedReads
 from app.db.types import utcnow
 from app.domain import Channel
+from app.domain.channel_data import EventRow, OrderRow, group_by_ref
+from app.domain.portrait import Journey, Preference, Presence, Traits
 from app.ingest.dictionary import DataDictionary
+from app.services.portrait import preferences
 from app.settings import Settings
 from app.stores import channel as store
 from app.stores import portrait as portrait_store
-from app.stores.channel import EventRow, OrderRow
+from app.stores import sign_ins
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from loaders.channel_data import _PerUser
 from loaders.identity import IdentitiesByUserIdLoader
@@ -26,45 +27,6 @@ from loaders.identity import IdentitiesByUserIdLoader
 # Bounded reads however long a history is: the newest this many per identity count.
 PREFERENCE_EVENTS_PER_IDENTITY = 1000
 PREFERENCE_ORDERS_PER_IDENTITY = 500
-
-
-@dataclass
-class Preference:
-    sku: str
-    name: str | None = None
-    name_at: datetime | None = None
-    views: int = 0
-    favorites: int = 0
-    cart_adds: int = 0
-    purchases: int = 0
-    score: float = 0.0
-    channels: set[Channel] = field(default_factory=set)
-    last_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Traits:
-    lifetime_value_cents: int
-    paid_orders: int
-    average_order_cents: int | None
-    first_order_at: datetime | None
-    last_order_at: datetime | None
-    orders_by_channel: list[tuple[Channel, int]]
-    last_seen_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Presence:
-    channel: Channel
-    first_seen_at: datetime
-    last_seen_at: datetime
-    first_order_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Journey:
-    path: list[Channel]
-    channels: list[Presence]
 
 
 class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
@@ -109,98 +71,31 @@ class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
                 carts += await portrait_store.cart_changes_for_refs(
                     session, channels=channels, refs=refs, types=self.dictionary.cart_types()
                 )
-        ev, od, ct = store.group_by_ref(events), store.group_by_ref(orders), store.group_by_ref(carts)
+        ev, od, ct = group_by_ref(events), group_by_ref(orders), group_by_ref(carts)
         now = utcnow()
         return [
-            self._score(
+            preferences(
                 [e for r in by_user[uid] for e in ev.get(r, [])],
                 [o for r in by_user[uid] for o in od.get(r, [])],
                 [c for r in by_user[uid] for c in ct.get(r, [])],
+                self.dictionary,
                 now,
             )
             for uid in keys
         ]
 
-    def _score(
-        self, events: list[EventRow], orders: list[OrderRow], carts: list[CartChange], now: datetime
-    ) -> list[Preference]:
-        rules = self.dictionary.preferences
-        paid = set(self.dictionary.paid_codes())
-        found: dict[str, Preference] = {}
 
-        def add(sku: str, kind: str, channel: Channel, at: datetime, name: str | None) -> None:
-            pref = found.setdefault(sku, Preference(sku))
-            age_days = max((now - at).total_seconds() / 86400, 0.0)
-            pref.score += rules.weights[kind] * math.pow(0.5, age_days / rules.half_life_days)
-            pref.channels.add(channel)
-            pref.last_at = at if pref.last_at is None else max(pref.last_at, at)
-            if name is not None and (pref.name_at is None or at >= pref.name_at):
-                pref.name, pref.name_at = name, at
-            if kind == "view":
-                pref.views += 1
-            elif kind == "favorite":
-                pref.favorites += 1
-            elif kind == "cart_add":
-                pref.cart_adds += 1
-            else:
-                pref.purchases += 1
+@dataclass(frozen=True)
+class Figures:
+    """One person's spans (records and sign-ins) and order figures, over all their identities."""
 
-        for e in events:
-            sku = rules.sku_of(e.channel, e.properties)
-            if sku is not None:
-                kind = "favorite" if e.type in rules.favorite_events else "view"
-                add(sku, kind, e.channel, e.occurred_at, rules.name_of(e.channel, e.properties))
-        held: dict[tuple[Channel, str, str], int] = {}
-        for c in sorted(carts, key=lambda c: c.occurred_at):
-            line = self.dictionary.cart_line(c.channel, c.type, c.payload)
-            if line is None:
-                continue
-            key = (c.channel, c.identity_ref, line.sku)
-            if line.quantity > held.get(key, 0):
-                add(line.sku, "cart_add", c.channel, c.occurred_at, None)
-            held[key] = line.quantity
-        for o in orders:
-            if o.status_code in paid:
-                for item in o.items:
-                    sku = item.get("sku")
-                    if isinstance(sku, str) and sku:
-                        name = item.get("name")
-                        add(sku, "purchase", o.channel, o.placed_at, name if isinstance(name, str) else None)
-        for pref in found.values():
-            pref.score = round(pref.score, 6)
-        return sorted(found.values(), key=lambda p: (-p.score, p.sku))
+    spans: list[SpanRow]
+    orders: list[OrderFigures]
 
 
-class _Figures:
-    """Spans and order figures of a batch's identities, read once per store database."""
-
-    def __init__(
-        self,
-        db: Database,
-        identities: IdentitiesByUserIdLoader,
-        dictionary: DataDictionary,
-        reads: SharedReads | None,
-    ) -> None:
-        self.base = _PerUser(db, identities, None, reads)
-        self.dictionary = dictionary
-
-    async def read(
-        self, keys: Sequence[int]
-    ) -> tuple[dict[int, list[str]], list[SpanRow], list[OrderFigures]]:
-        by_user, refs = await self.base.refs(keys)
-        spans: list[SpanRow] = []
-        figures: list[OrderFigures] = []
-        for engines, channels in self.base.stores():
-            async with self.base.reads.session(engines) as session:
-                spans += await portrait_store.spans_for_refs(session, channels=channels, refs=refs)
-                figures += await portrait_store.order_figures_for_refs(
-                    session, channels=channels, refs=refs, paid_codes=self.dictionary.paid_codes()
-                )
-        return by_user, spans, figures
-
-
-class TraitsByUserIdLoader(DataLoader[int, Traits]):
-    """Lifetime figures over every identity of the person, summed in the stores' SQL."""
+class FiguresByUserIdLoader(DataLoader[int, Figures]):
+    """Spans and order figures of a batch's identities, read once per store database and shared by
+    traits and journeys (a query asking for both reads them once)."""
 
     def __init__(
         self,
@@ -210,15 +105,44 @@ class TraitsByUserIdLoader(DataLoader[int, Traits]):
         reads: SharedReads | None = None,
     ) -> None:
         super().__init__()
-        self.figures = _Figures(db, identities, dictionary, reads)
+        self.base = _PerUser(db, identities, None, reads)
+        self.dictionary = dictionary
+
+    async def batch_load_fn(self, keys: list[int]) -> list[Figures]:
+        by_user, refs = await self.base.refs(keys)
+        spans: list[SpanRow] = []
+        figures: list[OrderFigures] = []
+        for engines, channels in self.base.stores():
+            async with self.base.reads.session(engines) as session:
+                spans += await portrait_store.spans_for_refs(session, channels=channels, refs=refs)
+                figures += await portrait_store.order_figures_for_refs(
+                    session, channels=channels, refs=refs, paid_codes=self.dictionary.paid_codes()
+                )
+        # Sign-ins through Troika are appearances in their channel as much as records are.
+        async with self.base.reads.session(self.base.db) as session:
+            found = await sign_ins.spans_for_refs(session, refs)
+        spans += [SpanRow(s.identity_ref, s.channel, s.first_at, s.last_at) for s in found]
+        span_by, fig_by = group_by_ref(spans), group_by_ref(figures)
+        return [
+            Figures(
+                [x for r in by_user[uid] for x in span_by.get(r, [])],
+                [f for r in by_user[uid] for f in fig_by.get(r, [])],
+            )
+            for uid in keys
+        ]
+
+
+class TraitsByUserIdLoader(DataLoader[int, Traits]):
+    """Lifetime figures over every identity of the person, summed in the stores' SQL."""
+
+    def __init__(self, figures: FiguresByUserIdLoader) -> None:
+        super().__init__()
+        self.figures = figures
 
     async def batch_load_fn(self, keys: list[int]) -> list[Traits]:
-        by_user, spans, figures = await self.figures.read(keys)
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
         out = []
-        for uid in keys:
-            mine: list[OrderFigures] = [f for r in by_user[uid] for f in fig_by.get(r, [])]
-            seen: list[SpanRow] = [s for r in by_user[uid] for s in span_by.get(r, [])]
+        for person in await self.figures.load_many(keys):
+            mine, seen = person.orders, person.spans
             paid = sum(f.paid_orders for f in mine)
             cents = sum(f.paid_cents for f in mine)
             per_channel: dict[Channel, int] = {}
@@ -245,33 +169,27 @@ class JourneyByUserIdLoader(DataLoader[int, Journey]):
     """Per channel the first and last appearance (records or identity links), and the first order."""
 
     def __init__(
-        self,
-        db: Database,
-        identities: IdentitiesByUserIdLoader,
-        dictionary: DataDictionary,
-        settings: Settings,
-        reads: SharedReads | None = None,
+        self, figures: FiguresByUserIdLoader, identities: IdentitiesByUserIdLoader, settings: Settings
     ) -> None:
         super().__init__()
         self.identities = identities
         self.settings = settings
-        self.figures = _Figures(db, identities, dictionary, reads)
+        self.figures = figures
 
     async def batch_load_fn(self, keys: list[int]) -> list[Journey]:
-        by_user, spans, figures = await self.figures.read(keys)
+        people = await self.figures.load_many(keys)
         idents = await self.identities.load_many(keys)
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
         out = []
-        for uid, links in zip(keys, idents, strict=True):
+        for person, links in zip(people, idents, strict=True):
             seen: dict[Channel, list[datetime]] = {}
-            for s in (s for r in by_user[uid] for s in span_by.get(r, [])):
+            for s in person.spans:
                 seen.setdefault(s.channel, []).extend((s.first_at, s.last_at))
             for i in links:
                 channel = identity_channel(i.kind, i.namespace, self.settings)
                 if channel is not None:
                     seen.setdefault(channel, []).append(i.linked_at)
             first_order: dict[Channel, datetime] = {}
-            for f in (f for r in by_user[uid] for f in fig_by.get(r, [])):
+            for f in person.orders:
                 held = first_order.get(f.channel)
                 first_order[f.channel] = f.first_order_at if held is None else min(held, f.first_order_at)
             presence = sorted(

@@ -11,7 +11,7 @@ from app.auth.principal import PrincipalKind, Role
 from app.channels import appid_channels
 from app.context import RequestContext
 from app.domain import Channel, IdentityKind, UserRecord
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import Forbidden, InvalidInput
 from app.services.audiences import EVENTS_PAGE, AudienceRecord, Audiences, EventRow
 from app.services.changes import Topic

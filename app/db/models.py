@@ -156,6 +156,24 @@ class RefreshToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
+class SignIn(Base):
+    """A sign-in through Troika (wechatLogin, phoneLogin): which identity signed in, where and when.
+
+    Keyed by the identity's ref like a channel's records, so it follows the identity through merges
+    and unmerges; erasure deletes it with the person's identities."""
+
+    __tablename__ = "sign_ins"
+    __table_args__ = (
+        Index("ix_sign_ins_identity_ref_at", "identity_ref", "at"),
+        Index("ix_sign_ins_channel_at", "channel", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    identity_ref: Mapped[str] = mapped_column(String(220), nullable=False)
+    channel: Mapped[str] = mapped_column(String(24), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
 class Change(Base):
     """The outbox: one row per (user, topic) changed, written in the change's own transaction.
 

@@ -25,9 +25,11 @@ from app.logscrub import scrub
 from app.observability.metrics import count_ingested
 from app.sealing import Keyring, keyring_for
 from app.services.changes import Topic, record_changes
-from app.services.identity import IdentityGraph, make_key
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import make_key
 from app.settings import Settings
 from app.stores import channel as store
+from app.stores import interest_tags
 
 
 class RecordStatus(StrEnum):
@@ -279,7 +281,7 @@ class Ingestor:
             ],
         )
         fresh = [(rec, ref) for _, rec, _, ref, _ in valid if rec.source_id in new_ids]
-        await store.upsert_orders(session, _latest_orders(name, fresh))
+        await store.upsert_orders(session, _latest_orders(name, fresh, set(self.dictionary.paid_codes())))
         await store.upsert_cart_items(session, _latest_cart(name, fresh))
         await store.upsert_reservations(session, _latest_reservations(name, fresh))
         await store.insert_events(
@@ -296,6 +298,12 @@ class Ingestor:
                 if isinstance(rec.payload, StdEvent)
             ],
         )
+        events = [
+            (name, ref, rec.payload.type, rec.payload.properties)
+            for rec, ref in fresh
+            if isinstance(rec.payload, StdEvent)
+        ]
+        await interest_tags.add_tags(session, interest_tags.tag_counts(events, self.dictionary))
         return new_ids
 
 
@@ -321,7 +329,7 @@ async def _changed(
     changes.update(
         (owners[key], _TOPICS[type(rec.payload)]) for _, rec, key, *_ in valid if rec.source_id in new_ids
     )
-    await record_changes(hub, changes)
+    await record_changes(hub, changes, fresh=linked)
 
 
 def _without_value(raw: dict[str, Any]) -> dict[str, Any]:
@@ -329,8 +337,11 @@ def _without_value(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "identity": {**raw["identity"], "value": None}}
 
 
-def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list[dict[str, Any]]:
-    """One row per order (the newest update in the batch): an upsert may touch a row only once."""
+def _latest_orders(
+    channel: str, fresh: Sequence[tuple[StdRecord, str]], paid: set[int]
+) -> list[dict[str, Any]]:
+    """One row per order (the newest update in the batch, the earliest paid one's time): an upsert
+    may touch a row only once."""
     rows: dict[str, dict[str, Any]] = {}
     for rec, ref in sorted(fresh, key=lambda rr: rr[0].occurred_at):
         order = rec.payload
@@ -356,6 +367,9 @@ def _latest_orders(channel: str, fresh: Sequence[tuple[StdRecord, str]]) -> list
             ],
             "placed_at": min(placed, first["placed_at"]) if first else placed,
             "updated_at": rec.occurred_at,
+            # Oldest first: the first paid update of the batch keeps its time.
+            "paid_at": (first["paid_at"] if first else None)
+            or (rec.occurred_at if order.status_code in paid else None),
         }
     return list(rows.values())
 

@@ -17,15 +17,18 @@ from wechatpy.exceptions import InvalidAppIdException
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind, LinkOutcome, UserRecord
 from app.errors import DomainError, IdentityConflict, InvalidInput
+from app.pii import ref_of
 from app.sealing import keyring_for
 from app.services import sessions
-from app.services.identity import IdentityGraph, make_key
-from app.services.identity_rules import LinkRequest
+from app.services.changes import Topic, users_changed
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest, make_key
 from app.services.phone_codes import PhoneCodes
 from app.services.phone_proof import PhoneProof
 from app.services.sessions import IssuedSession
 from app.settings import Settings
 from app.stores import identity as identity_store
+from app.stores import sign_ins
 from app.stores import wechat as store
 from app.wechat.api import WeChatApi, WeChatError
 
@@ -67,6 +70,15 @@ class Accounts:
         self.codes = codes
         self.write = write
         self.read = read
+
+    async def _signed_in(
+        self, session: AsyncSession, user: UserRecord, key: IdentityKey, channel: Channel
+    ) -> None:
+        """The sign-in, by the identity it was made with (it follows that identity through merges)."""
+        ref = ref_of(keyring_for(self.settings), key)
+        await sign_ins.record(session, identity_ref=ref, channel=channel, at=utcnow())
+        # The person was seen: their traits and journey changed like on any behaviour record.
+        await users_changed(session, [user.id], topics=[Topic.BEHAVIOR])
 
     async def _grant(self, user: UserRecord) -> Grant:
         issued = await self.write(lambda session: sessions.issue(session, user.id, self.settings))
@@ -111,6 +123,8 @@ class Accounts:
                 await store.save_session_key(
                     session, appid=appid, openid=openid, sealed_key=sealed, at=utcnow()
                 )
+            assert outcome.user is not None
+            await self._signed_in(session, outcome.user, keys[0], channel)
             return outcome
 
         outcome = await self.write(link)
@@ -129,9 +143,12 @@ class Accounts:
 
         async def prove(session: AsyncSession) -> PhoneProof:
             await self.codes.consume(session, key, sms_code)
-            return await IdentityGraph(session).prove_phone(
+            proof = await IdentityGraph(session).prove_phone(
                 user_id=None, phone=key, actor="phone-login", source="phone verified by SMS"
             )
+            # Phone login is the APP's account door.
+            await self._signed_in(session, proof.user, key, Channel.APP)
+            return proof
 
         return await self._grant((await self.write(prove)).user)
 

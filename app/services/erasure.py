@@ -36,6 +36,7 @@ from app.settings import Settings
 from app.stores import channel_personal as channel_store
 from app.stores import identity as identity_store
 from app.stores import personal as store
+from app.stores import sign_ins
 
 T = TypeVar("T")
 HUB = "hub"
@@ -121,6 +122,7 @@ class Erasure:
             inbox_appid=self.settings.official_account_appid,
         )
         report.add(HUB, removed)
+        report.add(HUB, {"sign_ins": await sign_ins.delete_for_refs(session, person.refs)})
         report.kept = {(HUB, table): n for table, n in kept.items()}
         await audit.record(
             session,

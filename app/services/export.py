@@ -18,7 +18,7 @@ from app.channels import identity_channel
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import Cause, ConsentEntryRecord, Purpose
+from app.domain.entitlements import Cause, ConsentEntryRecord, Purpose
 from app.ingest.dictionary import DataDictionary
 from app.ingest.service import DEAD_LETTER
 from app.sealing import Keyring, keyring_for
@@ -29,6 +29,7 @@ from app.services.person import find_person
 from app.settings import Settings
 from app.stores import channel_personal as channel_store
 from app.stores import personal as store
+from app.stores import sign_ins
 from app.stores.personal import Row
 
 Doc = dict[str, Any]
@@ -87,6 +88,7 @@ class Export:
         async with self.db.read_sessions() as session:
             person = await find_person(session, user_id)
             hub = await store.export_rows(session, person.ids)
+            signed_in = await sign_ins.for_refs(session, person.refs)
         channels: dict[str, list[Row]] = {}
         for st in self.db.stores:
             async with st.engines.read_sessions() as session:
@@ -103,6 +105,7 @@ class Export:
             **self._identities(keyring, hub),
             **self._permissions(person.user.id, hub),
             **self._channel_data(keyring, channels),
+            "signIns": [{"channel": ch.value, "at": at.isoformat()} for ch, at in signed_in],
         }
         async with self.db.write_sessions() as session, session.begin():
             session.info[audit.TRACE_ID] = trace_id

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from app.channels import appid_channels
 from app.db.engine import Database
 from app.domain import Channel
@@ -88,21 +90,20 @@ class Funnels:
     ) -> FunnelResult:
         check(steps, start, end, within_days)
         until = end + timedelta(days=within_days)
-        rows: list[dict[str, Any]] = []
-        for k, step in enumerate(steps):
-            rows += await self._hits(k, step, start, until)
-        kinds = [s.action for s in steps]
         args: dict[str, Any] = {
-            "kinds": kinds,
+            "kinds": [s.action for s in steps],
             "from_s": _seconds(start),
             "to_s": _seconds(end),
             "within_s": within_days * 86400,
         }
         async with self.db.write_sessions() as session:
             try:
-                await sql.stage(session, rows)
-                weeks = await sql.cohorts(session, **args)
-                medians = await sql.medians(session, **args)
+                await sql.create(session)
+                for k, step in enumerate(steps):
+                    await self._stage(session, k, step, start, until)
+                await sql.reach(session, **args)
+                weeks = await sql.cohorts(session, steps=len(steps))
+                medians = await sql.medians(session, steps=len(steps))
             finally:
                 await session.rollback()  # the staged hits go with the transaction
         totals = [sum(counts[k] for _, counts in weeks) for k in range(len(steps))]
@@ -123,52 +124,35 @@ class Funnels:
         ]
         return FunnelResult(results, cohorts)
 
-    async def _hits(self, k: int, step: Step, start: datetime, until: datetime) -> list[dict[str, Any]]:
-        """Step k's occurrences from every store holding its channels (and identity links for SEEN)."""
+    async def _stage(self, hub: AsyncSession, k: int, step: Step, start: datetime, until: datetime) -> None:
+        """Stage step k's occurrences from every store holding its channels, the hub's sign-ins for
+        LOGGED_IN and identity links for SEEN; a store on the hub's database never leaves it."""
         channels = [step.channel] if step.channel is not None else list(Channel)
         if step.action == "FOLLOWED":
             channels = [c for c in channels if c is Channel.OFFICIAL_ACCOUNT]
         event_type = _EVENT_OF.get(step.action, step.event_type or "")
-        rows: list[dict[str, Any]] = []
         for store in self.db.stores:
             mine = [c.value for c in store.channels if c in channels]
             if not mine:
                 continue
+            stmt = sql.occurrences(
+                action=step.action,
+                channels=mine,
+                since=start,
+                until=until,
+                event_types=[event_type],
+                paid_codes=self.dictionary.paid_codes(),
+            )
+            if store.shares_hub:
+                await sql.stage_select(hub, k, stmt)
+                continue
             async with store.engines.read_sessions() as session:
-                found = await sql.occurrences(
-                    session,
-                    action=step.action,
-                    channels=mine,
-                    since=start,
-                    until=until,
-                    event_types=[event_type],
-                    paid_codes=self.dictionary.paid_codes(),
-                )
-            for ref, at in found:
-                kind, namespace, value = (ref.split("|", 2) + ["", ""])[:3]
-                rows.append(
-                    {
-                        "step": k,
-                        "kind": kind,
-                        "namespace": namespace,
-                        "value": value,
-                        "user_id": None,
-                        "at_s": _seconds(at),
-                    }
-                )
+                found = await sql.read(session, stmt)
+            await sql.stage_rows(hub, k, found)
+        if step.action == "LOGGED_IN":
+            await sql.stage_select(
+                hub, k, sql.signed_in(channels=[c.value for c in channels], since=start, until=until)
+            )
         if step.action == "SEEN":
             appids = [a for a, c in appid_channels(self.settings).items() if c in channels]
-            async with self.db.read_sessions() as session:
-                links = await sql.linked(session, openid_appids=appids, app_user_ids=Channel.APP in channels)
-            rows += [
-                {
-                    "step": k,
-                    "kind": None,
-                    "namespace": None,
-                    "value": None,
-                    "user_id": uid,
-                    "at_s": _seconds(at),
-                }
-                for uid, at in links
-            ]
-        return rows
+            await sql.linked(hub, step=k, openid_appids=appids, app_user_ids=Channel.APP in channels)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -24,64 +22,8 @@ from app.db.channel_models import (
     RawRecord,
 )
 from app.domain import Channel
+from app.domain.channel_data import CartRow, DeadLetterRow, EventRow, OrderRow, ReservationRow
 from app.stores.bulk import Columns, insert_rows, is_postgres
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    id: int
-    channel: Channel
-    order_id: str
-    identity_ref: str
-    status_code: int
-    total_cents: int
-    currency: str
-    items: list[dict[str, Any]]
-    placed_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationRow:
-    id: int
-    channel: Channel
-    reservation_id: str
-    identity_ref: str
-    service: str
-    status_code: int
-    starts_at: datetime | None
-    booked_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CartRow:
-    channel: Channel
-    identity_ref: str
-    sku: str
-    quantity: int
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    id: int
-    channel: Channel
-    identity_ref: str
-    type: str
-    occurred_at: datetime
-    properties: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterRow:
-    id: int
-    channel: Channel
-    source_id: str | None
-    payload: str
-    reason: str
-    received_at: datetime
-
 
 _RAW: Columns = (
     ("channel", "text"),
@@ -104,6 +46,7 @@ _ORDER: Columns = (
     ("items", "json"),
     ("placed_at", "timestamptz"),
     ("updated_at", "timestamptz"),
+    ("paid_at", "timestamptz"),
 )
 _CART: Columns = (
     ("channel", "text"),
@@ -124,11 +67,19 @@ _COUNT_KEPT = (
     "WITH kept AS ({insert}) SELECT CASE WHEN count(*) < CAST(:total AS int)"
     " THEN COALESCE(array_agg(source_id), CAST('{}' AS text[])) END AS ids FROM kept"
 )
+# A newer update moves the order forward; any update keeps the earliest time it was paid.
+_PAID_EARLIER = (
+    "excluded.paid_at IS NOT NULL AND (ch_orders.paid_at IS NULL OR excluded.paid_at < ch_orders.paid_at)"
+)
+_NEWER = "ch_orders.updated_at < excluded.updated_at"
 _ORDER_FORWARD = (
-    "ON CONFLICT (channel, order_id) DO UPDATE SET identity_ref = excluded.identity_ref, "
-    "status_code = excluded.status_code, total_cents = excluded.total_cents, "
-    "currency = excluded.currency, items = excluded.items, updated_at = excluded.updated_at "
-    "WHERE ch_orders.updated_at < excluded.updated_at"
+    "ON CONFLICT (channel, order_id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = CASE WHEN {_NEWER} THEN excluded.{c} ELSE ch_orders.{c} END"
+        for c in ("identity_ref", "status_code", "total_cents", "currency", "items", "updated_at")
+    )
+    + f", paid_at = CASE WHEN {_PAID_EARLIER} THEN excluded.paid_at ELSE ch_orders.paid_at END"
+    + f" WHERE {_NEWER} OR ({_PAID_EARLIER})"
 )
 _CART_FORWARD = (
     "ON CONFLICT (channel, identity_ref, sku) DO UPDATE SET quantity = excluded.quantity, "
@@ -168,18 +119,20 @@ async def upsert_orders(session: AsyncSession, rows: Sequence[dict[str, Any]]) -
     if is_postgres(session):
         await insert_rows(session, "ch_orders", _ORDER, rows, _ORDER_FORWARD)
         return
-    ins = sqlite_insert(ChannelOrder)
+    o = ChannelOrder
+    ins = sqlite_insert(o)
+    newer = o.updated_at < ins.excluded.updated_at
+    paid_earlier = ins.excluded.paid_at.is_not(None) & (
+        o.paid_at.is_(None) | (ins.excluded.paid_at < o.paid_at)
+    )
+    forward = ("identity_ref", "status_code", "total_cents", "currency", "items", "updated_at")
     stmt = ins.on_conflict_do_update(
         index_elements=["channel", "order_id"],
         set_={
-            "identity_ref": ins.excluded.identity_ref,
-            "status_code": ins.excluded.status_code,
-            "total_cents": ins.excluded.total_cents,
-            "currency": ins.excluded.currency,
-            "items": ins.excluded["items"],
-            "updated_at": ins.excluded.updated_at,
+            **{c: case((newer, ins.excluded[c]), else_=getattr(o, c)) for c in forward},
+            "paid_at": case((paid_earlier, ins.excluded.paid_at), else_=o.paid_at),
         },
-        where=ChannelOrder.updated_at < ins.excluded.updated_at,
+        where=newer | paid_earlier,
     )
     await session.execute(stmt, list(rows))
 
@@ -465,10 +418,3 @@ async def dead_letters(session: AsyncSession, *, channel: Channel | None, limit:
         DeadLetterRow(d.id, Channel(d.channel), d.source_id, d.payload, d.reason, d.received_at)
         for d in (await session.execute(stmt)).scalars()
     ]
-
-
-def group_by_ref(rows: Sequence[Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        out[row.identity_ref].append(row)
-    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -142,16 +143,20 @@ async def test_an_identity_link_is_a_first_appearance(
     app: FastAPI, client: httpx.AsyncClient, gql: Gql
 ) -> None:
     """A person linked to an APP account, with no APP record yet, has been SEEN in the APP."""
+    # Relative to the clock: the APP account is linked now, 20 days after the follow.
+    now = datetime.now(UTC)
+    follow = now - timedelta(days=20)
     oa, _mp, _app_id = await _person(app, gql, "linked")
     key = await service_key(app, "OFFICIAL_ACCOUNT")
-    await ingest(
-        client, key, "OFFICIAL_ACCOUNT", [event("f-l", oa, name="subscribe", at="2026-11-03T10:00:00Z")]
-    )
+    await ingest(client, key, "OFFICIAL_ACCOUNT", [event("f-l", oa, name="subscribe", at=_iso(follow))])
     steps = [{"channel": "OFFICIAL_ACCOUNT", "action": "FOLLOWED"}, {"channel": "APP", "action": "SEEN"}]
     viewer = await operator_key(app, "viewer")
-    window = {"from": "2026-11-01T00:00:00Z", "to": "2026-11-10T00:00:00Z"}
-    # The APP account was linked when the test ran: within 365 days of the follow, not within 7.
+    window = {"from": _iso(follow - timedelta(days=2)), "to": _iso(follow + timedelta(days=2))}
     near = (await gql(FUNNEL, {"steps": steps, **window, "within": 7}, token=viewer))["funnel"]
     assert [s["persons"] for s in near["steps"]] == [1, 0]
-    far = (await gql(FUNNEL, {"steps": steps, **window, "within": 365}, token=viewer))["funnel"]
+    far = (await gql(FUNNEL, {"steps": steps, **window, "within": 30}, token=viewer))["funnel"]
     assert [s["persons"] for s in far["steps"]] == [1, 1]
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")

@@ -1,8 +1,8 @@
 """Live audience membership: who is in each saved audience, its entries and exits, the follower's cursor.
 
-Revision ID: 20261204_1300
-Revises: 20261204_1130
-Create Date: 2026-12-04 13:00:00
+Revision ID: 20261204_1400
+Revises: 20261204_1300
+Create Date: 2026-12-04 14:00:00
 """
 
 from collections.abc import Sequence
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "20261204_1300"
-down_revision: str | None = "20261204_1130"
+revision: str = "20261204_1400"
+down_revision: str | None = "20261204_1300"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
