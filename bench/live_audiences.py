@@ -10,7 +10,11 @@ membership follower leads), and:
    time from sending it to the subscriber receiving the ENTERED event (the commit is in between);
 2. throughput: `--batches` batches of `--batch` APP records (orders and events of `--people`
    customers, 4 clients at once), with no saved audience and then with `--audiences` of them, in
-   records a second, and how long the follower took to catch up after the last batch answered.
+   records a second, and how long the follower took to catch up after the last batch answered;
+3. burst: with the saved audiences and a subscriber of the watched one, `--batches` batches at
+   full speed whose orders are all by new customers (each enters the watched audience): how long
+   the follower took to catch up, and each entry's delay after its batch's answer (entries are
+   matched to answers in order: the follower applies the outbox in order).
 """
 
 from __future__ import annotations
@@ -207,6 +211,61 @@ async def throughput(
     return args.batches * args.batch / took, time.perf_counter() - done
 
 
+async def burst(
+    base: str, url: str, op: str, svc: str, args: argparse.Namespace
+) -> tuple[float, list[float]]:
+    """Seconds until the follower caught up after a burst, and each entry's delay after its answer (ms)."""
+    rng = random.Random(11)
+    people = [f"LA-p{i}" for i in range(args.people)]
+    batches: list[list[dict[str, Any]]] = []
+    n = 0
+    for _b in range(args.batches):
+        batch = []
+        for _i in range(args.batch):
+            n += 1
+            new = rng.random() < 0.3
+            batch.append(order(10**7 + n, f"LA-burst-{n}") if new else view(10**7 + n, rng.choice(people)))
+        batches.append(batch)
+    expected = sum(1 for batch in batches for r in batch if r["type"] == "order")
+    queue: asyncio.Queue[list[dict[str, Any]]] = asyncio.Queue()
+    for batch in batches:
+        queue.put_nowait(batch)
+    answers: list[float] = []
+    arrivals: list[float] = []
+
+    async def client_loop() -> None:
+        async with httpx.AsyncClient(base_url=f"http://{base}", timeout=60) as client:
+            while not queue.empty():
+                batch = queue.get_nowait()
+                await ingest(client, svc, batch)
+                answers.extend([time.perf_counter()] * sum(1 for r in batch if r["type"] == "order"))
+
+    async with connect(
+        f"ws://{base}/graphql",
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+    ) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {op}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "2", "type": "subscribe", "payload": {"query": SUBSCRIBE}}))
+        await asyncio.sleep(1)  # the subscription is listening
+
+        async def listen() -> None:
+            while len(arrivals) < expected:
+                message = json.loads(await asyncio.wait_for(ws.recv(), 60))
+                if message["payload"]["data"]["audienceChanged"]["entered"]:
+                    arrivals.append(time.perf_counter())
+
+        listener = asyncio.create_task(listen())
+        await asyncio.gather(*(client_loop() for _ in range(4)))
+        done = time.perf_counter()
+        while await lag(url) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        caught_up = time.perf_counter() - done
+        await listener
+    delays = [(a - s) * 1000 for a, s in zip(sorted(arrivals), sorted(answers), strict=True)]
+    return caught_up, sorted(delays)
+
+
 async def run(args: argparse.Namespace, url: str, base: str) -> None:
     op, svc = await keys(url)
     settings = bench_settings(url)
@@ -220,6 +279,7 @@ async def run(args: argparse.Namespace, url: str, base: str) -> None:
             for i, condition in enumerate(OTHERS[: args.audiences - 1]):
                 await gql(client, op, SAVE, {"n": f"other-{i}", "c": condition})
             rate20, drain20 = await throughput(base, url, svc, args, "saved")
+        caught_up, delays = await burst(base, url, op, svc, args)
         sent, answered = await latency(base, op, svc, args.changes)
         times, after = sorted(sent), sorted(answered)
     finally:
@@ -239,6 +299,11 @@ async def run(args: argparse.Namespace, url: str, base: str) -> None:
     print(
         f"ingestion, {args.audiences} saved audiences: {rate20:.0f} records/s "
         f"(follower caught up {drain20:.2f} s after)"
+    )
+    print(
+        f"burst of {args.batches * args.batch} records, {args.audiences} saved audiences: follower caught up "
+        f"{caught_up:.2f} s after the last answer; {len(delays)} entries at the subscriber, ms after "
+        f"their batch's answer: p50 {pct(delays, 50):.0f}  p99 {pct(delays, 99):.0f}  max {delays[-1]:.0f}"
     )
 
 

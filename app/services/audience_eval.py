@@ -59,6 +59,10 @@ _CREATE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP} (leaf INTEGER NOT NULL, ref VARCHAR(220) NOT NULL, "
     "n BIGINT, w DOUBLE PRECISION, channel VARCHAR(24), at TIMESTAMP WITH TIME ZONE)"
 )
+STAGED = "audience_staged"
+_CREATE_STAGED = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED} (grp INTEGER NOT NULL, ref VARCHAR(220) NOT NULL)"
+)
 _CHANNEL_LEAVES = frozenset({"orders", "behavior", "reservations", "cart", "interest"})
 _INSERT_CHUNK = 5_000
 _WEIGH_BATCH = 500
@@ -75,6 +79,8 @@ _TEMP = Table(
     Column("channel", String(24)),
     Column("at", UTCDateTime),
 )
+# Identity refs staged once for several evaluations (Staged), one group per set of refs.
+_STAGED = Table(STAGED, MetaData(), Column("grp", Integer), Column("ref", String(220)))
 
 
 @dataclass
@@ -150,6 +156,7 @@ class Compiler:
         )
         self.only = only
         self.refs: list[str] | None = None
+        self.staged: Select[Any] | None = None  # the refs as a subquery of the hub's session
         self.leaves = 0
         self.temp_ready = False
         self.binds = sql.Binds(session.get_bind().dialect.name)
@@ -263,8 +270,8 @@ class Compiler:
         await self._keep(self.leaves, kept)
         return User.id.in_(select(cast(_TEMP.c.ref, BigInteger)).where(_TEMP.c.leaf == self.leaves))
 
-    def _rows(self, kind: str, args: dict[str, Any], channels: list[str]) -> Select[Any]:
-        refs = self.refs
+    def _rows(self, kind: str, args: dict[str, Any], channels: list[str], *, hub: bool) -> Any:
+        refs: Any = self.staged if hub and self.staged is not None else self.refs
         if kind == "orders":
             return sql.orders_rows(
                 self.binds, args, channels, self._codes(args, booking=False), self.now, refs
@@ -315,12 +322,12 @@ class Compiler:
             if not mine:
                 continue
             if store.shares_hub:
-                parts.append(self._rows(kind, args, mine))
+                parts.append(self._rows(kind, args, mine, hub=True))
                 continue
             async with store.engines.read_sessions() as remote:
                 hub_binds, self.binds = self.binds, sql.Binds(remote.get_bind().dialect.name)
                 try:
-                    rows = (await remote.execute(self._rows(kind, args, mine))).mappings().all()
+                    rows = (await remote.execute(self._rows(kind, args, mine, hub=False))).mappings().all()
                 finally:
                     self.binds = hub_binds
             await self._keep(leaf, [{c: r[c] for c in columns} for r in rows])
@@ -345,6 +352,25 @@ class Compiler:
 
 
 @asynccontextmanager
+async def hub_reads(db: Database) -> AsyncIterator[AsyncSession]:
+    """A hub read session for one or several evaluations, temporary tables dropped when it ends."""
+    async with db.read_sessions() as session:
+        # The statement's estimated cost (identity refs meeting the graph on an expression) turns
+        # JIT compiling on, which took longer than the query itself (bench/RESULTS.md). Reads run
+        # in autocommit, so the setting is the connection's until reset below.
+        no_jit = session.get_bind().dialect.name == "postgresql"
+        if no_jit:
+            await session.execute(text("SET jit = off"))
+        try:
+            yield session
+        finally:
+            await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
+            await session.execute(text(f"DROP TABLE IF EXISTS {STAGED}"))
+            if no_jit:
+                await session.execute(text("RESET jit"))
+
+
+@asynccontextmanager
 async def evaluated(
     db: Database,
     dictionary: DataDictionary,
@@ -355,18 +381,61 @@ async def evaluated(
     only: Sequence[int] | None = None,
 ) -> AsyncIterator[Evaluation]:
     """The condition compiled in a hub read session, open while the caller reads its members."""
-    async with db.read_sessions() as session:
-        # The statement's estimated cost (identity refs meeting the graph on an expression) turns
-        # JIT compiling on, which took longer than the query itself (bench/RESULTS.md). Reads run
-        # in autocommit, so the setting is the connection's until reset below.
-        no_jit = session.get_bind().dialect.name == "postgresql"
-        if no_jit:
-            await session.execute(text("SET jit = off"))
+    async with hub_reads(db) as session:
         compiler = Compiler(session, db, dictionary, settings, now, only)
-        try:
-            yield Evaluation(await compiler.compile(node), session, compiler)
-        finally:
-            if compiler.temp_ready:
-                await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
-            if no_jit:
-                await session.execute(text("RESET jit"))
+        yield Evaluation(await compiler.compile(node), session, compiler)
+
+
+async def refs_of(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each user's identity refs (as channel stores name them), read once for several evaluations."""
+    out: dict[int, list[str]] = {}
+    ids = sorted(set(user_ids))
+    for i in range(0, len(ids), _INSERT_CHUNK):
+        stmt = select(Identity.user_id, sql.IDENTITY_REF).where(
+            Identity.user_id.in_(ids[i : i + _INSERT_CHUNK])
+        )
+        for uid, ref in (await session.execute(stmt)).all():
+            out.setdefault(uid, []).append(ref)
+    return out
+
+
+class Staged:
+    """Sets of identity refs put once into a temporary table of a hub session, each a group that
+    several evaluations read (hub stores by a subquery, separate stores by the list)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.groups: dict[frozenset[str], int] = {}
+
+    async def group(self, refs: Sequence[str]) -> tuple[int, list[str]]:
+        key = frozenset(refs)
+        if key not in self.groups:
+            if not self.groups:
+                await self.session.execute(text(_CREATE_STAGED))
+                await self.session.execute(_STAGED.delete())
+            self.groups[key] = grp = len(self.groups) + 1
+            rows = [{"grp": grp, "ref": r} for r in sorted(key)]
+            for i in range(0, len(rows), _INSERT_CHUNK):
+                await self.session.execute(insert(_STAGED), rows[i : i + _INSERT_CHUNK])
+        return self.groups[key], sorted(key)
+
+
+async def members_among(
+    session: AsyncSession,
+    db: Database,
+    dictionary: DataDictionary,
+    settings: Settings,
+    node: Node,
+    *,
+    now: datetime,
+    user_ids: Sequence[int],
+    staged: Staged,
+    refs: Sequence[str],
+) -> set[int]:
+    """Who of `user_ids` the condition holds for, in an open hub session, their refs staged once."""
+    grp, listed = await staged.group(refs)
+    compiler = Compiler(session, db, dictionary, settings, now, user_ids)
+    compiler.refs = listed
+    compiler.staged = select(_STAGED.c.ref).where(_STAGED.c.grp == grp)
+    ev = Evaluation(await compiler.compile(node), session, compiler)
+    return await ev.among(user_ids)

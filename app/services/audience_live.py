@@ -26,7 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.background import spawn
 from app.db.engine import Database
 from app.db.models import Audience
+from app.db.types import utcnow
 from app.ingest.dictionary import DataDictionary
+from app.services.audience_eval import Staged, hub_reads, members_among, refs_of
 from app.services.audiences import Audiences
 from app.services.changes import Topic
 from app.settings import Settings
@@ -196,21 +198,7 @@ class LiveAudiences:
                     return applied
 
     async def _apply(self, old: int, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> bool:
-        plans: list[_Plan] = []
-        everyone = set().union(*touched.values()) if touched else set()
-        survivors = await self._survivors(everyone)
-        for audience in saved:
-            relevant = topics_of(audience.condition)
-            users = set().union(
-                *(ids for topic, ids in touched.items() if topic in relevant or topic not in LEAF_TOPICS)
-            )
-            users |= {survivors[u] for u in users if u in survivors}
-            if audience.live_from is not None and audience.live_from < new:
-                async with self.db.read_sessions() as session:
-                    gap = await members.touched_between(session, audience.live_from, new)
-                gap_survivors = await self._survivors(gap)
-                users = users | gap | set(gap_survivors.values())
-            plans.append(await self._plan(audience, users))
+        plans = await self._plans(new, touched, saved)
         async with self.db.write_sessions() as session, session.begin():
             if not await members.advance(session, old, new):
                 return False  # another follower applied this batch
@@ -224,22 +212,57 @@ class LiveAudiences:
                     await session.execute(update(Audience).where(Audience.id == a.id).values(live_from=None))
         return True
 
-    async def _plan(self, audience: _Saved, users: set[int] | None) -> _Plan:
-        """Who enters and leaves among `users` (everyone when None)."""
-        if users is not None and not users:
-            return _Plan(audience, set(), set())
-        now_in = await self.service.evaluate(audience.condition, None if users is None else sorted(users))
-        async with self.db.read_sessions() as session:
-            before = await members.kept(session, audience.id, None if users is None else sorted(users))
-        return _Plan(audience, now_in - before, before - now_in)
+    async def _plans(self, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> list[_Plan]:
+        """Who enters and leaves each saved audience, in one hub session: the touched users, their
+        survivors, identity refs and kept memberships read once for every audience of the batch."""
+        now = utcnow()
+        async with hub_reads(self.db) as session:
+            everyone = set().union(*touched.values()) if touched else set()
+            survivors = await _survivors(session, everyone)
+            users_of: dict[int, set[int]] = {}
+            for audience in saved:
+                relevant = topics_of(audience.condition)
+                users = set().union(
+                    *(ids for topic, ids in touched.items() if topic in relevant or topic not in LEAF_TOPICS)
+                )
+                users |= {survivors[u] for u in users if u in survivors}
+                if audience.live_from is not None and audience.live_from < new:
+                    gap = await members.touched_between(session, audience.live_from, new)
+                    users |= gap | set((await _survivors(session, gap)).values())
+                users_of[audience.id] = users
+            union = set().union(*users_of.values()) if users_of else set()
+            if not union:
+                return [_Plan(a, set(), set()) for a in saved]
+            refs = await refs_of(session, sorted(union))
+            kept = await members.kept_among(session, [a.id for a in saved], sorted(union))
+            staged = Staged(session)
+            plans: list[_Plan] = []
+            for audience in saved:
+                users = users_of[audience.id]
+                if not users:
+                    plans.append(_Plan(audience, set(), set()))
+                    continue
+                now_in = await members_among(
+                    session,
+                    self.db,
+                    self.service.dictionary,
+                    self.settings,
+                    self.service.parse(audience.condition),
+                    now=now,
+                    user_ids=sorted(users),
+                    staged=staged,
+                    refs=[r for u in sorted(users) for r in refs.get(u, ())],
+                )
+                before = kept.get(audience.id, set()) & users
+                plans.append(_Plan(audience, now_in - before, before - now_in))
+        return plans
 
-    async def _survivors(self, users: set[int]) -> dict[int, int]:
-        """Whom each of these users resolves to now (an absorbed user's survivor: members are persons)."""
-        if not users:
-            return {}
+    async def _plan(self, audience: _Saved) -> _Plan:
+        """Who enters and leaves the whole audience."""
+        now_in = await self.service.evaluate(audience.condition, None)
         async with self.db.read_sessions() as session:
-            found = await identity_store.resolve_users(session, sorted(users))
-        return {u: record.id for u, record in found.items()}
+            before = await members.kept(session, audience.id, None)
+        return _Plan(audience, now_in - before, before - now_in)
 
     async def refresh(self) -> int:
         """Evaluate every saved audience whole again (the clock moves "within N days"); how many moved."""
@@ -248,7 +271,7 @@ class LiveAudiences:
             async with self.db.read_sessions() as session:
                 saved = await _saved(session)
             for audience in saved:
-                plan = await self._plan(audience, None)
+                plan = await self._plan(audience)
                 if not plan.entered and not plan.left:
                     continue
                 async with self.db.write_sessions() as session, session.begin():
@@ -261,6 +284,14 @@ class LiveAudiences:
 
     def stats(self) -> dict[str, Any]:
         return {"leading": self.leading, "batches": self.batches}
+
+
+async def _survivors(session: Any, users: set[int]) -> dict[int, int]:
+    """Whom each of these users resolves to now (an absorbed user's survivor: members are persons)."""
+    if not users:
+        return {}
+    found = await identity_store.resolve_users(session, sorted(users))
+    return {u: record.id for u, record in found.items()}
 
 
 async def _saved(session: Any) -> list[_Saved]:

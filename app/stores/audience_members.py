@@ -51,6 +51,22 @@ async def kept(session: AsyncSession, audience_id: int, user_ids: Sequence[int] 
     return out
 
 
+async def kept_among(
+    session: AsyncSession, audience_ids: Sequence[int], user_ids: Sequence[int]
+) -> dict[int, set[int]]:
+    """The kept members of several audiences among these users, by audience, in one read per chunk."""
+    out: dict[int, set[int]] = {}
+    ids = list(user_ids)
+    stmt = select(AudienceMember.audience_id, AudienceMember.user_id).where(
+        AudienceMember.audience_id.in_(list(audience_ids))
+    )
+    for i in range(0, len(ids), _CHUNK):
+        chunk = stmt.where(AudienceMember.user_id.in_(ids[i : i + _CHUNK]))
+        for aid, uid in (await session.execute(chunk)).all():
+            out.setdefault(aid, set()).add(uid)
+    return out
+
+
 async def names_of(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, list[str]]:
     """The names of the audiences each user is kept in, by name."""
     stmt = (

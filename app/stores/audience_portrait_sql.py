@@ -11,6 +11,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, 
 from app.db.channel_models import ChannelOrder, RawRecord
 from app.db.models import Identity, SignIn, User
 from app.domain import IdentityKind
+from app.stores import audience_sql
 from app.stores.audience_sql import IDENTITY_REF
 
 
@@ -21,7 +22,7 @@ def paid_value_rows(channels: Sequence[str], paid: Sequence[int], refs: Sequence
         o.channel.in_(channels), o.status_code.in_(list(paid))
     )
     if refs is not None:
-        stmt = stmt.where(o.identity_ref.in_(list(refs)))
+        stmt = stmt.where(audience_sql.in_refs(o.identity_ref, refs))
     return cast("Select[Any]", stmt.group_by(o.identity_ref))
 
 
@@ -33,7 +34,7 @@ def first_record_rows(channels: Sequence[str], refs: Sequence[str] | None) -> Se
     )
     stmt = stmt.where(r.channel.in_(channels))
     if refs is not None:
-        stmt = stmt.where(r.identity_ref.in_(list(refs)))
+        stmt = stmt.where(audience_sql.in_refs(r.identity_ref, refs))
     return cast("Select[Any]", stmt.group_by(r.identity_ref, r.channel))
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 from app.db.channel_models import ChannelEvent, ChannelOrder, RawRecord
 from app.domain import Channel
+from app.stores import audience_sql
 from app.stores.audience_sql import Binds
 
 
@@ -96,7 +97,7 @@ def _events(
         e.channel.in_([c.value for c in channels]), e.type.in_(types)
     )
     if refs is not None:
-        inner = inner.where(e.identity_ref.in_(list(refs)))
+        inner = inner.where(audience_sql.in_refs(e.identity_ref, refs))
     pe = inner.subquery("pe")
     named = or_(
         *[
@@ -128,7 +129,7 @@ def _purchases(
         o.channel.in_([c.value for c in channels])
     )
     if refs is not None:
-        inner = inner.where(o.identity_ref.in_(list(refs)))
+        inner = inner.where(audience_sql.in_refs(o.identity_ref, refs))
     po = inner.subquery("po")
     if b.dialect == "sqlite":
         line: Any = func.json_each(po.c["items"]).table_valued("value").alias("line")
@@ -181,7 +182,7 @@ def _cart_adds(
                 r.channel == channel.value, r.type == type_name, usable, line_sku == sku
             )
             if refs is not None:
-                stmt = stmt.where(r.identity_ref.in_(list(refs)))
+                stmt = stmt.where(audience_sql.in_refs(r.identity_ref, refs))
             lines.append(stmt)
     if not lines:
         return None

@@ -82,6 +82,11 @@ class Binds:
         return text(sql).bindparams(**{b: sku})  # type: ignore[return-value]
 
 
+def in_refs(column: Any, refs: Any) -> ColumnElement[bool]:
+    """`column` is one of these identity refs: a list, or a subquery of refs staged in the hub."""
+    return column.in_(refs if isinstance(refs, Select) else list(refs))  # type: ignore[no-any-return]
+
+
 def _since(column: Any, now: datetime, days: int | None) -> ColumnElement[bool] | None:
     return None if days is None else column >= now - timedelta(days=days)
 
@@ -89,7 +94,7 @@ def _since(column: Any, now: datetime, days: int | None) -> ColumnElement[bool] 
 def _counted(ref: Any, table_filters: list[Any], refs: Sequence[str] | None) -> Select[Any]:
     conditions = [f for f in table_filters if f is not None]
     if refs is not None:
-        conditions.append(ref.in_(list(refs)))
+        conditions.append(in_refs(ref, refs))
     return select(ref.label("ref"), func.count().label("n")).where(*conditions).group_by(ref)
 
 
@@ -165,7 +170,7 @@ def interest_rows(
     t, r = InterestTag, ChannelReservation
     held = [t.channel.in_(channels), t.tag == tag]
     if refs is not None:
-        held.append(t.identity_ref.in_(list(refs)))
+        held.append(in_refs(t.identity_ref, refs))
     # Every kept row counts at least one event; reading no count keeps the scan index-only, and
     # leaves the count out of the index so ingestion's increments can be heap-only updates.
     kept = cast("Select[Any]", select(t.identity_ref.label("ref"), literal(1).label("n")).where(*held))
