@@ -26,6 +26,8 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
+    bindparam,
     cast,
     false,
     func,
@@ -36,6 +38,7 @@ from sqlalchemy import (
     text,
     union_all,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.channels import appid_channels
@@ -59,10 +62,6 @@ _CREATE = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP} (leaf INTEGER NOT NULL, ref VARCHAR(220) NOT NULL, "
     "n BIGINT, w DOUBLE PRECISION, channel VARCHAR(24), at TIMESTAMP WITH TIME ZONE)"
 )
-STAGED = "audience_staged"
-_CREATE_STAGED = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGED} (grp INTEGER NOT NULL, ref VARCHAR(220) NOT NULL)"
-)
 _CHANNEL_LEAVES = frozenset({"orders", "behavior", "reservations", "cart", "interest"})
 _INSERT_CHUNK = 5_000
 _WEIGH_BATCH = 500
@@ -79,8 +78,6 @@ _TEMP = Table(
     Column("channel", String(24)),
     Column("at", UTCDateTime),
 )
-# Identity refs staged once for several evaluations (Staged), one group per set of refs.
-_STAGED = Table(STAGED, MetaData(), Column("grp", Integer), Column("ref", String(220)))
 
 
 @dataclass
@@ -156,7 +153,7 @@ class Compiler:
         )
         self.only = only
         self.refs: list[str] | None = None
-        self.staged: Select[Any] | None = None  # the refs as a subquery of the hub's session
+        self.staged: Any = None  # the refs as one array parameter of the hub's statement
         self.leaves = 0
         self.temp_ready = False
         self.binds = sql.Binds(session.get_bind().dialect.name)
@@ -365,7 +362,6 @@ async def hub_reads(db: Database) -> AsyncIterator[AsyncSession]:
             yield session
         finally:
             await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
-            await session.execute(text(f"DROP TABLE IF EXISTS {STAGED}"))
             if no_jit:
                 await session.execute(text("RESET jit"))
 
@@ -399,27 +395,6 @@ async def refs_of(session: AsyncSession, user_ids: Sequence[int]) -> dict[int, l
     return out
 
 
-class Staged:
-    """Sets of identity refs put once into a temporary table of a hub session, each a group that
-    several evaluations read (hub stores by a subquery, separate stores by the list)."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
-        self.groups: dict[frozenset[str], int] = {}
-
-    async def group(self, refs: Sequence[str]) -> tuple[int, list[str]]:
-        key = frozenset(refs)
-        if key not in self.groups:
-            if not self.groups:
-                await self.session.execute(text(_CREATE_STAGED))
-                await self.session.execute(_STAGED.delete())
-            self.groups[key] = grp = len(self.groups) + 1
-            rows = [{"grp": grp, "ref": r} for r in sorted(key)]
-            for i in range(0, len(rows), _INSERT_CHUNK):
-                await self.session.execute(insert(_STAGED), rows[i : i + _INSERT_CHUNK])
-        return self.groups[key], sorted(key)
-
-
 async def members_among(
     session: AsyncSession,
     db: Database,
@@ -429,13 +404,18 @@ async def members_among(
     *,
     now: datetime,
     user_ids: Sequence[int],
-    staged: Staged,
     refs: Sequence[str],
 ) -> set[int]:
-    """Who of `user_ids` the condition holds for, in an open hub session, their refs staged once."""
-    grp, listed = await staged.group(refs)
+    """Who of `user_ids` the condition holds for, in an open hub session, their refs read already.
+
+    On PostgreSQL the refs are one array parameter (`= ANY`) rather than one parameter each. (Refs
+    staged in a temporary table and read by a subquery were planned as scans: slower, see
+    bench/RESULTS.md.)
+    """
+    listed = list(refs)
     compiler = Compiler(session, db, dictionary, settings, now, user_ids)
     compiler.refs = listed
-    compiler.staged = select(_STAGED.c.ref).where(_STAGED.c.grp == grp)
+    if session.get_bind().dialect.name == "postgresql":
+        compiler.staged = any_(bindparam(None, listed, type_=ARRAY(String)))
     ev = Evaluation(await compiler.compile(node), session, compiler)
     return await ev.among(user_ids)

@@ -1,9 +1,11 @@
 """Live audience membership: a follower of the outbox keeps every saved audience's members.
 
 For the users each batch of changes touched (a merge's survivor too), every saved audience is
-evaluated again restricted to them (one SQL statement each), and who entered or left is applied
-to the kept membership, recorded as events and announced in the outbox (topic AUDIENCE), all in
-one transaction that also moves the follower's cursor, from the cursor it read, or not at all.
+evaluated again restricted to them (one SQL statement each, in one hub session per batch that
+reads the survivors, the identity refs and the kept members once for all audiences), and who
+entered or left is applied to the kept membership, recorded as events and announced in the
+outbox (topic AUDIENCE), all in one transaction that also moves the follower's cursor, from
+the cursor it read, or not at all.
 Several instances may run the follower; one at a time leads (a PostgreSQL advisory lock held on
 a connection of its own; SQLite has one writer, in process). The cursor's compare-and-set keeps
 a batch from being applied twice even if two ever ran at once.
@@ -28,7 +30,7 @@ from app.db.engine import Database
 from app.db.models import Audience
 from app.db.types import utcnow
 from app.ingest.dictionary import DataDictionary
-from app.services.audience_eval import Staged, hub_reads, members_among, refs_of
+from app.services.audience_eval import hub_reads, members_among, refs_of
 from app.services.audiences import Audiences
 from app.services.changes import Topic
 from app.settings import Settings
@@ -235,7 +237,6 @@ class LiveAudiences:
                 return [_Plan(a, set(), set()) for a in saved]
             refs = await refs_of(session, sorted(union))
             kept = await members.kept_among(session, [a.id for a in saved], sorted(union))
-            staged = Staged(session)
             plans: list[_Plan] = []
             for audience in saved:
                 users = users_of[audience.id]
@@ -250,7 +251,6 @@ class LiveAudiences:
                     self.service.parse(audience.condition),
                     now=now,
                     user_ids=sorted(users),
-                    staged=staged,
                     refs=[r for u in sorted(users) for r in refs.get(u, ())],
                 )
                 before = kept.get(audience.id, set()) & users

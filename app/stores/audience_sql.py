@@ -83,8 +83,10 @@ class Binds:
 
 
 def in_refs(column: Any, refs: Any) -> ColumnElement[bool]:
-    """`column` is one of these identity refs: a list, or a subquery of refs staged in the hub."""
-    return column.in_(refs if isinstance(refs, Select) else list(refs))  # type: ignore[no-any-return]
+    """`column` is one of these identity refs: a list, or `ANY` of one array parameter (PostgreSQL)."""
+    if isinstance(refs, ColumnElement):  # = ANY(an array parameter)
+        return column == refs  # type: ignore[no-any-return]
+    return column.in_(list(refs))  # type: ignore[no-any-return]
 
 
 def _since(column: Any, now: datetime, days: int | None) -> ColumnElement[bool] | None:
