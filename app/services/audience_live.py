@@ -32,7 +32,7 @@ from app.db.types import utcnow
 from app.ingest.dictionary import DataDictionary
 from app.services.audience_eval import hub_reads, members_among, refs_of
 from app.services.audiences import Audiences
-from app.services.changes import Topic
+from app.services.changes import Topic, record_changes
 from app.settings import Settings
 from app.stores import audience_members as members
 from app.stores import changes as outbox
@@ -205,13 +205,17 @@ class LiveAudiences:
             if not await members.advance(session, old, new):
                 return False  # another follower applied this batch
             current = await _locked(session, [a.id for a in saved])
+            moved: set[int] = set()
             for plan in plans:
                 a = plan.audience
                 if current.get(a.id) != a.updated_at:
                     continue  # saved again or deleted meanwhile: that save evaluated it whole
-                await self.service.move(session, a.id, plan.entered, plan.left, events=True)
+                await self.service.move(session, a.id, plan.entered, plan.left, events=True, announce=False)
+                moved |= plan.entered | plan.left
                 if a.live_from is not None:
                     await session.execute(update(Audience).where(Audience.id == a.id).values(live_from=None))
+            # One announcement (and data version bump) per person, however many audiences moved them.
+            await record_changes(session, [(u, Topic.AUDIENCE) for u in moved])
         return True
 
     async def _plans(self, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> list[_Plan]:

@@ -127,15 +127,23 @@ class Audiences:
         return await self.move(session, audience_id, now_in - before, before - now_in, events=events)
 
     async def move(
-        self, session: AsyncSession, audience_id: int, entered: set[int], left: set[int], *, events: bool
+        self,
+        session: AsyncSession,
+        audience_id: int,
+        entered: set[int],
+        left: set[int],
+        *,
+        events: bool,
+        announce: bool = True,
     ) -> int:
-        """Apply entries and exits to the kept membership, in the caller's transaction."""
+        """Apply entries and exits to the kept membership, in the caller's transaction (announced in
+        the outbox with events, unless the caller announces several audiences' moves at once)."""
         if not entered and not left:
             return 0
         await members_store.apply(
             session, audience_id, entered=entered, left=left, at=utcnow(), events=events
         )
-        if events:
+        if events and announce:
             await record_changes(session, [(u, Topic.AUDIENCE) for u in entered | left])
         return len(entered) + len(left)
 
