@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.db.models import Change
 from app.services.audiences import Audiences
+from app.services.changes import Topic
 from tests.factories.audiences import followed
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.channel_data import app_order, app_user, ingest
@@ -25,6 +29,19 @@ PAID_AND_CONSENTING = {
     "all": [{"orders": {"channel": "APP", "statuses": ["PAID"]}}, {"consent": {"purpose": "MARKETING"}}]
 }
 APP_BUYERS = {"orders": {"channel": "APP"}}
+PAID_ORDERS = {"orders": {"statuses": ["PAID"]}}
+
+
+async def last_change(session: AsyncSession) -> int:
+    return int((await session.execute(select(func.coalesce(func.max(Change.id), 0)))).scalar_one())
+
+
+async def audience_changes(session: AsyncSession, after: int, user_id: int) -> int:
+    """How many AUDIENCE rows the outbox holds for this user after cursor `after`."""
+    stmt = select(func.count()).where(
+        Change.id > after, Change.user_id == user_id, Change.topic == Topic.AUDIENCE
+    )
+    return int((await session.execute(stmt)).scalar_one())
 
 
 async def members(gql: Gql, token: str, name: str) -> set[str]:
@@ -146,3 +163,21 @@ async def test_the_refresh_evaluates_whole_audiences_again(
     assert await aud_app.state.live_audiences.refresh() == 1
     assert await members(aud_gql, op, "refreshed") == {bought}
     assert await moves(aud_app, "refreshed") == [(int(other), False)]
+
+
+async def test_a_batch_announces_each_person_once_whatever_audiences_moved_them(
+    aud_app: FastAPI, aud_client: httpx.AsyncClient, aud_gql: Gql
+) -> None:
+    op = await operator_key(aud_app, "operator")
+    await aud_gql(SAVE, {"name": "buyers", "c": APP_BUYERS}, token=op)
+    await aud_gql(SAVE, {"name": "paid-buyers", "c": PAID_ORDERS}, token=op)
+    await followed(aud_app)
+    async with aud_app.state.db.read_sessions() as session:
+        before = await last_change(session)
+    person = await buyer(aud_app, aud_client, aud_gql, op, "U-once", "O1")
+    assert await followed(aud_app) >= 1
+    assert await moves(aud_app, "buyers") == [(int(person), True)]
+    assert await moves(aud_app, "paid-buyers") == [(int(person), True)]
+    async with aud_app.state.db.read_sessions() as session:
+        announced = await audience_changes(session, before, int(person))
+    assert announced == 1
