@@ -341,7 +341,7 @@ class Compiler:
         if not self.temp_ready:
             await self.session.execute(text(_CREATE))
             await self.session.execute(_TEMP.delete())
-            self.temp_ready = True
+            self.temp_ready = self.session.info[TEMP] = True
         for i in range(0, len(rows), _INSERT_CHUNK):
             await self.session.execute(
                 insert(_TEMP), [{"leaf": leaf, **r} for r in rows[i : i + _INSERT_CHUNK]]
@@ -361,7 +361,8 @@ async def hub_reads(db: Database) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         finally:
-            await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
+            if session.info.pop(TEMP, False):
+                await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
             if no_jit:
                 await session.execute(text("RESET jit"))
 
