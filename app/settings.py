@@ -67,14 +67,15 @@ class Settings(BaseSettings):
     official_account_appid: str | None = None
     app_wechat_appid: str | None = None
     sqlite_busy_timeout_ms: int = 15_000
-    # PostgreSQL connection pool of each database (reads and writes share it): a fixed size, no
-    # overflow (new sessions cost PostgreSQL ~2 ms of CPU each), how long a request waits for a
-    # free connection, and asyncpg's prepared statements kept per connection.
+    # PostgreSQL connection pool of each database (reads and writes share it; compiled reads have
+    # as many asyncpg connections at most, app/db/direct.py): a fixed size, no overflow (new sessions
+    # cost PostgreSQL ~2 ms of CPU each), how long a request waits for a free connection, and
+    # asyncpg's prepared statements kept per connection.
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     db_statement_cache_size: int = Field(default=500, ge=0)
-    # PostgreSQL's plan_cache_mode for the pool's sessions: `force_generic_plan` stops the compiled
-    # read statement from being planned again on every execution (docs/performance.md).
+    # PostgreSQL's plan_cache_mode for the pools' sessions (docs/performance.md); the compiled read
+    # statements keep their generic plans under `auto` already.
     db_plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = "auto"
     data_dictionary_path: Path | None = None
     tier_catalogue_path: Path | None = None

@@ -2,8 +2,10 @@
 
 The app runs in this process and requests go straight to its ASGI callable (no sockets, no
 client library): the CPU counted is the server's own work for a request (HTTP app, GraphQL,
-database client), not the database's. Each round asks for `--requests` random users, the same
-ids for both modes.
+database client). Each round asks for `--requests` random users, the same ids for both modes.
+On a local PostgreSQL the CPU of the backends serving the benchmark's database is reported too
+(/proc/PID/schedstat of every backend connected to it; Linux only): give the benchmark a
+database of its own, or other clients' work is counted.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import asyncio
 import random
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 
 from app.auth.principal import Role
@@ -63,6 +67,30 @@ async def call(app: Any, body: bytes, key: str) -> bytes:
     return b"".join(chunks)
 
 
+async def backends_cpu(database_url: str) -> float | None:
+    """CPU seconds so far of the PostgreSQL backends connected to this database (not this one)."""
+    if not database_url.startswith("postgresql"):
+        return None
+    conn = await asyncpg.connect(database_url.replace("+asyncpg", ""))
+    try:
+        pids = await conn.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    return _schedstat([row["pid"] for row in pids])
+
+
+def _schedstat(pids: list[int]) -> float | None:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+        except OSError:
+            return None  # not a local cluster
+    return total
+
+
 async def rounds(database_url: str, query_name: str, requests: int, rounds_: int, roles: str) -> None:
     settings = bench_settings(database_url).model_copy(update={"response_cache_bytes": 0})
     settings.var_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +101,7 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
         "resolvers": create_app(settings.model_copy(update={"compiled_reads": False})),
     }
     per_request: dict[str, list[float]] = {name: [] for name in apps}
+    pg_per_request: dict[str, list[float]] = {name: [] for name in apps}
     rng = random.Random(1)
     try:
         for app in apps.values():  # warm-up: imports, pools, plans, the key
@@ -85,9 +114,13 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
             ]
             answers: dict[str, list[bytes]] = {}
             for name in list(apps) if n % 2 == 0 else list(reversed(apps)):
+                pg_before = await backends_cpu(database_url)
                 started = time.process_time()
                 answers[name] = [await call(apps[name], body, key) for body in batch]
                 per_request[name].append((time.process_time() - started) * 1000 / requests)
+                pg_after = await backends_cpu(database_url)
+                if pg_before is not None and pg_after is not None:
+                    pg_per_request[name].append((pg_after - pg_before) * 1000 / requests)
             same = sum(a == b for a, b in zip(answers["compiled"], answers["resolvers"], strict=True))
             print(
                 f"round {n + 1}: compiled {per_request['compiled'][-1]:.2f} ms, "
@@ -99,6 +132,12 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
             await app.state.db.dispose()
     for name, values in per_request.items():
         print(f"{name}: median {statistics.median(values):.2f} ms, range {min(values):.2f}-{max(values):.2f}")
+    for name, values in pg_per_request.items():
+        if values:
+            print(
+                f"{name}, PostgreSQL backends: median {statistics.median(values):.2f} ms, "
+                f"range {min(values):.2f}-{max(values):.2f}"
+            )
     print(f"answered: {dict(STATS)}")
 
 

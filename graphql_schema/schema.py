@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from graphql import GraphQLError
 from strawberry import Schema
+from strawberry.extensions import SchemaExtension
+from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 
@@ -19,6 +21,7 @@ from graphql_schema.entitlements import EntitlementsQuery
 from graphql_schema.entitlements_mutations import EntitlementsMutation
 from graphql_schema.extensions import CacheableQuery, ErrorCodes
 from graphql_schema.funnel import FunnelQuery
+from graphql_schema.hooks import CachedHooksRunner
 from graphql_schema.identity import IdentityMutation, IdentityQuery
 from graphql_schema.jobs import JobsQuery
 from graphql_schema.official_account import OfficialAccountMutation, OfficialAccountQuery
@@ -77,6 +80,11 @@ class TroikaSchema(Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
 
 
 schema = TroikaSchema(

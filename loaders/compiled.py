@@ -3,11 +3,14 @@ handed to the per-relation loaders (primed), so the resolvers run unchanged and 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from app.cursors import Position
+from app.db.engine import Engines
 from app.domain import Channel, IdentityKey, UserRecord
+from app.pii import SESSION_KEY as KEYRING
 from app.stores import compiled as store
 from app.stores.channel import CartRow, EventRow, OrderRow
 from loaders import Loaders
@@ -74,6 +77,19 @@ def _queries(reads: Reads, channels: Sequence[Channel]) -> store.ChannelQueries:
     )
 
 
+@asynccontextmanager
+async def _target(loaders: Loaders, engines: Engines) -> AsyncIterator[store.Target]:
+    """asyncpg's own connection on PostgreSQL; the request's shared read session elsewhere, and
+    where the engine has listeners on its statements (tracing, tests counting them)."""
+    direct = engines.direct
+    if direct is not None and not engines.read_engine.sync_engine.dispatch.before_cursor_execute:
+        async with direct.connection() as conn:
+            yield store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=conn)
+        return
+    async with loaders.reads.session(engines) as session:
+        yield store.Target.of(session)
+
+
 async def prefetch(
     loaders: Loaders,
     reads: Reads,
@@ -87,7 +103,7 @@ async def prefetch(
     on_hub = next((s for s in db.stores if s.shares_hub), None)
     channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests)
     query = store.HubQuery(
-        ids=tuple(ids),
+        ids=tuple(dict.fromkeys(ids)),  # an end user reading themselves: one id
         key=key,
         page=page,
         identities=True,  # authorization and the channel stores' refs need them
@@ -97,8 +113,8 @@ async def prefetch(
         roles="roles" in reads.hub,
     )
     here = _queries(reads, on_hub.channels) if on_hub is not None and channel_data else None
-    async with loaders.reads.session(db) as session:  # the request's own hub connection
-        hub = await store.read_hub(session, query, here)
+    async with _target(loaders, db) as target:
+        hub = await store.read_hub(target, query, here)
     active = sorted({u.id for u in hub.users.values()})
     for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
         loaders.user_by_id.prime(start_id, hub.users.get(start_id))
@@ -123,8 +139,8 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     found = [hub.channel] if hub.channel is not None else []
     for st in loaders.db.stores:
         if not st.shares_hub:
-            async with loaders.reads.session(st.engines) as session:
-                found.append(await store.read_channel(session, _queries(reads, st.channels), refs))
+            async with _target(loaders, st.engines) as target:
+                found.append(await store.read_channel(target, _queries(reads, st.channels), refs))
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from app.db.direct import DirectReads
 from app.domain import Channel
 from app.pii import SESSION_KEY as KEYRING
 from app.sealing import keyring_for
@@ -25,8 +26,13 @@ class Engines:
     write_sessions: async_sessionmaker[AsyncSession]
     read_sessions: async_sessionmaker[AsyncSession]
     is_sqlite: bool
+    # PostgreSQL: asyncpg's own pool for the compiled reads (app/db/direct.py); None elsewhere,
+    # and on a replica's view, whose reads go through its sessions.
+    direct: DirectReads | None = None
 
     async def dispose(self) -> None:
+        if self.direct is not None:
+            await self.direct.close()
         await self.write_engine.dispose()
         if self.read_engine.pool is not self.write_engine.pool:
             await self.read_engine.dispose()
@@ -118,6 +124,17 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
     )
     # Stores translate PII at rest with the keyring their session carries (app/pii.py).
     keyring = keyring_for(settings)
+    direct = None
+    if not is_sqlite:
+        mode: str = settings.db_plan_cache_mode
+        modes = {"plan_cache_mode": mode} if mode != "auto" else None
+        direct = DirectReads(
+            url,
+            max_size=settings.db_pool_size,
+            timeout=settings.db_pool_timeout_seconds,
+            statement_cache_size=settings.db_statement_cache_size,
+            server_settings=modes,
+        )
     return {
         "url": url,
         "write_engine": write_engine,
@@ -125,6 +142,7 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
         "write_sessions": async_sessionmaker(write_engine, expire_on_commit=False, info={KEYRING: keyring}),
         "read_sessions": async_sessionmaker(read_engine, expire_on_commit=False, info={KEYRING: keyring}),
         "is_sqlite": is_sqlite,
+        "direct": direct,
     }
 
 

@@ -137,16 +137,19 @@ class _Sql:
 
 
 def _at(raw: str | None) -> datetime | None:
-    if raw is None:
-        return None
-    at = datetime.fromisoformat(raw)
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+    return None if raw is None else _when(raw)
 
 
 def _when(raw: str) -> datetime:
-    at = _at(raw)
-    assert at is not None
-    return at
+    at = _iso(raw)
+    tz = at.tzinfo
+    if tz is UTC:  # PostgreSQL in UTC: the common case, already what the stores return
+        return at
+    return at.replace(tzinfo=UTC) if tz is None else at.astimezone(UTC)
+
+
+_iso = datetime.fromisoformat
+_CHANNELS = {c.value: c for c in Channel}  # Channel(value) costs a metaclass call per row
 
 
 _HUB_CTES = """WITH RECURSIVE start(id) AS ({start}),
@@ -176,15 +179,23 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
     starts = []
     if q.key is not None:
         starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
-    if q.ids:
+    if len(q.ids) == 1:
+        # One id as a plain value, not a list: PostgreSQL then estimates the generic plan as it
+        # does a custom one and keeps it after five executions, instead of planning every time.
+        starts.append("SELECT id FROM users WHERE id = :id")
+        params["id"] = q.ids[0]
+    elif q.ids:
         starts.append("SELECT id FROM users WHERE id IN :ids")
         params["ids"] = list(q.ids)
     if q.page is not None:
         after = " AND id > :after" if q.page[1] is not None else ""
+        # The page's size in the text (a few sizes, each its own statement): with it bound,
+        # PostgreSQL would plan the statement again on every execution.
+        rows = int(q.page[0])
         starts.append(
-            f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT :rows) p"
+            f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT {rows}) p"
         )
-        params.update(rows=q.page[0], after=q.page[1])
+        params.update(after=q.page[1])
     start = " UNION ".join(starts) or "SELECT id FROM users WHERE 1 = 0"
     parts = [
         ("users", sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "start_id")),
@@ -342,26 +353,45 @@ def _numbered(statement: str) -> tuple[str, tuple[str, ...]]:
     return found
 
 
-async def _run(session: AsyncSession, statement: str, params: dict[str, Any]) -> dict[str, Any]:
-    conn = await session.connection()  # Core, not the ORM's execute: the rows are JSON text
-    if conn.dialect.name == "postgresql":  # the driver's text as is: nothing compiled per request
+@dataclass(frozen=True)
+class Target:
+    """Where a compiled statement runs: a read session, or on PostgreSQL a connection of asyncpg's
+    own (app/db/direct.py), with the keyring the database's sessions carry."""
+
+    keyring: Any
+    pg: bool
+    session: AsyncSession | None = None
+    driver: Any = None  # an asyncpg connection
+
+    @staticmethod
+    def of(session: AsyncSession) -> Target:
+        pg = session.get_bind().dialect.name == "postgresql"
+        return Target(keyring=pii.keyring_of(session), pg=pg, session=session)
+
+
+async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+    if target.pg:  # the driver's text as is: nothing compiled per request
         sql, names = _numbered(statement)
-        raw = (await conn.exec_driver_sql(sql, tuple(params[n] for n in names))).scalar_one()
+        args = tuple(params[n] for n in names)
+        if target.driver is not None:
+            raw = await target.driver.fetchval(sql, *args)
+        else:
+            assert target.session is not None
+            conn = await target.session.connection()  # Core: the rows are JSON text
+            raw = (await conn.exec_driver_sql(sql, args)).scalar_one()
     else:
+        assert target.session is not None
+        conn = await target.session.connection()
         stmt, used = _statement(statement, params)
         raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
     return orjson.loads(raw)  # type: ignore[no-any-return]
 
 
-def _is_pg(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
-
-
-async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
+async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
     """The root users and their hub relations; `here`: a channel store sharing the hub, read in the
     same statement with the identities' refs joined in SQL."""
-    sql = _Sql(_is_pg(session))
-    keyring = pii.keyring_of(session)
+    sql = _Sql(target.pg)
+    keyring = target.keyring
     params: dict[str, Any] = {}
     if q.key is not None:
         params.update(
@@ -373,7 +403,7 @@ async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | No
     if here:
         parts += _channel_parts(sql, here, _REFS_OF_TARGET, params)
     cast = "::text" if sql.pg else ""
-    found = await _run(session, f"{ctes}SELECT {sql.obj(parts)}{cast}", params)
+    found = await _run(target, f"{ctes}SELECT {sql.obj(parts)}{cast}", params)
     out = HubRows()
     for start_id, uid, created_at, version in found["users"] or []:
         out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
@@ -413,15 +443,15 @@ async def read_hub(session: AsyncSession, q: HubQuery, here: ChannelQueries | No
     return out
 
 
-async def read_channel(session: AsyncSession, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
+async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
     """A channel-store database of its own: the identities' refs are bound."""
     if not refs:
         return ChannelRows(orders=[([], {}) for _ in q.orders], events=[[] for _ in q.events])
-    sql = _Sql(_is_pg(session))
+    sql = _Sql(target.pg)
     params: dict[str, Any] = {"refs": list(refs)}
     parts = _channel_parts(sql, q, ":refs", params)
     cast = "::text" if sql.pg else ""
-    return _channel_rows(q, await _run(session, f"SELECT {sql.obj(parts)}{cast}", params))
+    return _channel_rows(q, await _run(target, f"SELECT {sql.obj(parts)}{cast}", params))
 
 
 def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
@@ -430,7 +460,7 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
         rows = [
             OrderRow(
                 id=r[0],
-                channel=Channel(r[1]),
+                channel=_CHANNELS[r[1]],
                 order_id=r[2],
                 identity_ref=r[3],
                 status_code=r[4],
@@ -449,7 +479,7 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
             [
                 EventRow(
                     id=r[0],
-                    channel=Channel(r[1]),
+                    channel=_CHANNELS[r[1]],
                     identity_ref=r[2],
                     type=r[3],
                     occurred_at=_when(r[4]),
@@ -459,12 +489,12 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
             ]
         )
     if q.cart:
-        out.cart = [CartRow(Channel(r[0]), r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
+        out.cart = [CartRow(_CHANNELS[r[0]], r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
     if q.booked:
         out.booked = [
             ReservationRow(
                 id=r[0],
-                channel=Channel(r[1]),
+                channel=_CHANNELS[r[1]],
                 reservation_id=r[2],
                 identity_ref=r[3],
                 service=r[4],

@@ -9,8 +9,10 @@ the compiled run: the operation then runs through graphql-core, which answers it
 from __future__ import annotations
 
 import inspect
+import keyword
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -70,8 +72,17 @@ class Run:
         self.variables = variables
         self.ctx = ctx
         self.info = _Info(ctx)
-        self._fields: dict[tuple[int, ...], Fields] = {}
-        self._shapes: dict[tuple[int, int], list[_Slot]] = {}
+        # Selections, shapes and reads depend only on the plan and its inner variables: requests
+        # with the same ones share them (a memo of the plan's), others work them out for themselves.
+        key = plan.memo_key(variables)
+        memo = None if key is None else plan.memos.get(key)
+        if memo is None:
+            memo = _Memo()
+            if key is not None:
+                plan.memos[key] = memo
+        self._fields = memo.fields
+        self._shapes = memo.shapes
+        self._needs = memo.needs
 
     def fields_of(self, nodes: list[FieldNode]) -> Fields:
         key = tuple(id(n) for n in nodes)
@@ -84,7 +95,10 @@ class Run:
         query = self.schema.query_type
         assert query is not None
         out: dict[str, Any] = {}
-        for key, nodes in collect(self.plan, [self.plan.operation.selection_set], self.variables).items():
+        roots = self._fields.get(())
+        if roots is None:
+            roots = self._fields[()] = collect(self.plan, [self.plan.operation.selection_set], self.variables)
+        for key, nodes in roots.items():
             name = nodes[0].name.value
             if name == "__typename":
                 out[key] = query.name
@@ -106,10 +120,14 @@ class Run:
         assert isinstance(user_type, GraphQLObjectType)
         if name == "users":
             conn = self.fields_of(nodes)
-            user_fields: Fields = {}
-            for key, sub in conn.items():
-                if sub[0].name.value == "nodes":
-                    user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
+            all_nodes = (-1, *(id(n) for n in nodes))  # apart from `fields_of`'s keys
+            user_fields = self._fields.get(all_nodes)
+            if user_fields is None:
+                user_fields = {}
+                for key, sub in conn.items():
+                    if sub[0].name.value == "nodes":
+                        user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
+                self._fields[all_nodes] = user_fields
             reads = self._reads(user_type, user_fields)
             page = await resolve.users(self.ctx, reads, first=args["first"], after=args.get("after"))
             return UserConnection.of(page)
@@ -125,7 +143,10 @@ class Run:
         return None if found is None else User(record=found)
 
     def _reads(self, user_type: GraphQLObjectType, fields: Fields) -> Reads:
-        needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
+        needs = self._needs.get(id(fields))
+        if needs is None:
+            needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
+            self._needs[id(fields)] = needs
         orders = []
         for a in needs.orders:
             status = a.get("status")
@@ -178,24 +199,24 @@ class Run:
             found = _STEPS[gtype] = tuple(out)
         return found
 
-    def shape(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> list[_Slot]:
+    def shape(self, gtype: GraphQLObjectType, nodes: list[FieldNode]) -> _Shape:
         """How to answer these selections on `gtype`, worked out once per request."""
         key = (id(gtype), id(nodes))  # the node lists live in `_fields` for the whole request
         found = self._shapes.get(key)
         if found is not None:
             return found
-        slots = []
+        slots = _Shape()
         for response_key, sub in self.fields_of(nodes).items():
             name = sub[0].name.value
             if name == "__typename":
-                slots.append(_Slot(response_key, gtype.name, None, None, None, False, (), sub))
+                slots.append(_Slot(response_key, gtype.name, None, None, {}, False, (), sub))
                 continue
             field = gtype.fields[name]
             known = _FIELDS.get(id(field))
             if known is None or known.field is not field:
                 known = _FIELDS[id(field)] = _field_of(field, self.steps(field.type))
             if known.func is None:
-                slots.append(_Slot(response_key, None, known.attr, None, None, False, known.steps, sub))
+                slots.append(_Slot(response_key, None, known.attr, None, {}, False, known.steps, sub))
                 continue
             kwargs: dict[str, Any] = {}
             if field.args:  # a field without arguments has no arguments to work out
@@ -205,11 +226,12 @@ class Run:
                     scalar_registry=self.strawberry.schema_converter.scalar_registry,
                     config=self.strawberry.config,
                 )
-            if known.info is not None:
-                kwargs[known.info] = self.info
             slots.append(
-                _Slot(response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub)
+                _Slot(
+                    response_key, None, None, known.func, kwargs, known.is_async, known.steps, sub, known.info
+                )
             )
+        slots.fast = _compiled(slots, self.shape)
         self._shapes[key] = slots
         return slots
 
@@ -236,11 +258,14 @@ class Run:
                     slots = self.shape(item[-1][1], nodes)
                     strict = len(item) == 2
                     out: list[dict[str, Any] | None] = []
+                    fast = slots.fast
                     for v in value:
                         if v is None:
                             if strict:
                                 raise Fallback
                             out.append(None)
+                        elif fast is not None:
+                            out.append(fast(v))
                         else:
                             out.append(await self._fill(slots, v))
                     return out
@@ -250,7 +275,9 @@ class Run:
     async def obj(self, gtype: GraphQLObjectType, nodes: list[FieldNode], source: Any) -> dict[str, Any]:
         return await self._fill(self.shape(gtype, nodes), source)
 
-    async def _fill(self, slots: list[_Slot], source: Any) -> dict[str, Any]:
+    async def _fill(self, slots: _Shape, source: Any) -> dict[str, Any]:
+        if slots.fast is not None:
+            return slots.fast(source)
         out: dict[str, Any] = {}
         for slot in slots:
             if slot.typename is not None:
@@ -258,12 +285,14 @@ class Run:
                 continue
             if slot.func is None:
                 value = getattr(source, slot.attr)  # type: ignore[arg-type]
-            elif slot.is_async:
-                value = await slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
             else:
-                value = slot.func(source, **slot.kwargs)  # type: ignore[arg-type]
-                if inspect.isawaitable(value):
-                    value = await value
+                kwargs = slot.kwargs if slot.info is None else {**slot.kwargs, slot.info: self.info}
+                if slot.is_async:
+                    value = await slot.func(source, **kwargs)
+                else:
+                    value = slot.func(source, **kwargs)
+                    if inspect.isawaitable(value):
+                        value = await value
             leaf = slot.leaf
             if leaf is not None:  # a non-null leaf, the common case, without the general walk
                 if value is None:
@@ -289,16 +318,127 @@ class _Slot:
     typename: str | None
     attr: str | None
     func: Any
-    kwargs: dict[str, Any] | None
+    kwargs: dict[str, Any]
     is_async: bool
     steps: tuple[tuple[int, Any], ...]
     nodes: list[FieldNode]
+    info: str | None = None  # the resolver's parameter for the request's Info
     leaf: Any = None  # the leaf type when `steps` is a non-null leaf
 
     def __post_init__(self) -> None:
         steps = self.steps
         if len(steps) == 2 and steps[0][0] == _NON_NULL and steps[1][0] == _LEAF:
             self.leaf = steps[1][1]
+
+
+class _Shape(list[_Slot]):
+    """The slots of an object's selections; `fast`: the same as one plain function, when every
+    slot is `__typename` or an attribute holding a non-null leaf (no resolver, nothing to await)."""
+
+    fast: Callable[[Any], dict[str, Any]] | None = None
+
+
+def _compiled(
+    slots: list[_Slot], shape_of: Callable[[GraphQLObjectType, list[FieldNode]], _Shape]
+) -> Callable[[Any], dict[str, Any]] | None:
+    """`_fill` unrolled for these slots, when each is `__typename` or an attribute holding a leaf,
+    an object or a list of objects whose own shapes are plain too: the same values and checks as
+    `_fill` and `_complete`, in their order, with nothing to await."""
+    env: dict[str, Any] = {"_leaf": _leaf, "Fallback": Fallback}
+    lines = ["def fill(source):"]
+    for n, slot in enumerate(slots):
+        env[f"K{n}"] = slot.key
+        if slot.typename is not None:
+            env[f"v{n}"] = slot.typename
+            continue
+        attr = slot.attr
+        if slot.func is not None or attr is None or not attr.isidentifier() or keyword.iskeyword(attr):
+            return None
+        steps = slot.steps
+        required = steps[0][0] == _NON_NULL
+        inner = steps[1:] if required else steps
+        convert = _converter(inner, slot.nodes, shape_of)
+        if convert is None:
+            return None
+        lines.append(f"    v{n} = source.{attr}")
+        if required:
+            lines.append(f"    if v{n} is None: raise Fallback")
+        plain = _PLAIN.get(inner[0][1]) if len(inner) == 1 and inner[0][0] == _LEAF else None
+        env[f"C{n}"] = convert
+        if plain is not None:
+            env[f"P{n}"] = plain
+            lines.append(f"    if v{n} is not None and type(v{n}) is not P{n}: v{n} = C{n}(v{n})")
+        else:
+            lines.append(f"    if v{n} is not None: v{n} = C{n}(v{n})")
+    lines.append("    return {" + ", ".join(f"K{n}: v{n}" for n in range(len(slots))) + "}")
+    exec("\n".join(lines), env)  # noqa: S102 - built from schema attribute names, checked above
+    return env["fill"]  # type: ignore[no-any-return]
+
+
+def _leaf_of(gtype: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
+    """`_leaf` for one type, its common case first (an Int in 32 bits, an enum member seen before)."""
+    if gtype is GraphQLInt:
+
+        def integer(value: Any) -> Any:
+            if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+                return value
+            return _leaf(gtype, value)
+
+        return integer
+    if isinstance(gtype, GraphQLEnumType):
+        names: dict[Enum, Any] = {}
+
+        def member(value: Any) -> Any:
+            name = names.get(value) if isinstance(value, Enum) else None
+            if name is None:
+                name = _leaf(gtype, value)
+                if isinstance(value, Enum):
+                    names[value] = name
+            return name
+
+        return member
+    return lambda value: _leaf(gtype, value)
+
+
+def _converter(
+    steps: tuple[tuple[int, Any], ...],
+    nodes: list[FieldNode],
+    shape_of: Callable[[GraphQLObjectType, list[FieldNode]], _Shape],
+) -> Callable[[Any], Any] | None:
+    """A non-None value's completion for a leaf, an object or a list of objects ([T] or [T!])."""
+    kind, t = steps[0]
+    if kind == _LEAF and len(steps) == 1:
+        return _leaf_of(t)
+    if kind == _OBJECT:
+        return shape_of(t, nodes).fast
+    if kind == _LIST and steps[-1][0] == _OBJECT and len(steps) <= 3:
+        fast = shape_of(steps[-1][1], nodes).fast
+        if fast is None:
+            return None
+        strict = len(steps) == 3
+
+        def each(value: Any) -> list[Any]:
+            out: list[Any] = []
+            for v in value:
+                if v is not None:
+                    out.append(fast(v))
+                elif strict:
+                    raise Fallback
+                else:
+                    out.append(None)
+            return out
+
+        return each
+    return None
+
+
+@dataclass(slots=True)
+class _Memo:
+    """What requests of one plan with the same inner variables share."""
+
+    fields: dict[tuple[int, ...], Fields] = field(default_factory=dict)
+    shapes: dict[tuple[int, int], _Shape] = field(default_factory=dict)
+    needs: dict[int, UserNeeds] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)

@@ -23,11 +23,15 @@ from graphql import (
     GraphQLSchema,
     GraphQLSkipDirective,
     InlineFragmentNode,
+    Node,
     OperationDefinitionNode,
     OperationType,
     SelectionSetNode,
+    VariableNode,
+    Visitor,
     get_named_type,
     get_operation_ast,
+    visit,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
@@ -93,6 +97,22 @@ class Plan:
 
     operation: OperationDefinitionNode
     fragments: dict[str, FragmentDefinitionNode]
+    # The variables below the root fields (directives, arguments of nested fields): what a
+    # request's selections depend on besides the document, so what its memo is kept by.
+    inner: tuple[str, ...] = ()
+    memos: LRUCache[tuple[Any, ...], Any] = field(
+        default_factory=lambda: LRUCache(maxsize=64), compare=False, repr=False
+    )
+
+    def memo_key(self, variables: VariableValues) -> tuple[Any, ...] | None:
+        """The request's memo key, or None when a value is not hashable (no memo then)."""
+        given = variables.coerced
+        key = tuple(given.get(n, _ABSENT) for n in self.inner)
+        try:
+            hash(key)
+        except TypeError:
+            return None
+        return key
 
 
 @dataclass
@@ -106,6 +126,7 @@ class UserNeeds:
     behavior: list[dict[str, Any]] = field(default_factory=list)
 
 
+_ABSENT = object()  # a variable not given (its argument's default applies), unlike null
 _plans: LRUCache[tuple[str, str | None], Plan | None] = LRUCache(maxsize=1024)
 _HUB_FIELDS = {
     "identities": "identities",
@@ -134,9 +155,45 @@ def plan_for(schema: GraphQLSchema, query: str, document: DocumentNode, name: st
         and not any(f.variable_definitions for f in fragments.values())
         and _known(schema, schema.query_type, operation.selection_set, fragments, set())
     ):
-        plan = Plan(operation=operation, fragments=fragments)
+        plan = Plan(operation=operation, fragments=fragments, inner=_inner(operation, fragments))
     _plans[key] = plan
     return plan
+
+
+def _inner(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDefinitionNode]
+) -> tuple[str, ...]:
+    """Every variable the operation uses except in a root field's own arguments."""
+    found: set[str] = set()
+
+    def variables(node: Node) -> None:
+        class Names(Visitor):
+            def enter_variable(self, var: VariableNode, *_: Any) -> None:
+                found.add(var.name.value)
+
+        visit(node, Names())
+
+    def root(selections: SelectionSetNode, seen: set[str]) -> None:
+        for sel in selections.selections:
+            for d in sel.directives or ():
+                variables(d)
+            if isinstance(sel, FieldNode):
+                if sel.selection_set is not None:
+                    variables(sel.selection_set)
+            elif isinstance(sel, InlineFragmentNode):
+                root(sel.selection_set, seen)
+            elif isinstance(sel, FragmentSpreadNode) and sel.name.value not in seen:
+                seen.add(sel.name.value)
+                frag = fragments.get(sel.name.value)
+                if frag is not None:
+                    root(frag.selection_set, seen)
+
+    at_root: set[str] = set()
+    root(operation.selection_set, at_root)
+    for name, frag in fragments.items():  # spread below the roots (or unused): all of it
+        if name not in at_root:
+            variables(frag.selection_set)
+    return tuple(sorted(found))
 
 
 def _known(

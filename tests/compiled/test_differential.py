@@ -82,3 +82,39 @@ async def test_portrait_fields_mixed_with_compiled_ones_answer_the_same(pair: Pa
     assert user["traits"]["paidOrders"] >= 2  # MP-2 paid, MP-3 completed
     assert {p["sku"] for p in user["preferences"]} >= {"A1", "B2"}
     assert "MINI_PROGRAM" in user["journey"]["path"]
+
+
+VARIED = """
+query ($id: ID, $n: Int, $orders: Boolean!, $ch: Channel) {
+  user(id: $id) {
+    id
+    orders(first: $n, channel: $ch) @include(if: $orders) { totalCount nodes { sourceId } }
+    ... on User @skip(if: $orders) { cart { items { sku } } }
+    ...Consents
+  }
+}
+fragment Consents on User { consents @include(if: $orders) { purpose granted } }
+"""
+
+
+@pytest.mark.parametrize("app_store_url", ["shared"], indirect=True)
+async def test_one_document_with_changing_variables_answers_each_time_as_the_resolvers(pair: Pair) -> None:
+    """What a plan keeps between requests follows the variables under its roots, not the first
+    request's: the same document alternates them, and every answer is the resolvers' own."""
+    world = await build_world(pair.on, pair.on_client)
+    admin, before = world.callers["admin"], STATS["compiled"]
+    runs: list[dict[str, object]] = [
+        {"id": world.full, "n": 2, "orders": True},
+        {"id": world.full, "n": 2, "orders": False},
+        {"id": world.absorbed, "n": 1, "orders": True, "ch": "MINI_PROGRAM"},
+        {"id": world.full, "orders": True},  # `first` left to its default
+        {"id": world.full, "n": None, "orders": True},
+        {"id": world.full, "n": 2, "orders": True},
+    ]
+    seen = set()
+    for variables in runs:
+        on, off = await _both(pair, VARIED, variables, admin)
+        assert on == off, variables
+        seen.add(str(on))
+    assert len(seen) >= 4
+    assert STATS["compiled"] == before + len(runs)

@@ -40,6 +40,8 @@ PAGE = "{ users(first: 3) { totalCount nodes { id identities { kind } orders { t
 
 
 async def _statements(pair: Pair, query: str, variables: dict[str, object], token: str | None) -> int:
+    # With a listener on the engine (count_statements), PostgreSQL's compiled statement runs through
+    # SQLAlchemy instead of its own asyncpg connections (loaders/compiled.py): the same text.
     app = pair.on
     await Gql(pair.on_client)(query, variables, token=token)  # the key is looked up once, then remembered
     before = STATS["compiled"]
