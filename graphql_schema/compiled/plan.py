@@ -58,6 +58,9 @@ KNOWN: dict[str, frozenset[str]] = {
             "hasPermission",
             "behavior",
             "interests",
+            "preferences",
+            "traits",
+            "journey",
         }
     ),  # fmt: skip
     "Identity": frozenset({"kind", "value", "namespace", "channel", "verified", "linkedAt", "linkedBy"}),
@@ -86,6 +89,24 @@ KNOWN: dict[str, frozenset[str]] = {
     "BehaviorConnection": frozenset({"nodes", "pageInfo"}),
     "BehaviorEvent": frozenset({"id", "channel", "type", "occurredAt", "properties"}),
     "Interest": frozenset({"tag", "weight"}),
+    # The portrait: read by its own loaders (a constant number of statements per list of users).
+    "ProductPreference": frozenset(
+        {"sku", "name", "views", "favorites", "cartAdds", "purchases", "score", "channels", "lastAt"}
+    ),
+    "UserTraits": frozenset(
+        {
+            "lifetimeValueCents",
+            "paidOrders",
+            "averageOrderCents",
+            "firstOrderAt",
+            "lastOrderAt",
+            "ordersByChannel",
+            "lastSeenAt",
+        }
+    ),  # fmt: skip
+    "ChannelCount": frozenset({"channel", "count"}),
+    "Journey": frozenset({"path", "channels"}),
+    "ChannelPresence": frozenset({"channel", "firstSeenAt", "lastSeenAt", "firstOrderAt"}),
 }
 
 Fields = dict[str, list[FieldNode]]  # response key -> the nodes merged under it
