@@ -3,6 +3,7 @@ handed to the per-relation loaders (primed), so the resolvers run unchanged and 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ class Reads:
     hub: frozenset[str] = frozenset()
     cart: bool = False
     interests: bool = False
+    portrait: frozenset[str] = frozenset()  # preferences, traits, journey
     orders: tuple[OrdersArgs, ...] = ()
     behavior: tuple[EventsArgs, ...] = ()
 
@@ -130,6 +132,8 @@ async def prefetch(
             loaders.role_grants_by_user_id.prime(uid, hub.roles.get(uid, []))
     if channel_data and active:
         await _channel_data(loaders, reads, active, hub)
+    if reads.portrait and active:
+        await _portrait(loaders, reads.portrait, active)
     return Found(owner=hub.owner, page=hub.page, total=hub.total)
 
 
@@ -168,3 +172,16 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
         lines: list[CartRow] = [r for f in found for r in f.cart]
         for uid, cart in zip(active, carts(active, by_user, lines), strict=True):
             loaders.cart_by_user_id.prime(uid, cart)
+
+
+async def _portrait(loaders: Loaders, fields: frozenset[str], active: list[int]) -> None:
+    """The portrait's loaders filled for every user at once (one batch each, traits and journey
+    sharing their figures), so the resolvers, called one user after another, find them loaded."""
+    wanted = []
+    if "preferences" in fields:
+        wanted.append(loaders.preferences_by_user_id.load_many(active))
+    if "traits" in fields:
+        wanted.append(loaders.traits_by_user_id.load_many(active))
+    if "journey" in fields:
+        wanted.append(loaders.journey_by_user_id.load_many(active))
+    await asyncio.gather(*wanted)

@@ -173,6 +173,7 @@ class Run:
             hub=frozenset(needs.hub),
             cart=needs.cart,
             interests=needs.interests,
+            portrait=frozenset(needs.portrait),
             orders=tuple(orders),
             behavior=tuple(behavior),
         )
