@@ -3,11 +3,9 @@ handed to the per-relation loaders (primed), so the resolvers run unchanged and 
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from app.cursors import Position
 from app.db.engine import Engines
@@ -210,16 +208,16 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
 
 
 async def _portrait(loaders: Loaders, fields: frozenset[str], active: list[int]) -> None:
-    """The portrait's loaders filled for every user at once (one batch each, traits and journey
-    sharing their figures), so the resolvers, called one user after another, find them loaded."""
-    wanted: list[Awaitable[Any]] = []
-    if "preferences" in fields:
-        wanted.append(loaders.preferences_by_user_id.load_many(active))
+    """Traits and journeys worked out from the primed figures for every user at once (their loaders'
+    own batch functions), so the resolvers, called one user after another, find them loaded."""
     if "traits" in fields:
-        wanted.append(loaders.traits_by_user_id.load_many(active))
+        traits = loaders.traits_by_user_id
+        for uid, t in zip(active, await traits.batch_load_fn(active), strict=True):
+            traits.prime(uid, t)
     if "journey" in fields:
-        wanted.append(loaders.journey_by_user_id.load_many(active))
-    await asyncio.gather(*wanted)
+        journeys = loaders.journey_by_user_id
+        for uid, j in zip(active, await journeys.batch_load_fn(active), strict=True):
+            journeys.prime(uid, j)
 
 
 def _prime_portrait(
