@@ -13,11 +13,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from app.cli_support import with_db
 from app.db.engine import Database
 from app.domain import Channel
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
 from app.services.audiences import Audiences
 from app.settings import get_settings
+from app.stores import interest_tags
 
 CLI_ACTOR = "cli:audiences-export"
 
@@ -76,3 +77,19 @@ def export_cmd(name: str, channel: str, purpose: str, output: Path | None) -> No
     except DomainError as exc:
         raise click.UsageError(exc.message) from exc
     click.echo(f"{written} recipients written", err=True)
+
+
+@audiences.command("rebuild-interest-tags")
+def rebuild_interest_tags_cmd() -> None:
+    """Recount every channel store's kept interest tags from its events (after interest_rules change)."""
+    settings = get_settings()
+    dictionary = load_dictionary(settings.data_dictionary_path)
+
+    async def work(db: Database) -> int:
+        written = 0
+        for store in db.stores:
+            async with store.engines.write_engine.begin() as conn:
+                written += await interest_tags.rebuild(conn, dictionary)
+        return written
+
+    click.echo(f"interest tags: {with_db(settings, work)} rows", err=True)

@@ -16,6 +16,7 @@ from rich.table import Table
 from app.cli_support import with_db
 from app.db.engine import Database
 from app.domain import Channel
+from app.domain.channel_data import DeadLetterRow
 from app.errors import DomainError
 from app.ingest.dictionary import load_dictionary
 from app.ingest.parsing import record_of_line
@@ -114,8 +115,8 @@ def deadletters(channel: str | None, limit: int, as_json: bool) -> None:
     """List rejected records, newest first, with the reason each was refused."""
     settings = get_settings()
 
-    async def work(db: Database) -> list[store.DeadLetterRow]:
-        rows: list[store.DeadLetterRow] = []
+    async def work(db: Database) -> list[DeadLetterRow]:
+        rows: list[DeadLetterRow] = []
         for st in db.stores:
             async with st.engines.read_sessions() as session:
                 rows += await store.dead_letters(

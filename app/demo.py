@@ -13,8 +13,8 @@ from app.db.engine import Database
 from app.db.models import User
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind
+from app.domain.entitlements import ConsentChange, Purpose
 from app.entitlements.catalogue import catalogue_for
-from app.entitlements.records import ConsentChange, Purpose
 from app.ingest.dictionary import load_dictionary
 from app.ingest.service import Ingestor
 from app.services.audiences import Audiences

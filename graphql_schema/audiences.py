@@ -97,6 +97,44 @@ class ConsentCondition:
 
 
 @strawberry.input(
+    description="Figures over every channel, as User.traits shows them (orders PAID or later, cancelled "
+    "excluded). Set at least one field; every field set must hold."
+)
+class TraitsCondition:
+    min_lifetime_value_cents: int | None = strawberry.field(
+        default=None,
+        description="Lifetime value (User.traits.lifetimeValueCents) of at least this, in cents.",
+    )
+    min_paid_orders: int | None = strawberry.field(
+        default=None, description="At least this many paid orders (User.traits.paidOrders)."
+    )
+    last_order_within_days: int | None = strawberry.field(
+        default=None, description="The last paid order (User.traits.lastOrderAt) within the last N days."
+    )
+
+
+@strawberry.input(description="A product preference (User.preferences) with at least this score.")
+class PreferenceCondition:
+    sku: str = strawberry.field(description="The product's SKU.")
+    min_score: float | None = strawberry.field(
+        default=0.0, description="The preference's score is at least this (0: any interest in the SKU)."
+    )
+
+
+@strawberry.input(
+    description="The cross-channel journey (User.journey): where the person first appeared, the order of "
+    "channels. Set one field or both."
+)
+class JourneyCondition:
+    first_channel: Channel | None = strawberry.field(
+        default=None, description="The channel the person first appeared in (journey.path[0])."
+    )
+    path_starts_with: list[Channel] | None = strawberry.field(
+        default=None, description="journey.path begins with these channels, in this order."
+    )
+
+
+@strawberry.input(
     description="One condition on the unified user (every channel at once). Set exactly one field; "
     "all/any/not combine."
 )
@@ -127,6 +165,15 @@ class AudienceCondition:
     )
     consent: ConsentCondition | None = strawberry.field(
         default=None, description="A consent is granted (for a channel)."
+    )
+    traits: TraitsCondition | None = strawberry.field(
+        default=None, description="Lifetime figures (see TraitsCondition)."
+    )
+    preference: PreferenceCondition | None = strawberry.field(
+        default=None, description="A product preference of at least a score (see PreferenceCondition)."
+    )
+    journey: JourneyCondition | None = strawberry.field(
+        default=None, description="Where the person first appeared (see JourneyCondition)."
     )
 
 

@@ -10,7 +10,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.context import RequestContext
-from app.entitlements.records import AuditRecord
+from app.domain.entitlements import AuditRecord
 from app.services.audit import AuditPage
 from graphql_schema.common import PageInfo
 from graphql_schema.permissions import AUTHENTICATED

@@ -10,14 +10,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from app.context import RequestContext
+from app.domain.channel_data import CartRow, EventRow, OrderRow
+from app.domain.channel_data import Interest as InterestRecord
 from app.ingest.dictionary import DataDictionary as Dictionary
 from app.ingest.service import IngestReport as Report
 from app.ingest.service import RecordStatus
-from app.stores.channel import CartRow, EventRow, OrderRow
 from graphql_schema.common import PageInfo
 from graphql_schema.enums import Channel, OrderStatus
 from graphql_schema.permissions import AUTHENTICATED
-from loaders.channel_data import Interest as InterestRecord
 from loaders.channel_data import Page
 from resolvers import channel_data as resolve
 

@@ -8,8 +8,8 @@ import strawberry
 from strawberry.types import Info
 
 from app.context import RequestContext
+from app.domain.entitlements import ConsentChange, ConsentEntryRecord, MembershipRecord
 from app.entitlements import catalogue as cat
-from app.entitlements.records import ConsentChange, ConsentEntryRecord, MembershipRecord
 from graphql_schema.enums import Channel, Purpose
 from graphql_schema.permissions import AUTHENTICATED
 from resolvers import entitlements as resolve

@@ -7,7 +7,7 @@ from enum import Enum
 import strawberry
 
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 
 # Registered in place, so the domain's enums are the GraphQL enums.
 strawberry.enum(Channel, description="A channel of the company: mini program, official account, APP.")

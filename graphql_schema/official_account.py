@@ -9,8 +9,8 @@ import strawberry
 from strawberry.types import Info
 
 from app.context import RequestContext
+from app.domain.official_account import ArticleRow, CommentRow, DayRow
 from app.services.official_account import PullReport
-from app.stores.official_account import ArticleRow, CommentRow, DayRow
 from graphql_schema.common import PageInfo
 from graphql_schema.identity import User, user_of
 from graphql_schema.permissions import AUTHENTICATED

@@ -6,10 +6,10 @@ from datetime import datetime
 
 import strawberry
 
+from app.domain.portrait import Journey as JourneyRecord
+from app.domain.portrait import Preference
+from app.domain.portrait import Traits as TraitsRecord
 from graphql_schema.enums import Channel
-from loaders.portrait import Journey as JourneyRecord
-from loaders.portrait import Preference
-from loaders.portrait import Traits as TraitsRecord
 
 
 @strawberry.type(

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
+from app.domain.channel_data import ReservationRow
 from app.ingest.dictionary import DataDictionary as Dictionary
-from app.stores.channel import ReservationRow
 from graphql_schema.common import PageInfo
 from graphql_schema.enums import Channel, ReservationStatus
 from loaders.channel_data import Page

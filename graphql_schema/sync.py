@@ -9,7 +9,7 @@ import strawberry
 from strawberry.types import Info
 
 from app.context import RequestContext
-from app.stores.changes import ChangeRow
+from app.domain.changes import ChangeRow
 from graphql_schema.identity import User, user_of
 from graphql_schema.permissions import AUTHENTICATED
 from resolvers import sync as resolve

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -13,17 +11,14 @@ from aiodataloader import DataLoader
 from app.cursors import Position, encode_cursor
 from app.db.engine import Database, Engines
 from app.db.shared import SharedReads
-from app.db.types import utcnow
 from app.domain import Channel
+from app.domain.channel_data import CartRow, EventRow, Interest, OrderRow, ReservationRow, group_by_ref
 from app.ingest.dictionary import DataDictionary
+from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts, interests
 from app.stores import channel as store
 from app.stores import official_account as oa_store
-from app.stores.channel import CartRow, EventRow, OrderRow, ReservationRow
 from loaders.identity import IdentitiesByUserIdLoader
 
-INTEREST_EVENTS_PER_IDENTITY = 200
-INTEREST_HALF_LIFE_DAYS = 30.0
-INTEREST_TOP = 20
 T = TypeVar("T")
 
 
@@ -33,12 +28,6 @@ class Page(Generic[T]):
     has_next_page: bool
     end_cursor: str | None
     total_count: int
-
-
-@dataclass(frozen=True)
-class Interest:
-    tag: str
-    weight: float
 
 
 class _PerUser:
@@ -161,7 +150,7 @@ class ReservationsByUserIdLoader(DataLoader[int, Page[ReservationRow]]):
                     )
                 for ref, n in found_counts.items():
                     counts[ref] = counts.get(ref, 0) + n
-        by_ref = store.group_by_ref(rows)
+        by_ref = group_by_ref(rows)
         pages = []
         for uid in keys:
             mine = sorted(
@@ -228,11 +217,6 @@ class CartByUserIdLoader(DataLoader[int, list[CartRow]]):
         return carts(keys, by_user, rows)
 
 
-def as_event(r: ReservationRow) -> EventRow:
-    """A reservation weighs in the interests as a `reservation` event naming its service."""
-    return EventRow(-r.id, r.channel, r.identity_ref, "reservation", r.booked_at, {"service": r.service})
-
-
 class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
     """Weighted tags from recent behaviour, by the dictionary's interest rules, recent counting more."""
 
@@ -278,7 +262,7 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
         self, keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow]
     ) -> list[list[Interest]]:
         """Interests of these rows (read here or by the compiled path), the articles' tags looked up."""
-        by_ref = store.group_by_ref(rows)
+        by_ref = group_by_ref(rows)
         tags = await self._article_tags(rows)
         self.from_articles.update(
             uid
@@ -311,7 +295,7 @@ def order_pages(
     first: int,
 ) -> list[Page[OrderRow]]:
     """Each user's orders of every identity, newest first, cut to a page."""
-    by_ref = store.group_by_ref(rows)
+    by_ref = group_by_ref(rows)
     pages = []
     for uid in keys:
         mine = sorted(
@@ -328,7 +312,7 @@ def event_pages(
     keys: Sequence[int], by_user: dict[int, list[str]], rows: list[EventRow], first: int
 ) -> list[Page[EventRow]]:
     """Each user's events of every identity, newest first, cut to a page."""
-    by_ref = store.group_by_ref(rows)
+    by_ref = group_by_ref(rows)
     pages = []
     for uid in keys:
         mine = sorted(
@@ -338,54 +322,3 @@ def event_pages(
         )
         pages.append(_page(mine, first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id)))
     return pages
-
-
-def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow]) -> list[list[CartRow]]:
-    """One line per SKU: the latest change across channels wins, a zero quantity removes it."""
-    by_ref = store.group_by_ref(rows)
-    out = []
-    for uid in keys:
-        latest: dict[str, CartRow] = {}
-        for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
-            held = latest.get(line.sku)
-            if held is None or (line.updated_at, line.channel.value) > (held.updated_at, held.channel.value):
-                latest[line.sku] = line
-        out.append(
-            sorted((c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True)
-        )
-    return out
-
-
-def interests(
-    keys: Sequence[int],
-    by_user: dict[int, list[str]],
-    rows: list[EventRow],
-    dictionary: DataDictionary,
-    article_tags: dict[str, list[str]],
-) -> list[list[Interest]]:
-    """Weighted tags of each user's recent events."""
-    by_ref = store.group_by_ref(rows)
-    now = utcnow()
-    return [
-        _weigh((e for ref in by_user[uid] for e in by_ref.get(ref, [])), now, dictionary, article_tags)
-        for uid in keys
-    ]
-
-
-def _weigh(
-    events: Iterable[EventRow], now: datetime, dictionary: DataDictionary, article_tags: dict[str, list[str]]
-) -> list[Interest]:
-    scores: dict[str, float] = {}
-    for e in events:
-        age_days = max((now - e.occurred_at).total_seconds() / 86400, 0.0)
-        decay = math.pow(0.5, age_days / INTEREST_HALF_LIFE_DAYS)
-        properties = e.properties
-        if (article := article_tags.get(str(properties.get("article")))) is not None:
-            properties = {**properties, "tags": article}  # the article's tags as operators set them
-        for tag, weight in dictionary.interest_tags(e.type, properties):
-            scores[tag] = scores.get(tag, 0.0) + weight * decay
-    if not scores:
-        return []
-    top = max(scores.values())
-    ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:INTEREST_TOP]
-    return [Interest(tag, round(score / top, 4)) for tag, score in ranked]

@@ -11,18 +11,16 @@ from app.cursors import Position
 from app.db.engine import Engines
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, UserRecord
+from app.domain.channel_data import CartRow, EventRow, OrderRow, group_by_ref
 from app.pii import SESSION_KEY as KEYRING
+from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts
+from app.services.portrait import preferences
 from app.stores import compiled as store
-from app.stores.channel import CartRow, EventRow, OrderRow, group_by_ref
 from app.stores.compiled_portrait import PortraitQuery, PortraitRows
 from app.stores.portrait import SpanRow
 from loaders import Loaders
-from loaders.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts, event_pages, order_pages
-from loaders.portrait import (
-    PREFERENCE_EVENTS_PER_IDENTITY,
-    PREFERENCE_ORDERS_PER_IDENTITY,
-    Figures,
-)
+from loaders.channel_data import event_pages, order_pages
+from loaders.portrait import PREFERENCE_EVENTS_PER_IDENTITY, PREFERENCE_ORDERS_PER_IDENTITY, Figures
 
 
 @dataclass(frozen=True)
@@ -234,13 +232,13 @@ def _prime_portrait(
         ev = group_by_ref([e for p in found for e in p.events])
         od = group_by_ref([o for p in found for o in p.orders])
         ct = group_by_ref([c for p in found for c in p.carts])
-        prefs, now = loaders.preferences_by_user_id, utcnow()
+        prefs, now, dictionary = loaders.preferences_by_user_id, utcnow(), loaders.dictionary
         for uid in active:
             refs = by_user[uid]
             events = [e for r in refs for e in ev.get(r, [])]
             orders = [o for r in refs for o in od.get(r, [])]
             carts_ = [c for r in refs for c in ct.get(r, [])]
-            prefs.prime(uid, prefs._score(events, orders, carts_, now))
+            prefs.prime(uid, preferences(events, orders, carts_, dictionary, now))
     if fields & {"traits", "journey"}:
         spans = [s for p in found for s in p.spans]
         spans += [SpanRow(s.identity_ref, s.channel, s.first_at, s.last_at) for s in hub.sign_ins]

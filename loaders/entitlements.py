@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiodataloader import DataLoader
 
-from app.entitlements.records import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
+from app.domain.entitlements import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
 from app.stores import consents as consent_store
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store

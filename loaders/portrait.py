@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from aiodataloader import DataLoader
@@ -13,13 +12,14 @@ from app.db.engine import Database
 from app.db.shared import SharedReads
 from app.db.types import utcnow
 from app.domain import Channel
+from app.domain.channel_data import EventRow, OrderRow, group_by_ref
+from app.domain.portrait import Journey, Preference, Presence, Traits
 from app.ingest.dictionary import DataDictionary
+from app.services.portrait import preferences
 from app.settings import Settings
-from app.stores import channel as store
 from app.stores import portrait as portrait_store
 from app.stores import preferences as preference_store
 from app.stores import sign_ins
-from app.stores.channel import EventRow, OrderRow
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from loaders.channel_data import _PerUser
 from loaders.identity import IdentitiesByUserIdLoader
@@ -27,45 +27,6 @@ from loaders.identity import IdentitiesByUserIdLoader
 # Bounded reads however long a history is: the newest this many per identity count.
 PREFERENCE_EVENTS_PER_IDENTITY = 1000
 PREFERENCE_ORDERS_PER_IDENTITY = 500
-
-
-@dataclass
-class Preference:
-    sku: str
-    name: str | None = None
-    name_at: datetime | None = None
-    views: int = 0
-    favorites: int = 0
-    cart_adds: int = 0
-    purchases: int = 0
-    score: float = 0.0
-    channels: set[Channel] = field(default_factory=set)
-    last_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Traits:
-    lifetime_value_cents: int
-    paid_orders: int
-    average_order_cents: int | None
-    first_order_at: datetime | None
-    last_order_at: datetime | None
-    orders_by_channel: list[tuple[Channel, int]]
-    last_seen_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Presence:
-    channel: Channel
-    first_seen_at: datetime
-    last_seen_at: datetime
-    first_order_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Journey:
-    path: list[Channel]
-    channels: list[Presence]
 
 
 class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
@@ -110,66 +71,18 @@ class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
                 carts += await portrait_store.cart_changes_for_refs(
                     session, channels=channels, refs=refs, types=self.dictionary.cart_types()
                 )
-        ev, od, ct = store.group_by_ref(events), store.group_by_ref(orders), store.group_by_ref(carts)
+        ev, od, ct = group_by_ref(events), group_by_ref(orders), group_by_ref(carts)
         now = utcnow()
         return [
-            self._score(
+            preferences(
                 [e for r in by_user[uid] for e in ev.get(r, [])],
                 [o for r in by_user[uid] for o in od.get(r, [])],
                 [c for r in by_user[uid] for c in ct.get(r, [])],
+                self.dictionary,
                 now,
             )
             for uid in keys
         ]
-
-    def _score(
-        self, events: list[EventRow], orders: list[OrderRow], carts: list[CartChange], now: datetime
-    ) -> list[Preference]:
-        rules = self.dictionary.preferences
-        paid = set(self.dictionary.paid_codes())
-        found: dict[str, Preference] = {}
-
-        def add(sku: str, kind: str, channel: Channel, at: datetime, name: str | None) -> None:
-            pref = found.setdefault(sku, Preference(sku))
-            age_days = max((now - at).total_seconds() / 86400, 0.0)
-            pref.score += rules.weights[kind] * math.pow(0.5, age_days / rules.half_life_days)
-            pref.channels.add(channel)
-            pref.last_at = at if pref.last_at is None else max(pref.last_at, at)
-            if name is not None and (pref.name_at is None or at >= pref.name_at):
-                pref.name, pref.name_at = name, at
-            if kind == "view":
-                pref.views += 1
-            elif kind == "favorite":
-                pref.favorites += 1
-            elif kind == "cart_add":
-                pref.cart_adds += 1
-            else:
-                pref.purchases += 1
-
-        for e in events:
-            sku = rules.sku_of(e.channel, e.properties)
-            if sku is not None:
-                kind = "favorite" if e.type in rules.favorite_events else "view"
-                add(sku, kind, e.channel, e.occurred_at, rules.name_of(e.channel, e.properties))
-        held: dict[tuple[Channel, str, str], int] = {}
-        for c in sorted(carts, key=lambda c: c.occurred_at):
-            line = self.dictionary.cart_line(c.channel, c.type, c.payload)
-            if line is None:
-                continue
-            key = (c.channel, c.identity_ref, line.sku)
-            if line.quantity > held.get(key, 0):
-                add(line.sku, "cart_add", c.channel, c.occurred_at, None)
-            held[key] = line.quantity
-        for o in orders:
-            if o.status_code in paid:
-                for item in o.items:
-                    sku = item.get("sku")
-                    if isinstance(sku, str) and sku:
-                        name = item.get("name")
-                        add(sku, "purchase", o.channel, o.placed_at, name if isinstance(name, str) else None)
-        for pref in found.values():
-            pref.score = round(pref.score, 6)
-        return sorted(found.values(), key=lambda p: (-p.score, p.sku))
 
 
 @dataclass(frozen=True)
@@ -209,7 +122,7 @@ class FiguresByUserIdLoader(DataLoader[int, Figures]):
         async with self.base.reads.session(self.base.db) as session:
             found = await sign_ins.spans_for_refs(session, refs)
         spans += [SpanRow(s.identity_ref, s.channel, s.first_at, s.last_at) for s in found]
-        span_by, fig_by = store.group_by_ref(spans), store.group_by_ref(figures)
+        span_by, fig_by = group_by_ref(spans), group_by_ref(figures)
         return [
             Figures(
                 [x for r in by_user[uid] for x in span_by.get(r, [])],

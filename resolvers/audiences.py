@@ -10,7 +10,7 @@ from app.auth.principal import PrincipalKind, Role
 from app.channels import appid_channels
 from app.context import RequestContext
 from app.domain import Channel, IdentityKind, UserRecord
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import Forbidden
 from app.services.audiences import AudienceRecord, Audiences
 from resolvers.identity import UserPage, parse_id

@@ -8,10 +8,10 @@ from app.auth.principal import PrincipalKind
 from app.context import RequestContext
 from app.cursors import decode_cursor
 from app.domain import Channel, UserRecord
+from app.domain.channel_data import CartRow, EventRow, Interest, OrderRow, ReservationRow
 from app.errors import Forbidden, InvalidInput
 from app.ingest.service import Ingestor, IngestReport
-from app.stores.channel import CartRow, EventRow, OrderRow, ReservationRow
-from loaders.channel_data import Interest, Page
+from loaders.channel_data import Page
 from resolvers.paging import page_size
 
 

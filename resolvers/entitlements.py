@@ -11,8 +11,8 @@ from app.auth.principal import PrincipalKind
 from app.context import RequestContext
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
+from app.domain.entitlements import ConsentChange, ConsentEntryRecord, MembershipRecord, Purpose
 from app.entitlements.catalogue import Benefit, Catalogue, catalogue_for
-from app.entitlements.records import ConsentChange, ConsentEntryRecord, MembershipRecord, Purpose
 from app.errors import Forbidden, InvalidInput
 from app.services import consents as consent_rules
 from app.services import memberships as membership_rules

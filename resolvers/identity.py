@@ -20,9 +20,9 @@ from app.domain import (
 )
 from app.errors import Forbidden, InvalidInput
 from app.phones import mask_phone
-from app.services.identity import IdentityGraph, make_key
-from app.services.identity_rules import LinkRequest
-from app.stores import identity as store
+from app.services import users as users_service
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest, make_key
 from resolvers.paging import page_size
 
 
@@ -121,8 +121,8 @@ async def user(
         ctx.uncacheable()  # who owns an identity is not part of any one user's version
         key = key_of(ctx, *identity)
         async with ctx.read() as session:
-            owner = (await store.identities_by_keys(session, [key])).get(key)
-        found = None if owner is None else await ctx.loaders.user_by_id.load(owner.user_id)
+            owner = await users_service.owner_of(session, key)
+        found = None if owner is None else await ctx.loaders.user_by_id.load(owner)
     return await readable(ctx, found)
 
 
@@ -132,8 +132,7 @@ async def users(ctx: RequestContext, *, first: int, after: str | None) -> UserPa
     first = page_size(ctx, first, default=20)
     after_id = parse_id(after, "cursor") if after else None
     async with ctx.read() as session:
-        rows = await store.active_users_page(session, first=first, after_id=after_id)
-        total = await store.count_active_users(session)
+        rows, total = await users_service.active_users(session, first=first, after_id=after_id)
     return user_page(rows, first, total)
 
 

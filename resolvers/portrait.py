@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from app.context import RequestContext
 from app.domain import UserRecord
+from app.domain.portrait import Journey, Preference, Traits
 from app.errors import InvalidInput
-from loaders.portrait import Journey, Preference, Traits
 
 MAX_PREFERENCES = 100
 

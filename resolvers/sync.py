@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from app.auth import policy
 from app.auth.principal import PrincipalKind, Role
 from app.context import RequestContext
+from app.domain.changes import ChangeRow
 from app.errors import DomainError, InvalidInput
 from app.services.changes import Topic
-from app.stores.changes import ChangeRow
 from resolvers import identity as identities
 
 

@@ -19,6 +19,7 @@ TABLES = (
         "ch_cart_items",
         "ch_events",
         "ch_dead_letters",
+        "ch_interest_tags",
     }
     | {"consent_entries", "memberships", "points_entries", "role_grants", "audit_log"}
     | {"wechat_sessions", "wechat_inbox", "phone_codes", "wechat_sync_state", "refresh_tokens"}

@@ -54,6 +54,9 @@ class ChannelOrder(ChannelBase):
     __table_args__ = (
         UniqueConstraint("channel", "order_id", name="uq_ch_orders_channel_order_id"),
         Index("ix_ch_orders_identity_ref_placed_at", "identity_ref", "placed_at"),
+        # Audience leaves: one channel's orders by status and placing time (app/stores/audience_sql.py).
+        Index("ix_ch_orders_channel_status_placed", "channel", "status_code", "placed_at", "identity_ref"),
+        Index("ix_ch_orders_channel_placed_at_ref", "channel", "placed_at", "identity_ref"),
         Index("ix_ch_orders_channel_paid_at", "channel", "paid_at"),  # funnel PAID steps
     )
 
@@ -126,6 +129,26 @@ class ChannelEvent(ChannelBase):
     type: Mapped[str] = mapped_column(String(64), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     properties: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class InterestTag(ChannelBase):
+    """How many of one identity's events in one channel imply a tag (the dictionary's interest rules).
+
+    Kept at ingestion beside the events, so an audience's `interest` finds a tag's holders by index
+    instead of reading every event's properties; keyed by identity like the events themselves.
+    """
+
+    __tablename__ = "ch_interest_tags"
+    __table_args__ = (
+        UniqueConstraint("channel", "identity_ref", "tag", name="uq_ch_interest_tags_channel_ref_tag"),
+        Index("ix_ch_interest_tags_tag_channel", "tag", "channel", "identity_ref"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    channel: Mapped[str] = mapped_column(String(24), nullable=False)
+    identity_ref: Mapped[str] = mapped_column(String(REF_LEN), nullable=False)
+    tag: Mapped[str] = mapped_column(String(200), nullable=False)
+    events: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class DeadLetter(ChannelBase):

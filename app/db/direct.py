@@ -42,11 +42,13 @@ class DirectReads:
         self._opened = 0
         self._waiting: deque[asyncio.Future[Any]] = deque()  # a connection, or None: open one
         self._closed = False
+        self.taken = 0  # connections handed out so far (tests count a request's)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Any]:
         """A connection for the length of the block, given back after (closed if it failed)."""
         conn = await self._take()
+        self.taken += 1
         try:
             yield conn
         except BaseException:

@@ -449,6 +449,14 @@ class DataDictionary:
         """The status codes of orders that reached PAID or later (cancelled excluded)."""
         return sorted(c for c, n in self.status_names.items() if n in self.preferences.paid_statuses)
 
+    def cart_fields(self, channel: Channel) -> dict[str, tuple[str, str]]:
+        """Per cart type of a channel, the native names of its SKU and quantity fields."""
+        return {
+            n: (s.fields["sku"], s.fields["quantity"])
+            for n, s in self._channels.get(channel, {}).items()
+            if s.shape == "cart"
+        }
+
     def cart_types(self) -> list[str]:
         """The envelope types, in any channel, that carry cart lines."""
         return sorted({n for types in self._channels.values() for n, s in types.items() if s.shape == "cart"})

@@ -25,9 +25,11 @@ from app.logscrub import scrub
 from app.observability.metrics import count_ingested
 from app.sealing import Keyring, keyring_for
 from app.services.changes import Topic, record_changes
-from app.services.identity import IdentityGraph, make_key
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import make_key
 from app.settings import Settings
 from app.stores import channel as store
+from app.stores import interest_tags
 
 
 class RecordStatus(StrEnum):
@@ -296,6 +298,12 @@ class Ingestor:
                 if isinstance(rec.payload, StdEvent)
             ],
         )
+        events = [
+            (name, ref, rec.payload.type, rec.payload.properties)
+            for rec, ref in fresh
+            if isinstance(rec.payload, StdEvent)
+        ]
+        await interest_tags.add_tags(session, interest_tags.tag_counts(events, self.dictionary))
         return new_ids
 
 
@@ -321,7 +329,7 @@ async def _changed(
     changes.update(
         (owners[key], _TOPICS[type(rec.payload)]) for _, rec, key, *_ in valid if rec.source_id in new_ids
     )
-    await record_changes(hub, changes)
+    await record_changes(hub, changes, fresh=linked)
 
 
 def _without_value(raw: dict[str, Any]) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from app.pii import ref_of
 from app.sealing import keyring_for
 from app.services import sessions
 from app.services.changes import Topic, users_changed
-from app.services.identity import IdentityGraph, make_key
-from app.services.identity_rules import LinkRequest
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest, make_key
 from app.services.phone_codes import PhoneCodes
 from app.services.phone_proof import PhoneProof
 from app.services.sessions import IssuedSession

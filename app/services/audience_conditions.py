@@ -6,11 +6,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import InvalidInput
 
 LOGIC = ("all", "any", "not")
-LEAVES = ("orders", "behavior", "reservations", "identity", "membership", "interest", "cart", "consent")
+LEAVES = (
+    "orders",
+    "behavior",
+    "reservations",
+    "identity",
+    "membership",
+    "interest",
+    "cart",
+    "consent",
+    "traits",
+    "preference",
+    "journey",
+)
 FIELDS = LOGIC + LEAVES
 # Each leaf's fields (required ones first in the tuple of required names); values checked below.
 _LEAF_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
@@ -22,7 +34,13 @@ _LEAF_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "interest": (frozenset({"tag"}), frozenset({"minWeight"})),
     "cart": (frozenset(), frozenset({"sku", "olderThanDays"})),
     "consent": (frozenset({"purpose"}), frozenset({"channel"})),
+    "traits": (frozenset(), frozenset({"minLifetimeValueCents", "minPaidOrders", "lastOrderWithinDays"})),
+    "preference": (frozenset({"sku"}), frozenset({"minScore"})),
+    "journey": (frozenset(), frozenset({"firstChannel", "pathStartsWith"})),
 }
+# Leaves whose fields are all optional but which need at least one of them.
+_ONE_OF = frozenset({"traits", "journey"})
+MAX_CENTS = 10**15
 MAX_DAYS = 3650
 MAX_TEXT = 200
 MAX_LIST = 50
@@ -87,19 +105,27 @@ class _Walk:
             raise InvalidInput(f"{where}: unknown field(s) {', '.join(unknown)}", field=where)
         if missing := sorted(required - set(args)):
             raise InvalidInput(f"{where}: missing {', '.join(missing)}", field=where)
+        if kind in _ONE_OF and not args:
+            raise InvalidInput(f"{where}: set at least one of {', '.join(sorted(optional))}", field=where)
         for name, value in args.items():
             self.value(kind, name, value, f"{where}.{name}")
         return args
 
     def value(self, kind: str, name: str, value: Any, at: str) -> None:
         """One leaf field: its type and range, so the compiler never sees a bad value."""
-        if name in ("withinDays", "olderThanDays", "minCount"):
+        if name in ("withinDays", "olderThanDays", "minCount", "minPaidOrders", "lastOrderWithinDays"):
             low = 0 if name == "olderThanDays" else 1
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_DAYS * 1000:
                 raise InvalidInput(f"{at}: expected an integer of at least {low}", field=at)
-            if name != "minCount" and value > MAX_DAYS:
+            if name in ("withinDays", "olderThanDays", "lastOrderWithinDays") and value > MAX_DAYS:
                 raise InvalidInput(f"{at}: at most {MAX_DAYS} days", field=at)
-        elif name == "channel":
+        elif name == "minLifetimeValueCents":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CENTS:
+                raise InvalidInput(f"{at}: expected an integer of at least 1 (cents)", field=at)
+        elif name == "minScore":
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1e9:
+                raise InvalidInput(f"{at}: expected a score of at least 0", field=at)
+        elif name in ("channel", "firstChannel"):
             _member(value, Channel.__members__, at)
         elif name == "kind":
             _member(value, IdentityKind.__members__, at)
@@ -108,6 +134,13 @@ class _Walk:
         elif name == "minWeight":
             if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
                 raise InvalidInput(f"{at}: expected a weight between 0 and 1", field=at)
+        elif name == "pathStartsWith":
+            if not isinstance(value, list) or not value or len(value) > len(Channel):
+                raise InvalidInput(f"{at}: expected 1 to {len(Channel)} channels", field=at)
+            for i, item in enumerate(value):
+                _member(item, Channel.__members__, f"{at}[{i}]")
+            if len(set(value)) != len(value):
+                raise InvalidInput(f"{at}: a channel appears once in a journey", field=at)
         elif name in ("statuses", "types", "tiers"):
             if not isinstance(value, list) or not value or len(value) > MAX_LIST:
                 raise InvalidInput(f"{at}: expected a non-empty list of at most {MAX_LIST}", field=at)

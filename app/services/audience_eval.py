@@ -19,6 +19,7 @@ from sqlalchemy import (
     BigInteger,
     Column,
     ColumnElement,
+    Float,
     Integer,
     MetaData,
     Select,
@@ -40,27 +41,40 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.channels import appid_channels
 from app.db.engine import Database
 from app.db.models import Identity, User
+from app.db.types import UTCDateTime
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import PER_CHANNEL, Purpose
+from app.domain.entitlements import PER_CHANNEL, Purpose
 from app.errors import InvalidInput
-from app.ingest.dictionary import ANY_EVENT, DataDictionary
+from app.ingest.dictionary import DataDictionary
 from app.services.audience_conditions import Node
 from app.settings import Settings
+from app.stores import audience_portrait_sql as portrait_sql
+from app.stores import audience_preference_sql as preference_sql
 from app.stores import audience_sql as sql
 from loaders.channel_data import InterestsByUserIdLoader
 from loaders.identity import IdentitiesByUserIdLoader
 
 TEMP = "audience_refs"
 _CREATE = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP} "
-    "(leaf INTEGER NOT NULL, ref VARCHAR(220) NOT NULL, n INTEGER NOT NULL)"
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {TEMP} (leaf INTEGER NOT NULL, ref VARCHAR(220) NOT NULL, "
+    "n BIGINT, w DOUBLE PRECISION, channel VARCHAR(24), at TIMESTAMP WITH TIME ZONE)"
 )
 _CHANNEL_LEAVES = frozenset({"orders", "behavior", "reservations", "cart", "interest"})
 _INSERT_CHUNK = 5_000
 _WEIGH_BATCH = 500
 
 
-_TEMP = Table(TEMP, MetaData(), Column("leaf", Integer), Column("ref", String(220)), Column("n", Integer))
+# A separate store's rows of one leaf: (ref, n) counts, (ref, w) scores or (ref, channel, at) firsts.
+_TEMP = Table(
+    TEMP,
+    MetaData(),
+    Column("leaf", Integer),
+    Column("ref", String(220)),
+    Column("n", BigInteger),
+    Column("w", Float),
+    Column("channel", String(24)),
+    Column("at", UTCDateTime),
+)
 
 
 @dataclass
@@ -161,6 +175,12 @@ class Compiler:
             if node.kind == "interest" and float(args.get("minWeight", 0.0)) > 0:
                 return await self._weighed(held, args["tag"], float(args["minWeight"]))
             return held
+        if node.kind == "traits":
+            return await self._traits(args)
+        if node.kind == "journey":
+            return await self._journey(args)
+        if node.kind == "preference":
+            return await self._preference(args)
         if node.kind == "identity":
             return await self.identity_of(node, IdentityKind(args["kind"]), args.get("channel"))
         if node.kind == "membership":
@@ -192,11 +212,40 @@ class Compiler:
             unfollowed = await self._source("unfollowed", {}, [Channel.OFFICIAL_ACCOUNT])
         return sql.has_identity(kind.value, appid, unfollowed)
 
+    async def _traits(self, args: dict[str, Any]) -> ColumnElement[bool]:
+        """Every figure set holds, each summed over the person's identities (User.traits)."""
+        every = list(Channel)
+        held: list[ColumnElement[bool]] = []
+        if (cents := args.get("minLifetimeValueCents")) is not None:
+            held.append(sql.from_refs(await self._source("paid_value", {}, every), int(cents)))
+        if (paid := args.get("minPaidOrders")) is not None:
+            held.append(sql.from_refs(await self._source("paid_orders", {}, every), int(paid)))
+        if (days := args.get("lastOrderWithinDays")) is not None:
+            recent = await self._source("paid_orders", {"withinDays": days}, every)
+            held.append(sql.from_refs(recent, 1))
+        return and_(*held)
+
+    async def _journey(self, args: dict[str, Any]) -> ColumnElement[bool]:
+        """The channels in order of first appearance begin with these (User.journey.path)."""
+        prefix = list(args.get("pathStartsWith") or [])
+        if (first := args.get("firstChannel")) is not None:
+            if prefix and prefix[0] != first:
+                return false()
+            prefix = prefix or [first]
+        firsts = await self._source("firsts", {}, list(Channel), ("ref", "channel", "at"))
+        appids = {a: c.value for a, c in appid_channels(self.settings).items()}
+        return portrait_sql.path_starts_with(firsts, appids, prefix)
+
+    async def _preference(self, args: dict[str, Any]) -> ColumnElement[bool]:
+        """A score for this SKU of at least minScore, as User.preferences scores it."""
+        rows = await self._source("preference", args, list(Channel), ("ref", "w"))
+        return sql.from_scores(rows, float(args.get("minScore") or 0.0))
+
     async def _weighed(self, held: ColumnElement[bool], tag: str, min_weight: float) -> ColumnElement[bool]:
         """Of the people who hold the tag at all (SQL), those whose weight reaches `min_weight`.
 
         The weight is relative to the person's strongest interest, with recent behaviour counting
-        more (loaders/channel_data.py): it is weighed as User.interests weighs it, in batches.
+        more (app/services/channel_data.py): it is weighed as User.interests weighs it, in batches.
         """
         stmt = select(User.id).where(sql.ACTIVE_USER, held)
         if self.only is not None:
@@ -204,12 +253,12 @@ class Compiler:
         candidates = list((await self.session.execute(stmt)).scalars())
         identities = IdentitiesByUserIdLoader(self.db.read_sessions)
         weigh = InterestsByUserIdLoader(self.db, identities, self.dictionary)
-        kept: list[tuple[str, int]] = []
+        kept: list[dict[str, Any]] = []
         for i in range(0, len(candidates), _WEIGH_BATCH):
             batch = candidates[i : i + _WEIGH_BATCH]
             for uid, interests in zip(batch, await weigh.batch_load_fn(batch), strict=True):
                 if any(x.tag == tag and x.weight >= min_weight for x in interests):
-                    kept.append((str(uid), 1))
+                    kept.append({"ref": str(uid), "n": 1})
         self.leaves += 1
         await self._keep(self.leaves, kept)
         return User.id.in_(select(cast(_TEMP.c.ref, BigInteger)).where(_TEMP.c.leaf == self.leaves))
@@ -226,9 +275,20 @@ class Compiler:
             return sql.reservations_rows(args, channels, self._codes(args, booking=True), self.now, refs)
         if kind == "cart":
             return sql.cart_rows(args, channels, self.now, refs)
+        if kind == "paid_value":
+            return portrait_sql.paid_value_rows(channels, self.dictionary.paid_codes(), refs)
+        if kind == "paid_orders":
+            paid = self.dictionary.paid_codes()
+            return sql.orders_rows(self.binds, args, channels, paid, self.now, refs)
+        if kind == "firsts":
+            return portrait_sql.first_record_rows(channels, refs)
+        if kind == "preference":
+            return preference_sql.preference_rows(
+                self.binds, args["sku"], self.dictionary, [Channel(c) for c in channels], self.now, refs
+            )
         if kind == "interest":
             rules = self.dictionary.interest_rules
-            return sql.interest_rows(self.binds, args["tag"], rules, channels, refs, ANY_EVENT)
+            return sql.interest_rows(args["tag"].strip(), rules, channels, refs)
         return sql.unfollowed_rows(channels[0], refs)
 
     def _codes(self, args: dict[str, Any], *, booking: bool) -> list[int] | None:
@@ -238,8 +298,14 @@ class Compiler:
         table = self.dictionary.reservation_status_names if booking else self.dictionary.status_names
         return [code for code, name in table.items() if name in names]
 
-    async def _source(self, kind: str, args: dict[str, Any], channels: list[Channel]) -> Any:
-        """(ref, n) rows of one leaf over every store that holds these channels, as one subquery."""
+    async def _source(
+        self,
+        kind: str,
+        args: dict[str, Any],
+        channels: list[Channel],
+        columns: tuple[str, ...] = ("ref", "n"),
+    ) -> Any:
+        """One leaf's rows (these columns) over every store that holds these channels, as one subquery."""
         self.leaves += 1
         leaf = self.leaves
         parts: list[Select[Any]] = []
@@ -254,26 +320,28 @@ class Compiler:
             async with store.engines.read_sessions() as remote:
                 hub_binds, self.binds = self.binds, sql.Binds(remote.get_bind().dialect.name)
                 try:
-                    rows = (await remote.execute(self._rows(kind, args, mine))).all()
+                    rows = (await remote.execute(self._rows(kind, args, mine))).mappings().all()
                 finally:
                     self.binds = hub_binds
-            await self._keep(leaf, [(r.ref, int(r.n)) for r in rows])
+            await self._keep(leaf, [{c: r[c] for c in columns} for r in rows])
             kept = True
+        temp = [_TEMP.c[c] for c in columns]
         if kept:  # every separate store's rows of this leaf, read once
-            parts.append(select(_TEMP.c.ref, _TEMP.c.n).where(_TEMP.c.leaf == leaf))
+            parts.append(select(*temp).where(_TEMP.c.leaf == leaf))
         if not parts:
-            return select(_TEMP.c.ref, _TEMP.c.n).where(false()).subquery()
+            return select(*temp).where(false()).subquery()
         return (parts[0] if len(parts) == 1 else union_all(*parts)).subquery()
 
-    async def _keep(self, leaf: int, rows: list[tuple[str, int]]) -> None:
+    async def _keep(self, leaf: int, rows: list[dict[str, Any]]) -> None:
         """A separate store's rows of one leaf, into the hub session's temporary table."""
         if not self.temp_ready:
             await self.session.execute(text(_CREATE))
             await self.session.execute(_TEMP.delete())
             self.temp_ready = True
         for i in range(0, len(rows), _INSERT_CHUNK):
-            chunk = rows[i : i + _INSERT_CHUNK]
-            await self.session.execute(insert(_TEMP), [{"leaf": leaf, "ref": r, "n": n} for r, n in chunk])
+            await self.session.execute(
+                insert(_TEMP), [{"leaf": leaf, **r} for r in rows[i : i + _INSERT_CHUNK]]
+            )
 
 
 @asynccontextmanager
@@ -288,9 +356,17 @@ async def evaluated(
 ) -> AsyncIterator[Evaluation]:
     """The condition compiled in a hub read session, open while the caller reads its members."""
     async with db.read_sessions() as session:
+        # The statement's estimated cost (identity refs meeting the graph on an expression) turns
+        # JIT compiling on, which took longer than the query itself (bench/RESULTS.md). Reads run
+        # in autocommit, so the setting is the connection's until reset below.
+        no_jit = session.get_bind().dialect.name == "postgresql"
+        if no_jit:
+            await session.execute(text("SET jit = off"))
         compiler = Compiler(session, db, dictionary, settings, now, only)
         try:
             yield Evaluation(await compiler.compile(node), session, compiler)
         finally:
             if compiler.temp_ready:
                 await session.execute(text(f"DROP TABLE IF EXISTS {TEMP}"))
+            if no_jit:
+                await session.execute(text("RESET jit"))

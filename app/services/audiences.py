@@ -16,7 +16,7 @@ from app.db.engine import Database
 from app.db.models import Audience, User
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import Purpose
+from app.domain.entitlements import Purpose
 from app.errors import InvalidInput
 from app.ingest.dictionary import DataDictionary
 from app.services import audit

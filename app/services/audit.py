@@ -3,21 +3,23 @@
 Every change of identities (links, merges, unmerges, proven, replaced and recycled phones),
 consents, memberships and points, roles and API keys, every read of unmasked PII, every export and
 erasure. Any domain records through `record` (or `record_many`), inside the transaction of the
-change it describes, so an entry exists exactly when the change does. The request's trace id
-comes from the session (`RequestContext.write` puts it there). Details never hold identity
-values, phones or tokens: the log cannot be erased, so it names people by user id only.
+change it describes, so an entry exists exactly when the change does; or hands an `entry` to the
+store that writes the change, which writes both in one statement. The request's trace id comes
+from the session (`RequestContext.write` puts it there). Details never hold identity values,
+phones or tokens: the log cannot be erased, so it names people by user id only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
-from app.entitlements.records import AuditRecord
+from app.domain.entitlements import AuditRecord
 from app.errors import InvalidInput
 from app.stores import audit as store
 
@@ -44,22 +46,31 @@ async def record_many(
     """One entry per (target user, details), in one statement: a batch's links, a request's PII reads."""
     if not entries:
         return
-    at, kind, trace = utcnow(), principal_kind(actor), session.info.get(TRACE_ID)
+    at = utcnow()
     await store.append_many(
-        session,
-        [
-            {
-                "at": at,
-                "actor": actor[:64],
-                "principal_kind": kind,
-                "action": action,
-                "target_user_id": user_id,
-                "details": details,
-                "trace_id": trace,
-            }
-            for user_id, details in entries
-        ],
+        session, [entry(session, actor=actor, action=action, user_id=u, details=d, at=at) for u, d in entries]
     )
+
+
+def entry(
+    session: AsyncSession,
+    *,
+    actor: str,
+    action: str,
+    user_id: int | None,
+    details: dict[str, Any],
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One entry as a row, for a store that writes it with the change it describes (one statement)."""
+    return {
+        "at": at or utcnow(),
+        "actor": actor[:64],
+        "principal_kind": principal_kind(actor),
+        "action": action,
+        "target_user_id": user_id,
+        "details": details,
+        "trace_id": session.info.get(TRACE_ID),
+    }
 
 
 @dataclass(frozen=True)

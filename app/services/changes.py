@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.db.types import utcnow
+from app.domain import UserRecord
 from app.stores import changes as outbox
 from app.stores import identity as store
 
@@ -36,7 +37,9 @@ class Topic(StrEnum):
     ERASURE = "ERASURE"  # the person was erased (eraseUser): forget them
 
 
-async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Topic]]) -> None:
+async def record_changes(
+    session: AsyncSession, changes: Iterable[tuple[int, Topic]], *, fresh: Iterable[int] = ()
+) -> None:
     """Bump the users' data versions now, and append (user, topic) rows to the outbox at commit.
 
     Call it in the same hub transaction as the change, or, for a channel store in another
@@ -44,19 +47,38 @@ async def record_changes(session: AsyncSession, changes: Iterable[tuple[int, Top
     cache) or the outbox row (the change feed) must also see the new data. The outbox append
     waits for the commit so that its global lock is held only for the last moment of a
     transaction; a change undone by a rolled-back savepoint may still announce itself (a
-    harmless extra event: listeners re-read the user).
+    harmless extra event: listeners re-read the user). `fresh` users were created in this
+    transaction: no reader has seen a version of theirs, so theirs are announced, not bumped.
     """
     wanted = sorted(set(changes))
     if not wanted:
         return
-    absorbed = await store.bump_versions(session, {user_id for user_id, _ in wanted})
-    session.info.setdefault(_PENDING, set()).update((u, t.value) for u, t in wanted)
+    made = set(fresh)
+    absorbed = await store.bump_versions(session, {user_id for user_id, _ in wanted if user_id not in made})
+    announce(session, wanted)
     if absorbed:
         # A writer that read an owner before a merge committed: the survivor changed as well.
         survivors = await store.resolve_users(session, absorbed)
         await record_changes(
             session, [(survivors[u].id, t) for u, t in wanted if u in survivors and survivors[u].id != u]
         )
+
+
+def announce(session: AsyncSession, changes: Iterable[tuple[int, Topic]]) -> None:
+    """Append (user, topic) rows to the outbox at commit, for users whose versions were bumped already."""
+    session.info.setdefault(_PENDING, set()).update((u, t.value) for u, t in changes)
+
+
+async def lock_by_bump(session: AsyncSession, user_id: int, *, topics: Iterable[Topic]) -> UserRecord | None:
+    """Lock an active user by bumping its version, one statement, and announce `topics` at commit.
+
+    For a writer that is sure to change the user: the bump that would follow the write is the
+    lock taken before it. None when `user_id` is absorbed, erased or unknown: resolve it first.
+    """
+    user = await store.bump_active_user(session, user_id)
+    if user is not None:
+        announce(session, [(user.id, t) for t in topics])
+    return user
 
 
 async def users_changed(session: AsyncSession, user_ids: Iterable[int], *, topics: Iterable[Topic]) -> None:

@@ -26,11 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
-from app.entitlements.records import PER_CHANNEL, Cause, Cell, ConsentChange, ConsentEntryRecord, Purpose
+from app.domain.entitlements import PER_CHANNEL, Cause, Cell, ConsentChange, ConsentEntryRecord, Purpose
 from app.errors import DomainError, InvalidInput
 from app.services import audit
 from app.services.changes import Topic, users_changed
-from app.services.users import lock_active_user
+from app.services.users import lock_user_to_change
 from app.stores import consents as store
 
 MAX_BATCH = len(PER_CHANNEL) * len(Channel) + len(Purpose) - len(PER_CHANNEL)
@@ -177,7 +177,7 @@ class ConsentLedger:
         planned = plan(changes)
         versions = {id(c): _policy_version(c.policy_version) for c, _ in planned}
         s = self.session
-        user = await lock_active_user(s, user_id)
+        user = await lock_user_to_change(s, user_id, topics=[Topic.CONSENT])
         at = utcnow()
         rows = [
             _row(
@@ -193,11 +193,10 @@ class ConsentLedger:
             for change, cells in planned
             for cell, cause in cells
         ]
-        await store.append(s, rows)
-        await audit.record(
-            s, actor=actor, action="consent.set", user_id=user.id, details={"entries": _shown(rows)}
+        details = {"entries": _shown(rows)}
+        await store.append(
+            s, rows, audit=audit.entry(s, actor=actor, action="consent.set", user_id=user.id, details=details)
         )
-        await users_changed(s, [user.id], topics=[Topic.CONSENT])
         return user
 
     async def merged(
@@ -257,9 +256,7 @@ class ConsentLedger:
         if not rows:
             return
         s = self.session
-        await store.append(s, rows)
-        actor = rows[0]["actor"]
-        await audit.record(
-            s, actor=actor, action=action, user_id=user_id, details={**context, "entries": _shown(rows)}
-        )
+        details = {**context, "entries": _shown(rows)}
+        entry = audit.entry(s, actor=rows[0]["actor"], action=action, user_id=user_id, details=details)
+        await store.append(s, rows, audit=entry)
         await users_changed(s, [user_id], topics=[Topic.CONSENT])

@@ -18,7 +18,7 @@ from app.channels import identity_channel
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKind
-from app.entitlements.records import Cause, ConsentEntryRecord, Purpose
+from app.domain.entitlements import Cause, ConsentEntryRecord, Purpose
 from app.ingest.dictionary import DataDictionary
 from app.ingest.service import DEAD_LETTER
 from app.sealing import Keyring, keyring_for

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import (
-    NAMESPACED_KINDS,
     IdentityKey,
     IdentityKind,
     IdentityRecord,
@@ -18,10 +19,9 @@ from app.domain import (
     MergeRecord,
     UserRecord,
 )
-from app.errors import DomainError, InvalidInput, NotFound
-from app.phones import normalize_phone
+from app.errors import DomainError, NotFound
 from app.services import audit
-from app.services.changes import Topic, users_changed
+from app.services.changes import Topic, announce, record_changes, users_changed
 from app.services.consents import ConsentLedger
 from app.services.identity_rules import (
     MAX_ATTEMPTS,
@@ -34,26 +34,6 @@ from app.services.identity_rules import (
 from app.services.phone_proof import PhoneProof, ProvenPhones
 from app.stores import identity as store
 from app.stores import identity_bulk as bulk
-
-
-def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str) -> IdentityKey:
-    """Validate and normalize one identity as the graph stores it."""
-    value = value.strip()
-    namespace = (namespace or "").strip()
-    if not value:
-        raise InvalidInput(f"{kind} value is empty", field="value")
-    if kind in NAMESPACED_KINDS and not namespace:
-        what = "the issuing appid" if kind is IdentityKind.OPENID else "the provider"
-        raise InvalidInput(f"{kind} needs a namespace: {what}", field="namespace")
-    if kind not in NAMESPACED_KINDS and namespace:
-        raise InvalidInput(f"{kind} takes no namespace", field="namespace")
-    if len(value) > 128 or len(namespace) > 64:
-        raise InvalidInput(f"{kind} value or namespace is too long", field="value")
-    if kind is IdentityKind.PHONE:
-        value = normalize_phone(value, default_region=phone_region)
-    if kind is IdentityKind.EXTERNAL:
-        namespace = namespace.lower()
-    return IdentityKey(kind, namespace, value)
 
 
 @dataclass(frozen=True)
@@ -93,10 +73,10 @@ class IdentityGraph:
         ids = {o.user_id for o in owners.values()} | ({target.id} if target else set())
         if not ids:
             return await self._create(req)
-        locked = await store.lock_users(s, ids)
+        locked, records = await store.lock_and_read_users(s, ids)
         if any(locked.get(i, -1) is not None for i in ids):
             raise Retry  # a participant was merged away after we read its identities
-        users = sorted((await store.users_by_ids(s, ids)).values(), key=lambda u: (u.created_at, u.id))
+        users = sorted(records.values(), key=lambda u: (u.created_at, u.id))
         held = await store.identities_by_user_ids(s, [u.id for u in users])
         new_keys = [k for k in dict.fromkeys(req.keys) if k not in owners]
         check_one_per_namespace(held, new_keys, users[0].id)
@@ -109,18 +89,7 @@ class IdentityGraph:
             )
             return LinkOutcome(user=survivor, merges=merges, dry_run=True)
         merges = tuple([await self._merge(survivor, u, held[u.id], req.actor, reason) for u in absorbed])
-        for key in new_keys:
-            await store.insert_identity(
-                s,
-                user_id=survivor.id,
-                key=key,
-                verified=req.verified,
-                rule=req.rule,
-                source=req.source,
-                actor=req.actor,
-                at=at,
-            )
-        await self._audit_links(survivor.id, new_keys, req)
+        await self._insert_links(survivor.id, new_keys, req, at=at)
         if merges:
             await users_changed(s, [u.id for u in users], topics=[Topic.MERGE])
         if new_keys:
@@ -180,8 +149,8 @@ class IdentityGraph:
                 action="identity.link",
                 entries=[(i.user_id, details[(i.kind, i.namespace)]) for i in inserted],
             )
-            if announce:
-                await users_changed(s, claimed, topics=[Topic.IDENTITY])
+            if announce:  # users made here start at version 1: announced, not bumped
+                await record_changes(s, [(u, Topic.IDENTITY) for u in claimed], fresh=claimed)
         owners.update({i.key: i.user_id for i in inserted})
         lost = [k for k in missing if k not in owners]
         if lost:
@@ -195,34 +164,47 @@ class IdentityGraph:
             return LinkOutcome(user=None, merges=(), dry_run=True)
         at = utcnow()
         user = await store.create_user(self.session, at=at)
+        await self._insert_links(user.id, keys, req, at=at, created=True)
+        # A user made in this transaction starts at version 1, as if bumped once: no reader has
+        # seen it, so there is no version to advance (nor row lock to take); the outbox announces it.
+        announce(self.session, [(user.id, Topic.IDENTITY)])
+        return LinkOutcome(user=user, merges=(), dry_run=False)
+
+    async def _record(self, actor: str, action: str, user_id: int, details: dict[str, object]) -> None:
+        await audit.record(self.session, actor=actor, action=action, user_id=user_id, details=details)
+
+    async def _insert_links(
+        self,
+        user_id: int,
+        keys: Sequence[IdentityKey],
+        req: LinkRequest,
+        *,
+        at: datetime,
+        created: bool = False,
+    ) -> None:
+        """Link `keys` to the user and audit each link; a single link's entry rides in its statement."""
+        s = self.session
+        more = {"rule": req.rule, "verified": req.verified} | ({"created": True} if created else {})
+        entries: list[tuple[int | None, dict[str, Any]]] = [(user_id, audited(k, **more)) for k in keys]
+        carried = (
+            audit.entry(s, actor=req.actor, action="identity.link", user_id=user_id, details=entries[0][1])
+            if len(keys) == 1
+            else None
+        )
         for key in keys:
             await store.insert_identity(
-                self.session,
-                user_id=user.id,
+                s,
+                user_id=user_id,
                 key=key,
                 verified=req.verified,
                 rule=req.rule,
                 source=req.source,
                 actor=req.actor,
                 at=at,
+                audit=carried,
             )
-        await self._audit_links(user.id, keys, req, created=True)
-        await users_changed(self.session, [user.id], topics=[Topic.IDENTITY])
-        return LinkOutcome(user=user, merges=(), dry_run=False)
-
-    async def _record(self, actor: str, action: str, user_id: int, details: dict[str, object]) -> None:
-        await audit.record(self.session, actor=actor, action=action, user_id=user_id, details=details)
-
-    async def _audit_links(
-        self, user_id: int, keys: Sequence[IdentityKey], req: LinkRequest, *, created: bool = False
-    ) -> None:
-        more = {"rule": req.rule, "verified": req.verified} | ({"created": True} if created else {})
-        await audit.record_many(
-            self.session,
-            actor=req.actor,
-            action="identity.link",
-            entries=[(user_id, audited(k, **more)) for k in keys],
-        )
+        if carried is None:
+            await audit.record_many(s, actor=req.actor, action="identity.link", entries=entries)
 
     async def _merge(
         self,

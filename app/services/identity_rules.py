@@ -6,15 +6,35 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.domain import IdentityKey, IdentityKind, IdentityRecord
-from app.errors import IdentityConflict
-from app.phones import mask_phone
+from app.domain import NAMESPACED_KINDS, IdentityKey, IdentityKind, IdentityRecord
+from app.errors import IdentityConflict, InvalidInput
+from app.phones import mask_phone, normalize_phone
 
 MAX_ATTEMPTS = 3
 
 
 class Retry(Exception):
     """The graph moved under us between reading and locking; plan again."""
+
+
+def make_key(kind: IdentityKind, value: str, namespace: str | None, *, phone_region: str) -> IdentityKey:
+    """Validate and normalize one identity as the graph stores it."""
+    value = value.strip()
+    namespace = (namespace or "").strip()
+    if not value:
+        raise InvalidInput(f"{kind} value is empty", field="value")
+    if kind in NAMESPACED_KINDS and not namespace:
+        what = "the issuing appid" if kind is IdentityKind.OPENID else "the provider"
+        raise InvalidInput(f"{kind} needs a namespace: {what}", field="namespace")
+    if kind not in NAMESPACED_KINDS and namespace:
+        raise InvalidInput(f"{kind} takes no namespace", field="namespace")
+    if len(value) > 128 or len(namespace) > 64:
+        raise InvalidInput(f"{kind} value or namespace is too long", field="value")
+    if kind is IdentityKind.PHONE:
+        value = normalize_phone(value, default_region=phone_region)
+    if kind is IdentityKind.EXTERNAL:
+        namespace = namespace.lower()
+    return IdentityKey(kind, namespace, value)
 
 
 def shown(key: IdentityKey) -> str:

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
+from app.domain.entitlements import MembershipRecord
 from app.entitlements.catalogue import Benefit, Catalogue
-from app.entitlements.records import MembershipRecord
 from app.errors import DomainError, InvalidInput, NotFound
 from app.services import audit
 from app.services.changes import Topic, users_changed
-from app.services.users import lock_active_user
+from app.services.users import lock_active_user, lock_user_to_change
 from app.stores import memberships as store
 
 MAX_POINTS_DELTA = 1_000_000
@@ -97,7 +97,7 @@ class Memberships:
         s, at = self.session, utcnow()
         if expires_at is not None and expires_at <= at:
             raise InvalidInput("`expiresAt` must be in the future", field="expiresAt")
-        user = await lock_active_user(s, user_id)
+        user = await lock_user_to_change(s, user_id, topics=[Topic.MEMBERSHIP])  # a grant always changes
         same = await self._open(user.id, source_channel)
         renewal = next((m for m in same if m.tier == tier and m.active_at(at) and m.user_id == user.id), None)
         details: dict[str, object] = {
@@ -123,7 +123,6 @@ class Memberships:
             action = "membership.grant"
             details["replaced"] = [m.tier for m in same]
         await audit.record(s, actor=actor, action=action, user_id=user.id, details=details)
-        await users_changed(s, [user.id], topics=[Topic.MEMBERSHIP])
         return user
 
     async def revoke(

@@ -15,7 +15,8 @@ from app import pii
 from app.db.engine import Database
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, IdentityKind
-from app.errors import InvalidInput
+from app.domain.official_account import ArticleRow, CommentRow, DayRow
+from app.errors import InvalidInput, NotFound
 from app.ingest.service import Ingestor
 from app.logscrub import scrub
 from app.stores import identity as identity_store
@@ -194,3 +195,37 @@ async def due(db: Database, *, first_pull_days: int, now: datetime | None = None
     )
     begin = max(begin, floor)
     return (begin, newest) if begin <= newest else None
+
+
+# Reading it back: from the official account's channel store, on its read engines.
+
+
+async def days(db: Database, begin: date, end: date) -> list[DayRow]:
+    """The account's figures of each stored day in [begin, end]."""
+    async with db.store_for(Channel.OFFICIAL_ACCOUNT).engines.read_sessions() as session:
+        return await store.days(session, begin.isoformat(), end.isoformat())
+
+
+async def articles(db: Database, *, offset: int, limit: int) -> tuple[list[ArticleRow], int]:
+    """A slice of the articles with their figures, and how many there are."""
+    async with db.store_for(Channel.OFFICIAL_ACCOUNT).engines.read_sessions() as session:
+        rows = await store.articles(session, offset=offset, limit=limit)
+        return rows, await store.article_count(session)
+
+
+async def comments(db: Database, article_id: str, *, offset: int, limit: int) -> tuple[list[CommentRow], int]:
+    """A slice of one article's comments, and how many it has."""
+    async with db.store_for(Channel.OFFICIAL_ACCOUNT).engines.read_sessions() as session:
+        rows = await store.comments(session, article_id, offset=offset, limit=limit)
+        return rows, await store.comment_count(session, article_id)
+
+
+async def tag_article(db: Database, article_id: str, tags: list[str]) -> ArticleRow:
+    """Replace an article's editorial tags; NOT_FOUND for an article never pulled."""
+    engines = db.store_for(Channel.OFFICIAL_ACCOUNT).engines
+    async with engines.write_sessions() as session, session.begin():
+        if not await store.set_tags(session, article_id, tags, utcnow()):
+            raise NotFound(f"no article {article_id}", field="id")
+    async with engines.read_sessions() as session:
+        [row] = await store.articles(session, ids=[article_id], limit=1)
+    return row

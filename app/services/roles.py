@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.types import utcnow
 from app.domain import UserRecord
+from app.domain.entitlements import RoleGrantRecord
 from app.entitlements.catalogue import SCOPE, Catalogue, StaffRole
-from app.entitlements.records import RoleGrantRecord
 from app.errors import DomainError, NotFound
 from app.services import audit
 from app.services.changes import Topic, users_changed

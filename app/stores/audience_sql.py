@@ -25,11 +25,19 @@ from sqlalchemy import (
     union_all,
 )
 
-from app.db.channel_models import ChannelCartItem, ChannelEvent, ChannelOrder, ChannelReservation
+from app.db.channel_models import (
+    ChannelCartItem,
+    ChannelEvent,
+    ChannelOrder,
+    ChannelReservation,
+    InterestTag,
+)
 from app.db.models import ConsentEntry, Identity, Membership, User
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 FOLLOW_EVENTS = ("subscribe", "unsubscribe")
+# User.preferences rounds scores to 6 places: a score shown as the threshold reaches it.
+SCORE_SLACK = 5e-7
 ACTIVE_USER = and_(User.merged_into_id.is_(None), User.erased_at.is_(None))
 # The identity as channel stores name it (app/pii.py ref): KIND|namespace|stored value.
 IDENTITY_REF = Identity.kind + literal("|") + Identity.namespace + literal("|") + Identity.value
@@ -148,33 +156,27 @@ def cart_rows(
 
 
 def interest_rows(
-    b: Binds,
     tag: str,
     rules: dict[str, list[tuple[str, float]]],
     channels: Sequence[str],
     refs: Sequence[str] | None,
-    any_event: str,
 ) -> Select[Any]:
-    """Events and reservations that give this tag by the dictionary's interest rules."""
-    e, r = ChannelEvent, ChannelReservation
-    matches: list[ColumnElement[bool]] = []
-    for event_type, props in rules.items():
-        if event_type == any_event:
-            continue
-        for prop, _weight in props:
-            matches.append(and_(e.type == event_type, b.json_has("ch_events.properties", prop, tag)))
-    for prop, _weight in rules.get(any_event, []):
-        own = [t for t, props in rules.items() if t != any_event and any(p == prop for p, _ in props)]
-        matches.append(and_(e.type.not_in(own), b.json_has("ch_events.properties", prop, tag)))
-    parts: list[Select[Any]] = []
-    if matches:
-        parts.append(_counted(e.identity_ref, [e.channel.in_(channels), or_(*matches)], refs))
+    """Identities whose events (the kept counts) or reservations give this tag by the interest rules."""
+    t, r = InterestTag, ChannelReservation
+    held = [t.channel.in_(channels), t.tag == tag]
+    if refs is not None:
+        held.append(t.identity_ref.in_(list(refs)))
+    # Every kept row counts at least one event; reading no count keeps the scan index-only, and
+    # leaves the count out of the index so ingestion's increments can be heap-only updates.
+    kept = cast("Select[Any]", select(t.identity_ref.label("ref"), literal(1).label("n")).where(*held))
+    parts = [kept]
     if any(p == "service" for p, _ in rules.get("reservation", [])):
         parts.append(_counted(r.identity_ref, [r.channel.in_(channels), r.service == tag], refs))
-    if not parts:
-        return cast("Select[Any]", select(literal("").label("ref"), literal(0).label("n")).where(false()))
+    # No grouping here: from_refs sums a person's rows whatever identities and channels they come from.
+    if len(parts) == 1:
+        return parts[0]
     both = union_all(*parts).subquery()
-    return select(both.c.ref, func.sum(both.c.n).label("n")).group_by(both.c.ref)
+    return select(both.c.ref, both.c.n)
 
 
 def unfollowed_rows(channel: str, refs: Sequence[str] | None) -> Select[Any]:
@@ -206,6 +208,17 @@ def from_refs(source: Any, min_count: int) -> ColumnElement[bool]:
         .join(source, source.c.ref == IDENTITY_REF)
         .group_by(Identity.user_id)
         .having(func.sum(source.c.n) >= min_count)
+    )
+    return User.id.in_(people)
+
+
+def from_scores(source: Any, min_score: float) -> ColumnElement[bool]:
+    """The users with a (ref, w) row in `source` whose weights add up to at least `min_score`."""
+    people = (
+        select(Identity.user_id)
+        .join(source, source.c.ref == IDENTITY_REF)
+        .group_by(Identity.user_id)
+        .having(func.sum(source.c.w) >= min_score - SCORE_SLACK)
     )
     return User.id.in_(people)
 

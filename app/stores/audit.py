@@ -9,7 +9,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import AuditEntry
-from app.entitlements.records import AuditRecord
+from app.domain.entitlements import AuditRecord
+from app.jsoncodec import dumps
 from app.stores.bulk import Columns, insert_rows, is_postgres
 
 _ENTRY: Columns = (
@@ -29,6 +30,23 @@ async def append_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
         await insert_rows(session, "audit_log", _ENTRY, rows)
     elif rows:
         await session.execute(insert(AuditEntry), list(rows))
+
+
+_CARRIED = (
+    "audit_entry AS (INSERT INTO audit_log (at, actor, principal_kind, action, target_user_id, details,"
+    " trace_id) VALUES (CAST(:audit_at AS timestamptz), CAST(:audit_actor AS text),"
+    " CAST(:audit_principal_kind AS text), CAST(:audit_action AS text),"
+    " CAST(:audit_target_user_id AS bigint),"
+    " CAST(:audit_details AS json), CAST(:audit_trace_id AS text)))"
+)
+
+
+def carried(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """One entry as a WITH item (`name AS (INSERT …)`) a writer's own statement carries, and its
+    parameters (PostgreSQL): the change and its entry in one round trip."""
+    params = {f"audit_{k}": v for k, v in row.items()}
+    params["audit_details"] = dumps(row["details"])
+    return _CARRIED, params
 
 
 def _like_prefix(prefix: str) -> str:

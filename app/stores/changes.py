@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, func, insert, select, text
@@ -11,17 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session
 
 from app.db.models import Change
+from app.domain.changes import ChangeRow
 
 # Any constant works: it only has to be the same for every writer of the outbox.
 _APPEND_LOCK = 0x7472_6F69_6B61  # "troika"
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeRow:
-    cursor: int
-    user_id: int
-    topic: str
-    at: datetime
+# Rows numbered from the newest cursor on, in the order given; answers the last cursor written.
+_APPEND_PG = text(
+    "WITH written AS (INSERT INTO changes (id, user_id, topic, at)"
+    " SELECT m.last + x.n, x.user_id, x.topic, CAST(:at AS timestamptz)"
+    " FROM (SELECT coalesce(max(id), 0) AS last FROM changes) AS m,"
+    " unnest(CAST(string_to_array(CAST(:users AS text), ',') AS bigint[]), CAST(:topics AS text[]))"
+    " WITH ORDINALITY AS x(user_id, topic, n) RETURNING id)"
+    " SELECT max(id) FROM written"
+)
 
 
 def append(session: Session, changes: Sequence[tuple[int, str]], *, at: datetime) -> list[int]:
@@ -36,6 +39,11 @@ def append(session: Session, changes: Sequence[tuple[int, str]], *, at: datetime
         return []
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
+        # The next statement's snapshot is taken once the lock is held: its max(id) counts every
+        # append committed before, so numbering and inserting are one round trip.
+        params = {"users": ",".join(str(u) for u, _ in changes), "topics": [t for _, t in changes], "at": at}
+        last = session.execute(_APPEND_PG, params).scalar_one()
+        return list(range(last - len(changes) + 1, last + 1))
     last = session.execute(select(func.coalesce(func.max(Change.id), 0))).scalar_one()
     cursors = list(range(last + 1, last + 1 + len(changes)))
     session.execute(

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -24,64 +22,8 @@ from app.db.channel_models import (
     RawRecord,
 )
 from app.domain import Channel
+from app.domain.channel_data import CartRow, DeadLetterRow, EventRow, OrderRow, ReservationRow
 from app.stores.bulk import Columns, insert_rows, is_postgres
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRow:
-    id: int
-    channel: Channel
-    order_id: str
-    identity_ref: str
-    status_code: int
-    total_cents: int
-    currency: str
-    items: list[dict[str, Any]]
-    placed_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class ReservationRow:
-    id: int
-    channel: Channel
-    reservation_id: str
-    identity_ref: str
-    service: str
-    status_code: int
-    starts_at: datetime | None
-    booked_at: datetime
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class CartRow:
-    channel: Channel
-    identity_ref: str
-    sku: str
-    quantity: int
-    updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    id: int
-    channel: Channel
-    identity_ref: str
-    type: str
-    occurred_at: datetime
-    properties: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetterRow:
-    id: int
-    channel: Channel
-    source_id: str | None
-    payload: str
-    reason: str
-    received_at: datetime
-
 
 _RAW: Columns = (
     ("channel", "text"),
@@ -476,10 +418,3 @@ async def dead_letters(session: AsyncSession, *, channel: Channel | None, limit:
         DeadLetterRow(d.id, Channel(d.channel), d.source_id, d.payload, d.reason, d.received_at)
         for d in (await session.execute(stmt)).scalars()
     ]
-
-
-def group_by_ref(rows: Sequence[Any]) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        out[row.identity_ref].append(row)
-    return out

@@ -15,6 +15,7 @@ from app.db.channel_models import (
     ChannelOrder,
     ChannelReservation,
     DeadLetter,
+    InterestTag,
     OaComment,
     RawRecord,
 )
@@ -37,6 +38,8 @@ _ORDER = {
     DeadLetter: (DeadLetter.received_at, DeadLetter.id),
     OaComment: (OaComment.at, OaComment.id),
 }
+# Kept from the rows above (not exported: nothing in them that the events do not say).
+DERIVED: tuple[Any, ...] = (InterestTag,)
 CHUNK = 500  # refs per statement: a person has a handful; the bound keeps any statement small
 
 
@@ -61,7 +64,7 @@ async def rows_for_refs(session: AsyncSession, refs: Sequence[str]) -> dict[str,
 async def delete_for_refs(session: AsyncSession, refs: Sequence[str]) -> dict[str, int]:
     """Delete every row keyed by one of `refs`; how many went, by table name."""
     counts: dict[str, int] = {}
-    for model in TABLES:
+    for model in TABLES + DERIVED:
         n = 0
         for chunk in _chunks(refs):
             result = await session.execute(

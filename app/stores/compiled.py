@@ -24,12 +24,12 @@ from app import pii
 from app.cursors import Position
 from app.db.types import UTCDateTime
 from app.domain import Channel, IdentityKey, IdentityRecord, UserRecord
-from app.entitlements.records import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
+from app.domain.channel_data import CartRow, EventRow, OrderRow, ReservationRow
+from app.domain.entitlements import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
 from app.stores import compiled_portrait as portrait
 from app.stores import consents as consent_store
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store
-from app.stores.channel import CartRow, EventRow, OrderRow, ReservationRow
 from app.stores.compiled_portrait import PortraitQuery, PortraitRows
 from app.stores.identity import identity_record
 from app.stores.sign_ins import SignInSpan

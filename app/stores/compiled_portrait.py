@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from app.domain import Channel
-from app.stores.channel import EventRow, OrderRow
+from app.domain.channel_data import EventRow, OrderRow
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from app.stores.sign_ins import SignInSpan
 

@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ConsentEntry
 from app.domain import Channel
-from app.entitlements.records import Cause, ConsentEntryRecord, Purpose
+from app.domain.entitlements import Cause, ConsentEntryRecord, Purpose
+from app.stores import audit as audit_store
+from app.stores.bulk import Columns, insert_rows, is_postgres
 from app.stores.identity import merge_cluster
 
 
@@ -79,7 +81,40 @@ async def history_by_user_ids(
     return out
 
 
-async def append(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """The only way the ledger grows (and the only statement this module writes)."""
-    if rows:
-        await session.execute(insert(ConsentEntry), list(rows))
+_LEDGER: Columns = (
+    ("user_id", "bigint"),
+    ("purpose", "text"),
+    ("channel", "text"),
+    ("granted", "boolean"),
+    ("source_channel", "text"),
+    ("policy_version", "text"),
+    ("effective_at", "timestamptz"),
+    ("actor", "text"),
+    ("cause", "text"),
+    ("merge_id", "bigint"),
+)
+
+
+async def append(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, audit: dict[str, Any] | None = None
+) -> None:
+    """The only way the ledger grows (and the only statement this module writes).
+
+    `audit` is the audit entry describing the rows: on PostgreSQL the same statement writes it.
+    """
+    if not rows:
+        if audit is not None:
+            await audit_store.append_many(session, [audit])
+        return
+    if is_postgres(session):
+        if audit is None:
+            await insert_rows(session, "consent_entries", _LEDGER, rows)
+        else:
+            entry, more = audit_store.carried(audit)
+            await insert_rows(
+                session, "consent_entries", _LEDGER, rows, around=f"WITH {entry} {{insert}}", more=more
+            )
+        return
+    await session.execute(insert(ConsentEntry), list(rows))
+    if audit is not None:
+        await audit_store.append_many(session, [audit])

@@ -27,6 +27,7 @@ from app.domain import (
     UserRecord,
 )
 from app.sealing import Keyring
+from app.stores import audit as audit_store
 from app.stores.bulk import is_postgres
 
 _IDENTITY_COLUMNS = (
@@ -237,6 +238,22 @@ async def lock_users(session: AsyncSession, ids: Iterable[int]) -> dict[int, int
     return {r.id: r.merged_into_id for r in (await session.execute(stmt)).all()}
 
 
+async def lock_and_read_users(
+    session: AsyncSession, ids: Iterable[int]
+) -> tuple[dict[int, int | None], dict[int, UserRecord]]:
+    """lock_users, and in the same statement users_by_ids: each id's `merged_into_id`, and the
+    records of those not erased."""
+    stmt = (
+        select(User.id, User.created_at, User.merged_into_id, User.erased_at)
+        .where(User.id.in_(set(ids)))
+        .order_by(User.id)
+        .with_for_update()
+    )
+    rows = (await session.execute(stmt)).all()
+    records = {r.id: UserRecord(id=r.id, created_at=r.created_at) for r in rows if r.erased_at is None}
+    return {r.id: r.merged_into_id for r in rows}, records
+
+
 async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, UserRecord]:
     """Users exactly as stored, without following merges (erased ones left out)."""
     stmt = select(User.id, User.created_at).where(User.id.in_(set(ids)), User.erased_at.is_(None))
@@ -245,8 +262,10 @@ async def users_by_ids(session: AsyncSession, ids: Iterable[int]) -> dict[int, U
 
 
 async def create_user(session: AsyncSession, *, at: datetime) -> UserRecord:
-    """A new user row; its id is the one the API shows."""
-    new_id = (await session.execute(insert(User).values(created_at=at).returning(User.id))).scalar_one()
+    """A new user row; its id is the one the API shows. It starts at data version 1: its creation
+    is its first change, announced without a bump (`record_changes(fresh=…)`)."""
+    stmt = insert(User).values(created_at=at, data_version=1).returning(User.id)
+    new_id = (await session.execute(stmt)).scalar_one()
     return UserRecord(id=new_id, created_at=at)
 
 
@@ -292,10 +311,33 @@ async def insert_identity(
     source: str,
     actor: str,
     at: datetime,
+    audit: dict[str, Any] | None = None,
 ) -> IdentityRecord:
-    """Create a link and its history edge together."""
+    """Create a link and its history edge together (on PostgreSQL in one statement, with `audit`,
+    the audit entry describing the link, if given)."""
     keyring = pii.keyring_of(session)
     stored = pii.stored_value(keyring, key.kind, key.value)
+    sealed = pii.sealed_value(keyring, key.kind, key.value)
+    if is_postgres(session):
+        params = {
+            "user_id": user_id,
+            "kind": key.kind.value,
+            "namespace": key.namespace,
+            "value": stored,
+            "sealed": sealed,
+            "verified": verified,
+            "at": at,
+            "rule": rule,
+            "source": source,
+            "actor": actor,
+        }
+        more = ""
+        if audit is not None:
+            entry, audit_params = audit_store.carried(audit)
+            params |= audit_params
+            more = f", {entry}"
+        new_id = (await session.execute(text(_LINK_PG.format(more=more)), params)).scalar_one()
+        return _linked(new_id, user_id, key, verified, rule, source, actor, at, stored)
     new_id = (
         await session.execute(
             insert(Identity)
@@ -304,7 +346,7 @@ async def insert_identity(
                 kind=key.kind.value,
                 namespace=key.namespace,
                 value=stored,
-                sealed=pii.sealed_value(keyring, key.kind, key.value),
+                sealed=sealed,
                 verified=verified,
                 linked_at=at,
                 rule=rule,
@@ -314,7 +356,39 @@ async def insert_identity(
             .returning(Identity.id)
         )
     ).scalar_one()
-    rec = IdentityRecord(
+    rec = _linked(new_id, user_id, key, verified, rule, source, actor, at, stored)
+    await add_edge(session, action="link", user_id=user_id, identity=rec, at=at, actor=actor)
+    if audit is not None:
+        await audit_store.append_many(session, [audit])
+    return rec
+
+
+# The link, its history edge (which names it) and, in {more}, the entry describing it: one statement.
+_LINK_PG = (
+    "WITH linked AS (INSERT INTO identities (user_id, kind, namespace, value, sealed, verified, linked_at,"
+    " rule, source, actor) VALUES (CAST(:user_id AS bigint), CAST(:kind AS text), CAST(:namespace AS text),"
+    " CAST(:value AS text), CAST(:sealed AS text), CAST(:verified AS boolean), CAST(:at AS timestamptz),"
+    " CAST(:rule AS text), CAST(:source AS text), CAST(:actor AS text)) RETURNING id),"
+    " edge AS (INSERT INTO identity_edges (at, action, user_id, identity_id, kind, namespace, value, sealed,"
+    " rule, source, actor, merge_id) SELECT CAST(:at AS timestamptz), 'link', CAST(:user_id AS bigint),"
+    " linked.id, CAST(:kind AS text), CAST(:namespace AS text), CAST(:value AS text), CAST(:sealed AS text),"
+    " CAST(:rule AS text), CAST(:source AS text), CAST(:actor AS text), NULL FROM linked){more}"
+    " SELECT id FROM linked"
+)
+
+
+def _linked(
+    new_id: int,
+    user_id: int,
+    key: IdentityKey,
+    verified: bool,
+    rule: str,
+    source: str,
+    actor: str,
+    at: datetime,
+    stored: str,
+) -> IdentityRecord:
+    return IdentityRecord(
         id=new_id,
         user_id=user_id,
         kind=key.kind,
@@ -327,8 +401,6 @@ async def insert_identity(
         actor=actor,
         ref=pii.ref(key.kind, key.namespace, stored),
     )
-    await add_edge(session, action="link", user_id=user_id, identity=rec, at=at, actor=actor)
-    return rec
 
 
 async def mark_verified(
@@ -426,6 +498,20 @@ async def active_users_page(session: AsyncSession, *, first: int, after_id: int 
         stmt = stmt.where(User.id > after_id)
     rows = (await session.execute(stmt.order_by(User.id).limit(first + 1))).all()
     return [UserRecord(id=r.id, created_at=r.created_at) for r in rows]
+
+
+async def bump_active_user(session: AsyncSession, user_id: int) -> UserRecord | None:
+    """Advance an active user's data version, which locks its row; None when `user_id` is absorbed,
+    erased or unknown (the caller resolves it the long way). The record carries the new version."""
+    stmt = (
+        update(User)
+        .where(User.id == user_id, User.merged_into_id.is_(None), User.erased_at.is_(None))
+        .values(data_version=User.data_version + 1)
+        .returning(User.id, User.created_at, User.data_version)
+        .execution_options(synchronize_session=False)
+    )
+    row = (await session.execute(stmt)).first()
+    return None if row is None else UserRecord(id=row.id, created_at=row.created_at, version=row.data_version)
 
 
 async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> list[int]:

@@ -52,18 +52,19 @@ async def owners_of_keys(session: AsyncSession, keys: Sequence[IdentityKey]) -> 
 
 
 async def create_users(session: AsyncSession, *, count: int, at: datetime) -> list[int]:
-    """Many new users in one statement, ids in creation order."""
+    """Many new users in one statement, ids in creation order, at data version 1 (see create_user)."""
     if count == 0:
         return []
     if is_postgres(session):
         return list((await session.execute(_CREATE_USERS_PG, {"at": at, "n": count})).scalars())
     stmt = insert(User).returning(User.id, sort_by_parameter_order=True)
-    return list((await session.execute(stmt, [{"created_at": at}] * count)).scalars())
+    return list((await session.execute(stmt, [{"created_at": at, "data_version": 1}] * count)).scalars())
 
 
 # Every new user row is alike, so which id comes back first does not matter.
 _CREATE_USERS_PG = text(
-    "INSERT INTO users (created_at) SELECT CAST(:at AS timestamptz) FROM generate_series(1, :n) RETURNING id"
+    "INSERT INTO users (created_at, data_version) SELECT CAST(:at AS timestamptz), 1"
+    " FROM generate_series(1, :n) RETURNING id"
 )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import Membership, PointsEntry
 from app.domain import Channel
-from app.entitlements.records import MembershipRecord
+from app.domain.entitlements import MembershipRecord
 from app.stores.identity import merge_cluster
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,38 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.channel_models import OaArticle, OaArticleDay, OaComment, OaDay
-
-
-@dataclass(frozen=True, slots=True)
-class DayRow:
-    date: str
-    new_followers: int
-    cancelled_followers: int
-    cumulative_followers: int
-    article_reads: int
-    article_shares: int
-    messages_received: int
-
-
-@dataclass(frozen=True, slots=True)
-class ArticleRow:
-    id: str
-    title: str
-    published_at: datetime | None
-    tags: list[str]
-    reads: int
-    shares: int
-    likes: int
-
-
-@dataclass(frozen=True, slots=True)
-class CommentRow:
-    id: str
-    article_id: str
-    openid: str
-    text: str
-    at: datetime
-    likes: int
+from app.domain.official_account import ArticleRow, CommentRow, DayRow
 
 
 async def replace_day(

@@ -17,7 +17,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from app.db.channel_models import ChannelEvent, ChannelOrder
 from app.domain import Channel
-from app.stores.channel import EventRow, OrderRow
+from app.domain.channel_data import EventRow, OrderRow
 
 _REFS: BindParameter[Any] = bindparam("refs", expanding=True)
 _CHANNELS: BindParameter[Any] = bindparam("channels", expanding=True)

@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import RoleGrant
-from app.entitlements.records import RoleGrantRecord
+from app.domain.entitlements import RoleGrantRecord
 from app.stores.identity import merge_cluster
 
 

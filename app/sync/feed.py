@@ -16,8 +16,8 @@ from typing import Any
 
 from app.background import spawn
 from app.db.engine import Database
+from app.domain.changes import ChangeRow
 from app.stores import changes as outbox
-from app.stores.changes import ChangeRow
 from app.sync.bus import Doorbell
 
 log = logging.getLogger("troika.sync")

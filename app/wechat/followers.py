@@ -17,8 +17,8 @@ from app.db.engine import Database
 from app.db.types import utcnow
 from app.domain import Channel, IdentityKind
 from app.errors import IdentityConflict
-from app.services.identity import IdentityGraph, make_key
-from app.services.identity_rules import LinkRequest
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest, make_key
 from app.stores import wechat as store
 from app.wechat.api import WeChatApi
 

@@ -23,8 +23,8 @@ from app.errors import DomainError, IdentityConflict
 from app.ingest.dictionary import DataDictionary
 from app.ingest.service import Ingestor, RecordStatus
 from app.jobs.queue import RetryLater
-from app.services.identity import IdentityGraph, make_key
-from app.services.identity_rules import LinkRequest
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import LinkRequest, make_key
 from app.settings import Settings
 from app.stores import identity as identity_store
 from app.stores import wechat as store

@@ -27,7 +27,7 @@ from app.domain import IdentityKind
 from app.logscrub import scrub
 from app.pii import PHONE, ref_of
 from app.sealing import Keyring
-from app.services.identity import make_key
+from app.services.identity_rules import make_key
 from migrations.keys import keyring, settings
 
 revision: str = "20261125_0007_channel"

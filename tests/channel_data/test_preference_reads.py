@@ -11,6 +11,7 @@ from sqlalchemy import distinct, select
 
 from app.db.channel_models import ChannelEvent
 from app.domain import Channel
+from app.domain.channel_data import EventRow
 from app.stores import channel as store
 from app.stores import preferences as preference_store
 from tests.factories.auth import service_key
@@ -19,7 +20,7 @@ from tests.factories.channel_data import event, ingest, mp_order, openid
 ODD_VALUES: list[Any] = ["A1", " B2 ", "", "  ", 7, 0, 1.5, True, False, None, {"x": 1}, ["C3"]]
 
 
-def _scored(rules: Any, rows: list[store.EventRow]) -> list[tuple[Any, ...]]:
+def _scored(rules: Any, rows: list[EventRow]) -> list[tuple[Any, ...]]:
     out = []
     for e in rows:
         sku = rules.sku_of(e.channel, e.properties)

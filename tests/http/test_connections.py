@@ -35,9 +35,13 @@ query ($first: Int!) {
 
 @contextmanager
 def checkouts(app: FastAPI) -> Iterator[list[object]]:
-    """Every connection taken from the read pools (on PostgreSQL, the one pool) while inside."""
+    """Every connection taken from the read pools (on PostgreSQL, the one pool) while inside, and
+    those of the compiled reads' own connections (app/db/direct.py), counted when it ends."""
     taken: list[object] = []
     pools = {app.state.db.read_engine.pool, *(s.engines.read_engine.pool for s in app.state.db.stores)}
+    engines = (app.state.db, *(s.engines for s in app.state.db.stores))
+    direct = {id(e.direct): e.direct for e in engines if e.direct is not None}  # each database once
+    before = {k: d.taken for k, d in direct.items()}
 
     def record(_dbapi: Any, _record: Any, _proxy: Any) -> None:
         taken.append(_record)
@@ -49,6 +53,8 @@ def checkouts(app: FastAPI) -> Iterator[list[object]]:
     finally:
         for pool in pools:
             event.remove(pool, "checkout", record)
+        for k, d in direct.items():
+            taken += [f"direct {n}" for n in range(d.taken - before[k])]
 
 
 async def test_one_read_connection_per_request(app: FastAPI, client: httpx.AsyncClient, gql: Gql) -> None:

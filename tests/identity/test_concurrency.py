@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 
 from app.db.models import Identity, User
 from app.domain import IdentityKind
-from app.services.identity import make_key
+from app.services.identity_rules import make_key
 from app.settings import Settings
 from app.stores import identity as store
 from tests.conftest import by_nature

@@ -16,7 +16,8 @@ from sqlalchemy.engine import make_url
 from app.db.channel_models import ChannelCartItem, ChannelOrder, DeadLetter, RawRecord
 from app.db.models import Identity, IdentityEdge, User
 from app.domain import IdentityKind
-from app.services.identity import IdentityGraph, make_key
+from app.services.identity import IdentityGraph
+from app.services.identity_rules import make_key
 from app.settings import Settings
 from tests.conftest import by_nature, settings_for
 from tests.factories.auth import service_key
