@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from app.cursors import Position
 from app.db.engine import Engines
@@ -65,9 +66,22 @@ def _in(channels: Sequence[Channel], wanted: Channel | None) -> tuple[Channel, .
 
 
 def _portrait_query(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> PortraitQuery | None:
-    """As the portrait loaders read (loaders/portrait.py, app/stores/preferences.py)."""
     if not reads.portrait:
         return None
+    key = (id(loaders.dictionary), tuple(channels), reads.portrait)
+    found = _portrait_queries.get(key)
+    if found is None or found[0] is not loaders.dictionary:
+        if len(_portrait_queries) > 64:
+            _portrait_queries.clear()
+        found = _portrait_queries[key] = (loaders.dictionary, _portrait_query_of(reads, channels, loaders))
+    return found[1]
+
+
+_portrait_queries: dict[tuple[int, tuple[Channel, ...], frozenset[str]], tuple[Any, PortraitQuery]] = {}
+
+
+def _portrait_query_of(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> PortraitQuery:
+    """As the portrait loaders read (loaders/portrait.py, app/stores/preferences.py)."""
     d = loaders.dictionary
     rules = d.preferences
     sku_keys = sorted({k for keys in rules.sku_fields.values() for k in keys})

@@ -51,8 +51,24 @@ def _ranked(table: str, cols: str, cond: str, at: str) -> str:
     )
 
 
+_made: dict[tuple[bool, PortraitQuery, str], tuple[list[tuple[str, str]], dict[str, Any]]] = {}
+
+
 def parts(sql: Any, q: PortraitQuery, refs: str, params: dict[str, Any]) -> list[tuple[str, str]]:
-    """The JSON parts of one channel-store database (`sql`: app/stores/compiled.py's dialect)."""
+    """The JSON parts of one channel-store database (`sql`: app/stores/compiled.py's dialect); made
+    once per query (its values are the dictionary's, the same for every request)."""
+    key = (sql.pg, q, refs)
+    found = _made.get(key)
+    if found is None:
+        if len(_made) > 256:
+            _made.clear()
+        made: dict[str, Any] = {}
+        found = _made[key] = (_parts(sql, q, refs, made), made)
+    params.update(found[1])
+    return found[0]
+
+
+def _parts(sql: Any, q: PortraitQuery, refs: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     channels = [c.value for c in q.channels]
     where = f"identity_ref IN {refs} AND channel IN "
