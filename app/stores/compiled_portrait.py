@@ -14,6 +14,8 @@ from app.domain.channel_data import EventRow, OrderRow
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from app.stores.sign_ins import SignInSpan
 
+_CHANNELS = {c.value: c for c in Channel}
+
 
 @dataclass(frozen=True)
 class PortraitQuery:
@@ -70,12 +72,13 @@ def parts(sql: Any, q: PortraitQuery, refs: str, params: dict[str, Any]) -> list
 
 def _parts(sql: Any, q: PortraitQuery, refs: str, params: dict[str, Any]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
-    channels = [c.value for c in q.channels]
-    where = f"identity_ref IN {refs} AND channel IN "
+    # One list of channels and one of paid codes, named once: each value is bound once.
+    params.update(pt_ch=[c.value for c in q.channels], pt_paid=list(q.paid) or [-1])
+    where = f"identity_ref IN {refs} AND channel IN :pt_ch"
     if q.preferences:
         if q.event_types and q.sku_keys:
-            params.update(pe_ch=channels, pe_ty=list(q.event_types), pe_n=q.events_per_ref)
-            cond = f"{where}:pe_ch AND type IN :pe_ty"
+            params.update(pe_ty=list(q.event_types), pe_n=q.events_per_ref)
+            cond = f"{where} AND type IN :pe_ty"
             src = _ranked(
                 "ch_events", "id, channel, identity_ref, type, occurred_at, properties", cond, "occurred_at"
             )
@@ -95,33 +98,30 @@ def _parts(sql: Any, q: PortraitQuery, refs: str, params: dict[str, Any]) -> lis
             source = f"{src} WHERE rank <= :pe_n AND ({has})"
             cols = ["channel", "identity_ref", "type", "occurred_at", props]
             out.append(("pe", sql.agg(cols, source, "identity_ref, rank")))
-        params.update(po_ch=channels, po_paid=list(q.paid) or [-1], po_n=q.orders_per_ref)
-        src = _ranked("ch_orders", "*", f"{where}:po_ch", "placed_at")
+        params.update(po_n=q.orders_per_ref)
+        src = _ranked("ch_orders", "*", where, "placed_at")
         cols = ["id", "channel", "order_id", "identity_ref", "status_code", "total_cents", "currency"]
         cols += [sql.json_col("items"), "placed_at", "updated_at"]
-        source = f"{src} WHERE rank <= :po_n AND status_code IN :po_paid"
+        source = f"{src} WHERE rank <= :po_n AND status_code IN :pt_paid"
         out.append(("po", sql.agg(cols, source, "identity_ref, rank")))
         if q.cart_types:
-            params.update(pc_ch=channels, pc_ty=list(q.cart_types))
-            source = f"FROM ch_records WHERE {where}:pc_ch AND type IN :pc_ty"
+            params.update(pc_ty=list(q.cart_types))
+            source = f"FROM ch_records WHERE {where} AND type IN :pc_ty"
             cols = ["identity_ref", "channel", "type", "occurred_at", sql.json_col("payload")]
             out.append(("pc", sql.agg(cols, source, "occurred_at, id")))
     if q.figures:
-        params.update(ps_ch=channels)
         spans = (
             "FROM (SELECT identity_ref AS ref, channel AS ch, min(occurred_at) AS f, max(occurred_at) AS l "
-            f"FROM ch_records WHERE {where}:ps_ch GROUP BY identity_ref, channel) s"
+            f"FROM ch_records WHERE {where} GROUP BY identity_ref, channel) s"
         )
         out.append(("ps", sql.agg(["ref", "ch", "f", "l"], spans, "ref, ch")))
-        paid = list(q.paid) or [-1]
-        params.update(pf_ch=channels, pf_p1=paid, pf_p2=paid, pf_p3=paid, pf_p4=paid)
         figures = (
             "FROM (SELECT identity_ref AS ref, channel AS ch, "
-            "count(CASE WHEN status_code IN :pf_p1 THEN 1 END) AS n, "
-            "COALESCE(SUM(CASE WHEN status_code IN :pf_p2 THEN total_cents ELSE 0 END), 0) AS cents, "
-            "min(CASE WHEN status_code IN :pf_p3 THEN placed_at END) AS fp, "
-            "max(CASE WHEN status_code IN :pf_p4 THEN placed_at END) AS lp, min(placed_at) AS fo "
-            f"FROM ch_orders WHERE {where}:pf_ch GROUP BY identity_ref, channel) f"
+            "count(CASE WHEN status_code IN :pt_paid THEN 1 END) AS n, "
+            "COALESCE(SUM(CASE WHEN status_code IN :pt_paid THEN total_cents ELSE 0 END), 0) AS cents, "
+            "min(CASE WHEN status_code IN :pt_paid THEN placed_at END) AS fp, "
+            "max(CASE WHEN status_code IN :pt_paid THEN placed_at END) AS lp, min(placed_at) AS fo "
+            f"FROM ch_orders WHERE {where} GROUP BY identity_ref, channel) f"
         )
         out.append(("pf", sql.agg(["ref", "ch", "n", "cents", "fp", "lp", "fo"], figures, "ref, ch")))
     return out
@@ -137,7 +137,7 @@ def sign_in_part(sql: Any, refs: str) -> tuple[str, str]:
 
 
 def sign_in_rows(found: dict[str, Any], when: Callable[[str], datetime]) -> list[SignInSpan]:
-    return [SignInSpan(r[0], Channel(r[1]), when(r[2]), when(r[3])) for r in found.get("si") or []]
+    return [SignInSpan(r[0], _CHANNELS[r[1]], when(r[2]), when(r[3])) for r in found.get("si") or []]
 
 
 def rows(
@@ -150,14 +150,19 @@ def rows(
     out = PortraitRows()
     out.events = [
         EventRow(
-            id=0, channel=Channel(r[0]), identity_ref=r[1], type=r[2], occurred_at=when(r[3]), properties=r[4]
+            id=0,
+            channel=_CHANNELS[r[0]],
+            identity_ref=r[1],
+            type=r[2],
+            occurred_at=when(r[3]),
+            properties=r[4],
         )
         for r in found.get("pe") or []
     ]
     out.orders = [
         OrderRow(
             id=r[0],
-            channel=Channel(r[1]),
+            channel=_CHANNELS[r[1]],
             order_id=r[2],
             identity_ref=r[3],
             status_code=r[4],
@@ -169,10 +174,10 @@ def rows(
         )
         for r in found.get("po") or []
     ]
-    out.carts = [CartChange(r[0], Channel(r[1]), r[2], when(r[3]), r[4]) for r in found.get("pc") or []]
-    out.spans = [SpanRow(r[0], Channel(r[1]), when(r[2]), when(r[3])) for r in found.get("ps") or []]
+    out.carts = [CartChange(r[0], _CHANNELS[r[1]], r[2], when(r[3]), r[4]) for r in found.get("pc") or []]
+    out.spans = [SpanRow(r[0], _CHANNELS[r[1]], when(r[2]), when(r[3])) for r in found.get("ps") or []]
     out.figures = [
-        OrderFigures(r[0], Channel(r[1]), int(r[2]), int(r[3]), at(r[4]), at(r[5]), when(r[6]))
+        OrderFigures(r[0], _CHANNELS[r[1]], int(r[2]), int(r[3]), at(r[4]), at(r[5]), when(r[6]))
         for r in found.get("pf") or []
     ]
     return out
