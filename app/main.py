@@ -26,6 +26,7 @@ from app.jobs.tasks import Runtime
 from app.observability.setup import install as install_observability
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
+from app.services.audience_live import LiveAudiences
 from app.services.changes import ON_COMMITTED
 from app.settings import Settings, get_settings
 from app.stores.versions import VersionReader
@@ -49,6 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     db.write_sessions.configure(info={**db.write_sessions.kw["info"], ON_COMMITTED: [doorbell.ring]})
     feed = ChangeFeed(db, doorbell, poll_seconds=settings.changes_poll_seconds)
     db.on_dispose.insert(0, feed.stop)
+    live_audiences = LiveAudiences(db, dictionary, settings, feed)
+    db.on_dispose.insert(0, live_audiences.stop)
 
     limits = RateLimits(settings)  # the one rate limiter: requests, logins, SMS codes
     integrations = Integrations.from_settings(settings, limiter=limits.limiter)
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.set_threshold(20_000, 10, 10)
         gcpause.install(settings.gc_pause_log_ms)
         await feed.start()  # follow the outbox from now; listeners would also start it
+        live_audiences.start()  # keeps saved audiences' members, one instance at a time
         await jobs.start()  # the in-process worker (TROIKA_JOBS_IN_PROCESS), what a restart left queued
         yield
         await db.dispose()
@@ -102,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.authenticate = authenticate
     app.state.response_cache = cache
     app.state.feed = feed
+    app.state.live_audiences = live_audiences
     app.state.db = db
     app.state.settings = settings
     app.state.dictionary = dictionary

@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     # and how many nodes one tree may have.
     audience_max_depth: int = 6
     audience_max_nodes: int = 40
+    # Live membership (app/services/audience_live.py): whether this instance takes part in
+    # following the outbox (one instance at a time does), and how often every saved audience is
+    # evaluated whole again (conditions such as "within 30 days" move with the clock; 0: never).
+    audience_live: bool = True
+    audience_refresh_seconds: float = 3600.0
     # Campaigns (app/services/campaigns.py): WeChat calls per second a campaign makes at most, and
     # openids per official-account mass send (WeChat allows 10,000).
     campaign_calls_per_second: float = 20.0

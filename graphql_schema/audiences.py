@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import AsyncGenerator
 from datetime import datetime
 from enum import Enum
 from typing import Any, cast
@@ -239,14 +240,19 @@ class Audience:
     def condition(self) -> JSON:
         return cast(JSON, self.record.condition)
 
-    @strawberry.field(description="How many people it holds now.")
+    @strawberry.field(description="How many people it holds now (its kept membership, followed live).")
     async def size(self, info: Ctx) -> int:
-        return await resolve.size(info.context, self.record.condition)
+        return await resolve.kept_size(info.context, self.record.id)
 
     @strawberry.field(description="Its people, in user id order.")
     async def members(self, info: Ctx, first: int | None = 100, after: str | None = None) -> UserConnection:
         page = await resolve.members(
-            info.context, self.record.condition, first=first, after=after, default=100
+            info.context,
+            self.record.condition,
+            first=first,
+            after=after,
+            default=100,
+            saved_id=self.record.id,
         )
         return UserConnection.of(page)
 
@@ -302,6 +308,31 @@ class AudiencePreview:
     async def members(self, info: Ctx, first: int | None = 20) -> list[User]:
         page = await resolve.members(info.context, self.condition, first=first, after=None, default=20)
         return [User(record=u) for u in page.nodes]
+
+
+@strawberry.type(description="An audience's member entered or left it.")
+class AudienceChange:
+    audience: str = strawberry.field(description="The saved audience's name.")
+    user_id: strawberry.ID = strawberry.field(description="The person who entered or left.")
+    entered: bool = strawberry.field(description="True: entered; false: left.")
+    at: datetime = strawberry.field(description="When the membership follower recorded it (UTC).")
+
+
+@strawberry.type
+class AudienceSubscription:
+    @strawberry.subscription(
+        description="Members entering and leaving a saved audience, live, within a second of the change "
+        "that moved them (operators).",
+        permission_classes=AUTHENTICATED,
+    )
+    async def audience_changed(self, info: Ctx, name: str) -> AsyncGenerator[AudienceChange, None]:
+        async for audience, event in resolve.changed(info.context, name):
+            yield AudienceChange(
+                audience=audience,
+                user_id=strawberry.ID(str(event.user_id)),
+                entered=event.entered,
+                at=event.at,
+            )
 
 
 @strawberry.type

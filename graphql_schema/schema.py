@@ -11,7 +11,7 @@ from strawberry.types import ExecutionContext
 
 from app.observability.metrics import OperationMetrics
 from app.observability.tracing import OperationSpans
-from graphql_schema.audiences import AudienceMutation, AudienceQuery
+from graphql_schema.audiences import AudienceMutation, AudienceQuery, AudienceSubscription
 from graphql_schema.audit import AuditQuery
 from graphql_schema.caller import CallerQuery
 from graphql_schema.campaigns import CampaignMutation, CampaignQuery
@@ -70,7 +70,7 @@ Mutation = merge_types(
         CampaignMutation,
     ),
 )
-Subscription = merge_types("Subscription", (SyncSubscription,))
+Subscription = merge_types("Subscription", (SyncSubscription, AudienceSubscription))
 
 
 class TroikaSchema(Schema):

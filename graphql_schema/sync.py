@@ -27,7 +27,7 @@ class UserChange:
 
     @strawberry.field(
         description="What changed: IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, "
-        "RESERVATION, ERASURE"
+        "RESERVATION, ERASURE, AUDIENCE"
     )
     def topic(self) -> str:
         return self.row.topic
@@ -59,7 +59,7 @@ class SyncSubscription:
     @strawberry.subscription(
         description="Replays every change after the cursor, then follows live. Without `after`, "
         "from now. Topics filter (IDENTITY, MERGE, CONSENT, MEMBERSHIP, ROLE, ORDER, CART, BEHAVIOR, "
-        "RESERVATION, ERASURE).",
+        "RESERVATION, ERASURE, AUDIENCE).",
         permission_classes=AUTHENTICATED,
     )
     async def changes(

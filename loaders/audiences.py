@@ -1,4 +1,4 @@
-"""Which saved audiences users are in: one statement per saved audience for the whole batch."""
+"""Which saved audiences users are in: one read of the kept membership for the whole batch."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+import app.db.audience_models  # noqa: F401  (its tables join Base.metadata)
 from app.db.channel_models import ChannelBase
 from app.db.models import Base
 from app.settings import Settings

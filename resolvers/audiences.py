@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,8 +12,9 @@ from app.channels import appid_channels
 from app.context import RequestContext
 from app.domain import Channel, IdentityKind, UserRecord
 from app.domain.entitlements import Purpose
-from app.errors import Forbidden
-from app.services.audiences import AudienceRecord, Audiences
+from app.errors import Forbidden, InvalidInput
+from app.services.audiences import EVENTS_PAGE, AudienceRecord, Audiences, EventRow
+from app.services.changes import Topic
 from resolvers.identity import UserPage, parse_id
 from resolvers.paging import page_size
 
@@ -65,14 +67,29 @@ async def size(ctx: RequestContext, condition: dict[str, Any]) -> int:
     return await _service(ctx).size(condition)
 
 
+async def kept_size(ctx: RequestContext, audience_id: int) -> int:
+    """A saved audience's size, from its kept membership."""
+    _reader(ctx)
+    return await _service(ctx).kept_size(audience_id)
+
+
 async def members(
-    ctx: RequestContext, condition: dict[str, Any], *, first: int | None, after: str | None, default: int
+    ctx: RequestContext,
+    condition: dict[str, Any],
+    *,
+    first: int | None,
+    after: str | None,
+    default: int,
+    saved_id: int | None = None,
 ) -> UserPage:
-    """Members in user id order, keyset-paged by id."""
+    """Members in user id order, keyset-paged by id: a saved audience's kept ones, a preview's evaluated."""
     _reader(ctx)
     first = page_size(ctx, first, default=default)
     after_id = parse_id(after, "cursor") if after else None
-    ids, total = await _service(ctx).members(condition, first=first, after_id=after_id)
+    if saved_id is not None:
+        ids, total = await _service(ctx).kept_members(saved_id, first=first, after_id=after_id)
+    else:
+        ids, total = await _service(ctx).members(condition, first=first, after_id=after_id)
     found = await ctx.loaders.user_by_id.load_many(ids[:first])
     nodes = [u for u in found if u is not None]
     return UserPage(
@@ -153,7 +170,35 @@ async def preview(ctx: RequestContext, condition: dict[str, Any]) -> dict[str, A
 
 async def of_user(ctx: RequestContext, user: UserRecord) -> list[str]:
     _reader(ctx)
-    # Membership moves with saved conditions, other people's merges and the clock ("within 30
-    # days"), none of which this user's version follows.
+    # Kept membership moves a moment after the change that moved it, and with saves and
+    # deletions, which this user's version does not follow.
     ctx.uncacheable()
     return await ctx.loaders.audiences_by_user_id.load(user.id)
+
+
+async def changed(ctx: RequestContext, name: str) -> AsyncIterator[tuple[str, EventRow]]:
+    """A saved audience's entries and exits from now on, as the membership follower records them.
+
+    The follower writes them in the transaction that appends AUDIENCE rows to the outbox, so an
+    AUDIENCE row delivered by the feed means they can be read; rows the feed had delivered before a
+    read are covered by it, and are skipped."""
+    _reader(ctx)
+    service = _service(ctx)
+    async with ctx.read() as session:
+        found = await service.get(session, name)
+    if found is None:
+        raise InvalidInput(f"no saved audience named {name!r}", field="name")
+    async with ctx.feed.listen(None) as listener:
+        seen_event = await service.last_event()
+        covered = ctx.feed.last
+        async for change in listener.follow(ctx.feed.last):
+            if change.topic != Topic.AUDIENCE or change.cursor <= covered:
+                continue
+            while True:
+                covered = ctx.feed.last
+                events = await service.events_after(found.id, seen_event)
+                for event in events:
+                    seen_event = event.id
+                    yield found.name, event
+                if len(events) < EVENTS_PAGE:
+                    break

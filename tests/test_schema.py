@@ -29,14 +29,7 @@ def test_schema_file_is_current() -> None:
         None,
         "official-account",
         "portrait",
-        pytest.param(
-            "audiences",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="issue 13 is partly built: audienceChanged/AudienceChange are not served yet "
-                "(audiences, reservations, recipients and campaigns are)",
-            ),
-        ),
+        "audiences",
     ],
 )
 def test_contract_is_served(part: str | None) -> None:

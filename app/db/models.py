@@ -387,6 +387,9 @@ class Audience(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     updated_by: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Set by a save: the outbox cursor its full evaluation started from, until the membership
+    # follower has re-evaluated whoever changed since (app/services/audience_live.py).
+    live_from: Mapped[int | None] = mapped_column(BigId, nullable=True)
 
 
 class Campaign(Base):

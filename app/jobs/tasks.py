@@ -16,8 +16,8 @@ from procrastinate import App, JobContext
 from app.db.types import utcnow
 from app.jobs.queue import Backoff, RetryLater, backoff_for
 from app.settings import Settings
+from app.stores import audience_members, cleanup
 from app.stores import changes as outbox
-from app.stores import cleanup
 
 if TYPE_CHECKING:
     from app.db.engine import Database
@@ -113,6 +113,9 @@ async def clean_up_database(db: Database, s: Settings) -> dict[str, int]:
 
     hub_steps = {
         "outbox": lambda session: outbox.prune(session, older_than=ago(s.changes_retention_days)),
+        "audience_events": lambda session: audience_members.prune_events(
+            session, older_than=ago(s.changes_retention_days)
+        ),
         "sms_codes": lambda session: cleanup.spent_phone_codes(
             session, before=ago(s.sms_code_retention_days)
         ),

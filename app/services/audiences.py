@@ -1,4 +1,5 @@
-"""Saved audiences: named conditions over the unified user, evaluated in SQL when read."""
+"""Saved audiences: named conditions over the unified user, evaluated in SQL; the members of a saved
+one are kept (filled when saved, followed live by app/services/audience_live.py)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,17 @@ from app.ingest.dictionary import DataDictionary
 from app.services import audit
 from app.services.audience_conditions import Node, parse_condition, pruned
 from app.services.audience_eval import evaluated
+from app.services.changes import Topic, record_changes
 from app.settings import Settings
+from app.stores import audience_members as members_store
+from app.stores import changes as outbox
 from app.stores import identity as identity_store
 
 NAME = re.compile(r"^[\w\-. \u4e00-\u9fff]{1,100}$")
 
 
+EventRow = members_store.EventRow
+EVENTS_PAGE = members_store.PAGE
 NO_CONSENT, NOT_REACHABLE, UNSUBSCRIBED = "NO_CONSENT", "NOT_REACHABLE", "UNSUBSCRIBED"
 
 
@@ -43,6 +49,7 @@ class Recipients:
 
 @dataclass(frozen=True, slots=True)
 class AudienceRecord:
+    id: int
     name: str
     description: str | None
     condition: dict[str, Any]
@@ -50,7 +57,7 @@ class AudienceRecord:
 
 
 def _record(a: Audience) -> AudienceRecord:
-    return AudienceRecord(a.name, a.description, a.condition, a.updated_at)
+    return AudienceRecord(a.id, a.name, a.description, a.condition, a.updated_at)
 
 
 class Audiences:
@@ -89,13 +96,18 @@ class Audiences:
         if found is None:
             found = Audience(name=name, created_at=now)
             session.add(found)
+        new = found.id is None
         found.description, found.condition, found.updated_at, found.updated_by = (
             description,
             saved,
             now,
             actor,
         )
+        # The follower re-evaluates whoever changes after this cursor (it may have passed them by
+        # before this save commits); everything before it, the full evaluation below sees.
+        found.live_from = await outbox.last_cursor(session)
         await session.flush()
+        await self.fill(session, found.id, saved, events=not new)
         await audit.record(
             session,
             actor=actor,
@@ -105,10 +117,46 @@ class Audiences:
         )
         return _record(found)
 
+    async def fill(
+        self, session: AsyncSession, audience_id: int, condition: dict[str, Any], *, events: bool
+    ) -> int:
+        """Evaluate the whole audience in SQL and keep its members; entries and exits are recorded
+        (and announced in the outbox) when `events`. Returns how many moved."""
+        now_in = await self.evaluate(condition, None)
+        before = await members_store.kept(session, audience_id, None)
+        return await self.move(session, audience_id, now_in - before, before - now_in, events=events)
+
+    async def move(
+        self, session: AsyncSession, audience_id: int, entered: set[int], left: set[int], *, events: bool
+    ) -> int:
+        """Apply entries and exits to the kept membership, in the caller's transaction."""
+        if not entered and not left:
+            return 0
+        await members_store.apply(
+            session, audience_id, entered=entered, left=left, at=utcnow(), events=events
+        )
+        if events:
+            await record_changes(session, [(u, Topic.AUDIENCE) for u in entered | left])
+        return len(entered) + len(left)
+
+    async def evaluate(self, condition: dict[str, Any], user_ids: Sequence[int] | None) -> set[int]:
+        """Who is in the audience now: everyone, or only among `user_ids` (one SQL statement)."""
+        if user_ids is not None and not user_ids:
+            return set()
+        node = self.parse(condition)
+        async with evaluated(
+            self.db, self.dictionary, self.settings, node, now=utcnow(), only=user_ids
+        ) as ev:
+            if user_ids is None:
+                return set((await ev.session.execute(ev.members())).scalars())
+            return await ev.among(user_ids)
+
     async def delete(self, session: AsyncSession, *, name: str, actor: str) -> bool:
         gone = await session.execute(delete(Audience).where(Audience.name == name).returning(Audience.id))
-        if gone.first() is None:
+        row = gone.first()
+        if row is None:
             return False
+        await members_store.forget(session, row[0])
         await audit.record(
             session, actor=actor, action="audience.delete", user_id=None, details={"name": name}
         )
@@ -122,6 +170,19 @@ class Audiences:
         return [
             _record(a) for a in (await session.execute(select(Audience).order_by(Audience.name))).scalars()
         ]
+
+    async def kept_size(self, audience_id: int) -> int:
+        """A saved audience's size, from its kept membership."""
+        async with self.db.read_sessions() as session:
+            return await members_store.size(session, audience_id)
+
+    async def kept_members(
+        self, audience_id: int, *, first: int, after_id: int | None
+    ) -> tuple[list[int], int]:
+        """A page of kept members (one more than `first` when another page follows), and the size."""
+        async with self.db.read_sessions() as session:
+            ids = await members_store.page(session, audience_id, first=first + 1, after_id=after_id)
+            return ids, await members_store.size(session, audience_id)
 
     async def size(self, condition: dict[str, Any]) -> int:
         async with evaluated(
@@ -148,7 +209,9 @@ class Audiences:
         after_id: int | None,
     ) -> Recipients:
         """Members reachable in `channel` for `purpose`, and the others counted by the first reason
-        that leaves them out (NO_CONSENT, NOT_REACHABLE, UNSUBSCRIBED)."""
+                that leaves them out (EventRow = members_store.EventRow
+        EVENTS_PAGE = members_store.PAGE
+        NO_CONSENT, NOT_REACHABLE, UNSUBSCRIBED)."""
         node = self.parse(condition)
         async with evaluated(self.db, self.dictionary, self.settings, node, now=utcnow()) as ev:
             reach = await ev.reach(channel, purpose)
@@ -222,17 +285,21 @@ class Audiences:
             )
         return set(ids)
 
+    async def last_event(self) -> int:
+        """The newest entry or exit recorded (0 for none): audienceChanged follows from there."""
+        async with self.db.read_sessions() as session:
+            return await members_store.last_event(session)
+
+    async def events_after(self, audience_id: int, after: int) -> list[members_store.EventRow]:
+        """One audience's entries and exits after event id `after`, oldest first (a page)."""
+        async with self.db.read_sessions() as session:
+            return await members_store.events_after(session, audience_id, after)
+
     async def of_users(self, user_ids: Sequence[int]) -> dict[int, list[str]]:
-        """The saved audiences each of these users is in: one statement per saved audience."""
+        """The saved audiences each of these users is in, from the kept membership."""
         out: dict[int, list[str]] = {uid: [] for uid in user_ids}
         if not user_ids:
             return out
         async with self.db.read_sessions() as session:
-            saved = await self.all(session)
-        now = utcnow()
-        for audience in saved:
-            node = self.parse(audience.condition)
-            async with evaluated(self.db, self.dictionary, self.settings, node, now=now, only=user_ids) as ev:
-                for uid in await ev.among(user_ids):
-                    out[uid].append(audience.name)
+            out.update(await members_store.names_of(session, user_ids))
         return out

@@ -35,6 +35,7 @@ class Topic(StrEnum):
     BEHAVIOR = "BEHAVIOR"
     RESERVATION = "RESERVATION"
     ERASURE = "ERASURE"  # the person was erased (eraseUser): forget them
+    AUDIENCE = "AUDIENCE"  # the person entered or left a saved audience (audienceChanged)
 
 
 async def record_changes(
@@ -89,6 +90,10 @@ async def users_changed(session: AsyncSession, user_ids: Iterable[int], *, topic
 
 @event.listens_for(Session, "before_commit")
 def _append_pending(session: Session) -> None:
+    # SQLAlchemy calls the commit hooks when a savepoint is released too (begin_nested): the
+    # outbox is appended, and the doorbell rung, only at the transaction's own commit.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(_PENDING, None)
     if pending:
         session.info[_RECORDED] = outbox.append(session, sorted(pending), at=utcnow())[-1]
@@ -96,6 +101,8 @@ def _append_pending(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _ring(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
     cursor = session.info.pop(_RECORDED, None)
     if cursor is not None:
         hooks: list[Callable[[int], Any]] = session.info.get(ON_COMMITTED, [])

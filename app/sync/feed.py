@@ -93,6 +93,7 @@ class ChangeFeed:
         self.by_user: dict[int, set[Listener]] = {}
         self.everyone: set[Listener] = set()
         self.listeners_changed = asyncio.Event()  # set when a listener comes or goes: readiness to wait on
+        self.advanced = asyncio.Event()  # set whenever new rows were read (the audience follower waits on it)
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Lock()
 
@@ -171,6 +172,8 @@ class ChangeFeed:
             for row in rows:
                 self._dispatch(row)
                 self.last = row.cursor
+            if rows:
+                self.advanced.set()
             if len(rows) < self.page:
                 return
 

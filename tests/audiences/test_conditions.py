@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from tests.factories.audiences import followed
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.channel_data import (
     app_order,
@@ -193,13 +194,15 @@ async def test_saved_audience_pages_and_follows_consent(
         granted=True,
         source="APP",
     )
+    await followed(aud_app)
     found = (await aud_gql(AUDIENCE, {"name": "小程序买过"}, token=op))["audience"]
     assert found["size"] == 2
     assert [n["id"] for n in found["members"]["nodes"]] == sorted(w.of("ac"), key=int)
-    # Consent withdrawn after saving: the audience follows at once.
+    # Consent withdrawn after saving: the kept membership follows the outbox.
     await set_consent(
         aud_gql, op, "MARKETING", granted=False, source="APP", channel="APP", user_id=w.ids["a"]
     )
+    await followed(aud_app)
     assert (await aud_gql(AUDIENCE, {"name": "小程序买过"}, token=op))["audience"]["size"] == 1
     got = (await aud_gql(USER_AUDIENCES, {"id": w.ids["c"]}, token=op))["user"]["audiences"]
     assert got == ["小程序买过"]

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from procrastinate.periodic import PeriodicDeferrer
 from sqlalchemy import func, insert, select
 
+from app.db.audience_models import AudienceEvent
 from app.db.channel_models import DeadLetter
 from app.db.models import Change, PhoneCode, RefreshToken, User, WechatInbox
 from app.db.types import utcnow
@@ -80,6 +81,8 @@ async def test_each_clean_up_deletes_only_what_is_past_its_retention(app: FastAP
         await session.execute(
             insert(Change), [{"id": i, "user_id": user_id, "topic": "USER", "at": old} for i in (1, 2, 3)]
         )
+        moved = {"audience_id": 1, "user_id": user_id, "entered": True}
+        await session.execute(insert(AudienceEvent), [{**moved, "at": old}, {**moved, "at": fresh}])
     async with db.stores[0].engines.write_sessions() as session, session.begin():
         letter = {"channel": "APP", "payload": "{}", "reason": "bad"}
         await session.execute(
@@ -89,6 +92,7 @@ async def test_each_clean_up_deletes_only_what_is_past_its_retention(app: FastAP
     counts = await clean_up_database(db, s)
     assert counts == {
         "outbox": 2,  # the newest row is kept: it numbers the next
+        "audience_events": 1,
         "sms_codes": 2,
         "refresh_tokens": 3,
         "inbox_done": 1,

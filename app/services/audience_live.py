@@ -1,0 +1,278 @@
+"""Live audience membership: a follower of the outbox keeps every saved audience's members.
+
+For the users each batch of changes touched (a merge's survivor too), every saved audience is
+evaluated again restricted to them (one SQL statement each), and who entered or left is applied
+to the kept membership, recorded as events and announced in the outbox (topic AUDIENCE), all in
+one transaction that also moves the follower's cursor, from the cursor it read, or not at all.
+Several instances may run the follower; one at a time leads (a PostgreSQL advisory lock held on
+a connection of its own; SQLite has one writer, in process). The cursor's compare-and-set keeps
+a batch from being applied twice even if two ever ran at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.background import spawn
+from app.db.engine import Database
+from app.db.models import Audience
+from app.ingest.dictionary import DataDictionary
+from app.services.audiences import Audiences
+from app.services.changes import Topic
+from app.settings import Settings
+from app.stores import audience_members as members
+from app.stores import changes as outbox
+from app.stores import identity as identity_store
+from app.sync.feed import ChangeFeed
+
+log = logging.getLogger("troika.audiences")
+
+LEADER_LOCK = 0x7472_6F69_6B62  # the leader's advisory lock; any constant all instances share
+PAGE = 1000
+STANDBY_SECONDS = 1.0
+# The longest the leader waits for the feed before reading the outbox itself: a wake-up can come
+# a moment before the change it announces is readable, and the feed may poll rarely.
+IDLE_SECONDS = 1.0
+
+
+# Which changes can move a person in or out of a condition's leaf. A change of any other topic
+# (IDENTITY, MERGE, ERASURE, and any new one) re-evaluates every audience for that person.
+_LEAF_TOPICS: dict[str, frozenset[str]] = {
+    "orders": frozenset({Topic.ORDER}),
+    "behavior": frozenset({Topic.BEHAVIOR}),
+    "reservations": frozenset({Topic.RESERVATION}),
+    "identity": frozenset({Topic.BEHAVIOR}),  # the official account's subscribe and unsubscribe
+    "membership": frozenset({Topic.MEMBERSHIP}),
+    "interest": frozenset({Topic.BEHAVIOR, Topic.RESERVATION, Topic.ORDER}),
+    "cart": frozenset({Topic.CART}),
+    "consent": frozenset({Topic.CONSENT}),
+}
+LEAF_TOPICS = frozenset().union(*_LEAF_TOPICS.values())
+
+
+def topics_of(condition: Any) -> set[str]:
+    """The leaf topics a saved condition reads (an unknown leaf: all of them)."""
+    out: set[str] = set()
+    if isinstance(condition, list):
+        for part in condition:
+            out |= topics_of(part)
+        return out
+    if not isinstance(condition, dict):
+        return out
+    for key, value in condition.items():
+        if key in ("all", "any", "not"):
+            out |= topics_of(value)
+        else:
+            out |= _LEAF_TOPICS.get(key, LEAF_TOPICS)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    id: int
+    condition: dict[str, Any]
+    updated_at: datetime
+    live_from: int | None
+
+
+@dataclass
+class _Plan:
+    audience: _Saved
+    entered: set[int]
+    left: set[int]
+
+
+class LiveAudiences:
+    """Follows the outbox and keeps saved audiences' members; `catch_up` brings them up to date now."""
+
+    def __init__(
+        self, db: Database, dictionary: DataDictionary, settings: Settings, feed: ChangeFeed
+    ) -> None:
+        self.db, self.settings, self.feed = db, settings, feed
+        self.service = Audiences(db, dictionary, settings)
+        self.leading = False
+        self.batches = 0  # batches this instance applied
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._held: AsyncConnection | None = None
+
+    def start(self) -> None:
+        if self.settings.audience_live and self._task is None:
+            self._task = spawn(self._run(), name="audience-follower")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with self._leadership():
+                    await self._lead()
+            except Exception:  # the database away, the lock's connection lost: stand by again
+                log.exception("audience follower stopped; standing by")
+            await asyncio.sleep(STANDBY_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def _leadership(self) -> AsyncIterator[None]:
+        """Held while this instance leads: a session advisory lock on PostgreSQL, nothing on SQLite."""
+        if self.db.is_sqlite:
+            self.leading = True
+            try:
+                yield
+            finally:
+                self.leading = False
+            return
+        async with self.db.write_engine.connect() as conn:
+            while True:
+                got = (
+                    await conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": LEADER_LOCK})
+                ).scalar()
+                await conn.commit()
+                if got:
+                    break
+                await asyncio.sleep(STANDBY_SECONDS)
+            self._held, self.leading = conn, True
+            try:
+                yield
+            finally:
+                self._held, self.leading = None, False
+                with contextlib.suppress(Exception):
+                    await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": LEADER_LOCK})
+                    await conn.commit()
+
+    async def _lead(self) -> None:
+        refresh = self.settings.audience_refresh_seconds
+        refreshed = time.monotonic()
+        await self.feed.start()  # its reads of the outbox wake us up; we read from our own cursor
+        while True:
+            self.feed.advanced.clear()
+            await self.catch_up()
+            if refresh > 0 and time.monotonic() - refreshed >= refresh:
+                await self.refresh()
+                refreshed = time.monotonic()
+            try:
+                await asyncio.wait_for(
+                    self.feed.advanced.wait(), min(self.settings.changes_poll_seconds, IDLE_SECONDS)
+                )
+            except TimeoutError:
+                if self._held is not None:  # still leading: the lock's connection is alive
+                    await self._held.execute(text("SELECT 1"))
+                    await self._held.commit()
+
+    async def catch_up(self) -> int:
+        """Apply every batch of the outbox past the follower's cursor; returns how many were applied."""
+        applied = 0
+        async with self._lock:
+            while True:
+                async with self.db.read_sessions() as session:
+                    cursor = await members.follower_cursor(session)
+                    rows = await outbox.after(session, cursor, limit=PAGE)
+                    saved = await _saved(session)
+                if not rows and not any(a.live_from is not None for a in saved):
+                    return applied
+                new = rows[-1].cursor if rows else cursor
+                touched: dict[str, set[int]] = {}
+                for r in rows:
+                    if r.topic != Topic.AUDIENCE:
+                        touched.setdefault(r.topic, set()).add(r.user_id)
+                if await self._apply(cursor, new, touched, saved):
+                    applied += 1
+                    self.batches += 1
+                if len(rows) < PAGE:
+                    return applied
+
+    async def _apply(self, old: int, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> bool:
+        plans: list[_Plan] = []
+        everyone = set().union(*touched.values()) if touched else set()
+        survivors = await self._survivors(everyone)
+        for audience in saved:
+            relevant = topics_of(audience.condition)
+            users = set().union(
+                *(ids for topic, ids in touched.items() if topic in relevant or topic not in LEAF_TOPICS)
+            )
+            users |= {survivors[u] for u in users if u in survivors}
+            if audience.live_from is not None and audience.live_from < new:
+                async with self.db.read_sessions() as session:
+                    gap = await members.touched_between(session, audience.live_from, new)
+                gap_survivors = await self._survivors(gap)
+                users = users | gap | set(gap_survivors.values())
+            plans.append(await self._plan(audience, users))
+        async with self.db.write_sessions() as session, session.begin():
+            if not await members.advance(session, old, new):
+                return False  # another follower applied this batch
+            current = await _locked(session, [a.id for a in saved])
+            for plan in plans:
+                a = plan.audience
+                if current.get(a.id) != a.updated_at:
+                    continue  # saved again or deleted meanwhile: that save evaluated it whole
+                await self.service.move(session, a.id, plan.entered, plan.left, events=True)
+                if a.live_from is not None:
+                    await session.execute(update(Audience).where(Audience.id == a.id).values(live_from=None))
+        return True
+
+    async def _plan(self, audience: _Saved, users: set[int] | None) -> _Plan:
+        """Who enters and leaves among `users` (everyone when None)."""
+        if users is not None and not users:
+            return _Plan(audience, set(), set())
+        now_in = await self.service.evaluate(audience.condition, None if users is None else sorted(users))
+        async with self.db.read_sessions() as session:
+            before = await members.kept(session, audience.id, None if users is None else sorted(users))
+        return _Plan(audience, now_in - before, before - now_in)
+
+    async def _survivors(self, users: set[int]) -> dict[int, int]:
+        """Whom each of these users resolves to now (an absorbed user's survivor: members are persons)."""
+        if not users:
+            return {}
+        async with self.db.read_sessions() as session:
+            found = await identity_store.resolve_users(session, sorted(users))
+        return {u: record.id for u, record in found.items()}
+
+    async def refresh(self) -> int:
+        """Evaluate every saved audience whole again (the clock moves "within N days"); how many moved."""
+        moved = 0
+        async with self._lock:
+            async with self.db.read_sessions() as session:
+                saved = await _saved(session)
+            for audience in saved:
+                plan = await self._plan(audience, None)
+                if not plan.entered and not plan.left:
+                    continue
+                async with self.db.write_sessions() as session, session.begin():
+                    if (await _locked(session, [audience.id])).get(audience.id) != audience.updated_at:
+                        continue
+                    moved += await self.service.move(
+                        session, audience.id, plan.entered, plan.left, events=True
+                    )
+        return moved
+
+    def stats(self) -> dict[str, Any]:
+        return {"leading": self.leading, "batches": self.batches}
+
+
+async def _saved(session: Any) -> list[_Saved]:
+    stmt = select(Audience.id, Audience.condition, Audience.updated_at, Audience.live_from).order_by(
+        Audience.id
+    )
+    return [_Saved(r.id, r.condition, r.updated_at, r.live_from) for r in (await session.execute(stmt)).all()]
+
+
+async def _locked(session: Any, ids: list[int]) -> dict[int, datetime]:
+    """The audiences' versions, locked until the transaction ends (a save waits, and is seen)."""
+    if not ids:
+        return {}
+    stmt = select(Audience.id, Audience.updated_at).where(Audience.id.in_(ids)).with_for_update()
+    return {r.id: r.updated_at for r in (await session.execute(stmt)).all()}
