@@ -2,8 +2,9 @@
 
 strawberry wraps each extension's hook in a new context-manager function for each of an
 operation's four stages (12 extensions: 48 look-ups and a dozen `functools.wraps` per request).
-Which hook a class has, and of what kind, never changes: it is worked out once here, and a
-request only binds it to its own extension instances. The hooks run exactly as strawberry runs
+Which hook a class has, and of what kind, never changes: it is worked out once per stage and list
+of extension classes (which of them have a hook at all), and a request only binds those hooks to
+its own extension instances. The hooks run exactly as strawberry runs
 them (same order, same stacks); only the look-up is kept.
 """
 
@@ -26,25 +27,39 @@ from strawberry.extensions.context import (
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
 
-# (stage, extension class) -> (context-manager factory taking the extension, is it async); None
-# when the class leaves the stage to SchemaExtension's default (no hook); "callable" for a plain
-# function, which strawberry's own code wraps.
-_KINDS: dict[tuple[str, type], tuple[Callable[..., Any], bool] | str | None] = {}
-_UNKNOWN = object()
+# (stage, the operation's extension classes) -> [(index, factory, is_async)] of those with a hook
+# for the stage; factory None for a plain callable, which strawberry's own code wraps.
+_PLANS: dict[tuple[str, tuple[type, ...]], list[tuple[int, Callable[..., Any] | None, bool]]] = {}
 
 
 class _Cached(ExtensionContextManagerBase):
-    def get_hook(self, extension: SchemaExtension) -> WrappedHook | None:
-        key = (self.HOOK_NAME, type(extension))
-        found = _KINDS.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            found = _KINDS[key] = _kind(self.HOOK_NAME, type(extension))
-        if found is None:
-            return None
-        if not isinstance(found, tuple):  # a plain callable: wrapped strawberry's way
-            return super().get_hook(extension)
-        factory, is_async = found
-        return WrappedHook(extension=extension, hook=functools.partial(factory, extension), is_async=is_async)
+    def __init__(self, extensions: list[SchemaExtension]) -> None:
+        self.default_hook = getattr(SchemaExtension, self.HOOK_NAME)
+        key = (self.HOOK_NAME, tuple(map(type, extensions)))
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _plan(self.HOOK_NAME, key[1])
+        hooks: list[WrappedHook] = []
+        for index, factory, is_async in plan:
+            extension = extensions[index]
+            if factory is None:
+                hook = super().get_hook(extension)
+                if hook:
+                    hooks.append(hook)
+            else:
+                hooks.append(WrappedHook(extension, functools.partial(factory, extension), is_async))
+        self.hooks = hooks
+
+
+def _plan(hook_name: str, classes: tuple[type, ...]) -> list[tuple[int, Callable[..., Any] | None, bool]]:
+    plan: list[tuple[int, Callable[..., Any] | None, bool]] = []
+    for index, cls in enumerate(classes):
+        found = _kind(hook_name, cls)
+        if isinstance(found, tuple):
+            plan.append((index, found[0], found[1]))
+        elif found is not None:
+            plan.append((index, None, False))
+    return plan
 
 
 def _kind(hook_name: str, cls: type) -> tuple[Callable[..., Any], bool] | str | None:
