@@ -26,6 +26,10 @@ from strawberry.extensions.context import (
     WrappedHook,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
+from strawberry.utils.await_maybe import await_maybe
+
+_NO_RESULTS = SchemaExtension.get_results
 
 # (stage, the operation's extension classes) -> [(index, factory, is_async)] of those with a hook
 # for the stage; factory None for a plain callable, which strawberry's own code wraps.
@@ -103,3 +107,21 @@ class CachedHooksRunner(SchemaExtensionsRunner):
 
     def executing(self) -> ExecutingContextManager:
         return _Executing(self.extensions)
+
+    def get_extensions_results_sync(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self.extensions:
+            if type(extension).get_results is not _NO_RESULTS:
+                if inspect.iscoroutinefunction(extension.get_results):
+                    raise RuntimeError("Cannot use async extension hook during sync execution")
+                data.update(extension.get_results())  # type: ignore[arg-type]
+        return data
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        # SchemaExtension's own get_results is an empty dict: only overrides are asked (and awaited).
+        data: dict[str, Any] = {}
+        for extension in self.extensions:
+            if type(extension).get_results is not _NO_RESULTS:
+                data.update(await await_maybe(extension.get_results()))
+        data.update(ctx.extensions_results)
+        return data
