@@ -85,7 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     graphql_app = GraphQLApp(
         db=db, settings=settings, dictionary=dictionary, authenticate=authenticate, feed=feed, limits=limits
     )
-    app.router.routes += [
+    # First in the router: most requests are GraphQL's, matched before FastAPI's docs routes.
+    app.router.routes[:0] = [
         Route("/graphql", graphql_app),  # every method: the view answers 405 with Allow itself
         WebSocketRoute("/graphql", graphql_app),
     ]

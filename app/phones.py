@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 from app.errors import InvalidPhone
@@ -18,8 +20,13 @@ def normalize_phone(raw: str, *, default_region: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=8192)
 def mask_phone(e164: str) -> str:
-    """138****5678 for Chinese numbers; other countries keep their +code in front."""
+    """138****5678 for Chinese numbers; other countries keep their +code in front.
+
+    Memoised: parsing is most of the cost, an answer masks the same number more than once
+    (identities and `phone`), and the result depends on the string alone.
+    """
     try:
         parsed = phonenumbers.parse(e164, None)
         national = str(parsed.national_number)

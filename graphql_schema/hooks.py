@@ -2,8 +2,9 @@
 
 strawberry wraps each extension's hook in a new context-manager function for each of an
 operation's four stages (12 extensions: 48 look-ups and a dozen `functools.wraps` per request).
-Which hook a class has, and of what kind, never changes: it is worked out once here, and a
-request only binds it to its own extension instances. The hooks run exactly as strawberry runs
+Which hook a class has, and of what kind, never changes: it is worked out once per stage and list
+of extension classes (which of them have a hook at all), and a request only binds those hooks to
+its own extension instances. The hooks run exactly as strawberry runs
 them (same order, same stacks); only the look-up is kept.
 """
 
@@ -25,26 +26,44 @@ from strawberry.extensions.context import (
     WrappedHook,
 )
 from strawberry.extensions.runner import SchemaExtensionsRunner
+from strawberry.types import ExecutionContext
+from strawberry.utils.await_maybe import await_maybe
 
-# (stage, extension class) -> (context-manager factory taking the extension, is it async); None
-# when the class leaves the stage to SchemaExtension's default (no hook); "callable" for a plain
-# function, which strawberry's own code wraps.
-_KINDS: dict[tuple[str, type], tuple[Callable[..., Any], bool] | str | None] = {}
-_UNKNOWN = object()
+_NO_RESULTS = SchemaExtension.get_results
+
+# (stage, the operation's extension classes) -> [(index, factory, is_async)] of those with a hook
+# for the stage; factory None for a plain callable, which strawberry's own code wraps.
+_PLANS: dict[tuple[str, tuple[type, ...]], list[tuple[int, Callable[..., Any] | None, bool]]] = {}
 
 
 class _Cached(ExtensionContextManagerBase):
-    def get_hook(self, extension: SchemaExtension) -> WrappedHook | None:
-        key = (self.HOOK_NAME, type(extension))
-        found = _KINDS.get(key, _UNKNOWN)
-        if found is _UNKNOWN:
-            found = _KINDS[key] = _kind(self.HOOK_NAME, type(extension))
-        if found is None:
-            return None
-        if not isinstance(found, tuple):  # a plain callable: wrapped strawberry's way
-            return super().get_hook(extension)
-        factory, is_async = found
-        return WrappedHook(extension=extension, hook=functools.partial(factory, extension), is_async=is_async)
+    def __init__(self, extensions: list[SchemaExtension]) -> None:
+        self.default_hook = getattr(SchemaExtension, self.HOOK_NAME)
+        key = (self.HOOK_NAME, tuple(map(type, extensions)))
+        plan = _PLANS.get(key)
+        if plan is None:
+            plan = _PLANS[key] = _plan(self.HOOK_NAME, key[1])
+        hooks: list[WrappedHook] = []
+        for index, factory, is_async in plan:
+            extension = extensions[index]
+            if factory is None:
+                hook = super().get_hook(extension)
+                if hook:
+                    hooks.append(hook)
+            else:
+                hooks.append(WrappedHook(extension, functools.partial(factory, extension), is_async))
+        self.hooks = hooks
+
+
+def _plan(hook_name: str, classes: tuple[type, ...]) -> list[tuple[int, Callable[..., Any] | None, bool]]:
+    plan: list[tuple[int, Callable[..., Any] | None, bool]] = []
+    for index, cls in enumerate(classes):
+        found = _kind(hook_name, cls)
+        if isinstance(found, tuple):
+            plan.append((index, found[0], found[1]))
+        elif found is not None:
+            plan.append((index, None, False))
+    return plan
 
 
 def _kind(hook_name: str, cls: type) -> tuple[Callable[..., Any], bool] | str | None:
@@ -88,3 +107,21 @@ class CachedHooksRunner(SchemaExtensionsRunner):
 
     def executing(self) -> ExecutingContextManager:
         return _Executing(self.extensions)
+
+    def get_extensions_results_sync(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for extension in self.extensions:
+            if type(extension).get_results is not _NO_RESULTS:
+                if inspect.iscoroutinefunction(extension.get_results):
+                    raise RuntimeError("Cannot use async extension hook during sync execution")
+                data.update(extension.get_results())  # type: ignore[arg-type]
+        return data
+
+    async def get_extensions_results(self, ctx: ExecutionContext) -> dict[str, Any]:
+        # SchemaExtension's own get_results is an empty dict: only overrides are asked (and awaited).
+        data: dict[str, Any] = {}
+        for extension in self.extensions:
+            if type(extension).get_results is not _NO_RESULTS:
+                data.update(await await_maybe(extension.get_results()))
+        data.update(ctx.extensions_results)
+        return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 from graphql import GraphQLError
 from strawberry import Schema
 from strawberry.extensions import SchemaExtension
+from strawberry.extensions.directives import DirectivesExtension, DirectivesExtensionSync
 from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
@@ -80,6 +81,16 @@ class TroikaSchema(Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         return None
+
+    def get_extensions(self, sync: bool = False) -> list[SchemaExtension]:
+        """strawberry's, less the tracing extension while nothing is traced (its hooks would only yield)."""
+        idle = None if OperationSpans.enabled else OperationSpans
+        resolved: list[SchemaExtension] = [
+            ext if isinstance(ext, SchemaExtension) else ext() for ext in self.extensions if ext is not idle
+        ]
+        if self.directives:
+            resolved.append(DirectivesExtensionSync() if sync else DirectivesExtension())
+        return resolved
 
     def create_extensions_runner(
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension]

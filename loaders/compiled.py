@@ -6,16 +6,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from app.cursors import Position
 from app.db.engine import Engines
+from app.db.types import utcnow
 from app.domain import Channel, IdentityKey, UserRecord
-from app.domain.channel_data import CartRow, EventRow, OrderRow
+from app.domain.channel_data import CartRow, EventRow, OrderRow, group_by_ref
 from app.pii import SESSION_KEY as KEYRING
 from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts
+from app.services.portrait import preferences
 from app.stores import compiled as store
+from app.stores.compiled_portrait import PortraitQuery, PortraitRows
+from app.stores.portrait import SpanRow
 from loaders import Loaders
 from loaders.channel_data import event_pages, order_pages
+from loaders.portrait import PREFERENCE_EVENTS_PER_IDENTITY, PREFERENCE_ORDERS_PER_IDENTITY, Figures
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,7 @@ class Reads:
     hub: frozenset[str] = frozenset()
     cart: bool = False
     interests: bool = False
+    portrait: frozenset[str] = frozenset()  # preferences, traits, journey
     orders: tuple[OrdersArgs, ...] = ()
     behavior: tuple[EventsArgs, ...] = ()
 
@@ -58,8 +65,44 @@ def _in(channels: Sequence[Channel], wanted: Channel | None) -> tuple[Channel, .
     return tuple(c for c in channels if wanted is None or c is wanted)
 
 
-def _queries(reads: Reads, channels: Sequence[Channel]) -> store.ChannelQueries:
+def _portrait_query(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> PortraitQuery | None:
+    if not reads.portrait:
+        return None
+    key = (id(loaders.dictionary), tuple(channels), reads.portrait)
+    found = _portrait_queries.get(key)
+    if found is None or found[0] is not loaders.dictionary:
+        if len(_portrait_queries) > 64:
+            _portrait_queries.clear()
+        found = _portrait_queries[key] = (loaders.dictionary, _portrait_query_of(reads, channels, loaders))
+    return found[1]
+
+
+_portrait_queries: dict[tuple[int, tuple[Channel, ...], frozenset[str]], tuple[Any, PortraitQuery]] = {}
+
+
+def _portrait_query_of(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> PortraitQuery:
+    """As the portrait loaders read (loaders/portrait.py, app/stores/preferences.py)."""
+    d = loaders.dictionary
+    rules = d.preferences
+    sku_keys = sorted({k for keys in rules.sku_fields.values() for k in keys})
+    names = sorted({k for keys in rules.name_fields.values() for k in keys})
+    return PortraitQuery(
+        channels=tuple(channels),
+        figures=bool(reads.portrait & {"traits", "journey"}),
+        preferences="preferences" in reads.portrait,
+        event_types=tuple(sorted(set(rules.view_events) | set(rules.favorite_events))),
+        sku_keys=tuple(sku_keys),
+        keys=tuple(dict.fromkeys([*sku_keys, *names])),
+        paid=tuple(d.paid_codes()),
+        cart_types=tuple(d.cart_types()),
+        events_per_ref=PREFERENCE_EVENTS_PER_IDENTITY,
+        orders_per_ref=PREFERENCE_ORDERS_PER_IDENTITY,
+    )
+
+
+def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> store.ChannelQueries:
     return store.ChannelQueries(
+        portrait=_portrait_query(reads, channels, loaders),
         orders=tuple(
             store.OrderQuery(_in(channels, o.channel), o.status_code, o.before, o.first + 1)
             for o in reads.orders
@@ -102,7 +145,7 @@ async def prefetch(
     """Read the roots and `reads` (one statement per database) and prime `loaders` with them."""
     db = loaders.db
     on_hub = next((s for s in db.stores if s.shares_hub), None)
-    channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests)
+    channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests or reads.portrait)
     query = store.HubQuery(
         ids=tuple(dict.fromkeys(ids)),  # an end user reading themselves: one id
         key=key,
@@ -112,8 +155,9 @@ async def prefetch(
         memberships="memberships" in reads.hub,
         points="points" in reads.hub,
         roles="roles" in reads.hub,
+        sign_ins=bool(reads.portrait & {"traits", "journey"}),
     )
-    here = _queries(reads, on_hub.channels) if on_hub is not None and channel_data else None
+    here = _queries(reads, on_hub.channels, loaders) if on_hub is not None and channel_data else None
     async with _target(loaders, db) as target:
         hub = await store.read_hub(target, query, here)
     active = sorted({u.id for u in hub.users.values()})
@@ -131,6 +175,8 @@ async def prefetch(
             loaders.role_grants_by_user_id.prime(uid, hub.roles.get(uid, []))
     if channel_data and active:
         await _channel_data(loaders, reads, active, hub)
+    if reads.portrait and active:
+        await _portrait(loaders, reads.portrait, active)  # read above: nothing more is asked
     return Found(owner=hub.owner, page=hub.page, total=hub.total)
 
 
@@ -141,7 +187,7 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     for st in loaders.db.stores:
         if not st.shares_hub:
             async with _target(loaders, st.engines) as target:
-                found.append(await store.read_channel(target, _queries(reads, st.channels), refs))
+                found.append(await store.read_channel(target, _queries(reads, st.channels, loaders), refs))
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}
@@ -165,7 +211,58 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
         weighed = await loaders.interests_by_user_id.weigh(active, by_user, recent)
         for uid, tags in zip(active, weighed, strict=True):
             loaders.interests_by_user_id.prime(uid, tags)
+    if reads.portrait:
+        _prime_portrait(loaders, reads.portrait, active, by_user, [f.portrait for f in found], hub)
     if reads.cart:
         lines: list[CartRow] = [r for f in found for r in f.cart]
         for uid, cart in zip(active, carts(active, by_user, lines), strict=True):
             loaders.cart_by_user_id.prime(uid, cart)
+
+
+async def _portrait(loaders: Loaders, fields: frozenset[str], active: list[int]) -> None:
+    """Traits and journeys worked out from the primed figures for every user at once (their loaders'
+    own batch functions), so the resolvers, called one user after another, find them loaded."""
+    if "traits" in fields:
+        traits = loaders.traits_by_user_id
+        for uid, t in zip(active, await traits.batch_load_fn(active), strict=True):
+            traits.prime(uid, t)
+    if "journey" in fields:
+        journeys = loaders.journey_by_user_id
+        for uid, j in zip(active, await journeys.batch_load_fn(active), strict=True):
+            journeys.prime(uid, j)
+
+
+def _prime_portrait(
+    loaders: Loaders,
+    fields: frozenset[str],
+    active: list[int],
+    by_user: dict[int, list[str]],
+    stores: list[PortraitRows | None],
+    hub: store.HubRows,
+) -> None:
+    """Preferences scored and figures gathered per person as their loaders do, from the rows read."""
+    found = [p for p in stores if p is not None]
+    if "preferences" in fields:
+        ev = group_by_ref([e for p in found for e in p.events])
+        od = group_by_ref([o for p in found for o in p.orders])
+        ct = group_by_ref([c for p in found for c in p.carts])
+        prefs, now, dictionary = loaders.preferences_by_user_id, utcnow(), loaders.dictionary
+        for uid in active:
+            refs = by_user[uid]
+            events = [e for r in refs for e in ev.get(r, [])]
+            orders = [o for r in refs for o in od.get(r, [])]
+            carts_ = [c for r in refs for c in ct.get(r, [])]
+            prefs.prime(uid, preferences(events, orders, carts_, dictionary, now))
+    if fields & {"traits", "journey"}:
+        spans = [s for p in found for s in p.spans]
+        spans += [SpanRow(s.identity_ref, s.channel, s.first_at, s.last_at) for s in hub.sign_ins]
+        span_by, fig_by = group_by_ref(spans), group_by_ref([f for p in found for f in p.figures])
+        for uid in active:
+            refs = by_user[uid]
+            loaders.figures_by_user_id.prime(
+                uid,
+                Figures(
+                    [x for r in refs for x in span_by.get(r, [])],
+                    [f for r in refs for f in fig_by.get(r, [])],
+                ),
+            )

@@ -17,8 +17,8 @@ from app.domain.portrait import Journey, Preference, Presence, Traits
 from app.ingest.dictionary import DataDictionary
 from app.services.portrait import preferences
 from app.settings import Settings
-from app.stores import channel as store
 from app.stores import portrait as portrait_store
+from app.stores import preferences as preference_store
 from app.stores import sign_ins
 from app.stores.portrait import CartChange, OrderFigures, SpanRow
 from loaders.channel_data import _PerUser
@@ -51,23 +51,23 @@ class PreferencesByUserIdLoader(DataLoader[int, list[Preference]]):
         carts: list[CartChange] = []
         for engines, channels in self.base.stores():
             async with self.base.reads.session(engines) as session:
-                events += await store.events_for_refs(
+                # Only what can score leaves the database: events with a SKU field, paid orders.
+                events += await preference_store.sku_events_for_refs(
                     session,
                     channels=channels,
                     refs=refs,
                     types=sorted(set(rules.view_events) | set(rules.favorite_events)),
-                    before=None,
+                    sku_keys=sorted({k for keys in rules.sku_fields.values() for k in keys}),
+                    name_keys=sorted({k for keys in rules.name_fields.values() for k in keys}),
                     per_ref=PREFERENCE_EVENTS_PER_IDENTITY,
                 )
-                found, _ = await store.orders_for_refs(
+                orders += await preference_store.paid_orders_for_refs(
                     session,
                     channels=channels,
                     refs=refs,
-                    status_code=None,
-                    before=None,
+                    paid_codes=self.dictionary.paid_codes(),
                     per_ref=PREFERENCE_ORDERS_PER_IDENTITY,
                 )
-                orders += found
                 carts += await portrait_store.cart_changes_for_refs(
                     session, channels=channels, refs=refs, types=self.dictionary.cart_types()
                 )

@@ -12,6 +12,7 @@ import collections
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -95,6 +96,19 @@ JOBS = Gauge(
 )
 DRAINING = Gauge("troika_draining", "1 while draining after SIGTERM.", multiprocess_mode="livemax")
 
+_CHILDREN: dict[tuple[object, tuple[str, ...]], object] = {}
+M = TypeVar("M", Counter, Histogram)
+
+
+def child(metric: M, *values: str) -> M:
+    """`metric.labels(*values)`, kept: the same child every time, without its lock and checks
+    on every request (the label values are bounded, and the metric keeps its children anyway)."""
+    key = (metric, values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*values)
+    return found  # type: ignore[return-value]
+
 
 def exposition() -> tuple[bytes, str]:
     """The scrape's body: every worker's values when PROMETHEUS_MULTIPROC_DIR is set, else ours."""
@@ -139,11 +153,11 @@ class OperationMetrics(SchemaExtension):
         errors = list(getattr(result, "errors", None) or [])
         for error in errors:
             code = error.extensions.get("code") if isinstance(error.extensions, dict) else None
-            GRAPHQL_ERRORS.labels(code=str(code or "INTERNAL_SERVER_ERROR")).inc()
+            child(GRAPHQL_ERRORS, str(code or "INTERNAL_SERVER_ERROR")).inc()
         outcome = "error" if errors else "ok"
-        GRAPHQL_OPERATIONS.labels(operation=name, type=kind, outcome=outcome).inc()
+        child(GRAPHQL_OPERATIONS, name, kind, outcome).inc()
         if kind != "subscription":  # a subscription's length is the client's, not a latency
-            GRAPHQL_DURATION.labels(operation=name, type=kind).observe(time.perf_counter() - started)
+            child(GRAPHQL_DURATION, name, kind).observe(time.perf_counter() - started)
 
 
 class HttpMetrics:
@@ -183,8 +197,8 @@ class HttpMetrics:
         finally:
             route = self._route(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"
-            HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).inc()
-            HTTP_DURATION.labels(route=route, method=method).observe(time.perf_counter() - started)
+            child(HTTP_REQUESTS, route, method, str(status)).inc()
+            child(HTTP_DURATION, route, method).observe(time.perf_counter() - started)
 
     def _route(self, scope: Scope) -> str:
         """The route's template (`/ingest/{channel}`), a mount's prefix, or `unmatched`."""

@@ -26,10 +26,13 @@ from app.db.types import UTCDateTime
 from app.domain import Channel, IdentityKey, IdentityRecord, UserRecord
 from app.domain.channel_data import CartRow, EventRow, OrderRow, ReservationRow
 from app.domain.entitlements import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
+from app.stores import compiled_portrait as portrait
 from app.stores import consents as consent_store
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store
+from app.stores.compiled_portrait import PortraitQuery, PortraitRows
 from app.stores.identity import identity_record
+from app.stores.sign_ins import SignInSpan
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,10 @@ class ChannelQueries:
     # Reservations as the interests weigh them: the newest `booked_per_ref` of each identity.
     booked: tuple[Channel, ...] = ()
     booked_per_ref: int = 0
+    portrait: PortraitQuery | None = None
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.events or self.cart or self.booked)
+        return bool(self.orders or self.events or self.cart or self.booked or self.portrait)
 
 
 @dataclass
@@ -71,6 +75,7 @@ class ChannelRows:
     events: list[list[EventRow]] = field(default_factory=list)
     cart: list[CartRow] = field(default_factory=list)
     booked: list[ReservationRow] = field(default_factory=list)
+    portrait: PortraitRows | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class HubQuery:
     memberships: bool = False
     points: bool = False
     roles: bool = False
+    sign_ins: bool = False  # their spans per identity and channel, for the portrait
 
 
 @dataclass
@@ -99,6 +105,7 @@ class HubRows:
     points: dict[int, int] = field(default_factory=dict)
     roles: dict[int, list[RoleGrantRecord]] = field(default_factory=lambda: defaultdict(list))
     channel: ChannelRows | None = None  # a channel store on the hub's own database
+    sign_ins: list[SignInSpan] = field(default_factory=list)
 
 
 _PARAM = re.compile(r"(?<!:):(\w+)")
@@ -235,6 +242,8 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
         cols = ["cl.root_id", "g.id", "g.user_id", "g.role", "g.scope", "g.granted_at", "g.granted_by"]
         source = "FROM cluster cl JOIN role_grants g ON g.user_id = cl.id WHERE g.revoked_at IS NULL"
         parts.append(("roles", sql.agg(cols, source, "cl.root_id, g.granted_at, g.id")))
+    if q.sign_ins:
+        parts.append(portrait.sign_in_part(sql, _REFS_OF_TARGET))
     return _HUB_CTES.format(start=start), parts
 
 
@@ -306,6 +315,8 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
         cond = where("cart", q.cart, None, "updated_at")
         cols = ["channel", "identity_ref", "sku", "quantity", "updated_at"]
         parts.append(("cart", sql.agg(cols, f"FROM ch_cart_items WHERE {cond}", "identity_ref, id")))
+    if q.portrait is not None:
+        parts += portrait.parts(sql, q.portrait, refs, params)
     return parts
 
 
@@ -438,6 +449,8 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
             id=r[1], user_id=r[2], role=r[3], scope=r[4], granted_at=_when(r[5]), granted_by=r[6]
         )
         out.roles[r[0]].append(role_store._record(g))
+    if q.sign_ins:
+        out.sign_ins = portrait.sign_in_rows(found, _when)
     if here:
         out.channel = _channel_rows(here, found)
     return out
@@ -505,4 +518,6 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
             )  # fmt: skip
             for r in found.get("bk") or []
         ]
+    if q.portrait is not None:
+        out.portrait = portrait.rows(q.portrait, found, _when, _at)
     return out

@@ -173,6 +173,7 @@ class Run:
             hub=frozenset(needs.hub),
             cart=needs.cart,
             interests=needs.interests,
+            portrait=frozenset(needs.portrait),
             orders=tuple(orders),
             behavior=tuple(behavior),
         )
@@ -411,6 +412,21 @@ def _converter(
         return _leaf_of(t)
     if kind == _OBJECT:
         return shape_of(t, nodes).fast
+    if kind == _LIST and steps[-1][0] == _LEAF and len(steps) <= 3:  # [L] or [L!]
+        leaf, required = _leaf_of(steps[-1][1]), len(steps) == 3
+
+        def leaves(value: Any) -> list[Any]:
+            out: list[Any] = []
+            for v in value:
+                if v is not None:
+                    out.append(leaf(v))
+                elif required:
+                    raise Fallback
+                else:
+                    out.append(None)
+            return out
+
+        return leaves
     if kind == _LIST and steps[-1][0] == _OBJECT and len(steps) <= 3:
         fast = shape_of(steps[-1][1], nodes).fast
         if fast is None:

@@ -58,6 +58,9 @@ KNOWN: dict[str, frozenset[str]] = {
             "hasPermission",
             "behavior",
             "interests",
+            "preferences",
+            "traits",
+            "journey",
         }
     ),  # fmt: skip
     "Identity": frozenset({"kind", "value", "namespace", "channel", "verified", "linkedAt", "linkedBy"}),
@@ -86,6 +89,24 @@ KNOWN: dict[str, frozenset[str]] = {
     "BehaviorConnection": frozenset({"nodes", "pageInfo"}),
     "BehaviorEvent": frozenset({"id", "channel", "type", "occurredAt", "properties"}),
     "Interest": frozenset({"tag", "weight"}),
+    # The portrait: read by its own loaders (a constant number of statements per list of users).
+    "ProductPreference": frozenset(
+        {"sku", "name", "views", "favorites", "cartAdds", "purchases", "score", "channels", "lastAt"}
+    ),
+    "UserTraits": frozenset(
+        {
+            "lifetimeValueCents",
+            "paidOrders",
+            "averageOrderCents",
+            "firstOrderAt",
+            "lastOrderAt",
+            "ordersByChannel",
+            "lastSeenAt",
+        }
+    ),  # fmt: skip
+    "ChannelCount": frozenset({"channel", "count"}),
+    "Journey": frozenset({"path", "channels"}),
+    "ChannelPresence": frozenset({"channel", "firstSeenAt", "lastSeenAt", "firstOrderAt"}),
 }
 
 Fields = dict[str, list[FieldNode]]  # response key -> the nodes merged under it
@@ -122,12 +143,14 @@ class UserNeeds:
     hub: set[str] = field(default_factory=set)  # identities, consents, memberships, points, roles
     cart: bool = False
     interests: bool = False
+    portrait: set[str] = field(default_factory=set)  # preferences, traits, journey
     orders: list[dict[str, Any]] = field(default_factory=list)
     behavior: list[dict[str, Any]] = field(default_factory=list)
 
 
 _ABSENT = object()  # a variable not given (its argument's default applies), unlike null
 _plans: LRUCache[tuple[str, str | None], Plan | None] = LRUCache(maxsize=1024)
+_PORTRAIT = frozenset({"preferences", "traits", "journey"})
 _HUB_FIELDS = {
     "identities": "identities",
     "phone": "identities",
@@ -291,6 +314,8 @@ def user_needs(
             needs.cart = True
         elif name == "interests":
             needs.interests = True
+        elif name in _PORTRAIT:
+            needs.portrait.add(name)
         elif name in ("orders", "behavior"):
             args = get_argument_values(user_type.fields[name], nodes[0], variables)
             (needs.orders if name == "orders" else needs.behavior).append(args)

@@ -29,6 +29,12 @@ LEAVES = [
     "roles { role scope permissions grantedAt }",
     "interests { tag weight }",
 ]
+PREFERENCE = "sku name views favorites cartAdds purchases score channels lastAt __typename"
+TRAITS = (
+    "traits { lifetimeValueCents paidOrders averageOrderCents firstOrderAt lastOrderAt "
+    "ordersByChannel { channel count } lastSeenAt }"
+)
+JOURNEY = "journey { path channels { channel firstSeenAt lastSeenAt firstOrderAt } }"
 CHANNELS = [None, "MINI_PROGRAM", "APP", "OFFICIAL_ACCOUNT"]
 STATUSES = [None, "PAID", "PENDING_PAYMENT", "COMPLETED"]
 ENUMS = frozenset({"OrderStatus", "Channel"})
@@ -101,6 +107,11 @@ class Generator:
             scope = self.r.choice([None, "store:12", "store:13"])
             scoped = "" if scope is None else f", scope: {_lit(scope)}"
             return f"hasPermission(permission: {self.var('String!', perm)}{scoped})"
+        if r < 0.46:
+            first = self._args({"first": ("Int", [None, 1, 5, 0, 101])})
+            return self.r.choice(
+                [f"preferences{first} {{ {self._sub(PREFERENCE)} }}", self._sub(TRAITS), self._sub(JOURNEY)]
+            )
         if r < 0.5:
             return (
                 self._sub(IDENTITY) if self.r.random() < 0.8 else IDENTITY.replace("identities", "identities")

@@ -73,10 +73,12 @@ query ($id: ID) {
 
 @pytest.mark.parametrize("app_store_url", ["shared", "split"], indirect=True)
 async def test_portrait_fields_mixed_with_compiled_ones_answer_the_same(pair: Pair) -> None:
-    """Fields the compiled path does not know are resolved by their loaders after its prefetch."""
+    """The portrait's fields are compiled too: their loaders read them after the prefetch."""
     world = await build_world(pair.on, pair.on_client)
+    before = STATS["compiled"]
     on, off = await _both(pair, MIXED, {"id": world.full}, world.callers["admin"])
     assert on == off
+    assert STATS["compiled"] == before + 1
     user = on["data"]["user"]  # type: ignore[index]
     assert user["orders"]["totalCount"] == 5
     assert user["traits"]["paidOrders"] >= 2  # MP-2 paid, MP-3 completed

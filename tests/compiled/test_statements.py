@@ -36,6 +36,14 @@ BY_IDENTITY = (
     "query ($i: IdentityInput!) { user(identity: $i) { id orders { totalCount } cart { items { sku } } } }"
 )
 ME = "{ me { id phone orders { totalCount } consents { purpose } } }"
+PORTRAIT = USER.removesuffix("  }\n}\n") + (
+    "    preferences(first: 10) { sku name views favorites cartAdds purchases score channels lastAt }\n"
+    "    traits { lifetimeValueCents paidOrders ordersByChannel { channel count } lastSeenAt }\n"
+    "    journey { path channels { channel firstSeenAt lastSeenAt firstOrderAt } }\n  }\n}\n"
+)
+PAGE_PORTRAIT = (
+    "{ users(first: 3) { nodes { id preferences { sku score } traits { paidOrders } journey { path } } } }"
+)
 PAGE = "{ users(first: 3) { totalCount nodes { id identities { kind } orders { totalCount } points } } }"
 
 
@@ -61,6 +69,9 @@ async def test_one_statement_per_store_database(pair: Pair, app_store_url: str |
     assert await _statements(pair, BY_IDENTITY, {"i": world.identities["phone"]}, app_key) == databases
     assert await _statements(pair, ME, {}, world.callers["self"]) == databases
     assert await _statements(pair, PAGE, {}, admin) == databases
+    # The portrait is read in the same statements.
+    assert await _statements(pair, PORTRAIT, {"id": world.full}, admin) == databases
+    assert await _statements(pair, PAGE_PORTRAIT, {}, admin) == databases
     # With the switch off, the same query field by field: a statement per relation.
     before = dict(STATS)
     with count_statements(pair.off) as statements:
