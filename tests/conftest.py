@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 import asyncpg
 import httpx
 import pytest
+import redis
 import uvicorn
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
@@ -66,11 +67,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """The test Redis (TROIKA_TEST_REDIS_URL); missing() without it."""
+def redis_url() -> Iterator[str]:
+    """The test Redis (TROIKA_TEST_REDIS_URL); missing() without it. The keys a test leaves there
+    (rate limits, token caches: each with an expiry) are removed after it, so a run leaves nothing."""
     if not REDIS_URL:
         missing(REDIS_SKIP)
-    return REDIS_URL
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        before = set(client.scan_iter(match="troika:*"))
+        yield REDIS_URL
+        left = [k for k in client.scan_iter(match="troika:*") if k not in before]
+        if left:
+            client.delete(*left)
+    finally:
+        client.close()
 
 
 def run_in_thread(coro: Coroutine[Any, Any, T]) -> T:
