@@ -189,9 +189,12 @@ async def changed(ctx: RequestContext, name: str) -> AsyncIterator[tuple[str, Ev
     if found is None:
         raise InvalidInput(f"no saved audience named {name!r}", field="name")
     async with ctx.feed.listen(None) as listener:
-        seen_event = await service.last_event()
+        # The feed's position first, then the newest event: an entry committed between the two
+        # reads is either in `seen_event` (already past) or behind a change after `covered`, never
+        # skipped as covered while still unread.
         covered = ctx.feed.last
-        async for change in listener.follow(ctx.feed.last):
+        seen_event = await service.last_event()
+        async for change in listener.follow(covered):
             if change.topic != Topic.AUDIENCE or change.cursor <= covered:
                 continue
             while True:
