@@ -305,21 +305,23 @@ async def orders_for_refs(
         params["status_code"] = status_code
     rows = (await session.execute(_orders_stmt(status_code is not None, before is not None), params)).all()
     counts = None if before is not None else {r.identity_ref: int(r.ref_total) for r in rows}
-    return [
-        OrderRow(
-            id=r.id,
-            channel=Channel(r.channel),
-            order_id=r.order_id,
-            identity_ref=r.identity_ref,
-            status_code=r.status_code,
-            total_cents=r.total_cents,
-            currency=r.currency,
-            items=r.items,
-            placed_at=r.placed_at,
-            updated_at=r.updated_at,
-        )
-        for r in rows
-    ], counts
+    return [order_row(r) for r in rows], counts
+
+
+def order_row(r: Any) -> OrderRow:
+    """An order record from a row of `ch_orders`' columns (this module's and the portrait's reads)."""
+    return OrderRow(
+        id=r.id,
+        channel=Channel(r.channel),
+        order_id=r.order_id,
+        identity_ref=r.identity_ref,
+        status_code=r.status_code,
+        total_cents=r.total_cents,
+        currency=r.currency,
+        items=r.items,
+        placed_at=r.placed_at,
+        updated_at=r.updated_at,
+    )
 
 
 async def reservations_for_refs(

@@ -18,6 +18,7 @@ from sqlalchemy.sql.elements import BindParameter
 from app.db.channel_models import ChannelEvent, ChannelOrder
 from app.domain import Channel
 from app.domain.channel_data import EventRow, OrderRow
+from app.stores.channel import order_row
 
 _REFS: BindParameter[Any] = bindparam("refs", expanding=True)
 _CHANNELS: BindParameter[Any] = bindparam("channels", expanding=True)
@@ -106,18 +107,4 @@ async def paid_orders_for_refs(
         return []
     params = {"refs": list(refs), "channels": [c.value for c in channels], "paid": list(paid_codes)}
     rows = (await session.execute(_paid_stmt(), {**params, "per_ref": per_ref})).all()
-    return [
-        OrderRow(
-            id=r.id,
-            channel=Channel(r.channel),
-            order_id=r.order_id,
-            identity_ref=r.identity_ref,
-            status_code=r.status_code,
-            total_cents=r.total_cents,
-            currency=r.currency,
-            items=r.items,
-            placed_at=r.placed_at,
-            updated_at=r.updated_at,
-        )
-        for r in rows
-    ]
+    return [order_row(r) for r in rows]
