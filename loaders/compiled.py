@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from app.cursors import Position
 from app.db.engine import Engines
 from app.db.types import utcnow
-from app.domain import Channel, IdentityKey, UserRecord
+from app.domain import Channel, IdentityKey, IdentityRecord, UserRecord
 from app.domain.channel_data import CartRow, EventRow, OrderRow, group_by_ref
+from app.domain.entitlements import ConsentEntryRecord
 from app.pii import SESSION_KEY as KEYRING
 from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts
 from app.services.portrait import preferences
@@ -20,7 +21,7 @@ from app.stores import compiled as store
 from app.stores.compiled_portrait import PortraitQuery, PortraitRows
 from app.stores.portrait import SpanRow
 from loaders import Loaders
-from loaders.channel_data import event_pages, order_pages
+from loaders.channel_data import Page, event_pages, order_pages
 from loaders.portrait import PREFERENCE_EVENTS_PER_IDENTITY, PREFERENCE_ORDERS_PER_IDENTITY, Figures
 
 
@@ -50,6 +51,19 @@ class Reads:
     portrait: frozenset[str] = frozenset()  # preferences, traits, journey
     orders: tuple[OrdersArgs, ...] = ()
     behavior: tuple[EventsArgs, ...] = ()
+    # The answer is built straight from the rows (graphql_schema/compiled/direct.py): only the
+    # users and their identities go to the loaders (the roots' checks read them), the rest is kept.
+    direct: bool = False
+
+
+@dataclass
+class Rows:
+    """A direct read's relations per active user, as the loaders would have been primed."""
+
+    identities: dict[int, list[IdentityRecord]] = field(default_factory=dict)
+    consents: dict[int, list[ConsentEntryRecord]] = field(default_factory=dict)
+    orders: list[dict[int, Page[OrderRow]]] = field(default_factory=list)  # per `Reads.orders`
+    cart: dict[int, list[CartRow]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,7 @@ class Found:
     owner: int | None
     page: list[UserRecord]
     total: int
+    rows: Rows | None = None  # with `Reads.direct`
 
 
 def _in(channels: Sequence[Channel], wanted: Channel | None) -> tuple[Channel, ...]:
@@ -163,8 +178,15 @@ async def prefetch(
     active = sorted({u.id for u in hub.users.values()})
     for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
         loaders.user_by_id.prime(start_id, hub.users.get(start_id))
+    rows = Rows() if reads.direct else None
     for uid in active:
-        loaders.identities_by_user_id.prime(uid, hub.identities.get(uid, []))
+        mine = hub.identities.get(uid, [])
+        loaders.identities_by_user_id.prime(uid, mine)
+        if rows is not None:
+            rows.identities[uid] = mine
+            if query.consents:
+                rows.consents[uid] = hub.consents.get(uid, [])
+            continue
         if query.consents:
             loaders.consents_by_user_id.prime(uid, hub.consents.get(uid, []))
         if query.memberships:
@@ -174,13 +196,15 @@ async def prefetch(
         if query.roles:
             loaders.role_grants_by_user_id.prime(uid, hub.roles.get(uid, []))
     if channel_data and active:
-        await _channel_data(loaders, reads, active, hub)
+        await _channel_data(loaders, reads, active, hub, rows)
     if reads.portrait and active:
         await _portrait(loaders, reads.portrait, active)  # read above: nothing more is asked
-    return Found(owner=hub.owner, page=hub.page, total=hub.total)
+    return Found(owner=hub.owner, page=hub.page, total=hub.total, rows=rows)
 
 
-async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows) -> None:
+async def _channel_data(
+    loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows, kept: Rows | None
+) -> None:
     by_user = {uid: [i.ref for i in hub.identities.get(uid, [])] for uid in active}
     refs = sorted({r for refs in by_user.values() for r in refs})
     found = [hub.channel] if hub.channel is not None else []
@@ -194,10 +218,14 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
         for f in found:
             for ref, c in f.orders[n][1].items():
                 counts[ref] = counts.get(ref, 0) + c
+        pages = order_pages(active, by_user, rows, counts, o.first)
+        if kept is not None:
+            kept.orders.append(dict(zip(active, pages, strict=True)))
+            continue
         loader = loaders.orders_by_user_id(
             channel=o.channel, status_code=o.status_code, first=o.first, before=o.before
         )
-        for uid, p in zip(active, order_pages(active, by_user, rows, counts, o.first), strict=True):
+        for uid, p in zip(active, pages, strict=True):
             loader.prime(uid, p)
     for n, e in enumerate(reads.behavior):
         events: list[EventRow] = [r for f in found for r in f.events[n]]
@@ -216,7 +244,10 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     if reads.cart:
         lines: list[CartRow] = [r for f in found for r in f.cart]
         for uid, cart in zip(active, carts(active, by_user, lines), strict=True):
-            loaders.cart_by_user_id.prime(uid, cart)
+            if kept is not None:
+                kept.cart[uid] = cart
+            else:
+                loaders.cart_by_user_id.prime(uid, cart)
 
 
 async def _portrait(loaders: Loaders, fields: frozenset[str], active: list[int]) -> None:
