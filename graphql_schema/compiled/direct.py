@@ -221,6 +221,10 @@ class Direct:
             return [f"if type({v}) is not P{n}: {v} = C{n}({v})"]
         if inner is GraphQLInt:
             return [f"if type({v}) is not int or not -2147483648 <= {v} <= 2147483647: {v} = C{n}({v})"]
+        names = getattr(env[f"C{n}"], "names", None)
+        if names is not None:  # an enum: its members' names by id, as `leaf_of` keeps them
+            env[f"N{n}"] = names
+            return [f"{v} = N{n}.get(id({v})) or C{n}({v})"]
         if inner.name == "DateTime" and inner.serialize is isoformat:
             return [f"{v} = {v}.isoformat() if type({v}) is datetime else C{n}({v})"]
         return [f"{v} = C{n}({v})"]

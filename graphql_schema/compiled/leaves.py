@@ -42,16 +42,19 @@ def leaf_of(gtype: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
 
         return integer
     if isinstance(gtype, GraphQLEnumType):
-        names: dict[Enum, Any] = {}
+        # By the member's id: an Enum's hash is a Python call, and members live as long as their
+        # class, so no other object can take the id of one that is kept here.
+        names: dict[int, Any] = {}
 
         def member(value: Any) -> Any:
-            name = names.get(value) if isinstance(value, Enum) else None
+            name = names.get(id(value))
             if name is None:
                 name = leaf(gtype, value)
                 if isinstance(value, Enum):
-                    names[value] = name
+                    names[id(value)] = name
             return name
 
+        member.names = names  # type: ignore[attr-defined]  # for generated code (direct.py)
         return member
     return lambda value: leaf(gtype, value)
 
