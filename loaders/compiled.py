@@ -3,10 +3,10 @@ handed to the per-relation loaders (primed), so the resolvers run unchanged and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+import functools
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from app.cursors import Position
 from app.db.engine import Engines
@@ -23,6 +23,8 @@ from app.stores.portrait import SpanRow
 from loaders import Loaders
 from loaders.channel_data import Page, event_pages, order_pages
 from loaders.portrait import PREFERENCE_EVENTS_PER_IDENTITY, PREFERENCE_ORDERS_PER_IDENTITY, Figures
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -136,17 +138,20 @@ def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> sto
     )
 
 
-@asynccontextmanager
-async def _target(loaders: Loaders, engines: Engines) -> AsyncIterator[store.Target]:
-    """asyncpg's own connection on PostgreSQL; the request's shared read session elsewhere, and
-    where the engine has listeners on its statements (tracing, tests counting them)."""
+async def _read(loaders: Loaders, engines: Engines, read: Callable[[store.Target], Awaitable[T]]) -> T:
+    """`read` on asyncpg's own connections on PostgreSQL; on the request's shared read session
+    elsewhere, and where the engine has listeners on its statements (tracing, tests counting them)."""
     direct = engines.direct
     if direct is not None and not engines.read_engine.sync_engine.dispatch.before_cursor_execute:
-        async with direct.connection() as conn:
-            yield store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=conn)
-        return
+        return await read(
+            store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=direct)
+        )
     async with loaders.reads.session(engines) as session:
-        yield store.Target.of(session)
+        return await read(store.Target.of(session))
+
+
+async def _channel(target: store.Target, *, q: store.ChannelQueries, refs: list[str]) -> store.ChannelRows:
+    return await store.read_channel(target, q, refs)
 
 
 async def prefetch(
@@ -173,8 +178,7 @@ async def prefetch(
         sign_ins=bool(reads.portrait & {"traits", "journey"}),
     )
     here = _queries(reads, on_hub.channels, loaders) if on_hub is not None and channel_data else None
-    async with _target(loaders, db) as target:
-        hub = await store.read_hub(target, query, here)
+    hub = await _read(loaders, db, lambda target: store.read_hub(target, query, here))
     active = sorted({u.id for u in hub.users.values()})
     for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
         loaders.user_by_id.prime(start_id, hub.users.get(start_id))
@@ -210,8 +214,8 @@ async def _channel_data(
     found = [hub.channel] if hub.channel is not None else []
     for st in loaders.db.stores:
         if not st.shares_hub:
-            async with _target(loaders, st.engines) as target:
-                found.append(await store.read_channel(target, _queries(reads, st.channels, loaders), refs))
+            asked = _queries(reads, st.channels, loaders)
+            found.append(await _read(loaders, st.engines, functools.partial(_channel, q=asked, refs=refs)))
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}

@@ -56,6 +56,19 @@ class DirectReads:
             raise
         self._give(conn)
 
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """One statement's single value, on a connection taken for it (`connection` without the
+        context manager's generator: a compiled read's only use, on every request)."""
+        conn = await self._take()
+        self.taken += 1
+        try:
+            value = await conn.fetchval(sql, *args)
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._give(conn)
+        return value
+
     async def _take(self) -> Any:
         if self._idle:
             return self._idle.pop()

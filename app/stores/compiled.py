@@ -384,7 +384,7 @@ class Target:
     keyring: Any
     pg: bool
     session: AsyncSession | None = None
-    driver: Any = None  # an asyncpg connection
+    driver: Any = None  # app/db/direct.py's DirectReads
 
     @staticmethod
     def of(session: AsyncSession) -> Target:
@@ -397,7 +397,7 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
         sql, names = _numbered(statement)
         args = tuple(params[n] for n in names)
         if target.driver is not None:
-            raw = await target.driver.fetchval(sql, *args)
+            raw = await target.driver.fetchval(sql, *args)  # a connection taken for the statement
         else:
             assert target.session is not None
             conn = await target.session.connection()  # Core: the rows are JSON text
