@@ -143,6 +143,18 @@ class Run:
         return None if found is None else User(record=found)
 
     def _reads(self, user_type: GraphQLObjectType, fields: Fields) -> Reads:
+        """What the roots read for these User fields: the same for every request of this memo with
+        the same settings, dictionary and PII right (kept once worked out without an error)."""
+        ctx = self.ctx
+        pii = ctx.principal.can_read_pii
+        kept = self._memo.reads.get((id(fields), pii))
+        if kept is not None and kept[0] is ctx.settings and kept[1] is ctx.dictionary:
+            return kept[2]
+        reads = self._work_out_reads(user_type, fields, pii)
+        self._memo.reads[(id(fields), pii)] = (ctx.settings, ctx.dictionary, reads)
+        return reads
+
+    def _work_out_reads(self, user_type: GraphQLObjectType, fields: Fields, pii: bool) -> Reads:
         needs = self._needs.get(id(fields))
         if needs is None:
             needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
@@ -176,7 +188,7 @@ class Run:
             )
             self._memo.orders_n.update(direct_answers.order_index(fields))
         return Reads(
-            direct=direct and not self.ctx.principal.can_read_pii,
+            direct=direct and not pii,
             hub=frozenset(needs.hub),
             cart=needs.cart,
             interests=needs.interests,
@@ -451,6 +463,7 @@ class _Memo:
     shapes: dict[tuple[int, int], _Shape] = field(default_factory=dict)
     needs: dict[int, UserNeeds] = field(default_factory=dict)
     eligible: dict[int, bool] = field(default_factory=dict)  # User fields answered directly
+    reads: dict[tuple[int, bool], tuple[Any, Any, Reads]] = field(default_factory=dict)
     orders_n: dict[int, int] = field(default_factory=dict)  # an `orders` selection's read, by its nodes
     direct: dict[int, tuple[Any, Any, Callable[[Any, Rows], Any]]] = field(default_factory=dict)
 
