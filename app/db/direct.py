@@ -69,6 +69,18 @@ class DirectReads:
         self._give(conn)
         return value
 
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        """A statement's rows, as `fetchval` takes a connection for it."""
+        conn = await self._take()
+        self.taken += 1
+        try:
+            rows = await conn.fetch(sql, *args)
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._give(conn)
+        return rows  # type: ignore[no-any-return]
+
     async def _take(self) -> Any:
         if self._idle:
             return self._idle.pop()
