@@ -76,6 +76,7 @@ class Found:
     page: list[UserRecord]
     total: int
     rows: Rows | None = None  # with `Reads.direct`
+    users: dict[int, UserRecord] = field(default_factory=dict)  # asked id -> active user (direct)
 
 
 def _in(channels: Sequence[Channel], wanted: Channel | None) -> tuple[Channel, ...]:
@@ -180,17 +181,17 @@ async def prefetch(
     here = _queries(reads, on_hub.channels, loaders) if on_hub is not None and channel_data else None
     hub = await _read(loaders, db, lambda target: store.read_hub(target, query, here))
     active = sorted({u.id for u in hub.users.values()})
+    if reads.direct:  # the roots take the users and identities from `Found`, not the loaders
+        rows = Rows(identities={uid: hub.identities.get(uid, []) for uid in active})
+        if query.consents:
+            rows.consents = {uid: hub.consents.get(uid, []) for uid in active}
+        if channel_data and active:
+            await _channel_data(loaders, reads, active, hub, rows)
+        return Found(owner=hub.owner, page=hub.page, total=hub.total, rows=rows, users=hub.users)
     for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
         loaders.user_by_id.prime(start_id, hub.users.get(start_id))
-    rows = Rows() if reads.direct else None
     for uid in active:
-        mine = hub.identities.get(uid, [])
-        loaders.identities_by_user_id.prime(uid, mine)
-        if rows is not None:
-            rows.identities[uid] = mine
-            if query.consents:
-                rows.consents[uid] = hub.consents.get(uid, [])
-            continue
+        loaders.identities_by_user_id.prime(uid, hub.identities.get(uid, []))
         if query.consents:
             loaders.consents_by_user_id.prime(uid, hub.consents.get(uid, []))
         if query.memberships:
@@ -200,10 +201,10 @@ async def prefetch(
         if query.roles:
             loaders.role_grants_by_user_id.prime(uid, hub.roles.get(uid, []))
     if channel_data and active:
-        await _channel_data(loaders, reads, active, hub, rows)
+        await _channel_data(loaders, reads, active, hub, None)
     if reads.portrait and active:
         await _portrait(loaders, reads.portrait, active)  # read above: nothing more is asked
-    return Found(owner=hub.owner, page=hub.page, total=hub.total, rows=rows)
+    return Found(owner=hub.owner, page=hub.page, total=hub.total)
 
 
 async def _channel_data(

@@ -27,11 +27,32 @@ def _keep(kept: list[Rows] | None, found: Found) -> None:
         kept.append(found.rows)
 
 
+def _me_of(ctx: RequestContext, found: Found) -> UserRecord | None:
+    """As `resolvers.identity.me`, from a direct read's users."""
+    if not resolve.has_me(ctx):
+        return None
+    assert ctx.principal.user_id is not None
+    own = found.users.get(ctx.principal.user_id)
+    ctx.depends_on(own)
+    return own
+
+
+def _readable(ctx: RequestContext, found: Found, user: UserRecord | None) -> UserRecord | None:
+    """As `resolvers.identity.readable`, from a direct read's users and identities."""
+    assert found.rows is not None
+    own = _me_of(ctx, found) if ctx.principal.kind is PrincipalKind.END_USER else None
+    identities = () if user is None else found.rows.identities.get(user.id, [])
+    return resolve.readable_as(ctx, user, own=own, identities=identities)
+
+
 async def me(ctx: RequestContext, reads: Reads, kept: list[Rows] | None = None) -> UserRecord | None:
     """As `resolvers.identity.me`; `kept` receives a direct read's rows."""
     own = _own_id(ctx)
     if own:
-        _keep(kept, await prefetch(ctx.loaders, reads, ids=own))
+        found = await prefetch(ctx.loaders, reads, ids=own)
+        _keep(kept, found)
+        if found.rows is not None:
+            return _me_of(ctx, found)
     return await resolve.me(ctx)
 
 
@@ -47,13 +68,21 @@ async def user(
     if (user_id is None) == (identity is None):
         raise InvalidInput("give exactly one of `id` and `identity`")
     if user_id is not None:
-        _keep(kept, await prefetch(ctx.loaders, reads, ids=[parse_id(user_id), *_own_id(ctx)]))
-        return await resolve.user(ctx, user_id=user_id, identity=None)
+        asked = parse_id(user_id)
+        found = await prefetch(ctx.loaders, reads, ids=[asked, *_own_id(ctx)])
+        _keep(kept, found)
+        if found.rows is None:
+            return await resolve.user(ctx, user_id=user_id, identity=None)
+        target = found.users.get(asked)
+        ctx.depends_on(target)
+        return _readable(ctx, found, target)
     assert identity is not None
     ctx.uncacheable()  # who owns an identity is not part of any one user's version
     key = resolve.key_of(ctx, *identity)
     found = await prefetch(ctx.loaders, reads, key=key, ids=_own_id(ctx))
     _keep(kept, found)
+    if found.rows is not None:
+        return _readable(ctx, found, None if found.owner is None else found.users.get(found.owner))
     owner = None if found.owner is None else await ctx.loaders.user_by_id.load(found.owner)
     return await resolve.readable(ctx, owner)
 

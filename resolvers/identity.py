@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,27 +82,47 @@ def key_of(ctx: RequestContext, kind: IdentityKind, value: str, namespace: str |
 
 async def readable(ctx: RequestContext, user: UserRecord | None) -> UserRecord | None:
     """`user` if the caller may read it; an end user's own id may have been merged away."""
+    if ctx.principal.kind is PrincipalKind.END_USER:
+        return readable_as(ctx, user, own=await me(ctx), identities=())
+    identities = () if user is None else await ctx.loaders.identities_by_user_id.load(user.id)
+    return readable_as(ctx, user, own=None, identities=identities)
+
+
+def readable_as(
+    ctx: RequestContext,
+    user: UserRecord | None,
+    *,
+    own: UserRecord | None,
+    identities: Iterable[IdentityRecord],
+) -> UserRecord | None:
+    """`readable`'s rule once the end user's own user (`me`) and the user's identities are known."""
     principal = ctx.principal
     if principal.kind is PrincipalKind.END_USER:
-        own = await me(ctx)
         if user is None or own is None or own.id != user.id:
             raise Forbidden("an end user may read only their own data (use `me`)")
         return user
     if user is not None:
-        identities = await ctx.loaders.identities_by_user_id.load(user.id)
         policy.ensure_can_read_user(principal, user.id, identities, ctx.settings)
     return user
 
 
 async def me(ctx: RequestContext) -> UserRecord | None:
     """Only an end user has a `me`; absorbed ids resolve to the survivor."""
+    if not has_me(ctx):
+        return None
+    assert ctx.principal.user_id is not None
+    found = await ctx.loaders.user_by_id.load(ctx.principal.user_id)
+    ctx.depends_on(found)
+    return found
+
+
+def has_me(ctx: RequestContext) -> bool:
+    """Whether the caller is an end user with a user of their own (else `me` is null, uncached)."""
     principal = ctx.principal
     if principal.kind is not PrincipalKind.END_USER or principal.user_id is None:
         ctx.uncacheable()
-        return None
-    found = await ctx.loaders.user_by_id.load(principal.user_id)
-    ctx.depends_on(found)
-    return found
+        return False
+    return True
 
 
 async def user(
