@@ -48,6 +48,7 @@ from app.http.bodies import (
     parse_json,
     read_body,
 )
+from app.http.lane import Lane
 from app.http.negotiation import GRAPHQL_RESPONSE, JSON, accepts_html, negotiate
 from app.http.pages import page
 from app.http.persisted import PersistedQueries, PersistedQueryMissing
@@ -113,6 +114,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         self.feed = feed
         self.limits = limits
         self.persisted = PersistedQueries(max_bytes=settings.persisted_queries_bytes)
+        self.lane = Lane()
 
     def encode_json(self, data: object) -> bytes:
         # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
@@ -249,6 +251,13 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             params, keep = self.persisted.resolve(params)
         except PersistedQueryMissing as exc:
             return self._request_error(ctx, exc.code, exc.message)
+        if method == "POST":  # GET keeps its own rules on the full path
+            fast = await self.lane.answer(params.query, params.operation_name, params.variables, ctx)
+            if fast is not None:
+                if keep is not None:
+                    self.persisted.keep(keep, params.query)
+                return fast, False
+        ctx.compiled_document = None
         try:
             result = await self.schema.execute(
                 params.query,
@@ -270,7 +279,11 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             )
         except CannotGetOperationTypeError as exc:
             return self._request_error(ctx, "OPERATION_RESOLUTION_FAILURE", exc.as_http_error_reason())
+        finally:
+            ctx.compiled_tried = False
         answer, request_error = self._shape(result, ctx)
+        if method == "POST" and ctx.compiled_document is not None and not result.errors and result.data:
+            self.lane.record(params.query, params.operation_name, params.variables, ctx)
         if keep is not None and not request_error:
             self.persisted.keep(keep, params.query)
         return answer, request_error

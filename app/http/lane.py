@@ -1,0 +1,140 @@
+"""The fast lane: a query the full path already cleared and its compiled plan answered is answered
+again by that plan, without strawberry's operation and its twelve extensions' per-stage hooks.
+
+What the full path checks before it runs a query (parse, the token, depth and alias limits,
+CallerValidation's bounds and validation) depends on the document's text, the operation name
+given, the limits (settings), whether the caller is an operator or may explore the schema, and the
+values of the variables given to `first` (the cost). A document is *cleared* for one such set once
+the full path ran it over HTTP POST without a single error and the compiled plan answered it; only
+then does the lane answer the same set again. What the extensions would still have done for an
+error-free compiled query is done here: OperationMetrics' counts, CacheableQuery's decision
+(`ctx.uncacheable()`). OperationRateLimits counts only mutations (and every operation of a
+WebSocket), so an HTTP query owes it nothing. The lane stands aside, and the full path answers as
+before, whenever something else could take part: tracing on (OperationSpans), read replicas
+(ReplicaReads), compiled reads off, or the plan handing the query to the resolvers
+(`hook.answer` returns None: the resolvers then answer without the plan being tried twice).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cachetools import LRUCache
+from graphql import DocumentNode, OperationDefinitionNode, get_operation_ast
+
+from app.context import RequestContext
+from app.db.replicas import Replicas
+from app.observability.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, OperationNames, child
+from app.observability.tracing import OperationSpans
+from graphql_schema.compiled import hook
+from graphql_schema.extensions import per_user_operation
+from graphql_schema.limits import Limits
+from graphql_schema.schema import schema
+from graphql_schema.validation import first_variables
+
+# How requests went: `taken` (the lane answered), `handed` (cleared, but the plan handed it to the
+# resolvers), `cleared` (documents recorded); read by tests and bench/.
+STATS: Counter[str] = Counter()
+_PASSES_PER_DOCUMENT = 64  # distinct callers' classes, limits and page sizes kept for one document
+
+
+@dataclass(slots=True)
+class Cleared:
+    """One document that ran through the full path and was answered by its compiled plan."""
+
+    document: DocumentNode
+    operation_name: str | None  # as strawberry names it: the document's own when none was given
+    pages: tuple[str, ...]  # the variables given to `first`: the cost check reads their values
+    cacheable: bool  # CacheableQuery's verdict on the operation's root fields
+    passes: set[tuple[object, ...]] = field(default_factory=set)
+
+
+def _page_values(names: tuple[str, ...], variables: dict[str, Any] | None) -> tuple[int | None, ...] | None:
+    """The `first` values asked for, or None when one is not a plain integer (no lane then)."""
+    if not names:
+        return ()
+    found = tuple((variables or {}).get(name) for name in names)
+    if any(value is not None and type(value) is not int for value in found):  # bool is no page size
+        return None
+    return found
+
+
+class Lane:
+    """The documents cleared in this app, bounded like the plan cache."""
+
+    def __init__(self, maxsize: int = 1024) -> None:
+        self.cleared: LRUCache[tuple[str, str | None], Cleared] = LRUCache(maxsize=maxsize)
+
+    @staticmethod
+    def open_for(ctx: RequestContext) -> bool:
+        """Nothing but the plan would take part in this request's query."""
+        return (
+            ctx.settings.compiled_reads
+            and ctx.transport == "http"
+            and not OperationSpans.enabled
+            and Replicas.of(ctx.db) is None
+        )
+
+    @staticmethod
+    def _pass(ctx: RequestContext, pages: tuple[int | None, ...]) -> tuple[object, ...]:
+        return (ctx.is_operator, ctx.may_explore, Limits.of(ctx.settings), pages)
+
+    async def answer(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None, ctx: RequestContext
+    ) -> dict[str, Any] | None:
+        """The response's body for a cleared query, or None: the full path answers it."""
+        entry = self.cleared.get((query, operation_name))
+        if entry is None or not self.open_for(ctx):
+            return None
+        pages = _page_values(entry.pages, variables)
+        if pages is None or self._pass(ctx, pages) not in entry.passes:
+            return None
+        started = time.perf_counter()
+        data = await hook.answer(schema, query, entry.document, entry.operation_name, variables, ctx)
+        if data is None:
+            STATS["handed"] += 1
+            ctx.compiled_tried = True  # the full path's CompiledReads does not try the plan again
+            return None
+        STATS["taken"] += 1
+        if not entry.cacheable:
+            ctx.uncacheable()
+        name = OperationNames.label(entry.operation_name)
+        child(GRAPHQL_OPERATIONS, name, "query", "ok").inc()
+        child(GRAPHQL_DURATION, name, "query").observe(time.perf_counter() - started)
+        return {"data": data}
+
+    def record(
+        self, query: str, operation_name: str | None, variables: dict[str, Any] | None, ctx: RequestContext
+    ) -> None:
+        """The full path ran this query without an error and the plan answered it: clear it for
+        this caller's class, these limits and these page sizes."""
+        document = ctx.compiled_document
+        if not isinstance(document, DocumentNode) or not self.open_for(ctx):
+            return
+        key = (query, operation_name)
+        entry = self.cleared.get(key)
+        if entry is None:
+            operation = get_operation_ast(document, operation_name)
+            if not isinstance(operation, OperationDefinitionNode):
+                return
+            name = operation_name if operation_name is not None else _first_name(document)
+            entry = Cleared(document, name, first_variables(query, document), per_user_operation(operation))
+            self.cleared[key] = entry
+            STATS["cleared"] += 1
+        pages = _page_values(entry.pages, variables)
+        if pages is None:
+            return
+        if len(entry.passes) >= _PASSES_PER_DOCUMENT:
+            entry.passes.clear()
+        entry.passes.add(self._pass(ctx, pages))
+
+
+def _first_name(document: DocumentNode) -> str | None:
+    """strawberry's operation name when none is given: the first operation's, if named."""
+    for definition in document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            return definition.name.value if definition.name else None
+    return None
