@@ -114,7 +114,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         self.feed = feed
         self.limits = limits
         self.persisted = PersistedQueries(max_bytes=settings.persisted_queries_bytes)
-        self.lane = Lane()
+        self.lane = Lane(self.schema)
 
     def encode_json(self, data: object) -> bytes:
         # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.

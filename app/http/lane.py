@@ -32,7 +32,6 @@ from app.observability.tracing import OperationSpans
 from graphql_schema.compiled import hook
 from graphql_schema.extensions import per_user_operation
 from graphql_schema.limits import Limits
-from graphql_schema.schema import schema
 from graphql_schema.validation import first_variables
 
 # How requests went: `taken` (the lane answered), `handed` (cleared, but the plan handed it to the
@@ -65,7 +64,9 @@ def _page_values(names: tuple[str, ...], variables: dict[str, Any] | None) -> tu
 class Lane:
     """The documents cleared in this app, bounded like the plan cache."""
 
-    def __init__(self, maxsize: int = 1024) -> None:
+    def __init__(self, schema: object, maxsize: int = 1024) -> None:
+        self.schema = schema
+        self._limits: tuple[object, Limits | None] = (None, None)
         self.cleared: LRUCache[tuple[str, str | None], Cleared] = LRUCache(maxsize=maxsize)
 
     @staticmethod
@@ -73,14 +74,19 @@ class Lane:
         """Nothing but the plan would take part in this request's query."""
         return (
             ctx.settings.compiled_reads
+            and ctx.settings.graphql_fast_lane
             and ctx.transport == "http"
             and not OperationSpans.enabled
             and Replicas.of(ctx.db) is None
         )
 
-    @staticmethod
-    def _pass(ctx: RequestContext, pages: tuple[int | None, ...]) -> tuple[object, ...]:
-        return (ctx.is_operator, ctx.may_explore, Limits.of(ctx.settings), pages)
+    def _pass(self, ctx: RequestContext, pages: tuple[int | None, ...]) -> tuple[object, ...]:
+        """What the static checks of one cleared document depend on, besides the document."""
+        settings, limits = self._limits
+        if settings is not ctx.settings or limits is None:  # settings are replaced, never changed
+            limits = Limits.of(ctx.settings)
+            self._limits = (ctx.settings, limits)
+        return (ctx.is_operator, ctx.may_explore, limits, pages)
 
     async def answer(
         self, query: str, operation_name: str | None, variables: dict[str, Any] | None, ctx: RequestContext
@@ -93,7 +99,7 @@ class Lane:
         if pages is None or self._pass(ctx, pages) not in entry.passes:
             return None
         started = time.perf_counter()
-        data = await hook.answer(schema, query, entry.document, entry.operation_name, variables, ctx)
+        data = await hook.answer(self.schema, query, entry.document, entry.operation_name, variables, ctx)
         if data is None:
             STATS["handed"] += 1
             ctx.compiled_tried = True  # the full path's CompiledReads does not try the plan again
