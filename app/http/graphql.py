@@ -254,9 +254,9 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         if method == "POST":  # GET keeps its own rules on the full path
             fast = await self.lane.answer(params.query, params.operation_name, params.variables, ctx)
             if fast is not None:
-                if keep is not None:
+                if keep is not None and not fast[1]:
                     self.persisted.keep(keep, params.query)
-                return fast, False
+                return fast
         ctx.compiled_document = None
         try:
             result = await self.schema.execute(

@@ -17,6 +17,7 @@ before, whenever something else could take part: tracing on (OperationSpans), re
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,15 +28,22 @@ from graphql import DocumentNode, OperationDefinitionNode, get_operation_ast
 
 from app.context import RequestContext
 from app.db.replicas import Replicas
-from app.observability.metrics import GRAPHQL_DURATION, GRAPHQL_OPERATIONS, OperationNames, child
+from app.observability.metrics import (
+    GRAPHQL_DURATION,
+    GRAPHQL_ERRORS,
+    GRAPHQL_OPERATIONS,
+    OperationNames,
+    child,
+)
 from app.observability.tracing import OperationSpans
 from graphql_schema.compiled import hook
 from graphql_schema.extensions import per_user_operation
 from graphql_schema.limits import Limits
 from graphql_schema.validation import first_variables
 
+log = logging.getLogger("troika.graphql")  # ErrorCodes' logger: the same line for the same failure
 # How requests went: `taken` (the lane answered), `handed` (cleared, but the plan handed it to the
-# resolvers), `cleared` (documents recorded); read by tests and bench/.
+# resolvers), `failed` (the plan raised), `cleared` (documents recorded); read by tests and bench/.
 STATS: Counter[str] = Counter()
 _PASSES_PER_DOCUMENT = 64  # distinct callers' classes, limits and page sizes kept for one document
 
@@ -90,8 +98,9 @@ class Lane:
 
     async def answer(
         self, query: str, operation_name: str | None, variables: dict[str, Any] | None, ctx: RequestContext
-    ) -> dict[str, Any] | None:
-        """The response's body for a cleared query, or None: the full path answers it."""
+    ) -> tuple[dict[str, Any], bool] | None:
+        """The response's body for a cleared query and whether it is a request error, or None:
+        the full path answers it."""
         entry = self.cleared.get((query, operation_name))
         if entry is None or not self.open_for(ctx):
             return None
@@ -99,7 +108,10 @@ class Lane:
         if pages is None or self._pass(ctx, pages) not in entry.passes:
             return None
         started = time.perf_counter()
-        data = await hook.answer(self.schema, query, entry.document, entry.operation_name, variables, ctx)
+        try:
+            data = await hook.answer(self.schema, query, entry.document, entry.operation_name, variables, ctx)
+        except Exception as exc:  # noqa: BLE001 - answered as strawberry's operation answers it
+            return self._failed(exc, entry, ctx, started), True
         if data is None:
             STATS["handed"] += 1
             ctx.compiled_tried = True  # the full path's CompiledReads does not try the plan again
@@ -110,7 +122,21 @@ class Lane:
         name = OperationNames.label(entry.operation_name)
         child(GRAPHQL_OPERATIONS, name, "query", "ok").inc()
         child(GRAPHQL_DURATION, name, "query").observe(time.perf_counter() - started)
-        return {"data": data}
+        return {"data": data}, False
+
+    @staticmethod
+    def _failed(exc: Exception, entry: Cleared, ctx: RequestContext, started: float) -> dict[str, Any]:
+        """What the full path answers when the plan raises (say, its audit write fails): one
+        masked error, logged with its traceback, counted, and never cached (ErrorCodes, metrics)."""
+        STATS["failed"] += 1
+        log.error("unexpected error, traceId %s", ctx.trace_id, exc_info=exc)
+        ctx.uncacheable()
+        name = OperationNames.label(entry.operation_name)
+        child(GRAPHQL_ERRORS, "INTERNAL_SERVER_ERROR").inc()
+        child(GRAPHQL_OPERATIONS, name, "query", "error").inc()
+        child(GRAPHQL_DURATION, name, "query").observe(time.perf_counter() - started)
+        error = {"code": "INTERNAL_SERVER_ERROR", "traceId": ctx.trace_id}
+        return {"errors": [{"message": "internal server error", "extensions": error}]}  # a request error
 
     def record(
         self, query: str, operation_name: str | None, variables: dict[str, Any] | None, ctx: RequestContext
