@@ -19,7 +19,7 @@ from app.settings import Settings
 from tests.compiled.conftest import build_world
 from tests.factories.auth import operator_key
 from tests.factories.identity import link, new_user
-from tests.helpers import Gql, untraced
+from tests.helpers import Gql, served, untraced
 
 UNIFIED = """query ($id: ID) {
   user(id: $id) {
@@ -255,3 +255,24 @@ async def test_a_persisted_query_takes_the_lane_once_resolved(lanes: Lanes) -> N
     by_hash = await post(lanes.lane_client, "", {"id": world.full}, viewer, extensions=persisted)
     assert STATS["taken"] == taken + 1
     same(by_hash, first)
+
+
+async def test_each_operation_of_a_batch_may_take_the_lane(settings: Settings) -> None:
+    async with served(settings, graphql_batch_max=3, response_cache_bytes=0) as (app, client):
+        gql = Gql(client)
+        admin = await operator_key(app, "admin")
+        users = [await new_user(gql, admin, phone=f"+861380018000{n}") for n in (1, 2)]
+        await post(client, SMALL, {"id": users[0]}, admin)  # cleared
+        batch = [
+            {"query": SMALL, "variables": {"id": users[1]}},
+            {"query": SMALL.replace("phone", "phone nope"), "variables": {"id": users[1]}},
+            {"query": SMALL, "variables": {"id": users[0]}},
+        ]
+        headers = {"Authorization": f"Bearer {admin}"}
+        taken = STATS["taken"]
+        answers = (await client.post("/graphql", json=batch, headers=headers)).json()
+        assert STATS["taken"] == taken + 2
+        assert [a["data"]["user"]["id"] for a in (answers[0], answers[2])] == [users[1], users[0]]
+        assert answers[1]["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+        one_by_one = [(await client.post("/graphql", json=b, headers=headers)).json() for b in batch]
+        assert untraced(answers) == untraced(one_by_one)
