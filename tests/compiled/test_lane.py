@@ -276,3 +276,17 @@ async def test_each_operation_of_a_batch_may_take_the_lane(settings: Settings) -
         assert answers[1]["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
         one_by_one = [(await client.post("/graphql", json=b, headers=headers)).json() for b in batch]
         assert untraced(answers) == untraced(one_by_one)
+
+
+async def test_rate_limits_still_count_every_request_the_lane_answers(settings: Settings) -> None:
+    """OperationRateLimits counts only mutations over HTTP; the per-address and per-caller limits
+    are the middleware's, in front of the lane: a query over the limit is refused all the same."""
+    limited = {"rate_limit_enabled": True, "rate_limit_principal": "4/minute", "response_cache_bytes": 0}
+    async with served(settings, **limited) as (app, client):
+        admin = await operator_key(app, "admin")
+        viewer = await operator_key(app, "viewer")
+        user = await new_user(Gql(client), admin, phone="+8613800190001")
+        taken = STATS["taken"]
+        statuses = [(await post(client, SMALL, {"id": user}, viewer)).status_code for _ in range(6)]
+        assert statuses == [200, 200, 200, 200, 429, 429]
+        assert STATS["taken"] == taken + 3
