@@ -281,7 +281,11 @@ async def test_each_operation_of_a_batch_may_take_the_lane(settings: Settings) -
 async def test_rate_limits_still_count_every_request_the_lane_answers(settings: Settings) -> None:
     """OperationRateLimits counts only mutations over HTTP; the per-address and per-caller limits
     are the middleware's, in front of the lane: a query over the limit is refused all the same."""
-    limited = {"rate_limit_enabled": True, "rate_limit_principal": "4/minute", "response_cache_bytes": 0}
+    limited: dict[str, Any] = {
+        "rate_limit_enabled": True,
+        "rate_limit_principal": "4/minute",
+        "response_cache_bytes": 0,
+    }
     async with served(settings, **limited) as (app, client):
         admin = await operator_key(app, "admin")
         viewer = await operator_key(app, "viewer")
