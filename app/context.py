@@ -82,6 +82,10 @@ class RequestContext:
         self.valid_until: datetime | None = None
         # A compiled read (graphql_schema/compiled/) audits its reveals only once its answer stands.
         self.held_reveals: list[tuple[int, str]] | None = None
+        # The fast lane (app/http/lane.py): the document a compiled plan answered, and whether the
+        # lane already tried the plan (the full path's CompiledReads then leaves it to the resolvers).
+        self.compiled_document: object | None = None
+        self.compiled_tried = False
 
     def depends_on(self, user: UserRecord | None) -> None:
         """The response shows this user: a cached copy lives only while its version stands."""

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # Compiled reads (graphql_schema/compiled/): known queries of users answered from one statement
     # per database instead of field by field; false runs every query through the resolvers.
     compiled_reads: bool = True
+    # The fast lane (app/http/lane.py): a query the full path already cleared and compiled is
+    # answered again by its plan without strawberry's per-operation extensions; false: never.
+    graphql_fast_lane: bool = True
     # Sync: how often each instance reads the outbox when no doorbell rang (Redis down, or a
     # change committed by another process such as `troika import`), subscriptions allowed on
     # one WebSocket connection, the WebSocket keep-alive ping of `troika serve`, and how long

@@ -1,5 +1,9 @@
 """Server CPU of a cold read (response cache off), compiled reads on and off, alternated A B A B.
 
+Three modes: `compiled` (a cleared query answered by the HTTP layer's fast lane, app/http/lane.py),
+`full path` (compiled too, but every request through strawberry's operation and its extensions)
+and `resolvers` (compiled reads off).
+
 The app runs in this process and requests go straight to its ASGI callable (no sockets, no
 client library): the CPU counted is the server's own work for a request (HTTP app, GraphQL,
 database client). Each round asks for `--requests` random users, the same ids for both modes.
@@ -22,6 +26,7 @@ import asyncpg
 import orjson
 
 from app.auth.principal import Role
+from app.http.lane import STATS as LANE
 from app.main import create_app
 from bench.generate import bench_settings
 from bench.query import QUERIES, prepare
@@ -96,8 +101,10 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     key, ids = await prepare(settings, 5000, frozenset(Role(r) for r in roles.split(",")))
     query = QUERIES[query_name]
+    full_path = {"compiled_reads": True, "graphql_fast_lane": False}
     apps = {
         "compiled": create_app(settings.model_copy(update={"compiled_reads": True})),
+        "full path": create_app(settings.model_copy(update=full_path)),
         "resolvers": create_app(settings.model_copy(update={"compiled_reads": False})),
     }
     per_request: dict[str, list[float]] = {name: [] for name in apps}
@@ -113,7 +120,7 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
                 for _ in range(requests)
             ]
             answers: dict[str, list[bytes]] = {}
-            for name in list(apps) if n % 2 == 0 else list(reversed(apps)):
+            for name in list(apps) if n % 2 == 0 else list(reversed(apps)):  # A B C, C B A
                 pg_before = await backends_cpu(database_url)
                 started = time.process_time()
                 answers[name] = [await call(apps[name], body, key) for body in batch]
@@ -121,9 +128,15 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
                 pg_after = await backends_cpu(database_url)
                 if pg_before is not None and pg_after is not None:
                     pg_per_request[name].append((pg_after - pg_before) * 1000 / requests)
-            same = sum(a == b for a, b in zip(answers["compiled"], answers["resolvers"], strict=True))
+            same = sum(
+                a == b == c
+                for a, b, c in zip(
+                    answers["compiled"], answers["full path"], answers["resolvers"], strict=True
+                )
+            )
             print(
                 f"round {n + 1}: compiled {per_request['compiled'][-1]:.2f} ms, "
+                f"full path {per_request['full path'][-1]:.2f} ms, "
                 f"resolvers {per_request['resolvers'][-1]:.2f} ms of server CPU per request; "
                 f"identical answers {same}/{requests}"
             )
@@ -138,7 +151,7 @@ async def rounds(database_url: str, query_name: str, requests: int, rounds_: int
                 f"{name}, PostgreSQL backends: median {statistics.median(values):.2f} ms, "
                 f"range {min(values):.2f}-{max(values):.2f}"
             )
-    print(f"answered: {dict(STATS)}")
+    print(f"answered: {dict(STATS)}; fast lane: {dict(LANE)}")
 
 
 def main() -> None:

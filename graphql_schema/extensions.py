@@ -6,7 +6,14 @@ import logging
 import re
 from collections.abc import Iterator
 
-from graphql import FieldNode, GraphQLError, GraphQLSyntaxError, OperationType, get_operation_ast
+from graphql import (
+    FieldNode,
+    GraphQLError,
+    GraphQLSyntaxError,
+    OperationDefinitionNode,
+    OperationType,
+    get_operation_ast,
+)
 from strawberry.extensions import MaskErrors, SchemaExtension
 
 from app.context import RequestContext, new_trace_id
@@ -110,6 +117,14 @@ class ErrorCodes(MaskErrors):
 PER_USER_ROOTS = frozenset({"user", "me", "__typename"})
 
 
+def per_user_operation(operation: OperationDefinitionNode) -> bool:
+    """A query whose root fields are all per-user roots: its error-free answer may be cached."""
+    return operation.operation is OperationType.QUERY and all(
+        isinstance(sel, FieldNode) and sel.name.value in PER_USER_ROOTS
+        for sel in operation.selection_set.selections
+    )
+
+
 class CacheableQuery(SchemaExtension):
     """Tells the response cache which answers it may keep: error-free queries of per-user roots."""
 
@@ -121,14 +136,5 @@ class CacheableQuery(SchemaExtension):
             return
         result = ec.result
         operation = get_operation_ast(ec.graphql_document, ec.operation_name) if ec.graphql_document else None
-        if (
-            result is None
-            or result.errors
-            or operation is None
-            or operation.operation is not OperationType.QUERY
-            or not all(
-                isinstance(sel, FieldNode) and sel.name.value in PER_USER_ROOTS
-                for sel in operation.selection_set.selections
-            )
-        ):
+        if result is None or result.errors or operation is None or not per_user_operation(operation):
             ctx.uncacheable()

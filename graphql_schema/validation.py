@@ -162,7 +162,7 @@ _bounded: LRUCache[tuple[object, ...], GraphQLError] = LRUCache(maxsize=4096)
 _page_variables: LRUCache[str, tuple[str, ...]] = LRUCache(maxsize=1024)
 
 
-def _first_variables(query: str, document: DocumentNode) -> tuple[str, ...]:
+def first_variables(query: str, document: DocumentNode) -> tuple[str, ...]:
     """The variables given to a `first` argument: the only ones the cost depends on."""
     names = _page_variables.get(query)
     if names is None:
@@ -197,7 +197,7 @@ def _bounds_error(ec: ExecutionContext, document: DocumentNode, limits: Limits) 
     key: tuple[object, ...] | None = None
     if isinstance(ec.query, str):
         variables = ec.variables or {}
-        pages = tuple(variables.get(n) for n in _first_variables(ec.query, document))
+        pages = tuple(variables.get(n) for n in first_variables(ec.query, document))
         if all(p is None or isinstance(p, int) for p in pages):
             key = (ec.query, limits, pages)
             cached = _bounded.get(key)

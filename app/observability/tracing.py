@@ -50,6 +50,8 @@ class OperationSpans(OpenTelemetryExtension):
 
 def current_trace_id() -> str | None:
     """The active span's trace id (32 hex digits), or None when nothing is traced."""
+    if not OperationSpans.enabled:  # no tracer provider installed: no span to ask (~1 µs a request)
+        return None
     context = trace.get_current_span().get_span_context()
     return format_trace_id(context.trace_id) if context.is_valid else None
 

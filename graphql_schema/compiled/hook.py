@@ -40,6 +40,7 @@ class CompiledReads(SchemaExtension):
             # A WebSocket's operations share one context and may interleave: the held reveals and
             # the cache state a compiled run sets aside are a request's own only over HTTP.
             and ctx.transport == "http"
+            and not ctx.compiled_tried  # the fast lane tried it: the resolvers answer
             and ec.result is None
             and ec.graphql_document is not None
             and isinstance(ec.query, str)
@@ -49,6 +50,7 @@ class CompiledReads(SchemaExtension):
             )
             if data is not None:
                 ec.result = ExecutionResult(data=data, errors=None)
+                ctx.compiled_document = ec.graphql_document  # the fast lane may clear it
         yield
 
 

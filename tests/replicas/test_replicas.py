@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from app.cli import migrate
 from app.db.replicas import Replicas
+from app.http.lane import STATS as LANE
 from app.main import create_app
 from tests.conftest import settings_for
 from tests.factories.auth import operator_key, user_token
@@ -117,8 +118,10 @@ async def test_queries_read_the_replica_and_a_user_reads_their_own_writes(
     seen_by_user = await gql(ME, token=user_token(app, user_id))
     assert fresh in seen_by_user["me"]["identities"], "the user's data version sent this read to the primary"
 
+    lane = LANE["taken"]
     seen_by_writer = await gql(USER, {"id": user_id}, token=writer)
     assert fresh in seen_by_writer["user"]["identities"], "a key that just wrote reads the primary"
+    assert LANE["taken"] == lane, "with replicas, every query goes through ReplicaReads (no fast lane)"
 
 
 async def test_a_lagging_replica_leaves_the_rotation_and_comes_back(
