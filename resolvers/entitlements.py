@@ -79,6 +79,13 @@ async def set_consents(
         source_channels=[c.source_channel for c in changes],
         settings=ctx.settings,
     )
+    done = await ctx.write_at_once(
+        lambda conn: consent_rules.set_at_once(
+            conn, target.id, changes, actor=principal.actor, trace_id=ctx.trace_id
+        )
+    )
+    if done is not None:
+        return done
     return await ctx.write(
         lambda session: ConsentLedger(session).set(target.id, changes, actor=principal.actor)
     )
