@@ -192,20 +192,31 @@ def _set_rows(user_id: int, planned: _Planned, *, at: datetime, actor: str) -> l
 
 
 async def set_at_once(
-    conn: Any, user_id: int, changes: Sequence[ConsentChange], *, actor: str, trace_id: str | None
+    conn: Any,
+    user_id: int,
+    changes: Sequence[ConsentChange],
+    *,
+    actor: str,
+    trace_id: str | None,
+    scope: tuple[list[str], list[tuple[str, str]]] | None,
 ) -> tuple[UserRecord, int] | None:
     """`ConsentLedger.set` as one autocommitted statement on an asyncpg connection (PostgreSQL):
-    the same rows, audit entry, version bump and outbox row. The user and the outbox cursor; None
-    when `user_id` is not an active user's (nothing written: take the long way, which resolves it).
+    the same rows, audit entry, version bump and outbox row, if the user holds an identity of
+    `scope` (app/stores/consents.py). The user and the outbox cursor; None, with nothing written,
+    when `user_id` is not an active user's in scope or the changes are invalid: the long way
+    authorizes first, then says what is wrong.
     """
-    planned = _planned(changes)
+    try:
+        planned = _planned(changes)
+    except DomainError:
+        return None
     at = utcnow()
     rows = _set_rows(user_id, planned, at=at, actor=actor)
     details = {"entries": _shown(rows)}
     entry = audit.entry_of(
         actor=actor, action="consent.set", user_id=user_id, details=details, trace_id=trace_id, at=at
     )
-    return await store.set_at_once(conn, user_id, rows, audit=entry, topic=Topic.CONSENT.value)
+    return await store.set_at_once(conn, user_id, rows, audit=entry, topic=Topic.CONSENT.value, scope=scope)
 
 
 class ConsentLedger:

@@ -131,6 +131,9 @@ async def append(
 _SET_AT_ONCE = (
     "WITH bumped AS (UPDATE users SET data_version = users.data_version + 1"
     " WHERE users.id = CAST($1 AS bigint) AND users.merged_into_id IS NULL AND users.erased_at IS NULL"
+    " AND (NOT CAST($15 AS boolean) OR EXISTS (SELECT 1 FROM identities AS i WHERE i.user_id = users.id"
+    " AND (i.kind = ANY($16::text[])"
+    " OR (i.kind, i.namespace) IN (SELECT * FROM unnest($17::text[], $18::text[])))))"
     " RETURNING users.id, users.created_at, users.data_version, clock_timestamp() AS at),"
     " audit_entry AS (INSERT INTO audit_log (at, actor, principal_kind, action, target_user_id, details,"
     " trace_id) SELECT bumped.at, CAST($2 AS text), CAST($3 AS text), CAST($4 AS text),"
@@ -151,16 +154,25 @@ _SET_AT_ONCE = (
 
 
 async def set_at_once(
-    conn: Any, user_id: int, rows: Sequence[dict[str, Any]], *, audit: dict[str, Any], topic: str
+    conn: Any,
+    user_id: int,
+    rows: Sequence[dict[str, Any]],
+    *,
+    audit: dict[str, Any],
+    topic: str,
+    scope: tuple[list[str], list[tuple[str, str]]] | None,
 ) -> tuple[UserRecord, int] | None:
     """Append one active user's ledger rows (all by one actor) with their audit entry, bump the
     user and announce `topic`, in one autocommitted statement on PostgreSQL (asyncpg). All are
     dated by the database's clock once the user is locked, so one user's entries are ordered alike
     by id and by effective time however writers race (the rows' and the entry's own times unused).
 
-    The user as bumped and the outbox cursor; None when `user_id` is absorbed, erased or unknown
-    (nothing was written: the caller resolves it the long way).
+    `scope`, when given, is what the user must hold for the write to happen: an identity of one
+    of these kinds, or of one of these (kind, namespace) pairs (a service's channel).
+    The user as bumped and the outbox cursor; None when `user_id` is absorbed, erased, unknown or
+    out of `scope` (nothing was written: the caller takes the long way, which says why).
     """
+    kinds, pairs = scope or ([], [])
     found = await conn.fetchrow(
         _SET_AT_ONCE,
         user_id,
@@ -177,6 +189,10 @@ async def set_at_once(
         [r["policy_version"] for r in rows],
         [r["cause"] for r in rows],
         topic,
+        scope is not None,
+        kinds,
+        [k for k, _ in pairs],
+        [n for _, n in pairs],
     )
     if found is None:
         return None
