@@ -14,10 +14,13 @@ from app.domain.changes import ChangeRow
 
 # The head row is the lock: an UPDATE waits for the writer holding it to commit, then numbers
 # from the value that writer committed (READ COMMITTED re-reads a row it waited for), so locking
-# and numbering are one statement. `{after}` joins the head to a relation that must be locked
-# first (the one-statement writes lock their user before the head); "" for none.
+# and numbering are one statement. Never below the newest row (an index probe): rows written past
+# the head (by a version that numbered from max(id), or by hand) are numbered after, not
+# collided with. `{after}` joins the head to a relation that must be locked first (the
+# one-statement writes lock their user before the head); "" for none.
 HEAD_CTE = (
-    "head AS (UPDATE changes_head SET last = changes_head.last + {count}{after}"
+    "head AS (UPDATE changes_head SET last = greatest(changes_head.last,"
+    " (SELECT coalesce(max(id), 0) FROM changes)) + {count}{after}"
     " WHERE changes_head.id = 1 RETURNING changes_head.last)"
 )
 # Rows numbered after the head, in the order given; answers the last cursor written.

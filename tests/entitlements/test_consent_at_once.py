@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from app.channels import channel_identities, identity_channel
 from app.db.models import AuditEntry, Change, ConsentEntry
@@ -100,3 +100,24 @@ async def test_the_outbox_stays_gap_free_when_both_kinds_of_writer_race(app: Fas
     assert [r.id for r in rows] == list(range(start + 1, start + 1 + len(rows))), "gap-free"
     assert sum(1 for r in rows if r.topic == "CONSENT") == 24
     assert sum(1 for r in rows if r.topic == "IDENTITY") >= 8
+
+
+async def test_rows_written_past_the_head_are_numbered_after(app: FastAPI, gql: Gql) -> None:
+    """As a version numbering from max(id) (or a hand) may have left them: no collision, no gap."""
+    admin = await operator_key(app, "operator")
+    service = await service_key(app, "APP")
+    user_id = (await link(gql, admin, kind="APP_USER_ID", value="A-past"))["user"]["id"]
+    async with app.state.db.write_sessions() as s, s.begin():
+        last = (await s.execute(select(Change.id).order_by(Change.id.desc()).limit(1))).scalar_one()
+        at = (await s.execute(select(Change.at).where(Change.id == last))).scalar_one()
+        rows = [{"id": last + n, "user_id": int(user_id), "topic": "CONSENT", "at": at} for n in (1, 2)]
+        await s.execute(insert(Change), rows)
+    push = consent_input("PUSH", granted=True, channel="APP", source="APP", user_id=user_id)
+    await gql(SET_CONSENT, {"input": push}, token=service)
+    await link(gql, admin, kind="EXTERNAL", namespace="past", value="p-1", user_id=user_id)
+    async with app.state.db.read_sessions() as s:
+        found = (
+            (await s.execute(select(Change.id).where(Change.id > last).order_by(Change.id))).scalars().all()
+        )
+    assert list(found) == list(range(last + 1, last + 1 + len(found)))
+    assert len(found) >= 4
