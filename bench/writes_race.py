@@ -4,8 +4,9 @@ The app runs in this process (requests go straight to its ASGI callable, bench/c
 fresh PostgreSQL database; `--clients` coroutines each send the race's mutation (bench/race.py's
 mix) for users holding a mini-program openid, back to back, for `--seconds`. Reported: writes per
 second, latency p50 and p99 (queueing in this one event loop included: the server's as the race
-sees it), and server CPU per write. It uses only what bench/writes.py had before the one-statement
-write, so main's tree runs it too: `cd /work/main && PYTHONPATH=. .venv/bin/python
+sees it), and CPU per write, the server's and PostgreSQL's (its backends' /proc schedstat). It
+uses only what bench/writes.py and bench/cold_cpu.py had before the one-statement write, so
+main's tree runs it too: `cd /work/main && PYTHONPATH=. .venv/bin/python
 /path/to/bench/writes_race.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`.
 """
 
@@ -27,6 +28,7 @@ from app.auth.principal import PrincipalKind, Role
 from app.cli import migrate
 from app.domain import Channel
 from app.main import create_app
+from bench.cold_cpu import backends_cpu
 from bench.generate import bench_settings
 from bench.writes import LINK, _admin, ask
 
@@ -47,14 +49,14 @@ async def run(database_url: str, clients: int, seconds: float, users: int) -> No
             pool.submit(migrate, settings).result()
         app = create_app(settings)
         try:
-            await race(app, clients, seconds, users)
+            await race(app, url, clients, seconds, users)
         finally:
             await app.state.db.dispose()
     finally:
         await _admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-async def race(app: Any, clients: int, seconds: float, users: int) -> None:
+async def race(app: Any, url: str, clients: int, seconds: float, users: int) -> None:
     async with app.state.db.write_sessions() as session, session.begin():
         kind, roles = PrincipalKind.OPERATOR, frozenset({Role.OPERATOR})
         operator = (await create_key(session, kind=kind, roles=roles)).raw
@@ -79,14 +81,18 @@ async def race(app: Any, clients: int, seconds: float, users: int) -> None:
             await ask(app, mini, MIX_WRITE, {"id": ids[n * 7919 % users], "g": n % 2 == 0})
             latencies.append(time.perf_counter() - started)
 
-    cpu, wall = time.process_time(), time.perf_counter()
+    pg, cpu, wall = await backends_cpu(url), time.process_time(), time.perf_counter()
     await asyncio.gather(*(client() for _ in range(clients)))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    pg_after = await backends_cpu(url)  # the pools' backends (none closes during the run)
+    pg_ms = (
+        f"{(pg_after - pg) * 1000 / len(latencies):.2f}" if pg is not None and pg_after is not None else "?"
+    )
     ms = sorted(x * 1000 for x in latencies)
     print(
         f"{clients} clients, {len(ms)} setConsent in {wall:.1f} s: {len(ms) / wall:.0f} writes/s,"
         f" p50 {statistics.median(ms):.1f} ms, p99 {ms[int(len(ms) * 0.99)]:.1f} ms,"
-        f" max {ms[-1]:.1f} ms; server CPU per write {cpu * 1000 / len(ms):.2f} ms;"
+        f" max {ms[-1]:.1f} ms; CPU per write: server {cpu * 1000 / len(ms):.2f} ms, PostgreSQL {pg_ms} ms;"
         f" load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
 
