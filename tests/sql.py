@@ -39,8 +39,9 @@ def count_statements(app: FastAPI) -> Iterator[list[str]]:
 
 @contextmanager
 def count_direct_statements(app: FastAPI) -> Iterator[list[str]]:
-    """Statements a request sends on the hub's own asyncpg connections (app/db/direct.py): the
-    compiled reads and the one-statement writes, which no engine event sees. None on SQLite."""
+    """Statements a request sends on connections taken with `DirectReads.connection` (the hub's
+    own asyncpg pool, app/db/direct.py): the one-statement writes, which no engine event sees.
+    None on SQLite."""
     statements: list[str] = []
     direct = app.state.db.direct
     if direct is None:

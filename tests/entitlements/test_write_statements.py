@@ -1,14 +1,13 @@
 """Writes stay cheap: the statements one setConsent or linkIdentity runs are pinned, per database.
 
-On PostgreSQL a consent is: the caller's user and identities read (may this service change them),
-then one statement in autocommit on the app's own asyncpg connection: the version bump that locks
-the user, the ledger rows with their audit entry, and the outbox row numbered under the outbox
-head's lock (app/stores/consents.py). A link making a user is: the identity's advisory lock, the
-owner lookup, the new user, the identity with its history edge and audit entry, the outbox rows
-with the head's lock; a link to a user also reads the user and its identities, and locks and
-bumps it. SQLite has no advisory locks and no data-modifying WITH, so it runs its own, longer,
-list. A new statement on these paths fails here: fold it into one of these, or change the pin
-saying why.
+On PostgreSQL a service's consent for a user of its channel is one statement in autocommit on the
+app's own asyncpg connection (app/stores/consents.py): the version bump that locks the user and
+checks the service's scope, the ledger rows with their audit entry, and the outbox row numbered
+under the outbox head's lock. A link making a user is: the identity's advisory lock, the owner
+lookup, the new user, the identity with its history edge and audit entry, the outbox rows with
+the head's lock; a link to a user also reads the user and its identities, and locks and bumps it.
+SQLite has no advisory locks and no data-modifying WITH, so it runs its own, longer, list. A new
+statement on these paths fails here: fold it into one of these, or change the pin saying why.
 """
 
 from __future__ import annotations
