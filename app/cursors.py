@@ -6,13 +6,17 @@ import base64
 import json
 from datetime import datetime
 
+import orjson
+
 from app.errors import InvalidInput
 
 Position = tuple[datetime, str, int]
 
 
 def encode_cursor(at: datetime, channel: str, row_id: int) -> str:
-    raw = json.dumps([at.isoformat(), channel, row_id], separators=(",", ":")).encode()
+    """The cursor's text: orjson writes the same bytes as the standard library's compact JSON for
+    these ASCII values (an ISO time, a channel's name, an id), in a fraction of the time."""
+    raw = orjson.dumps([at.isoformat(), channel, row_id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 

@@ -155,7 +155,7 @@ class ReservationsByUserIdLoader(DataLoader[int, Page[ReservationRow]]):
         for uid in keys:
             mine = sorted(
                 (r for ref in by_user[uid] for r in by_ref.get(ref, [])),
-                key=lambda r: (r.booked_at, r.channel.value, r.id),
+                key=lambda r: (r.booked_at, r.channel, r.id),
                 reverse=True,
             )
             total = sum(counts.get(ref, 0) for ref in by_user[uid])
@@ -300,7 +300,7 @@ def order_pages(
     for uid in keys:
         mine = sorted(
             (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
-            key=lambda o: (o.placed_at, o.channel.value, o.id),
+            key=lambda o: (o.placed_at, o.channel, o.id),
             reverse=True,
         )
         total = sum(counts.get(ref, 0) for ref in by_user[uid])
@@ -317,7 +317,7 @@ def event_pages(
     for uid in keys:
         mine = sorted(
             (e for ref in by_user[uid] for e in by_ref.get(ref, [])),
-            key=lambda e: (e.occurred_at, e.channel.value, e.id),
+            key=lambda e: (e.occurred_at, e.channel, e.id),
             reverse=True,
         )
         pages.append(_page(mine, first, -1, lambda e: encode_cursor(e.occurred_at, e.channel.value, e.id)))

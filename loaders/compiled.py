@@ -3,16 +3,17 @@ handed to the per-relation loaders (primed), so the resolvers run unchanged and 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from app.cursors import Position
 from app.db.engine import Engines
 from app.db.types import utcnow
-from app.domain import Channel, IdentityKey, UserRecord
+from app.domain import Channel, IdentityKey, IdentityRecord, UserRecord
 from app.domain.channel_data import CartRow, EventRow, OrderRow, group_by_ref
+from app.domain.entitlements import ConsentEntryRecord
 from app.pii import SESSION_KEY as KEYRING
 from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts
 from app.services.portrait import preferences
@@ -20,8 +21,10 @@ from app.stores import compiled as store
 from app.stores.compiled_portrait import PortraitQuery, PortraitRows
 from app.stores.portrait import SpanRow
 from loaders import Loaders
-from loaders.channel_data import event_pages, order_pages
+from loaders.channel_data import Page, event_pages, order_pages
 from loaders.portrait import PREFERENCE_EVENTS_PER_IDENTITY, PREFERENCE_ORDERS_PER_IDENTITY, Figures
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,19 @@ class Reads:
     portrait: frozenset[str] = frozenset()  # preferences, traits, journey
     orders: tuple[OrdersArgs, ...] = ()
     behavior: tuple[EventsArgs, ...] = ()
+    # The answer is built straight from the rows (graphql_schema/compiled/direct.py): only the
+    # users and their identities go to the loaders (the roots' checks read them), the rest is kept.
+    direct: bool = False
+
+
+@dataclass
+class Rows:
+    """A direct read's relations per active user, as the loaders would have been primed."""
+
+    identities: dict[int, list[IdentityRecord]] = field(default_factory=dict)
+    consents: dict[int, list[ConsentEntryRecord]] = field(default_factory=dict)
+    orders: list[dict[int, Page[OrderRow]]] = field(default_factory=list)  # per `Reads.orders`
+    cart: dict[int, list[CartRow]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class Found:
     owner: int | None
     page: list[UserRecord]
     total: int
+    rows: Rows | None = None  # with `Reads.direct`
 
 
 def _in(channels: Sequence[Channel], wanted: Channel | None) -> tuple[Channel, ...]:
@@ -121,17 +138,20 @@ def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> sto
     )
 
 
-@asynccontextmanager
-async def _target(loaders: Loaders, engines: Engines) -> AsyncIterator[store.Target]:
-    """asyncpg's own connection on PostgreSQL; the request's shared read session elsewhere, and
-    where the engine has listeners on its statements (tracing, tests counting them)."""
+async def _read(loaders: Loaders, engines: Engines, read: Callable[[store.Target], Awaitable[T]]) -> T:
+    """`read` on asyncpg's own connections on PostgreSQL; on the request's shared read session
+    elsewhere, and where the engine has listeners on its statements (tracing, tests counting them)."""
     direct = engines.direct
     if direct is not None and not engines.read_engine.sync_engine.dispatch.before_cursor_execute:
-        async with direct.connection() as conn:
-            yield store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=conn)
-        return
+        return await read(
+            store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=direct)
+        )
     async with loaders.reads.session(engines) as session:
-        yield store.Target.of(session)
+        return await read(store.Target.of(session))
+
+
+async def _channel(target: store.Target, *, q: store.ChannelQueries, refs: list[str]) -> store.ChannelRows:
+    return await store.read_channel(target, q, refs)
 
 
 async def prefetch(
@@ -158,13 +178,19 @@ async def prefetch(
         sign_ins=bool(reads.portrait & {"traits", "journey"}),
     )
     here = _queries(reads, on_hub.channels, loaders) if on_hub is not None and channel_data else None
-    async with _target(loaders, db) as target:
-        hub = await store.read_hub(target, query, here)
+    hub = await _read(loaders, db, lambda target: store.read_hub(target, query, here))
     active = sorted({u.id for u in hub.users.values()})
     for start_id in {*ids, *([hub.owner] if hub.owner is not None else [])}:
         loaders.user_by_id.prime(start_id, hub.users.get(start_id))
+    rows = Rows() if reads.direct else None
     for uid in active:
-        loaders.identities_by_user_id.prime(uid, hub.identities.get(uid, []))
+        mine = hub.identities.get(uid, [])
+        loaders.identities_by_user_id.prime(uid, mine)
+        if rows is not None:
+            rows.identities[uid] = mine
+            if query.consents:
+                rows.consents[uid] = hub.consents.get(uid, [])
+            continue
         if query.consents:
             loaders.consents_by_user_id.prime(uid, hub.consents.get(uid, []))
         if query.memberships:
@@ -174,30 +200,36 @@ async def prefetch(
         if query.roles:
             loaders.role_grants_by_user_id.prime(uid, hub.roles.get(uid, []))
     if channel_data and active:
-        await _channel_data(loaders, reads, active, hub)
+        await _channel_data(loaders, reads, active, hub, rows)
     if reads.portrait and active:
         await _portrait(loaders, reads.portrait, active)  # read above: nothing more is asked
-    return Found(owner=hub.owner, page=hub.page, total=hub.total)
+    return Found(owner=hub.owner, page=hub.page, total=hub.total, rows=rows)
 
 
-async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows) -> None:
+async def _channel_data(
+    loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows, kept: Rows | None
+) -> None:
     by_user = {uid: [i.ref for i in hub.identities.get(uid, [])] for uid in active}
     refs = sorted({r for refs in by_user.values() for r in refs})
     found = [hub.channel] if hub.channel is not None else []
     for st in loaders.db.stores:
         if not st.shares_hub:
-            async with _target(loaders, st.engines) as target:
-                found.append(await store.read_channel(target, _queries(reads, st.channels, loaders), refs))
+            asked = _queries(reads, st.channels, loaders)
+            found.append(await _read(loaders, st.engines, functools.partial(_channel, q=asked, refs=refs)))
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}
         for f in found:
             for ref, c in f.orders[n][1].items():
                 counts[ref] = counts.get(ref, 0) + c
+        pages = order_pages(active, by_user, rows, counts, o.first)
+        if kept is not None:
+            kept.orders.append(dict(zip(active, pages, strict=True)))
+            continue
         loader = loaders.orders_by_user_id(
             channel=o.channel, status_code=o.status_code, first=o.first, before=o.before
         )
-        for uid, p in zip(active, order_pages(active, by_user, rows, counts, o.first), strict=True):
+        for uid, p in zip(active, pages, strict=True):
             loader.prime(uid, p)
     for n, e in enumerate(reads.behavior):
         events: list[EventRow] = [r for f in found for r in f.events[n]]
@@ -216,7 +248,10 @@ async def _channel_data(loaders: Loaders, reads: Reads, active: list[int], hub: 
     if reads.cart:
         lines: list[CartRow] = [r for f in found for r in f.cart]
         for uid, cart in zip(active, carts(active, by_user, lines), strict=True):
-            loaders.cart_by_user_id.prime(uid, cart)
+            if kept is not None:
+                kept.cart[uid] = cart
+            else:
+                loaders.cart_by_user_id.prime(uid, cart)
 
 
 async def _portrait(loaders: Loaders, fields: frozenset[str], active: list[int]) -> None:

@@ -56,6 +56,31 @@ class DirectReads:
             raise
         self._give(conn)
 
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """One statement's single value, on a connection taken for it (`connection` without the
+        context manager's generator: a compiled read's only use, on every request)."""
+        conn = await self._take()
+        self.taken += 1
+        try:
+            value = await conn.fetchval(sql, *args)
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._give(conn)
+        return value
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        """A statement's rows, as `fetchval` takes a connection for it."""
+        conn = await self._take()
+        self.taken += 1
+        try:
+            rows = await conn.fetch(sql, *args)
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._give(conn)
+        return rows  # type: ignore[no-any-return]
+
     async def _take(self) -> Any:
         if self._idle:
             return self._idle.pop()

@@ -23,7 +23,8 @@ def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow
         latest: dict[str, CartRow] = {}
         for line in (c for ref in by_user[uid] for c in by_ref.get(ref, [])):
             held = latest.get(line.sku)
-            if held is None or (line.updated_at, line.channel.value) > (held.updated_at, held.channel.value):
+            # A channel (a StrEnum) compares by its value.
+            if held is None or (line.updated_at, line.channel) > (held.updated_at, held.channel):
                 latest[line.sku] = line
         out.append(
             sorted((c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True)

@@ -23,15 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app import pii
 from app.cursors import Position
 from app.db.types import UTCDateTime
-from app.domain import Channel, IdentityKey, IdentityRecord, UserRecord
+from app.domain import Channel, IdentityKey, IdentityKind, IdentityRecord, UserRecord
 from app.domain.channel_data import CartRow, EventRow, OrderRow, ReservationRow
-from app.domain.entitlements import ConsentEntryRecord, MembershipRecord, RoleGrantRecord
+from app.domain.entitlements import Cause, ConsentEntryRecord, MembershipRecord, Purpose, RoleGrantRecord
 from app.stores import compiled_portrait as portrait
-from app.stores import consents as consent_store
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store
 from app.stores.compiled_portrait import PortraitQuery, PortraitRows
-from app.stores.identity import identity_record
 from app.stores.sign_ins import SignInSpan
 
 
@@ -157,6 +155,20 @@ def _when(raw: str) -> datetime:
 
 _iso = datetime.fromisoformat
 _CHANNELS = {c.value: c for c in Channel}  # Channel(value) costs a metaclass call per row
+_PURPOSES = {p.value: p for p in Purpose}
+_CAUSES = {c.value: c for c in Cause}
+_KINDS = {k.value: k for k in IdentityKind}
+
+
+def _identity(r: list[Any], keyring: Any) -> IdentityRecord:
+    """As the identity store's `identity_record`, from a row of the statement's JSON."""
+    kind, namespace, value, sealed = r[2], r[3], r[4], r[5]
+    return IdentityRecord(
+        id=r[0], user_id=r[1], kind=_KINDS[kind], namespace=namespace,
+        value=value if sealed is None else pii.opened(keyring, value, sealed),
+        verified=bool(r[6]), linked_at=_when(r[7]), rule=r[8], source=r[9], actor=r[10],
+        ref=pii.ref(kind, namespace, value),
+    )  # fmt: skip
 
 
 _HUB_CTES = """WITH RECURSIVE start(id) AS ({start}),
@@ -372,7 +384,7 @@ class Target:
     keyring: Any
     pg: bool
     session: AsyncSession | None = None
-    driver: Any = None  # an asyncpg connection
+    driver: Any = None  # app/db/direct.py's DirectReads
 
     @staticmethod
     def of(session: AsyncSession) -> Target:
@@ -385,7 +397,7 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
         sql, names = _numbered(statement)
         args = tuple(params[n] for n in names)
         if target.driver is not None:
-            raw = await target.driver.fetchval(sql, *args)
+            raw = await target.driver.fetchval(sql, *args)  # a connection taken for the statement
         else:
             assert target.session is not None
             conn = await target.session.connection()  # Core: the rows are JSON text
@@ -424,18 +436,25 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
         out.page = [UserRecord(id=out.users[i].id, created_at=out.users[i].created_at) for i in ids]
         out.total = int(found["total"])
     for r in found.get("identities") or []:
-        names = ("id", "user_id", "kind", "namespace", "value", "sealed", "verified", "linked_at", "rule")
-        m = dict(zip((*names, "source", "actor"), r, strict=True))
-        m["verified"], m["linked_at"] = bool(m["verified"]), _when(m["linked_at"])
-        rec = identity_record(SimpleNamespace(_mapping=m), keyring)
+        rec = _identity(r, keyring)
         out.identities[rec.user_id].append(rec)
     for r in found.get("consents") or []:
-        e = SimpleNamespace(
-            id=r[0], user_id=r[1], purpose=r[2], channel=r[3], granted=None if r[4] is None else bool(r[4]),
-            source_channel=r[5], policy_version=r[6], effective_at=_when(r[7]), actor=r[8], cause=r[9],
-            merge_id=r[10],
-        )  # fmt: skip
-        out.consents[e.user_id].append(consent_store._record(e))
+        # As the consent store's own rows give them (`consents._record`), its enums by value.
+        out.consents[r[1]].append(
+            ConsentEntryRecord(
+                id=r[0],
+                user_id=r[1],
+                purpose=_PURPOSES[r[2]],
+                channel=_CHANNELS[r[3]] if r[3] else None,
+                granted=None if r[4] is None else bool(r[4]),
+                source_channel=_CHANNELS[r[5]],
+                policy_version=r[6],
+                effective_at=_when(r[7]),
+                actor=r[8],
+                cause=_CAUSES[r[9]],
+                merge_id=r[10],
+            )  # fmt: skip
+        )
     for r in found.get("memberships") or []:
         m2 = SimpleNamespace(
             id=r[1], user_id=r[2], tier=r[3], source_channel=r[4], since=_when(r[5]), expires_at=_at(r[6]),

@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import inspect
 import keyword
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from graphql import (
     FieldNode,
-    GraphQLBoolean,
     GraphQLEnumType,
-    GraphQLFloat,
-    GraphQLID,
-    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLSchema,
-    GraphQLString,
-    Undefined,
 )
 from graphql.execution.values import VariableValues, get_argument_values
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -39,18 +31,17 @@ from strawberry.types.field import StrawberryField
 
 from app.context import RequestContext
 from app.domain import Channel
+from graphql_schema.compiled import direct as direct_answers
+from graphql_schema.compiled.leaves import PLAIN, Fallback, leaf_of
+from graphql_schema.compiled.leaves import leaf as _leaf
 from graphql_schema.compiled.plan import Fields, Plan, UserNeeds, collect, subfields, user_needs
 from graphql_schema.enums import OrderStatus
-from loaders.compiled import EventsArgs, OrdersArgs, Reads
+from loaders.compiled import EventsArgs, OrdersArgs, Reads, Rows
 from resolvers import compiled as resolve
 from resolvers.channel_data import status_code_of
 from resolvers.paging import page_size
 
 _DEFINITION = GraphQLCoreConverter.DEFINITION_BACKREF
-
-
-class Fallback(Exception):
-    """The compiled run stops; graphql-core runs the operation instead."""
 
 
 class _Info:
@@ -83,6 +74,8 @@ class Run:
         self._fields = memo.fields
         self._shapes = memo.shapes
         self._needs = memo.needs
+        self._memo = memo
+        self.rows: Rows | None = None  # the current root's rows, when its users are answered directly
 
     def fields_of(self, nodes: list[FieldNode]) -> Fields:
         key = tuple(id(n) for n in nodes)
@@ -109,11 +102,16 @@ class Run:
                 if not permission().has_permission(None, self.info):  # type: ignore[arg-type]
                     raise Fallback
             args = get_argument_values(field, nodes[0], self.variables)
-            value = await self._root(name, nodes, args)
+            kept: list[Rows] = []
+            value = await self._root(name, nodes, args, kept)
+            self.rows = kept[0] if kept else None
+            if self.rows is not None:
+                direct_answers.STATS["roots"] += 1
             out[key] = await self.complete(field.type, nodes, value)
+            self.rows = None
         return out
 
-    async def _root(self, name: str, nodes: list[FieldNode], args: dict[str, Any]) -> Any:
+    async def _root(self, name: str, nodes: list[FieldNode], args: dict[str, Any], kept: list[Rows]) -> Any:
         from graphql_schema.identity import User, UserConnection  # noqa: PLC0415 - cycle
 
         user_type = self.schema.get_type("User")
@@ -129,20 +127,34 @@ class Run:
                         user_fields.update({f"{key}.{k}": v for k, v in self.fields_of(sub).items()})
                 self._fields[all_nodes] = user_fields
             reads = self._reads(user_type, user_fields)
-            page = await resolve.users(self.ctx, reads, first=args["first"], after=args.get("after"))
+            page = await resolve.users(
+                self.ctx, reads, first=args["first"], after=args.get("after"), kept=kept
+            )
             return UserConnection.of(page)
         reads = self._reads(user_type, self.fields_of(nodes))
         if name == "me":
-            found = await resolve.me(self.ctx, reads)
+            found = await resolve.me(self.ctx, reads, kept)
         else:
             identity = args.get("identity")
             parts = None
             if identity is not None:  # as IdentityInput.parts(): a unionid plays no part in a lookup
                 parts = (identity["kind"], identity["value"], identity.get("namespace"))
-            found = await resolve.user(self.ctx, reads, user_id=args.get("id"), identity=parts)
+            found = await resolve.user(self.ctx, reads, user_id=args.get("id"), identity=parts, kept=kept)
         return None if found is None else User(record=found)
 
     def _reads(self, user_type: GraphQLObjectType, fields: Fields) -> Reads:
+        """What the roots read for these User fields: the same for every request of this memo with
+        the same settings, dictionary and PII right (kept once worked out without an error)."""
+        ctx = self.ctx
+        pii = ctx.principal.can_read_pii
+        kept = self._memo.reads.get((id(fields), pii))
+        if kept is not None and kept[0] is ctx.settings and kept[1] is ctx.dictionary:
+            return kept[2]
+        reads = self._work_out_reads(user_type, fields, pii)
+        self._memo.reads[(id(fields), pii)] = (ctx.settings, ctx.dictionary, reads)
+        return reads
+
+    def _work_out_reads(self, user_type: GraphQLObjectType, fields: Fields, pii: bool) -> Reads:
         needs = self._needs.get(id(fields))
         if needs is None:
             needs = user_needs(self.plan, user_type, fields, self.variables, UserNeeds())
@@ -169,7 +181,14 @@ class Run:
                     before=_cursor(a.get("after")),
                 )
             )
+        direct = self._memo.eligible.get(id(fields))
+        if direct is None:
+            direct = self._memo.eligible[id(fields)] = direct_answers.eligible(
+                user_type, fields, self.variables
+            )
+            self._memo.orders_n.update(direct_answers.order_index(fields))
         return Reads(
+            direct=direct and not pii,
             hub=frozenset(needs.hub),
             cart=needs.cart,
             interests=needs.interests,
@@ -177,6 +196,16 @@ class Run:
             orders=tuple(orders),
             behavior=tuple(behavior),
         )
+
+    def direct_user(self, nodes: list[FieldNode]) -> Callable[[Any, Rows], Any]:
+        """The direct builder of a User's selections (kept with the settings and dictionary it used)."""
+        ctx = self.ctx
+        found = self._memo.direct.get(id(nodes))
+        if found is None or found[0] is not ctx.settings or found[1] is not ctx.dictionary:
+            answers = direct_answers.Direct(self.strawberry, self.fields_of, self.variables)
+            builder = answers.user(nodes, self._memo.orders_n, ctx)
+            found = self._memo.direct[id(nodes)] = (ctx.settings, ctx.dictionary, builder)
+        return found[2]
 
     def steps(self, gtype: GraphQLOutputType) -> tuple[tuple[int, Any], ...]:
         """The type unwrapped once: (NON_NULL|LIST|LEAF|OBJECT, the type) from the outside in."""
@@ -256,6 +285,10 @@ class Run:
             if kind == _LIST:
                 item = steps[i + 1 :]
                 if item[-1][0] == _OBJECT and len(item) <= 2:  # [T] or [T!]: one shape for all items
+                    if self.rows is not None and item[-1][1].name == "User":
+                        build = self.direct_user(nodes)
+                        rows = self.rows
+                        return [None if v is None else build(v.record, rows) for v in value]
                     slots = self.shape(item[-1][1], nodes)
                     strict = len(item) == 2
                     out: list[dict[str, Any] | None] = []
@@ -271,6 +304,8 @@ class Run:
                             out.append(await self._fill(slots, v))
                     return out
                 return [await self._complete(steps, i + 1, nodes, v) for v in value]
+            if self.rows is not None and t.name == "User":
+                return self.direct_user(nodes)(value.record, self.rows)
             return await self.obj(t, nodes, value)
 
     async def obj(self, gtype: GraphQLObjectType, nodes: list[FieldNode], source: Any) -> dict[str, Any]:
@@ -305,9 +340,6 @@ class Run:
 
 
 _NON_NULL, _LIST, _LEAF, _OBJECT = range(4)
-# Built-in scalars whose serialization hands back a value of this exact type unchanged (Int within
-# 32 bits is checked by serialize, so it is not here).
-_PLAIN: dict[Any, type] = {GraphQLString: str, GraphQLBoolean: bool, GraphQLID: str}
 _STEPS: dict[Any, tuple[tuple[int, Any], ...]] = {}
 
 
@@ -364,7 +396,7 @@ def _compiled(
         lines.append(f"    v{n} = source.{attr}")
         if required:
             lines.append(f"    if v{n} is None: raise Fallback")
-        plain = _PLAIN.get(inner[0][1]) if len(inner) == 1 and inner[0][0] == _LEAF else None
+        plain = PLAIN.get(inner[0][1]) if len(inner) == 1 and inner[0][0] == _LEAF else None
         env[f"C{n}"] = convert
         if plain is not None:
             env[f"P{n}"] = plain
@@ -376,31 +408,6 @@ def _compiled(
     return env["fill"]  # type: ignore[no-any-return]
 
 
-def _leaf_of(gtype: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
-    """`_leaf` for one type, its common case first (an Int in 32 bits, an enum member seen before)."""
-    if gtype is GraphQLInt:
-
-        def integer(value: Any) -> Any:
-            if type(value) is int and _INT_MIN <= value <= _INT_MAX:
-                return value
-            return _leaf(gtype, value)
-
-        return integer
-    if isinstance(gtype, GraphQLEnumType):
-        names: dict[Enum, Any] = {}
-
-        def member(value: Any) -> Any:
-            name = names.get(value) if isinstance(value, Enum) else None
-            if name is None:
-                name = _leaf(gtype, value)
-                if isinstance(value, Enum):
-                    names[value] = name
-            return name
-
-        return member
-    return lambda value: _leaf(gtype, value)
-
-
 def _converter(
     steps: tuple[tuple[int, Any], ...],
     nodes: list[FieldNode],
@@ -409,11 +416,11 @@ def _converter(
     """A non-None value's completion for a leaf, an object or a list of objects ([T] or [T!])."""
     kind, t = steps[0]
     if kind == _LEAF and len(steps) == 1:
-        return _leaf_of(t)
+        return leaf_of(t)
     if kind == _OBJECT:
         return shape_of(t, nodes).fast
     if kind == _LIST and steps[-1][0] == _LEAF and len(steps) <= 3:  # [L] or [L!]
-        leaf, required = _leaf_of(steps[-1][1]), len(steps) == 3
+        leaf, required = leaf_of(steps[-1][1]), len(steps) == 3
 
         def leaves(value: Any) -> list[Any]:
             out: list[Any] = []
@@ -455,6 +462,10 @@ class _Memo:
     fields: dict[tuple[int, ...], Fields] = field(default_factory=dict)
     shapes: dict[tuple[int, int], _Shape] = field(default_factory=dict)
     needs: dict[int, UserNeeds] = field(default_factory=dict)
+    eligible: dict[int, bool] = field(default_factory=dict)  # User fields answered directly
+    reads: dict[tuple[int, bool], tuple[Any, Any, Reads]] = field(default_factory=dict)
+    orders_n: dict[int, int] = field(default_factory=dict)  # an `orders` selection's read, by its nodes
+    direct: dict[int, tuple[Any, Any, Callable[[Any, Rows], Any]]] = field(default_factory=dict)
 
 
 @dataclass(slots=True, frozen=True)
@@ -483,37 +494,6 @@ def _field_of(field: Any, steps: tuple[tuple[int, Any], ...]) -> _Field:
     func: Any = resolver.wrapped_func
     info = None if resolver.info_parameter is None else resolver.info_parameter.name
     return _Field(field, sfield, steps, None, func, info, inspect.iscoroutinefunction(func))
-
-
-def _leaf(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
-    """graphql-core's leaf completion (`coerce_output_value`); a value it cannot coerce stops the
-    compiled run. The built-in scalars' and the enums' answers are taken without the call when
-    they are known to be the value itself (or, for enums, the same name as before)."""
-    plain = _PLAIN.get(gtype)
-    if plain is not None and type(value) is plain:
-        return value
-    if gtype is GraphQLInt and type(value) is int and _INT_MIN <= value <= _INT_MAX:
-        return value
-    if gtype is GraphQLFloat and type(value) is float and math.isfinite(value):
-        return value
-    if isinstance(gtype, GraphQLEnumType) and isinstance(value, Enum):
-        key = (gtype, value)
-        name = _ENUM_NAMES.get(key)
-        if name is None:
-            name = _ENUM_NAMES[key] = _coerced(gtype, value)
-        return name
-    return _coerced(gtype, value)
-
-
-def _coerced(gtype: GraphQLScalarType | GraphQLEnumType, value: Any) -> Any:
-    out = gtype.coerce_output_value(value)
-    if out is None or out is Undefined:
-        raise Fallback
-    return out
-
-
-_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
-_ENUM_NAMES: dict[tuple[Any, Enum], Any] = {}
 
 
 def _strawberry(extensions: Any) -> StrawberryField:

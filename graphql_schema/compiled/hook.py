@@ -17,7 +17,8 @@ from strawberry.extensions import SchemaExtension
 
 from app.context import RequestContext
 from app.errors import DomainError
-from graphql_schema.compiled.execute import Fallback, Run
+from graphql_schema.compiled.execute import Run
+from graphql_schema.compiled.leaves import Fallback
 from graphql_schema.compiled.plan import plan_for
 
 log = logging.getLogger("troika.compiled")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from graphql_schema.compiled import direct
 from graphql_schema.compiled.hook import STATS
 from tests.compiled.conftest import Pair, build_world
 from tests.compiled.generator import Generator
@@ -57,6 +58,25 @@ async def test_generated_operations_answer_the_same_compiled_or_not(pair: Pair, 
     assert STATS["failed"] == failed_before, "the compiler met an error the resolvers did not"
     # Many were compiled (the others: callers refused, bad input, fields outside the subset).
     assert STATS["compiled"] - compiled_before >= compared // 4, dict(STATS)
+
+
+@pytest.mark.parametrize(
+    ("app_store_url", "operations"), [("shared", 40), ("split", 12)], indirect=["app_store_url"]
+)
+async def test_direct_answers_are_the_resolvers_answers(pair: Pair, operations: int) -> None:
+    """Operations of only the fields answered straight from the rows (no loaders, no field
+    functions): every caller, aliases, fragments, directives, arguments; the same answers."""
+    world = await build_world(pair.on, pair.on_client)
+    generator = Generator(seed=29, world=world, direct=True)
+    direct_before, failed_before = direct.STATS["roots"], STATS["failed"]
+    for n in range(operations):
+        op = generator.op()
+        for name, token in world.callers.items():
+            on, off = await _both(pair, op.query, op.variables, token)
+            assert on == off, f"operation {n} as {name}:\n{op.query}\n{op.variables}"
+    assert STATS["failed"] == failed_before, "the compiler met an error the resolvers did not"
+    # Most roots of non-PII callers who may read someone were answered directly.
+    assert direct.STATS["roots"] - direct_before >= operations, dict(direct.STATS)
 
 
 MIXED = """
