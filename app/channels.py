@@ -23,3 +23,11 @@ def identity_channel(kind: IdentityKind, namespace: str, settings: Settings) -> 
     if kind is IdentityKind.APP_USER_ID:
         return Channel.APP
     return None
+
+
+def channel_identities(channel: Channel, settings: Settings) -> tuple[list[str], list[tuple[str, str]]]:
+    """What `identity_channel` gives to `channel`, for SQL: kinds of any namespace, and (kind,
+    namespace) pairs. A service's scope in one statement (app/stores/consents.py)."""
+    kinds = [IdentityKind.APP_USER_ID.value] if channel is Channel.APP else []
+    appids = appid_channels(settings)
+    return kinds, [(IdentityKind.OPENID.value, appid) for appid, c in appids.items() if c is channel]

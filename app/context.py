@@ -6,8 +6,9 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.authenticate import AuthResult
@@ -22,6 +23,7 @@ from app.integrations import Integrations
 from app.observability.tracing import current_trace_id
 from app.ratelimit import RateLimits, address_key, principal_key, rate_limited
 from app.services.audit import TRACE_ID
+from app.services.changes import ON_COMMITTED
 from app.settings import Settings
 from app.sync.feed import ChangeFeed
 from loaders import Loaders
@@ -165,6 +167,28 @@ class RequestContext:
         result = await retrying(
             attempt, attempts=self.settings.write_attempts, what="the change", outcome="nothing was changed"
         )
+        self.refresh()
+        return result
+
+    async def write_at_once(self, work: Callable[[Any], Awaitable[tuple[T, int] | None]]) -> T | None:
+        """A write that is one autocommitted statement on PostgreSQL, on an asyncpg connection of
+        its own (no SQLAlchemy, no transaction held across round trips): `work` answers its result
+        and the outbox cursor it appended, or None when it wrote nothing. None means "take the long
+        way" (`write`): so on SQLite, and when the database aborted the statement for contention."""
+        direct = self.db.direct
+        if direct is None:
+            return None
+        await self.reads.close()
+        try:
+            async with direct.connection() as conn:
+                done = await work(conn)
+        except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+            return None  # nothing was written; the long way runs it again, retrying as it does
+        if done is None:
+            return None
+        result, cursor = done
+        for ring in self.db.write_sessions.kw["info"].get(ON_COMMITTED, ()):
+            ring(cursor)  # as a session's commit rings them (app/services/changes.py)
         self.refresh()
         return result
 

@@ -1,10 +1,11 @@
 """The change log's append lock under concurrent writers: two instances ingesting, one writing consents.
 
-Every transaction that records a change takes one PostgreSQL advisory lock at its commit
+Every transaction that records a change locks the outbox's head row (changes_head) at its commit
 (app/stores/changes.py) so the outbox's cursors are gap-free and in commit order. This measures
 what that costs: ingestion records/s and batch p99 on one instance alone, on two instances at
 once, and on two instances while a third client writes consents through GraphQL; meanwhile it
-samples pg_stat_activity every 20 ms for backends waiting on an advisory lock.
+samples pg_stat_activity every 20 ms for backends waiting on a lock (the head's, a user's row, an
+identity's advisory lock).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CONSENT = """mutation C($input: ConsentInput!) { setConsent(input: $input) { id 
 
 @dataclass
 class LockSamples:
-    """pg_stat_activity samples: how often, and how many, backends waited on an advisory lock."""
+    """pg_stat_activity samples: how often, and how many, backends waited on a lock."""
 
     samples: int = 0
     with_waiters: int = 0
@@ -47,7 +48,7 @@ class LockSamples:
     async def run(self, dsn: str, database: str) -> None:
         conn = await asyncpg.connect(dsn)
         query = """
-            SELECT count(*) FILTER (WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'),
+            SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'),
                    count(*) FILTER (WHERE state = 'active')
             FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
         """
@@ -56,7 +57,7 @@ class LockSamples:
                    b.state || ': ' || left(regexp_replace(b.query, '\\s+', ' ', 'g'), 60)
             FROM pg_stat_activity w, unnest(pg_blocking_pids(w.pid)) AS blocker(pid)
             JOIN pg_stat_activity b ON b.pid = blocker.pid
-            WHERE w.datname = $1 AND w.wait_event = 'advisory'
+            WHERE w.datname = $1 AND w.wait_event_type = 'Lock'
         """
         try:
             while not self.stop.is_set():
@@ -75,7 +76,7 @@ class LockSamples:
     def line(self) -> str:
         n = max(self.samples, 1)
         return (
-            f"advisory-lock waiters in {100 * self.with_waiters / n:.1f}% of {self.samples} samples, "
+            f"lock waiters in {100 * self.with_waiters / n:.1f}% of {self.samples} samples, "
             f"mean {self.waiters / n:.2f} waiting of {self.active / n:.2f} active backends"
         )
 
@@ -232,7 +233,7 @@ def main() -> None:
         for proc in procs:
             harness.stop_server(proc)
     print(f"{args.senders} senders per instance, batches of {args.batch}, {args.seconds:.0f} s per phase")
-    print("| phase | records/s | batch p99 ms | consents/s | consent p99 ms | advisory-lock waits |")
+    print("| phase | records/s | batch p99 ms | consents/s | consent p99 ms | lock waits |")
     print("|---|---|---|---|---|---|")
     for p in phases:
         seconds = max((r.seconds for r in p.ingest), default=1.0)

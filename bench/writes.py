@@ -15,9 +15,9 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
@@ -48,7 +48,8 @@ async def _admin(url: str, sql: str) -> None:
 
 @contextmanager
 def counting(app: Any) -> Iterator[list[str]]:
-    """Every statement the app's hub engine sends inside the block, BEGIN and COMMIT included."""
+    """Every statement the app's hub engine sends inside the block, BEGIN and COMMIT included, and
+    those on its own asyncpg connections (app/db/direct.py: one-statement writes, in autocommit)."""
     seen: list[str] = []
     engine = app.state.db.write_engine.sync_engine
 
@@ -58,13 +59,31 @@ def counting(app: Any) -> Iterator[list[str]]:
     def commit(_conn: Any) -> None:
         seen.append("COMMIT")
 
+    def logged(query: Any) -> None:
+        seen.append(query.query)
+
+    direct = app.state.db.direct
+    taken = direct.connection
+
+    @asynccontextmanager
+    async def connection() -> AsyncIterator[Any]:
+        async with taken() as conn:
+            conn.add_query_logger(logged)
+            try:
+                yield conn
+            finally:
+                await asyncio.sleep(0)  # asyncpg calls its loggers soon after, not at once
+                conn.remove_query_logger(logged)
+
     event.listen(engine, "before_cursor_execute", record)
     event.listen(engine, "commit", commit)
+    direct.connection = connection
     try:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", record)
         event.remove(engine, "commit", commit)
+        del direct.connection
 
 
 async def ask(app: Any, key: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:

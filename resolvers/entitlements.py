@@ -8,6 +8,7 @@ from datetime import datetime
 
 from app.auth import policy
 from app.auth.principal import PrincipalKind
+from app.channels import channel_identities
 from app.context import RequestContext
 from app.db.types import utcnow
 from app.domain import Channel, UserRecord
@@ -69,6 +70,9 @@ async def set_consents(
     """Authorize, then record every change in one write transaction."""
     if len(set(user_ids)) > 1:
         raise InvalidInput("one call sets the consents of one user", field="userId")
+    done = await _set_at_once(ctx, user_ids[0] if user_ids else None, changes)
+    if done is not None:
+        return done
     target = await _target(ctx, user_ids[0] if user_ids else None)
     principal = ctx.principal
     policy.ensure_can_set_consent(
@@ -81,6 +85,30 @@ async def set_consents(
     )
     return await ctx.write(
         lambda session: ConsentLedger(session).set(target.id, changes, actor=principal.actor)
+    )
+
+
+async def _set_at_once(
+    ctx: RequestContext, user_id: str | None, changes: Sequence[ConsentChange]
+) -> UserRecord | None:
+    """The common calls, a service in its channel or an end user for themselves, as one statement
+    that checks the service's scope itself (policy.ensure_can_set_consent's rule). None: nothing
+    was written, and the long way decides (a merged user, a refusal and why, SQLite)."""
+    principal = ctx.principal
+    if principal.kind is PrincipalKind.SERVICE and principal.channel is not None and user_id is not None:
+        if any(c.source_channel is not principal.channel for c in changes):
+            return None
+        target, scope = parse_id(user_id), channel_identities(principal.channel, ctx.settings)
+    elif principal.kind is PrincipalKind.END_USER and principal.user_id is not None:
+        target, scope = principal.user_id, None
+        if user_id is not None and parse_id(user_id) != target:
+            return None
+    else:
+        return None
+    return await ctx.write_at_once(
+        lambda conn: consent_rules.set_at_once(
+            conn, target, changes, actor=principal.actor, trace_id=ctx.trace_id, scope=scope
+        )
     )
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,3 +35,36 @@ def count_statements(app: FastAPI) -> Iterator[list[str]]:
     finally:
         for engine in engines:
             event.remove(engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def count_direct_statements(app: FastAPI) -> Iterator[list[str]]:
+    """Statements a request sends on connections taken with `DirectReads.connection` (the hub's
+    own asyncpg pool, app/db/direct.py): the one-statement writes, which no engine event sees.
+    None on SQLite."""
+    statements: list[str] = []
+    direct = app.state.db.direct
+    if direct is None:
+        yield statements
+        return
+    taken = direct.connection
+
+    def record(query: Any) -> None:
+        if not IN_BACKGROUND.get():
+            statements.append(query.query)
+
+    @asynccontextmanager
+    async def connection() -> AsyncIterator[Any]:
+        async with taken() as conn:
+            conn.add_query_logger(record)
+            try:
+                yield conn
+            finally:
+                await asyncio.sleep(0)  # asyncpg calls its loggers soon after, not at once
+                conn.remove_query_logger(record)
+
+    direct.connection = connection
+    try:
+        yield statements
+    finally:
+        del direct.connection

@@ -23,7 +23,7 @@ TABLES = (
     }
     | {"consent_entries", "memberships", "points_entries", "role_grants", "audit_log"}
     | {"wechat_sessions", "wechat_inbox", "phone_codes", "wechat_sync_state", "refresh_tokens"}
-    | {"audiences", "audience_members", "audience_events", "audience_follower"}
+    | {"audiences", "audience_members", "audience_events", "audience_follower", "changes_head"}
 )
 
 

@@ -189,6 +189,15 @@ class Change(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
+class ChangesHead(Base):
+    """One row (id 1): the newest cursor handed out; PostgreSQL appenders lock it to number theirs."""
+
+    __tablename__ = "changes_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(BigId, nullable=False)
+
+
 class ConsentEntry(Base):
     """The consent ledger: append-only, one row per setting of one (purpose, channel) cell.
 

@@ -62,6 +62,20 @@ def entry(
     at: datetime | None = None,
 ) -> dict[str, Any]:
     """One entry as a row, for a store that writes it with the change it describes (one statement)."""
+    trace_id = session.info.get(TRACE_ID)
+    return entry_of(actor=actor, action=action, user_id=user_id, details=details, trace_id=trace_id, at=at)
+
+
+def entry_of(
+    *,
+    actor: str,
+    action: str,
+    user_id: int | None,
+    details: dict[str, Any],
+    trace_id: str | None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """`entry` for a writer with no session (one statement on its own connection): the trace id given."""
     return {
         "at": at or utcnow(),
         "actor": actor[:64],
@@ -69,7 +83,7 @@ def entry(
         "action": action,
         "target_user_id": user_id,
         "details": details,
-        "trace_id": session.info.get(TRACE_ID),
+        "trace_id": trace_id,
     }
 
 

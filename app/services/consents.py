@@ -166,6 +166,59 @@ def _shown(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+_Planned = list[tuple[ConsentChange, str | None, list[tuple[Cell, Cause]]]]
+
+
+def _planned(changes: Sequence[ConsentChange]) -> _Planned:
+    """`plan`, each change with its policy version checked."""
+    return [(c, _policy_version(c.policy_version), cells) for c, cells in plan(changes)]
+
+
+def _set_rows(user_id: int, planned: _Planned, *, at: datetime, actor: str) -> list[dict[str, Any]]:
+    return [
+        _row(
+            user_id,
+            cell,
+            granted=change.granted,
+            source_channel=change.source_channel,
+            policy_version=version,
+            at=at,
+            actor=actor,
+            cause=cause,
+        )
+        for change, version, cells in planned
+        for cell, cause in cells
+    ]
+
+
+async def set_at_once(
+    conn: Any,
+    user_id: int,
+    changes: Sequence[ConsentChange],
+    *,
+    actor: str,
+    trace_id: str | None,
+    scope: tuple[list[str], list[tuple[str, str]]] | None,
+) -> tuple[UserRecord, int] | None:
+    """`ConsentLedger.set` as one autocommitted statement on an asyncpg connection (PostgreSQL):
+    the same rows, audit entry, version bump and outbox row, if the user holds an identity of
+    `scope` (app/stores/consents.py). The user and the outbox cursor; None, with nothing written,
+    when `user_id` is not an active user's in scope or the changes are invalid: the long way
+    authorizes first, then says what is wrong.
+    """
+    try:
+        planned = _planned(changes)
+    except DomainError:
+        return None
+    at = utcnow()
+    rows = _set_rows(user_id, planned, at=at, actor=actor)
+    details = {"entries": _shown(rows)}
+    entry = audit.entry_of(
+        actor=actor, action="consent.set", user_id=user_id, details=details, trace_id=trace_id, at=at
+    )
+    return await store.set_at_once(conn, user_id, rows, audit=entry, topic=Topic.CONSENT.value, scope=scope)
+
+
 class ConsentLedger:
     """Writes to the ledger inside the caller's transaction; it flushes, never commits."""
 
@@ -174,25 +227,10 @@ class ConsentLedger:
 
     async def set(self, user_id: int, changes: Sequence[ConsentChange], *, actor: str) -> UserRecord:
         """Record the user's choices: one entry per cell, an audit entry, the user's view changed."""
-        planned = plan(changes)
-        versions = {id(c): _policy_version(c.policy_version) for c, _ in planned}
+        planned = _planned(changes)
         s = self.session
         user = await lock_user_to_change(s, user_id, topics=[Topic.CONSENT])
-        at = utcnow()
-        rows = [
-            _row(
-                user.id,
-                cell,
-                granted=change.granted,
-                source_channel=change.source_channel,
-                policy_version=versions[id(change)],
-                at=at,
-                actor=actor,
-                cause=cause,
-            )
-            for change, cells in planned
-            for cell, cause in cells
-        ]
+        rows = _set_rows(user.id, planned, at=utcnow(), actor=actor)
         details = {"entries": _shown(rows)}
         await store.append(
             s, rows, audit=audit.entry(s, actor=actor, action="consent.set", user_id=user.id, details=details)

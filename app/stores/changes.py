@@ -12,36 +12,47 @@ from sqlalchemy.orm import Session
 from app.db.models import Change
 from app.domain.changes import ChangeRow
 
-# Any constant works: it only has to be the same for every writer of the outbox.
-_APPEND_LOCK = 0x7472_6F69_6B61  # "troika"
-
-
-# Rows numbered from the newest cursor on, in the order given; answers the last cursor written.
+# The head row is the lock: an UPDATE waits for the writer holding it to commit, then numbers
+# from the value that writer committed (READ COMMITTED re-reads a row it waited for), so locking
+# and numbering are one statement. Never below the newest row (an index probe): rows written past
+# the head (by a version that numbered from max(id), or by hand) are numbered after, not
+# collided with. `{after}` joins the head to a relation that must be locked first (the
+# one-statement writes lock their user before the head); "" for none.
+HEAD_CTE = (
+    "head AS (UPDATE changes_head SET last = greatest(changes_head.last,"
+    " (SELECT coalesce(max(id), 0) FROM changes)) + {count}{after}"
+    " WHERE changes_head.id = 1 RETURNING changes_head.last)"
+)
+# Rows numbered after the head, in the order given; answers the last cursor written.
 _APPEND_PG = text(
-    "WITH written AS (INSERT INTO changes (id, user_id, topic, at)"
-    " SELECT m.last + x.n, x.user_id, x.topic, CAST(:at AS timestamptz)"
-    " FROM (SELECT coalesce(max(id), 0) AS last FROM changes) AS m,"
-    " unnest(CAST(string_to_array(CAST(:users AS text), ',') AS bigint[]), CAST(:topics AS text[]))"
-    " WITH ORDINALITY AS x(user_id, topic, n) RETURNING id)"
+    "WITH "
+    + HEAD_CTE.format(count="CAST(:count AS bigint)", after="")
+    + ", written AS (INSERT INTO changes (id, user_id, topic, at)"
+    " SELECT head.last - CAST(:count AS bigint) + x.n, x.user_id, x.topic, CAST(:at AS timestamptz)"
+    " FROM head, unnest(CAST(string_to_array(CAST(:users AS text), ',') AS bigint[]),"
+    " CAST(:topics AS text[])) WITH ORDINALITY AS x(user_id, topic, n) RETURNING id)"
     " SELECT max(id) FROM written"
 )
 
 
 def append(session: Session, changes: Sequence[tuple[int, str]], *, at: datetime) -> list[int]:
-    """Append (user_id, topic) rows as the transaction's last statements; returns their cursors.
+    """Append (user_id, topic) rows as the transaction's last statement; returns their cursors.
 
-    Synchronous on purpose: it runs in the session's before-commit hook. On PostgreSQL it first
-    takes an advisory lock held until the commit, so appends happen one transaction at a time:
-    a later cursor is always committed later, and numbering from max + 1 leaves no gaps (a
-    rolled-back append frees its numbers for the next). SQLite writers are serial already.
+    Synchronous on purpose: it runs in the session's before-commit hook. On PostgreSQL it locks
+    the outbox's head row (changes_head) until the commit, so appends happen one transaction at
+    a time: a later cursor is always committed later, and numbering from the head leaves no gaps
+    (a rolled-back append rolls the head back too). SQLite writers are serial already: they
+    number from max + 1 and leave the head alone.
     """
     if not changes:
         return []
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _APPEND_LOCK})
-        # The next statement's snapshot is taken once the lock is held: its max(id) counts every
-        # append committed before, so numbering and inserting are one round trip.
-        params = {"users": ",".join(str(u) for u, _ in changes), "topics": [t for _, t in changes], "at": at}
+        params = {
+            "users": ",".join(str(u) for u, _ in changes),
+            "topics": [t for _, t in changes],
+            "count": len(changes),
+            "at": at,
+        }
         last = session.execute(_APPEND_PG, params).scalar_one()
         return list(range(last - len(changes) + 1, last + 1))
     last = session.execute(select(func.coalesce(func.max(Change.id), 0))).scalar_one()

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db.models import ConsentEntry
-from app.domain import Channel
+from app.domain import Channel, UserRecord
 from app.domain.entitlements import Cause, ConsentEntryRecord, Purpose
+from app.jsoncodec import dumps
 from app.stores import audit as audit_store
 from app.stores.bulk import Columns, insert_rows, is_postgres
+from app.stores.changes import HEAD_CTE
 from app.stores.identity import merge_cluster
 
 
@@ -118,3 +121,81 @@ async def append(
     await session.execute(insert(ConsentEntry), list(rows))
     if audit is not None:
         await audit_store.append_many(session, [audit])
+
+
+# The whole of one user's consent change, for an asyncpg connection in autocommit: the version
+# bump that locks the user (an active one: else no row, and nothing written) and reads the clock,
+# the audit entry, the ledger rows, and the outbox row numbered under the head's lock, taken after
+# the user's and released by the statement's own commit, with no round trip to the client while
+# it is held.
+_SET_AT_ONCE = (
+    "WITH bumped AS (UPDATE users SET data_version = users.data_version + 1"
+    " WHERE users.id = CAST($1 AS bigint) AND users.merged_into_id IS NULL AND users.erased_at IS NULL"
+    " AND (NOT CAST($15 AS boolean) OR EXISTS (SELECT 1 FROM identities AS i WHERE i.user_id = users.id"
+    " AND (i.kind = ANY($16::text[])"
+    " OR (i.kind, i.namespace) IN (SELECT * FROM unnest($17::text[], $18::text[])))))"
+    " RETURNING users.id, users.created_at, users.data_version, clock_timestamp() AS at),"
+    " audit_entry AS (INSERT INTO audit_log (at, actor, principal_kind, action, target_user_id, details,"
+    " trace_id) SELECT bumped.at, CAST($2 AS text), CAST($3 AS text), CAST($4 AS text),"
+    " bumped.id, CAST($5 AS json), CAST($6 AS text) FROM bumped),"
+    " ledger AS (INSERT INTO consent_entries (user_id, purpose, channel, granted, source_channel,"
+    " policy_version, effective_at, actor, cause, merge_id)"
+    " SELECT bumped.id, x.purpose, x.channel, x.granted, x.source_channel, x.policy_version,"
+    " bumped.at, CAST($7 AS text), x.cause, NULL"
+    " FROM bumped, unnest($8::text[], $9::text[], $10::boolean[], $11::text[], $12::text[],"
+    " $13::text[]) WITH ORDINALITY AS x(purpose, channel, granted, source_channel, policy_version, cause, n)"
+    " ORDER BY x.n), "
+    + HEAD_CTE.format(count="1", after=" FROM bumped")
+    + ", written AS (INSERT INTO changes (id, user_id, topic, at)"
+    " SELECT head.last, bumped.id, CAST($14 AS text), bumped.at FROM head, bumped RETURNING id)"
+    " SELECT bumped.id, bumped.created_at, bumped.data_version, (SELECT max(id) FROM written) AS cursor"
+    " FROM bumped"
+)
+
+
+async def set_at_once(
+    conn: Any,
+    user_id: int,
+    rows: Sequence[dict[str, Any]],
+    *,
+    audit: dict[str, Any],
+    topic: str,
+    scope: tuple[list[str], list[tuple[str, str]]] | None,
+) -> tuple[UserRecord, int] | None:
+    """Append one active user's ledger rows (all by one actor) with their audit entry, bump the
+    user and announce `topic`, in one autocommitted statement on PostgreSQL (asyncpg). All are
+    dated by the database's clock once the user is locked, so one user's entries are ordered alike
+    by id and by effective time however writers race (the rows' and the entry's own times unused).
+
+    `scope`, when given, is what the user must hold for the write to happen: an identity of one
+    of these kinds, or of one of these (kind, namespace) pairs (a service's channel).
+    The user as bumped and the outbox cursor; None when `user_id` is absorbed, erased, unknown or
+    out of `scope` (nothing was written: the caller takes the long way, which says why).
+    """
+    kinds, pairs = scope or ([], [])
+    found = await conn.fetchrow(
+        _SET_AT_ONCE,
+        user_id,
+        audit["actor"],
+        audit["principal_kind"],
+        audit["action"],
+        dumps(audit["details"]),
+        audit["trace_id"],
+        rows[0]["actor"],
+        [r["purpose"] for r in rows],
+        [r["channel"] for r in rows],
+        [r["granted"] for r in rows],
+        [r["source_channel"] for r in rows],
+        [r["policy_version"] for r in rows],
+        [r["cause"] for r in rows],
+        topic,
+        scope is not None,
+        kinds,
+        [k for k, _ in pairs],
+        [n for _, n in pairs],
+    )
+    if found is None:
+        return None
+    created_at = found["created_at"].astimezone(UTC)
+    user = UserRecord(id=found["id"], created_at=created_at, version=found["data_version"])
+    return user, found["cursor"]
