@@ -124,18 +124,17 @@ class _Sql:
         return f"{fn}({pairs})"
 
     def agg(self, cols: Sequence[str], source: str, order: str) -> str:
-        """A JSON array of row arrays, in `order` (SQLite keeps a subquery's order)."""
+        """A JSON array of row arrays, in `order` ("": a single row); ordered below the aggregate,
+        so PostgreSQL sorts nothing that already comes in order (SQLite keeps a subquery's order)."""
         plain = [c.removeprefix(_JSON) for c in cols]
         named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
-        if self.pg:  # ordered below the aggregate: no sort where the rows already come in order
+        rows = f"(SELECT {named} {source}{f' ORDER BY {order}' if order else ''})"
+        if self.pg:
             inner = ", ".join(f"q{n}" for n in range(len(cols)))
-            rows = f"(SELECT {named} {source} ORDER BY {order}) s"
-            return f"(SELECT json_agg(json_build_array({inner})) FROM {rows})"
+            return f"(SELECT json_agg(json_build_array({inner})) FROM {rows} s)"
         # A JSON column keeps its JSON type only inside the expression that parses it.
         inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
-        return (
-            f"(SELECT json_group_array(json_array({inner})) FROM (SELECT {named} {source} ORDER BY {order}))"
-        )
+        return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
 
     def ids(self, source: str) -> str:
         fn = "json_agg" if self.pg else "json_group_array"
@@ -227,7 +226,10 @@ def _hub_parts(
         ctes.append(_CLUSTER.format(of_target=of_target))
     refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
     parts = [
-        ("users", sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "start_id")),
+        (
+            "users",
+            sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "" if single else "start_id"),
+        ),
     ]
     if q.key is not None:
         parts.append(("owner", f"(SELECT min(user_id) FROM identities WHERE {_KEY})"))
@@ -244,7 +246,7 @@ def _hub_parts(
         cols = ["id", "user_id", "purpose", "channel", "granted", "source_channel", "policy_version"]
         cols += ["effective_at", "actor", "cause", "merge_id"]
         cell = "user_id, purpose, channel"
-        if sql.pg:  # each cell's newest entry, read in the index's order
+        if sql.pg:  # each cell's newest entry, by DISTINCT ON (already in order for one user)
             source = (
                 f"FROM (SELECT DISTINCT ON ({cell}) * FROM consent_entries WHERE user_id {of_target} "
                 f"ORDER BY {cell}, id DESC) ce"
@@ -252,7 +254,7 @@ def _hub_parts(
         else:
             latest = f"SELECT max(id) FROM consent_entries WHERE user_id {of_target} GROUP BY {cell}"
             source = f"FROM consent_entries WHERE id IN ({latest})"
-        parts.append(("consents", sql.agg(cols, source, cell)))
+        parts.append(("consents", sql.agg(cols, source, "purpose, channel" if single else cell)))
     if q.memberships:
         cols = ["cl.root_id", "m.id", "m.user_id", "m.tier", "m.source_channel", "m.since", "m.expires_at"]
         cols += ["m.granted_by"]
@@ -304,18 +306,22 @@ def _channel_parts(
         params[f"{key}_n"] = o.per_ref
         cols = ["id", "channel", "order_id", "identity_ref", "status_code", "total_cents", "currency"]
         cols += [sql.json_col("items"), "placed_at", "updated_at"]
-        rank = "row_number() OVER (PARTITION BY identity_ref ORDER BY placed_at DESC, channel DESC, id DESC)"
+        newest = "PARTITION BY identity_ref ORDER BY placed_at DESC, channel DESC, id DESC"
         if o.before is None:  # the page and the counts cover the same rows: read them once
             plain = [c.removeprefix(_JSON) for c in cols]
+            # One window for both (row_number ignores the frame): one pass over the sorted rows.
             ctes.append(
-                f"{key}r AS MATERIALIZED (SELECT {', '.join(plain)}, {rank} AS rank, "
-                f"count(*) OVER (PARTITION BY identity_ref) AS n FROM ch_orders WHERE {cond}{status})"
+                f"{key}r AS MATERIALIZED (SELECT {', '.join(plain)}, row_number() OVER w AS rank, "
+                f"count(*) OVER w AS n FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))"
             )
             parts.append((key, sql.agg(cols, f"FROM {key}r WHERE rank <= :{key}_n", "identity_ref, rank")))
             counted = f"FROM {key}r WHERE rank = 1"
             parts.append((f"{key}c", sql.agg(["identity_ref", "n"], counted, "identity_ref")))
             continue
-        ranked = f"FROM (SELECT o.*, {rank} AS rank FROM ch_orders o WHERE {cond}{status}) r"
+        ranked = (
+            f"FROM (SELECT o.*, row_number() OVER ({newest}) AS rank FROM ch_orders o WHERE {cond}{status}) r"
+        )
         ranked += f" WHERE rank <= :{key}_n"
         parts.append((key, sql.agg(cols, ranked, "identity_ref, rank")))
         count_cond = where(f"{key}c", o.channels, None, "placed_at")
