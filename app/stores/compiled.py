@@ -185,7 +185,7 @@ def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
     where = f"FROM identities i WHERE i.user_id {of_target}"
     if not sql.pg:
         return f"IN (SELECT {_REF} {where})"
-    ctes.append(f"refs(a) AS (SELECT array_agg({_REF}) {where})")
+    ctes.append(f"refs(a) AS (SELECT ARRAY(SELECT {_REF} {where}))")
     return "= ANY((SELECT a FROM refs)::text[])"
 
 
@@ -225,12 +225,11 @@ def _hub_parts(
     if q.memberships or q.points or q.roles:
         ctes.append(_CLUSTER.format(of_target=of_target))
     refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
-    parts = [
-        (
-            "users",
-            sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "" if single else "start_id"),
-        ),
-    ]
+    user = ["start_id", "id", "created_at", "version"]
+    if single and sql.pg:  # at most one row: no aggregate to set up
+        parts = [("users", f"(SELECT json_build_array(json_build_array({', '.join(user)})) FROM target)")]
+    else:
+        parts = [("users", sql.agg(user, "FROM target", "start_id"))]
     if q.key is not None:
         parts.append(("owner", f"(SELECT min(user_id) FROM identities WHERE {_KEY})"))
     if q.page is not None:
