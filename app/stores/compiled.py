@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -126,15 +127,7 @@ class _Sql:
     def agg(self, cols: Sequence[str], source: str, order: str) -> str:
         """A JSON array of row arrays, in `order` ("": a single row); ordered below the aggregate,
         so PostgreSQL sorts nothing that already comes in order (SQLite keeps a subquery's order)."""
-        plain = [c.removeprefix(_JSON) for c in cols]
-        named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
-        rows = f"(SELECT {named} {source}{f' ORDER BY {order}' if order else ''})"
-        if self.pg:
-            inner = ", ".join(f"q{n}" for n in range(len(cols)))
-            return f"(SELECT json_agg(json_build_array({inner})) FROM {rows} s)"
-        # A JSON column keeps its JSON type only inside the expression that parses it.
-        inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
-        return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
+        return _agg(self.pg, tuple(cols), source, order)
 
     def ids(self, source: str) -> str:
         fn = "json_agg" if self.pg else "json_group_array"
@@ -142,6 +135,20 @@ class _Sql:
 
     def json_col(self, col: str) -> str:
         return f"{_JSON}{col}"
+
+
+@lru_cache(maxsize=1024)
+def _agg(pg: bool, cols: tuple[str, ...], source: str, order: str) -> str:
+    """_Sql.agg's text, made once per shape (sources name parameters, never values)."""
+    plain = [c.removeprefix(_JSON) for c in cols]
+    named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
+    rows = f"(SELECT {named} {source}{f' ORDER BY {order}' if order else ''})"
+    if pg:
+        inner = ", ".join(f"q{n}" for n in range(len(cols)))
+        return f"(SELECT json_agg(json_build_array({inner})) FROM {rows} s)"
+    # A JSON column keeps its JSON type only inside the expression that parses it.
+    inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
+    return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
 
 
 def _at(raw: str | None) -> datetime | None:
