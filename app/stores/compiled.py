@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import Any
 
@@ -122,16 +123,9 @@ class _Sql:
         return f"{fn}({pairs})"
 
     def agg(self, cols: Sequence[str], source: str, order: str) -> str:
-        """A JSON array of row arrays, in `order` (SQLite keeps a subquery's order)."""
-        plain = [c.removeprefix(_JSON) for c in cols]
-        if self.pg:
-            return f"(SELECT json_agg(json_build_array({', '.join(plain)}) ORDER BY {order}) {source})"
-        # A JSON column keeps its JSON type only inside the expression that parses it.
-        named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
-        inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
-        return (
-            f"(SELECT json_group_array(json_array({inner})) FROM (SELECT {named} {source} ORDER BY {order}))"
-        )
+        """A JSON array of row arrays, in `order` ("": a single row); ordered below the aggregate,
+        so PostgreSQL sorts nothing that already comes in order (SQLite keeps a subquery's order)."""
+        return _agg(self.pg, tuple(cols), source, order)
 
     def ids(self, source: str) -> str:
         fn = "json_agg" if self.pg else "json_group_array"
@@ -139,6 +133,20 @@ class _Sql:
 
     def json_col(self, col: str) -> str:
         return f"{_JSON}{col}"
+
+
+@lru_cache(maxsize=1024)
+def _agg(pg: bool, cols: tuple[str, ...], source: str, order: str) -> str:
+    """_Sql.agg's text, made once per shape (sources name parameters, never values)."""
+    plain = [c.removeprefix(_JSON) for c in cols]
+    named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
+    rows = f"(SELECT {named} {source}{f' ORDER BY {order}' if order else ''})"
+    if pg:
+        inner = ", ".join(f"q{n}" for n in range(len(cols)))
+        return f"(SELECT json_agg(json_build_array({inner})) FROM {rows} s)"
+    # A JSON column keeps its JSON type only inside the expression that parses it.
+    inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
+    return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
 
 
 def _at(raw: str | None) -> datetime | None:
@@ -171,30 +179,40 @@ def _identity(r: list[Any], keyring: Any) -> IdentityRecord:
     )  # fmt: skip
 
 
-_HUB_CTES = """WITH RECURSIVE start(id) AS ({start}),
-chain(start_id, id, next_id, depth) AS (
-  SELECT u.id, u.id, u.merged_into_id, 0 FROM users u
-  WHERE u.id IN (SELECT id FROM start) AND u.erased_at IS NULL
+# The merge chain carries each user's row, so the user at its end is not looked up again.
+_CHAIN = """chain(start_id, id, next_id, depth, created_at, version, erased_at) AS (
+  SELECT u.id, u.id, u.merged_into_id, 0, u.created_at, u.data_version, u.erased_at FROM users u
+  WHERE {start} AND u.erased_at IS NULL
   UNION ALL
-  SELECT c.start_id, u.id, u.merged_into_id, c.depth + 1 FROM chain c JOIN users u ON u.id = c.next_id
-  WHERE c.depth < 64),
+  SELECT c.start_id, u.id, u.merged_into_id, c.depth + 1, u.created_at, u.data_version, u.erased_at
+  FROM chain c JOIN users u ON u.id = c.next_id WHERE c.depth < 64),
 target(start_id, id, created_at, version) AS (
-  SELECT c.start_id, u.id, u.created_at, CASE WHEN c.depth = 0 THEN u.data_version END
-  FROM chain c JOIN users u ON u.id = c.id WHERE c.next_id IS NULL AND u.erased_at IS NULL),
-cluster(root_id, id) AS (
-  SELECT u.id, u.id FROM users u WHERE u.id IN (SELECT id FROM target)
+  SELECT start_id, id, created_at, CASE WHEN depth = 0 THEN version END FROM chain
+  WHERE next_id IS NULL AND erased_at IS NULL)"""
+_CLUSTER = """cluster(root_id, id) AS (
+  SELECT u.id, u.id FROM users u WHERE u.id {of_target}
   UNION ALL
-  SELECT cl.root_id, u.id FROM cluster cl JOIN users u ON u.merged_into_id = cl.id)
-"""
+  SELECT cl.root_id, u.id FROM cluster cl JOIN users u ON u.merged_into_id = cl.id)"""
 _KEY = "kind = :kind AND namespace = :ns AND value = :value"
 _ACTIVE = "merged_into_id IS NULL AND erased_at IS NULL"
-_REFS_OF_TARGET = (
-    "(SELECT i.kind || '|' || i.namespace || '|' || i.value FROM identities i "
-    "WHERE i.user_id IN (SELECT id FROM target))"
-)
+_REF = "i.kind || '|' || i.namespace || '|' || i.value"
 
 
-def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
+    """The identities' refs, as the right side of a condition on `identity_ref`: on PostgreSQL one
+    array built once (each use an index scan for its elements, no join per use)."""
+    where = f"FROM identities i WHERE i.user_id {of_target}"
+    if not sql.pg:
+        return f"IN (SELECT {_REF} {where})"
+    ctes.append(f"refs(a) AS (SELECT ARRAY(SELECT {_REF} {where}))")
+    return "= ANY((SELECT a FROM refs)::text[])"
+
+
+def _hub_parts(
+    sql: _Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool
+) -> tuple[list[tuple[str, str]], str]:
+    """The hub's parts, their CTEs added to `ctes`; and the identities' refs (see _refs_of_target)
+    when a channel store on the hub (`channel`) or the sign-ins need them."""
     starts = []
     if q.key is not None:
         starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
@@ -215,10 +233,22 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
             f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT {rows}) p"
         )
         params.update(after=q.page[1])
-    start = " UNION ".join(starts) or "SELECT id FROM users WHERE 1 = 0"
-    parts = [
-        ("users", sql.agg(["start_id", "id", "created_at", "version"], "FROM target", "start_id")),
-    ]
+    # One start (an id, or an identity key: unique) ends in at most one user, compared as a value.
+    single = len(starts) == 1 and q.page is None and len(q.ids) <= 1
+    if single and q.ids:
+        start, of_target = "u.id = :id", "= (SELECT id FROM target)"
+    else:
+        start = f"u.id IN ({' UNION '.join(starts) or 'SELECT id FROM users WHERE 1 = 0'})"
+        of_target = "= (SELECT id FROM target)" if single else "IN (SELECT id FROM target)"
+    ctes.append(_CHAIN.format(start=start))
+    if q.memberships or q.points or q.roles:
+        ctes.append(_CLUSTER.format(of_target=of_target))
+    refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
+    user = ["start_id", "id", "created_at", "version"]
+    if single and sql.pg:  # at most one row: no aggregate to set up
+        parts = [("users", f"(SELECT json_build_array(json_build_array({', '.join(user)})) FROM target)")]
+    else:
+        parts = [("users", sql.agg(user, "FROM target", "start_id"))]
     if q.key is not None:
         parts.append(("owner", f"(SELECT min(user_id) FROM identities WHERE {_KEY})"))
     if q.page is not None:
@@ -228,17 +258,21 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
     if q.identities:
         cols = ["id", "user_id", "kind", "namespace", "value", "sealed", "verified", "linked_at", "rule"]
         cols += ["source", "actor"]
-        source = "FROM identities WHERE user_id IN (SELECT id FROM target)"
+        source = f"FROM identities WHERE user_id {of_target}"
         parts.append(("identities", sql.agg(cols, source, "user_id, linked_at, id")))
     if q.consents:
         cols = ["id", "user_id", "purpose", "channel", "granted", "source_channel", "policy_version"]
         cols += ["effective_at", "actor", "cause", "merge_id"]
-        latest = (
-            "SELECT max(id) FROM consent_entries WHERE user_id IN (SELECT id FROM target) "
-            "GROUP BY user_id, purpose, channel"
-        )
-        source = f"FROM consent_entries WHERE id IN ({latest})"
-        parts.append(("consents", sql.agg(cols, source, "user_id, purpose, channel")))
+        cell = "user_id, purpose, channel"
+        if sql.pg:  # each cell's newest entry, by DISTINCT ON (already in order for one user)
+            source = (
+                f"FROM (SELECT DISTINCT ON ({cell}) * FROM consent_entries WHERE user_id {of_target} "
+                f"ORDER BY {cell}, id DESC) ce"
+            )
+        else:
+            latest = f"SELECT max(id) FROM consent_entries WHERE user_id {of_target} GROUP BY {cell}"
+            source = f"FROM consent_entries WHERE id IN ({latest})"
+        parts.append(("consents", sql.agg(cols, source, "purpose, channel" if single else cell)))
     if q.memberships:
         cols = ["cl.root_id", "m.id", "m.user_id", "m.tier", "m.source_channel", "m.since", "m.expires_at"]
         cols += ["m.granted_by"]
@@ -255,16 +289,20 @@ def _hub_parts(sql: _Sql, q: HubQuery, params: dict[str, Any]) -> tuple[str, lis
         source = "FROM cluster cl JOIN role_grants g ON g.user_id = cl.id WHERE g.revoked_at IS NULL"
         parts.append(("roles", sql.agg(cols, source, "cl.root_id, g.granted_at, g.id")))
     if q.sign_ins:
-        parts.append(portrait.sign_in_part(sql, _REFS_OF_TARGET))
-    return _HUB_CTES.format(start=start), parts
+        parts.append(portrait.sign_in_part(sql, refs))
+    return parts, refs
 
 
-def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+def _channel_parts(
+    sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, Any], ctes: list[str]
+) -> list[tuple[str, str]]:
+    """A channel store's parts, their CTEs added to `ctes`; `refs`: the right side of a condition
+    on `identity_ref` (`IN :refs`, or the hub's identities: _refs_of_target)."""
     parts: list[tuple[str, str]] = []
 
     def where(n: str, channels: Sequence[Channel], before: Position | None, at: str) -> str:
         params[f"{n}_ch"] = [c.value for c in channels]
-        cond = f"identity_ref IN {refs} AND channel IN :{n}_ch"
+        cond = f"identity_ref {refs} AND channel IN :{n}_ch"
         if before is not None:
             params.update({f"{n}_at": before[0], f"{n}_bc": before[1], f"{n}_bi": before[2]})
             cond += (
@@ -279,22 +317,35 @@ def _channel_parts(sql: _Sql, q: ChannelQueries, refs: str, params: dict[str, An
             parts += [(key, "NULL"), (f"{key}c", "NULL")]
             continue
         cond = where(key, o.channels, o.before, "placed_at")
-        count_cond = where(f"{key}c", o.channels, None, "placed_at")
+        status = ""
         if o.status_code is not None:
             params[f"{key}_st"] = o.status_code
-            cond += f" AND status_code = :{key}_st"
-            count_cond += f" AND status_code = :{key}_st"
+            status = f" AND status_code = :{key}_st"
         params[f"{key}_n"] = o.per_ref
-        ranked = (
-            "FROM (SELECT o.*, row_number() OVER (PARTITION BY identity_ref ORDER BY placed_at DESC, "
-            f"channel DESC, id DESC) AS rank FROM ch_orders o WHERE {cond}) r WHERE rank <= :{key}_n"
-        )
         cols = ["id", "channel", "order_id", "identity_ref", "status_code", "total_cents", "currency"]
         cols += [sql.json_col("items"), "placed_at", "updated_at"]
+        newest = "PARTITION BY identity_ref ORDER BY placed_at DESC, channel DESC, id DESC"
+        if o.before is None:  # the page and the counts cover the same rows: read them once
+            plain = [c.removeprefix(_JSON) for c in cols]
+            # One window for both (row_number ignores the frame): one pass over the sorted rows.
+            ctes.append(
+                f"{key}r AS MATERIALIZED (SELECT {', '.join(plain)}, row_number() OVER w AS rank, "
+                f"count(*) OVER w AS n FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))"
+            )
+            parts.append((key, sql.agg(cols, f"FROM {key}r WHERE rank <= :{key}_n", "identity_ref, rank")))
+            counted = f"FROM {key}r WHERE rank = 1"
+            parts.append((f"{key}c", sql.agg(["identity_ref", "n"], counted, "identity_ref")))
+            continue
+        ranked = (
+            f"FROM (SELECT o.*, row_number() OVER ({newest}) AS rank FROM ch_orders o WHERE {cond}{status}) r"
+        )
+        ranked += f" WHERE rank <= :{key}_n"
         parts.append((key, sql.agg(cols, ranked, "identity_ref, rank")))
+        count_cond = where(f"{key}c", o.channels, None, "placed_at")
         counted = (
             "FROM (SELECT identity_ref AS ref, count(*) AS n FROM ch_orders "
-            f"WHERE {count_cond} GROUP BY identity_ref) c"
+            f"WHERE {count_cond}{status} GROUP BY identity_ref) c"
         )
         parts.append((f"{key}c", sql.agg(["ref", "n"], counted, "ref")))
     for n, e in enumerate(q.events):
@@ -422,11 +473,11 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
             ns=q.key.namespace,
             value=pii.stored_value(keyring, q.key.kind, q.key.value),
         )
-    ctes, parts = _hub_parts(sql, q, params)
+    ctes: list[str] = []
+    parts, refs = _hub_parts(sql, q, params, ctes, bool(here))
     if here:
-        parts += _channel_parts(sql, here, _REFS_OF_TARGET, params)
-    cast = "::text" if sql.pg else ""
-    found = await _run(target, f"{ctes}SELECT {sql.obj(parts)}{cast}", params)
+        parts += _channel_parts(sql, here, refs, params, ctes)
+    found = await _run(target, _select(sql, ctes, parts, recursive=True), params)
     out = HubRows()
     for start_id, uid, created_at, version in found["users"] or []:
         out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
@@ -481,9 +532,15 @@ async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -
         return ChannelRows(orders=[([], {}) for _ in q.orders], events=[[] for _ in q.events])
     sql = _Sql(target.pg)
     params: dict[str, Any] = {"refs": list(refs)}
-    parts = _channel_parts(sql, q, ":refs", params)
-    cast = "::text" if sql.pg else ""
-    return _channel_rows(q, await _run(target, f"SELECT {sql.obj(parts)}{cast}", params))
+    ctes: list[str] = []
+    parts = _channel_parts(sql, q, "IN :refs", params, ctes)
+    return _channel_rows(q, await _run(target, _select(sql, ctes, parts), params))
+
+
+def _select(sql: _Sql, ctes: list[str], parts: list[tuple[str, str]], recursive: bool = False) -> str:
+    """The one statement: its CTEs, then one JSON object of the parts (as text on PostgreSQL)."""
+    with_ = f"WITH {'RECURSIVE ' if recursive else ''}{', '.join(ctes)}\n" if ctes else ""
+    return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}"
 
 
 def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:

@@ -74,7 +74,7 @@ def _parts(sql: Any, q: PortraitQuery, refs: str, params: dict[str, Any]) -> lis
     out: list[tuple[str, str]] = []
     # One list of channels and one of paid codes, named once: each value is bound once.
     params.update(pt_ch=[c.value for c in q.channels], pt_paid=list(q.paid) or [-1])
-    where = f"identity_ref IN {refs} AND channel IN :pt_ch"
+    where = f"identity_ref {refs} AND channel IN :pt_ch"
     if q.preferences:
         if q.event_types and q.sku_keys:
             params.update(pe_ty=list(q.event_types), pe_n=q.events_per_ref)
@@ -131,7 +131,7 @@ def sign_in_part(sql: Any, refs: str) -> tuple[str, str]:
     """The hub's sign-ins: first and last per identity and channel."""
     source = (
         "FROM (SELECT identity_ref AS ref, channel AS ch, min(at) AS f, max(at) AS l FROM sign_ins "
-        f"WHERE identity_ref IN {refs} GROUP BY identity_ref, channel) s"
+        f"WHERE identity_ref {refs} GROUP BY identity_ref, channel) s"
     )
     return ("si", sql.agg(["ref", "ch", "f", "l"], source, "ref, ch"))
 
