@@ -44,6 +44,7 @@ from sqlalchemy import select
 
 from app.auth.keys import create_key
 from app.auth.principal import PrincipalKind, Role
+from app.cli import migrate
 from app.db.engine import make_database
 from app.db.models import User
 from app.domain import Channel
@@ -367,6 +368,7 @@ def main() -> None:
     extra = dict(item.split("=", 1) for item in args.troika_env)
     settings = bench_settings(pg_url(TROIKA_DB))
     settings.var_dir.mkdir(parents=True, exist_ok=True)
+    migrate(settings)  # a dataset made before the newest migrations serves this checkout's code too
     viewer, service, ids = asyncio.run(keys_and_ids(settings, 10_000))
     write_files(args.peers, viewer, service, ids)
     results: dict[str, list[dict[str, Any]]] = {}
