@@ -95,8 +95,10 @@ async def ask(app: Any, key: str, query: str, variables: dict[str, Any]) -> dict
     return answer
 
 
-async def run(database_url: str, writes: int, rounds: int) -> None:
-    name = f"troika_bench_writes_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@asynccontextmanager
+async def fresh_app(database_url: str, prefix: str) -> AsyncIterator[tuple[Any, str]]:
+    """The app on a database of its own, migrated, made and dropped around the block (and its URL)."""
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
     await _admin(database_url, f'CREATE DATABASE "{name}"')
     try:
@@ -106,11 +108,16 @@ async def run(database_url: str, writes: int, rounds: int) -> None:
             pool.submit(migrate, settings).result()
         app = create_app(settings)
         try:
-            await measure(app, writes, rounds)
+            yield app, url
         finally:
             await app.state.db.dispose()
     finally:
         await _admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run(database_url: str, writes: int, rounds: int) -> None:
+    async with fresh_app(database_url, "troika_bench_writes") as (app, _url):
+        await measure(app, writes, rounds)
 
 
 async def measure(app: Any, writes: int, rounds: int) -> None:

@@ -17,20 +17,13 @@ import asyncio
 import os
 import statistics
 import time
-import uuid
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-from sqlalchemy.engine import make_url
 
 from app.auth.keys import create_key
 from app.auth.principal import PrincipalKind, Role
-from app.cli import migrate
 from app.domain import Channel
-from app.main import create_app
 from bench.cold_cpu import backends_cpu
-from bench.generate import bench_settings
-from bench.writes import LINK, _admin, ask
+from bench.writes import LINK, ask, fresh_app
 
 MIX_WRITE = (
     "mutation ($id: ID!, $g: Boolean!) { setConsent(input: {userId: $id, purpose: PUSH,"
@@ -39,21 +32,8 @@ MIX_WRITE = (
 
 
 async def run(database_url: str, clients: int, seconds: float, users: int) -> None:
-    name = f"writes_race_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    await _admin(database_url, f'CREATE DATABASE "{name}"')
-    try:
-        settings = bench_settings(url).model_copy(update={"response_cache_bytes": 0})
-        settings.var_dir.mkdir(parents=True, exist_ok=True)
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(migrate, settings).result()
-        app = create_app(settings)
-        try:
-            await race(app, url, clients, seconds, users)
-        finally:
-            await app.state.db.dispose()
-    finally:
-        await _admin(database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    async with fresh_app(database_url, "writes_race") as (app, url):
+        await race(app, url, clients, seconds, users)
 
 
 async def race(app: Any, url: str, clients: int, seconds: float, users: int) -> None:
