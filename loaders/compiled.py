@@ -151,10 +151,6 @@ async def _read(loaders: Loaders, engines: Engines, read: Callable[[store.Target
         return await read(store.Target.of(session))
 
 
-async def _channel(target: store.Target, *, q: store.ChannelQueries, refs: list[str]) -> store.ChannelRows:
-    return await store.read_channel(target, q, refs)
-
-
 async def prefetch(
     loaders: Loaders,
     reads: Reads,
@@ -216,7 +212,8 @@ async def _channel_data(
     for st in loaders.db.stores:
         if not st.shares_hub:
             asked = _queries(reads, st.channels, loaders)
-            found.append(await _read(loaders, st.engines, functools.partial(_channel, q=asked, refs=refs)))
+            read = functools.partial(store.read_channel, q=asked, refs=refs)
+            found.append(await _read(loaders, st.engines, read))
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}
