@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from app.db.direct import DirectReads
@@ -67,8 +71,26 @@ class Database(Engines):
         await super().dispose()
 
 
+def sqlite_wal(url: str, *, busy_timeout_ms: int) -> None:
+    """Put a SQLite file in WAL once, before its pools open: the switch needs the file to itself, so
+    connections racing to make it (a reader beside a writer) could meet "database is locked"."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    with closing(sqlite3.connect(database, timeout=busy_timeout_ms / 1000)) as conn:
+        while str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:  # another process has it: wait as a writer would
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+
 def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine:
     """SQLite in WAL mode; `begin` is BEGIN IMMEDIATE for writers so they queue instead of failing."""
+    sqlite_wal(url, busy_timeout_ms=busy_timeout_ms)
     engine = create_async_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -76,11 +98,6 @@ def _sqlite_engine(url: str, *, begin: str, busy_timeout_ms: int) -> AsyncEngine
         dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-        # WAL is kept in the file: set it once. Asking for it again on every new connection can
-        # meet "database is locked" while another connection writes (seen under load in tests).
-        cursor.execute("PRAGMA journal_mode")
-        if str(cursor.fetchone()[0]).lower() != "wal":
-            cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
