@@ -123,8 +123,8 @@ class _Sql:
         return f"{fn}({pairs})"
 
     def agg(self, cols: Sequence[str], source: str, order: str) -> str:
-        """A JSON array of row arrays, in `order` ("": a single row); ordered below the aggregate,
-        so PostgreSQL sorts nothing that already comes in order (SQLite keeps a subquery's order)."""
+        """A JSON array of row arrays, in `order` ("": a single row); on SQLite ordered below the
+        aggregate (it keeps a subquery's order), on PostgreSQL an ordered ARRAY (no aggregate)."""
         return _agg(self.pg, tuple(cols), source, order)
 
     def ids(self, source: str) -> str:
@@ -139,11 +139,13 @@ class _Sql:
 def _agg(pg: bool, cols: tuple[str, ...], source: str, order: str) -> str:
     """_Sql.agg's text, made once per shape (sources name parameters, never values)."""
     plain = [c.removeprefix(_JSON) for c in cols]
-    named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
-    rows = f"(SELECT {named} {source}{f' ORDER BY {order}' if order else ''})"
+    ordered = f" ORDER BY {order}" if order else ""
     if pg:
-        inner = ", ".join(f"q{n}" for n in range(len(cols)))
-        return f"(SELECT json_agg(json_build_array({inner})) FROM {rows} s)"
+        # An ARRAY of the rows' JSON, not json_agg: no aggregate to set up per part (each Agg
+        # node cost ~10k instructions to start); `[]` when there is no row, where json_agg gave null.
+        return f"array_to_json(ARRAY(SELECT json_build_array({', '.join(plain)}) {source}{ordered}))"
+    named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
+    rows = f"(SELECT {named} {source}{ordered})"
     # A JSON column keeps its JSON type only inside the expression that parses it.
     inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
     return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
@@ -264,15 +266,22 @@ def _hub_parts(
         cols = ["id", "user_id", "purpose", "channel", "granted", "source_channel", "policy_version"]
         cols += ["effective_at", "actor", "cause", "merge_id"]
         cell = "user_id, purpose, channel"
-        if sql.pg:  # each cell's newest entry, by DISTINCT ON (already in order for one user)
+        if sql.pg:
+            # Each cell's newest entry, by DISTINCT ON over the cell index read backwards (no
+            # sort); the cells come newest last, so read_hub reverses them.
+            back = "user_id DESC, purpose DESC, channel DESC"
             source = (
                 f"FROM (SELECT DISTINCT ON ({cell}) * FROM consent_entries WHERE user_id {of_target} "
-                f"ORDER BY {cell}, id DESC) ce"
+                f"ORDER BY {back}, id DESC) ce"
+            )
+            # For one user user_id is a constant: ordering by it again would plan a sort.
+            parts.append(
+                ("consents", sql.agg(cols, source, "purpose DESC, channel DESC" if single else back))
             )
         else:
             latest = f"SELECT max(id) FROM consent_entries WHERE user_id {of_target} GROUP BY {cell}"
             source = f"FROM consent_entries WHERE id IN ({latest})"
-        parts.append(("consents", sql.agg(cols, source, "purpose, channel" if single else cell)))
+            parts.append(("consents", sql.agg(cols, source, "purpose, channel" if single else cell)))
     if q.memberships:
         cols = ["cl.root_id", "m.id", "m.user_id", "m.tier", "m.source_channel", "m.since", "m.expires_at"]
         cols += ["m.granted_by"]
@@ -333,7 +342,14 @@ def _channel_parts(
                 f"count(*) OVER w AS n FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))"
             )
-            parts.append((key, sql.agg(cols, f"FROM {key}r WHERE rank <= :{key}_n", "identity_ref, rank")))
+            page = f"FROM {key}r WHERE rank <= :{key}_n"
+            if sql.pg and o.per_ref >= 1:
+                # Each ref's count on its first row (always on the page): no part of its own.
+                parts.append(
+                    (key, sql.agg([*cols, "CASE WHEN rank = 1 THEN n END"], page, "identity_ref, rank"))
+                )
+                continue
+            parts.append((key, sql.agg(cols, page, "identity_ref, rank")))
             counted = f"FROM {key}r WHERE rank = 1"
             parts.append((f"{key}c", sql.agg(["identity_ref", "n"], counted, "identity_ref")))
             continue
@@ -489,7 +505,8 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
     for r in found.get("identities") or []:
         rec = _identity(r, keyring)
         out.identities[rec.user_id].append(rec)
-    for r in found.get("consents") or []:
+    consents = found.get("consents") or []
+    for r in reversed(consents) if target.pg else consents:
         # As the consent store's own rows give them (`consents._record`), its enums by value.
         out.consents[r[1]].append(
             ConsentEntryRecord(
@@ -543,6 +560,9 @@ def _select(sql: _Sql, ctes: list[str], parts: list[tuple[str, str]], recursive:
     return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}"
 
 
+_ON_ROWS: Any = object()  # an order part's counts are on its rows
+
+
 def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
     out = ChannelRows()
     for n in range(len(q.orders)):
@@ -561,7 +581,11 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
             )  # fmt: skip
             for r in found[f"o{n}"] or []
         ]
-        counts = {ref: int(c) for ref, c in found[f"o{n}c"] or []}
+        counted = found.get(f"o{n}c", _ON_ROWS)
+        if counted is _ON_ROWS:  # on the first row of each ref (_channel_parts)
+            counts = {r[3]: int(r[10]) for r in found[f"o{n}"] if r[10] is not None}
+        else:
+            counts = {ref: int(c) for ref, c in counted or []}
         out.orders.append((rows, counts))
     for n in range(len(q.events)):
         out.events.append(
