@@ -337,19 +337,20 @@ def _channel_parts(
         if o.before is None:  # the page and the counts cover the same rows: read them once
             plain = [c.removeprefix(_JSON) for c in cols]
             # One window for both (row_number ignores the frame): one pass over the sorted rows.
-            ctes.append(
-                f"{key}r AS MATERIALIZED (SELECT {', '.join(plain)}, row_number() OVER w AS rank, "
-                f"count(*) OVER w AS n FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))"
+            window = (
+                f"SELECT {', '.join(plain)}, row_number() OVER w AS rank, count(*) OVER w AS n "
+                f"FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
             )
-            page = f"FROM {key}r WHERE rank <= :{key}_n"
             if sql.pg and o.per_ref >= 1:
-                # Each ref's count on its first row (always on the page): no part of its own.
-                parts.append(
-                    (key, sql.agg([*cols, "CASE WHEN rank = 1 THEN n END"], page, "identity_ref, rank"))
-                )
+                # Each ref's count on its first row (always on the page): one part, no CTE; in the
+                # window's own order (rank's), so the rows come out of it with no sort.
+                page = f"FROM ({window}) r WHERE rank <= :{key}_n"
+                order = "identity_ref, placed_at DESC, channel DESC, id DESC"
+                parts.append((key, sql.agg([*cols, "CASE WHEN rank = 1 THEN n END"], page, order)))
                 continue
-            parts.append((key, sql.agg(cols, page, "identity_ref, rank")))
+            ctes.append(f"{key}r AS MATERIALIZED ({window})")
+            parts.append((key, sql.agg(cols, f"FROM {key}r WHERE rank <= :{key}_n", "identity_ref, rank")))
             counted = f"FROM {key}r WHERE rank = 1"
             parts.append((f"{key}c", sql.agg(["identity_ref", "n"], counted, "identity_ref")))
             continue
