@@ -212,9 +212,10 @@ def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
 
 def _hub_parts(
     sql: _Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool
-) -> tuple[list[tuple[str, str]], str]:
-    """The hub's parts, their CTEs added to `ctes`; and the identities' refs (see _refs_of_target)
-    when a channel store on the hub (`channel`) or the sign-ins need them."""
+) -> tuple[list[tuple[str, str]], str, str]:
+    """The hub's parts, their CTEs added to `ctes`; the identities' refs (see _refs_of_target)
+    when a channel store on the hub (`channel`) or the sign-ins need them; and the statement's
+    FROM ("" but for one id on PostgreSQL: the target's row, see below)."""
     starts = []
     if q.key is not None:
         starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
@@ -245,11 +246,24 @@ def _hub_parts(
     ctes.append(_CHAIN.format(start=start))
     if q.memberships or q.points or q.roles:
         ctes.append(_CLUSTER.format(of_target=of_target))
-    refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
     user = ["start_id", "id", "created_at", "version"]
-    if single and sql.pg:  # at most one row: no aggregate to set up
+    tail = ""
+    if single and q.ids and sql.pg:
+        # One id: the statement reads FROM the target's row (none when there is no such user:
+        # read_hub then takes every part as empty), so each part compares with its id, not with
+        # a subquery on the CTE of its own, and the refs are one array beside it (OFFSET 0 keeps
+        # the planner from copying its subquery into each use).
+        of_target, refs, tail = "= tg.id", "", " FROM target tg"
+        if channel or q.sign_ins:
+            of_user = "FROM identities i WHERE i.user_id = tg.id"
+            tail += f", LATERAL (SELECT ARRAY(SELECT {_REF} {of_user}) AS a OFFSET 0) rf"
+            refs = "= ANY(rf.a)"
+        parts = [("users", f"json_build_array(json_build_array({', '.join(f'tg.{c}' for c in user)}))")]
+    elif single and sql.pg:  # at most one row: no aggregate to set up
+        refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
         parts = [("users", f"(SELECT json_build_array(json_build_array({', '.join(user)})) FROM target)")]
     else:
+        refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
         parts = [("users", sql.agg(user, "FROM target", "start_id"))]
     if q.key is not None:
         parts.append(("owner", f"(SELECT min(user_id) FROM identities WHERE {_KEY})"))
@@ -299,7 +313,7 @@ def _hub_parts(
         parts.append(("roles", sql.agg(cols, source, "cl.root_id, g.granted_at, g.id")))
     if q.sign_ins:
         parts.append(portrait.sign_in_part(sql, refs))
-    return parts, refs
+    return parts, refs, tail
 
 
 def _channel_parts(
@@ -349,9 +363,13 @@ def _channel_parts(
                 order = "identity_ref, placed_at DESC, channel DESC, id DESC"
                 parts.append((key, sql.agg([*cols, "CASE WHEN rank = 1 THEN n END"], page, order)))
                 continue
-            ctes.append(f"{key}r AS MATERIALIZED ({window})")
-            parts.append((key, sql.agg(cols, f"FROM {key}r WHERE rank <= :{key}_n", "identity_ref, rank")))
-            counted = f"FROM {key}r WHERE rank = 1"
+            if sql.pg:  # read twice: a CTE could not see the target's refs (`rf`, _hub_parts)
+                rows = f"({window}) r"
+            else:
+                ctes.append(f"{key}r AS MATERIALIZED ({window})")
+                rows = f"{key}r"
+            parts.append((key, sql.agg(cols, f"FROM {rows} WHERE rank <= :{key}_n", "identity_ref, rank")))
+            counted = f"FROM {rows} WHERE rank = 1"
             parts.append((f"{key}c", sql.agg(["identity_ref", "n"], counted, "identity_ref")))
             continue
         ranked = (
@@ -460,7 +478,7 @@ class Target:
         return Target(keyring=pii.keyring_of(session), pg=pg, session=session)
 
 
-async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
     if target.pg:  # the driver's text as is: nothing compiled per request
         sql, names = _numbered(statement)
         args = tuple(params[n] for n in names)
@@ -475,7 +493,7 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
         conn = await target.session.connection()
         stmt, used = _statement(statement, params)
         raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
-    return orjson.loads(raw)  # type: ignore[no-any-return]
+    return None if raw is None else orjson.loads(raw)
 
 
 async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
@@ -491,10 +509,12 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
             value=pii.stored_value(keyring, q.key.kind, q.key.value),
         )
     ctes: list[str] = []
-    parts, refs = _hub_parts(sql, q, params, ctes, bool(here))
+    parts, refs, tail = _hub_parts(sql, q, params, ctes, bool(here))
     if here:
         parts += _channel_parts(sql, here, refs, params, ctes)
-    found = await _run(target, _select(sql, ctes, parts, recursive=True), params)
+    found = await _run(target, _select(sql, ctes, parts, recursive=True, tail=tail), params)
+    if found is None:  # no row FROM the target: no user, so every part is empty
+        found = dict.fromkeys(k for k, _ in parts)
     out = HubRows()
     for start_id, uid, created_at, version in found["users"] or []:
         out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
@@ -552,13 +572,15 @@ async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -
     params: dict[str, Any] = {"refs": list(refs)}
     ctes: list[str] = []
     parts = _channel_parts(sql, q, "IN :refs", params, ctes)
-    return _channel_rows(q, await _run(target, _select(sql, ctes, parts), params))
+    return _channel_rows(q, await _run(target, _select(sql, ctes, parts), params) or {})
 
 
-def _select(sql: _Sql, ctes: list[str], parts: list[tuple[str, str]], recursive: bool = False) -> str:
+def _select(
+    sql: _Sql, ctes: list[str], parts: list[tuple[str, str]], recursive: bool = False, tail: str = ""
+) -> str:
     """The one statement: its CTEs, then one JSON object of the parts (as text on PostgreSQL)."""
     with_ = f"WITH {'RECURSIVE ' if recursive else ''}{', '.join(ctes)}\n" if ctes else ""
-    return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}"
+    return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}{tail}"
 
 
 _ON_ROWS: Any = object()  # an order part's counts are on its rows
@@ -584,7 +606,7 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
         ]
         counted = found.get(f"o{n}c", _ON_ROWS)
         if counted is _ON_ROWS:  # on the first row of each ref (_channel_parts)
-            counts = {r[3]: int(r[10]) for r in found[f"o{n}"] if r[10] is not None}
+            counts = {r[3]: int(r[10]) for r in found[f"o{n}"] or [] if r[10] is not None}
         else:
             counts = {ref: int(c) for ref, c in counted or []}
         out.orders.append((rows, counts))
