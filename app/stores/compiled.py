@@ -357,11 +357,15 @@ def _channel_parts(
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
             )
             if sql.pg and o.per_ref >= 1:
-                # Each ref's count on its first row (always on the page): one part, no CTE; in the
-                # window's own order (rank's), so the rows come out of it with no sort.
+                # Each ref and its count on its first row only (always on the page; _channel_rows
+                # carries the ref on): one part, no CTE, less JSON; in the window's own order
+                # (rank's), so the rows come out of it with no sort.
                 page = f"FROM ({window}) r WHERE rank <= :{key}_n"
                 order = "identity_ref, placed_at DESC, channel DESC, id DESC"
-                parts.append((key, sql.agg([*cols, "CASE WHEN rank = 1 THEN n END"], page, order)))
+                first = [
+                    c if c != "identity_ref" else "CASE WHEN rank = 1 THEN identity_ref END" for c in cols
+                ]
+                parts.append((key, sql.agg([*first, "CASE WHEN rank = 1 THEN n END"], page, order)))
                 continue
             if sql.pg:  # read twice: a CTE could not see the target's refs (`rf`, _hub_parts)
                 rows = f"({window}) r"
@@ -589,6 +593,19 @@ _ON_ROWS: Any = object()  # an order part's counts are on its rows
 def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
     out = ChannelRows()
     for n in range(len(q.orders)):
+        raw = found[f"o{n}"] or []
+        counted = found.get(f"o{n}c", _ON_ROWS)
+        if counted is _ON_ROWS:  # each ref and its count on its first row only (_channel_parts)
+            counts: dict[str, int] = {}
+            ref = None
+            for r in raw:
+                if r[10] is None:
+                    r[3] = ref
+                else:
+                    ref = r[3]
+                    counts[ref] = int(r[10])
+        else:
+            counts = {ref: int(c) for ref, c in counted or []}
         rows = [
             OrderRow(
                 id=r[0],
@@ -602,13 +619,8 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
                 placed_at=_when(r[8]),
                 updated_at=_when(r[9]),
             )  # fmt: skip
-            for r in found[f"o{n}"] or []
+            for r in raw
         ]
-        counted = found.get(f"o{n}c", _ON_ROWS)
-        if counted is _ON_ROWS:  # on the first row of each ref (_channel_parts)
-            counts = {r[3]: int(r[10]) for r in found[f"o{n}"] or [] if r[10] is not None}
-        else:
-            counts = {ref: int(c) for ref, c in counted or []}
         out.orders.append((rows, counts))
     for n in range(len(q.events)):
         out.events.append(
