@@ -9,7 +9,10 @@ two totals over `--many` is the cost of one execution, start-up and warm caches 
         --statement stmt.sql --args args.json [--mode force_generic_plan]
 
 `stmt.sql`: the statement with `$n` parameters (as the driver sends it); `args.json`: a list of
-argument lists (ints, strings, lists of strings), one per execution, cycled.
+argument lists (ints, strings, lists of strings), one per execution, cycled. A single-user backend
+prints its results as text: `--around` wraps the statement so that what a client would be sent is
+made but not printed, e.g. JSON text `"SELECT octet_length(j) FROM ({statement}) s(j)"`, binary
+arrays `"SELECT octet_length(array_send(a)) + octet_length(array_send(b)) FROM ({statement}) s"`.
 """
 
 from __future__ import annotations
@@ -76,10 +79,11 @@ def main() -> None:
     parser.add_argument("--many", type=int, default=200)
     parser.add_argument("--mode", default="force_generic_plan", help="plan_cache_mode")
     parser.add_argument("--types", default="", help="the parameters' types, as PREPARE takes them")
+    parser.add_argument("--around", default="{statement}", help="a statement around it (see above)")
     parser.add_argument("--postgres", default="postgres")
     parser.add_argument("--user", default="postgres", help="who runs the backend when this runs as root")
     a = parser.parse_args()
-    statement = Path(a.statement).read_text().strip().rstrip(";")
+    statement = a.around.format(statement=Path(a.statement).read_text().strip().rstrip(";"))
     args = json.loads(Path(a.args).read_text())
     few = instructions(
         a.postgres, a.datadir, a.database, script(statement, args, a.few, a.mode, a.types), a.user
