@@ -6,9 +6,7 @@ and asyncpg's own pool still runs a task per release (`asyncio.shield`). Here id
 wait in a list: taking one and giving it back cost a list operation. The statements are reads in
 autocommit that set nothing, so a connection needs no reset between uses; one whose statement
 failed or was interrupted is closed, not reused. asyncpg prepares each statement once per
-connection (as many as TROIKA_DB_STATEMENT_CACHE_SIZE, like the main pool's), and decodes `json`
-values (a compiled read's JSON columns, inside its records) with orjson, as SQLAlchemy's sessions
-decode them.
+connection (as many as TROIKA_DB_STATEMENT_CACHE_SIZE, like the main pool's).
 """
 
 from __future__ import annotations
@@ -20,12 +18,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
-import orjson
 from sqlalchemy.engine import make_url
-
-
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 class DirectReads:
@@ -76,18 +69,6 @@ class DirectReads:
         self._give(conn)
         return value
 
-    async def fetchrow(self, sql: str, *args: Any) -> Any:
-        """A statement's first row (None without one), as `fetchval` takes a connection for it."""
-        conn = await self._take()
-        self.taken += 1
-        try:
-            row = await conn.fetchrow(sql, *args)
-        except BaseException:
-            self._drop(conn)
-            raise
-        self._give(conn)
-        return row
-
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         """A statement's rows, as `fetchval` takes a connection for it."""
         conn = await self._take()
@@ -119,7 +100,7 @@ class DirectReads:
                 return conn
         self._opened += 1
         try:
-            conn = await asyncpg.connect(
+            return await asyncpg.connect(
                 self.dsn,
                 statement_cache_size=self.statement_cache_size,
                 server_settings=self.server_settings,
@@ -128,14 +109,6 @@ class DirectReads:
             self._opened -= 1
             self._wake()
             raise
-        try:
-            await conn.set_type_codec(
-                "json", schema="pg_catalog", encoder=_dumps, decoder=orjson.loads, format="text"
-            )
-        except BaseException:
-            self._drop(conn)
-            raise
-        return conn
 
     def _give(self, conn: Any) -> None:
         if self._closed or conn.is_closed():

@@ -1,7 +1,5 @@
-"""SQL for compiled reads: every relation a read needs, one statement per database. On SQLite one
-JSON document the database builds (json_array/json_group_array); on PostgreSQL one row of arrays of
-row values (ARRAY(SELECT ROW(...))), sent in binary and decoded by asyncpg: no JSON to build per
-value (json_build_array looked up each value's type on every row) and no text to format or parse.
+"""SQL for compiled reads: every relation a read needs, one statement per database, as JSON the
+database builds (json_build_array/json_agg on PostgreSQL, json_array/json_group_array on SQLite).
 
 Rows come back as the same records the per-relation stores return (built by their own row
 functions), so the rules above them cannot tell which path read them.
@@ -114,26 +112,24 @@ _JSON = "json:"  # marks a column holding JSON text (SQLite)
 
 
 class _Sql:
-    """The two dialects' ways to return rows."""
+    """The two dialects' JSON functions."""
 
     def __init__(self, postgres: bool) -> None:
         self.pg = postgres
 
     def obj(self, parts: Sequence[tuple[str, str]]) -> str:
-        """The statement's result: one JSON object (SQLite), or one column per part (PostgreSQL)."""
-        if self.pg:
-            return ", ".join(f'{v} AS "{k}"' for k, v in parts)
+        fn = "json_build_object" if self.pg else "json_object"
         pairs = ", ".join(f"'{k}', {v}" for k, v in parts)
-        return f"json_object({pairs})"
+        return f"{fn}({pairs})"
 
     def agg(self, cols: Sequence[str], source: str, order: str) -> str:
-        """The rows' values, in `order` ("": a single row): on SQLite a JSON array of row arrays
-        ordered below the aggregate (it keeps a subquery's order), on PostgreSQL an ordered ARRAY of
-        records (no aggregate to set up)."""
+        """A JSON array of row arrays, in `order` ("": a single row); on SQLite ordered below the
+        aggregate (it keeps a subquery's order), on PostgreSQL an ordered ARRAY (no aggregate)."""
         return _agg(self.pg, tuple(cols), source, order)
 
     def ids(self, source: str) -> str:
-        return f"ARRAY(SELECT id {source})" if self.pg else f"(SELECT json_group_array(id) {source})"
+        fn = "json_agg" if self.pg else "json_group_array"
+        return f"(SELECT {fn}(id) {source})"
 
     def json_col(self, col: str) -> str:
         return f"{_JSON}{col}"
@@ -144,8 +140,10 @@ def _agg(pg: bool, cols: tuple[str, ...], source: str, order: str) -> str:
     """_Sql.agg's text, made once per shape (sources name parameters, never values)."""
     plain = [c.removeprefix(_JSON) for c in cols]
     ordered = f" ORDER BY {order}" if order else ""
-    if pg:  # a JSON column comes as its own value (DirectReads and SQLAlchemy decode json)
-        return f"ARRAY(SELECT ROW({', '.join(plain)}) {source}{ordered})"
+    if pg:
+        # An ARRAY of the rows' JSON, not json_agg: no aggregate to set up per part (each Agg
+        # node cost ~10k instructions to start); `[]` when there is no row, where json_agg gave null.
+        return f"array_to_json(ARRAY(SELECT json_build_array({', '.join(plain)}) {source}{ordered}))"
     named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
     rows = f"(SELECT {named} {source}{ordered})"
     # A JSON column keeps its JSON type only inside the expression that parses it.
@@ -153,13 +151,12 @@ def _agg(pg: bool, cols: tuple[str, ...], source: str, order: str) -> str:
     return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
 
 
-def _at(raw: str | datetime | None) -> datetime | None:
+def _at(raw: str | None) -> datetime | None:
     return None if raw is None else _when(raw)
 
 
-def _when(raw: str | datetime) -> datetime:
-    """A time as the stores return it (aware, UTC), from PostgreSQL's value or SQLite's text."""
-    at = raw if type(raw) is datetime else _iso(raw)  # type: ignore[arg-type]
+def _when(raw: str) -> datetime:
+    at = _iso(raw)
     tz = at.tzinfo
     if tz is UTC:  # PostgreSQL in UTC: the common case, already what the stores return
         return at
@@ -261,10 +258,10 @@ def _hub_parts(
             of_user = "FROM identities i WHERE i.user_id = tg.id"
             tail += f", LATERAL (SELECT ARRAY(SELECT {_REF} {of_user}) AS a OFFSET 0) rf"
             refs = "= ANY(rf.a)"
-        parts = [("users", f"ARRAY[ROW({', '.join(f'tg.{c}' for c in user)})]")]
+        parts = [("users", f"json_build_array(json_build_array({', '.join(f'tg.{c}' for c in user)}))")]
     elif single and sql.pg:  # at most one row: no aggregate to set up
         refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
-        parts = [("users", f"ARRAY(SELECT ROW({', '.join(user)}) FROM target)")]
+        parts = [("users", f"(SELECT json_build_array(json_build_array({', '.join(user)})) FROM target)")]
     else:
         refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
         parts = [("users", sql.agg(user, "FROM target", "start_id"))]
@@ -490,17 +487,17 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
         sql, names = _numbered(statement)
         args = tuple(params[n] for n in names)
         if target.driver is not None:
-            row = await target.driver.fetchrow(sql, *args)  # a connection taken for the statement
+            raw = await target.driver.fetchval(sql, *args)  # a connection taken for the statement
         else:
             assert target.session is not None
-            conn = await target.session.connection()  # Core: the driver's values as they come
-            row = (await conn.exec_driver_sql(sql, args)).mappings().first()
-        return None if row is None else dict(row.items())
-    assert target.session is not None
-    conn = await target.session.connection()
-    stmt, used = _statement(statement, params)
-    raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
-    return orjson.loads(raw)  # type: ignore[no-any-return]
+            conn = await target.session.connection()  # Core: the rows are JSON text
+            raw = (await conn.exec_driver_sql(sql, args)).scalar_one()
+    else:
+        assert target.session is not None
+        conn = await target.session.connection()
+        stmt, used = _statement(statement, params)
+        raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
+    return None if raw is None else orjson.loads(raw)
 
 
 async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
@@ -587,7 +584,7 @@ def _select(
 ) -> str:
     """The one statement: its CTEs, then one JSON object of the parts (as text on PostgreSQL)."""
     with_ = f"WITH {'RECURSIVE ' if recursive else ''}{', '.join(ctes)}\n" if ctes else ""
-    return f"{with_}SELECT {sql.obj(parts)}{tail}"
+    return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}{tail}"
 
 
 _ON_ROWS: Any = object()  # an order part's counts are on its rows
@@ -598,24 +595,23 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
     for n in range(len(q.orders)):
         raw = found[f"o{n}"] or []
         counted = found.get(f"o{n}c", _ON_ROWS)
-        refs: list[str] = []
         if counted is _ON_ROWS:  # each ref and its count on its first row only (_channel_parts)
             counts: dict[str, int] = {}
-            ref = ""
+            ref = None
             for r in raw:
-                if r[10] is not None:
+                if r[10] is None:
+                    r[3] = ref
+                else:
                     ref = r[3]
                     counts[ref] = int(r[10])
-                refs.append(ref)
         else:
             counts = {ref: int(c) for ref, c in counted or []}
-            refs = [r[3] for r in raw]
         rows = [
             OrderRow(
                 id=r[0],
                 channel=_CHANNELS[r[1]],
                 order_id=r[2],
-                identity_ref=ref,
+                identity_ref=r[3],
                 status_code=r[4],
                 total_cents=r[5],
                 currency=r[6],
@@ -623,7 +619,7 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
                 placed_at=_when(r[8]),
                 updated_at=_when(r[9]),
             )  # fmt: skip
-            for r, ref in zip(raw, refs, strict=True)
+            for r in raw
         ]
         out.orders.append((rows, counts))
     for n in range(len(q.events)):
