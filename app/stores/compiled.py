@@ -198,6 +198,8 @@ _CLUSTER = """cluster(root_id, id) AS (
 _KEY = "kind = :kind AND namespace = :ns AND value = :value"
 _ACTIVE = "merged_into_id IS NULL AND erased_at IS NULL"
 _REF = "i.kind || '|' || i.namespace || '|' || i.value"
+_IDENTITY_COLS: tuple[str, ...] = ("id", "user_id", "kind", "namespace", "value", "sealed", "verified")
+_IDENTITY_COLS += ("linked_at", "rule", "source", "actor")
 
 
 def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
@@ -248,15 +250,20 @@ def _hub_parts(
         ctes.append(_CLUSTER.format(of_target=of_target))
     user = ["start_id", "id", "created_at", "version"]
     tail = ""
+    identities = ""  # the identities' part when read with their refs
     if single and q.ids and sql.pg:
         # One id: the statement reads FROM the target's row (none when there is no such user:
         # read_hub then takes every part as empty), so each part compares with its id, not with
-        # a subquery on the CTE of its own, and the refs are one array beside it (OFFSET 0 keeps
-        # the planner from copying its subquery into each use).
+        # a subquery on the CTE of its own; the refs are one array beside it, aggregated with
+        # the identities' part when it is asked for (one read of the identities for both).
         of_target, refs, tail = "= tg.id", "", " FROM target tg"
         if channel or q.sign_ins:
-            of_user = "FROM identities i WHERE i.user_id = tg.id"
-            tail += f", LATERAL (SELECT ARRAY(SELECT {_REF} {of_user}) AS a OFFSET 0) rf"
+            both = [f"array_agg({_REF}) AS a"]
+            if q.identities:
+                identities = "rf.ids"
+                row = ", ".join(f"i.{c}" for c in _IDENTITY_COLS)
+                both.append(f"json_agg(json_build_array({row}) ORDER BY i.linked_at, i.id) AS ids")
+            tail += f", LATERAL (SELECT {', '.join(both)} FROM identities i WHERE i.user_id = tg.id) rf"
             refs = "= ANY(rf.a)"
         parts = [("users", f"json_build_array(json_build_array({', '.join(f'tg.{c}' for c in user)}))")]
     elif single and sql.pg:  # at most one row: no aggregate to set up
@@ -272,10 +279,8 @@ def _hub_parts(
         page_ids = f"FROM users WHERE {_ACTIVE}{after} AND id IN (SELECT id FROM target)"
         parts.append(("page", sql.ids(page_ids)))
     if q.identities:
-        cols = ["id", "user_id", "kind", "namespace", "value", "sealed", "verified", "linked_at", "rule"]
-        cols += ["source", "actor"]
         source = f"FROM identities WHERE user_id {of_target}"
-        parts.append(("identities", sql.agg(cols, source, "user_id, linked_at, id")))
+        parts.append(("identities", identities or sql.agg(_IDENTITY_COLS, source, "user_id, linked_at, id")))
     if q.consents:
         cols = ["id", "user_id", "purpose", "channel", "granted", "source_channel", "policy_version"]
         cols += ["effective_at", "actor", "cause", "merge_id"]
