@@ -213,11 +213,12 @@ def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
 
 
 def _hub_parts(
-    sql: _Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool
+    sql: _Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool, chain: bool = True
 ) -> tuple[list[tuple[str, str]], str, str]:
     """The hub's parts, their CTEs added to `ctes`; the identities' refs (see _refs_of_target)
     when a channel store on the hub (`channel`) or the sign-ins need them; and the statement's
-    FROM ("" but for one id on PostgreSQL: the target's row, see below)."""
+    FROM ("" but for one id on PostgreSQL: the target's row, see below). Without `chain` (one id
+    on PostgreSQL, see read_hub) the target is the id's own row, merged or not."""
     starts = []
     if q.key is not None:
         starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
@@ -245,7 +246,8 @@ def _hub_parts(
     else:
         start = f"u.id IN ({' UNION '.join(starts) or 'SELECT id FROM users WHERE 1 = 0'})"
         of_target = "= (SELECT id FROM target)" if single else "IN (SELECT id FROM target)"
-    ctes.append(_CHAIN.format(start=start))
+    if chain:
+        ctes.append(_CHAIN.format(start=start))
     if q.memberships or q.points or q.roles:
         ctes.append(_CLUSTER.format(of_target=of_target))
     user = ["start_id", "id", "created_at", "version"]
@@ -256,7 +258,11 @@ def _hub_parts(
         # read_hub then takes every part as empty), so each part compares with its id, not with
         # a subquery on the CTE of its own; the refs are one array beside it, aggregated with
         # the identities' part when it is asked for (one read of the identities for both).
-        of_target, refs, tail = "= tg.id", "", " FROM target tg"
+        of_target, refs, tail, where = "= tg.id", "", " FROM target tg", ""
+        users = ", ".join(f"tg.{c}" for c in user)
+        if not chain:  # as the chain's start, with where it was merged into
+            tail, where = " FROM users tg", " WHERE tg.id = :id AND tg.erased_at IS NULL"
+            users = "tg.id, tg.id, tg.created_at, tg.data_version, tg.merged_into_id"
         if channel or q.sign_ins:
             both = [f"array_agg({_REF}) AS a"]
             if q.identities:
@@ -265,7 +271,8 @@ def _hub_parts(
                 both.append(f"json_agg(json_build_array({row}) ORDER BY i.linked_at, i.id) AS ids")
             tail += f", LATERAL (SELECT {', '.join(both)} FROM identities i WHERE i.user_id = tg.id) rf"
             refs = "= ANY(rf.a)"
-        parts = [("users", f"json_build_array(json_build_array({', '.join(f'tg.{c}' for c in user)}))")]
+        tail += where
+        parts = [("users", f"json_build_array(json_build_array({users}))")]
     elif single and sql.pg:  # at most one row: no aggregate to set up
         refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
         parts = [("users", f"(SELECT json_build_array(json_build_array({', '.join(user)})) FROM target)")]
@@ -508,25 +515,17 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
 async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
     """The root users and their hub relations; `here`: a channel store sharing the hub, read in the
     same statement with the identities' refs joined in SQL."""
-    sql = _Sql(target.pg)
     keyring = target.keyring
-    params: dict[str, Any] = {}
-    if q.key is not None:
-        params.update(
-            kind=q.key.kind.value,
-            ns=q.key.namespace,
-            value=pii.stored_value(keyring, q.key.kind, q.key.value),
-        )
-    ctes: list[str] = []
-    parts, refs, tail = _hub_parts(sql, q, params, ctes, bool(here))
-    if here:
-        parts += _channel_parts(sql, here, refs, params, ctes)
-    found = await _run(target, _select(sql, ctes, parts, recursive=True, tail=tail), params)
-    if found is None:  # no row FROM the target: no user, so every part is empty
-        found = dict.fromkeys(k for k, _ in parts)
+    # One id on PostgreSQL: first as a user not merged away (no merge chain to set up); the
+    # statement with the chain only when that user turns out to be merged (its row says so).
+    unchained = target.pg and len(q.ids) == 1 and q.key is None and q.page is None
+    unchained = unchained and not (q.memberships or q.points or q.roles)
+    found = await _hub_found(target, q, here, chain=not unchained)
+    if unchained and found["users"] and found["users"][0][4] is not None:
+        found = await _hub_found(target, q, here, chain=True)
     out = HubRows()
-    for start_id, uid, created_at, version in found["users"] or []:
-        out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
+    for r in found["users"] or []:  # start id, id, created_at, version (, merged into)
+        out.users[r[0]] = UserRecord(id=r[1], created_at=_when(r[2]), version=r[3])
     out.owner = found.get("owner")
     if q.page is not None:
         ids = sorted(found["page"] or [])
@@ -571,6 +570,26 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
     if here:
         out.channel = _channel_rows(here, found)
     return out
+
+
+async def _hub_found(target: Target, q: HubQuery, here: ChannelQueries | None, chain: bool) -> dict[str, Any]:
+    """read_hub's statement run: its parts' JSON by name."""
+    sql = _Sql(target.pg)
+    params: dict[str, Any] = {}
+    if q.key is not None:
+        params.update(
+            kind=q.key.kind.value,
+            ns=q.key.namespace,
+            value=pii.stored_value(target.keyring, q.key.kind, q.key.value),
+        )
+    ctes: list[str] = []
+    parts, refs, tail = _hub_parts(sql, q, params, ctes, bool(here), chain)
+    if here:
+        parts += _channel_parts(sql, here, refs, params, ctes)
+    found = await _run(target, _select(sql, ctes, parts, recursive=True, tail=tail), params)
+    if found is None:  # no row FROM the target: no user, so every part is empty
+        found = dict.fromkeys(k for k, _ in parts)
+    return found
 
 
 async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
