@@ -123,8 +123,8 @@ class _Sql:
         return f"{fn}({pairs})"
 
     def agg(self, cols: Sequence[str], source: str, order: str) -> str:
-        """A JSON array of row arrays, in `order` ("": a single row); ordered below the aggregate,
-        so PostgreSQL sorts nothing that already comes in order (SQLite keeps a subquery's order)."""
+        """A JSON array of row arrays, in `order` ("": a single row); on SQLite ordered below the
+        aggregate (it keeps a subquery's order), on PostgreSQL an ordered ARRAY (no aggregate)."""
         return _agg(self.pg, tuple(cols), source, order)
 
     def ids(self, source: str) -> str:
@@ -139,11 +139,13 @@ class _Sql:
 def _agg(pg: bool, cols: tuple[str, ...], source: str, order: str) -> str:
     """_Sql.agg's text, made once per shape (sources name parameters, never values)."""
     plain = [c.removeprefix(_JSON) for c in cols]
-    named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
-    rows = f"(SELECT {named} {source}{f' ORDER BY {order}' if order else ''})"
+    ordered = f" ORDER BY {order}" if order else ""
     if pg:
-        inner = ", ".join(f"q{n}" for n in range(len(cols)))
-        return f"(SELECT json_agg(json_build_array({inner})) FROM {rows} s)"
+        # An ARRAY of the rows' JSON, not json_agg: no aggregate to set up per part (each Agg
+        # node cost ~10k instructions to start); `[]` when there is no row, where json_agg gave null.
+        return f"array_to_json(ARRAY(SELECT json_build_array({', '.join(plain)}) {source}{ordered}))"
+    named = ", ".join(f"{c} AS q{n}" for n, c in enumerate(plain))
+    rows = f"(SELECT {named} {source}{ordered})"
     # A JSON column keeps its JSON type only inside the expression that parses it.
     inner = ", ".join(f"json(q{n})" if c.startswith(_JSON) else f"q{n}" for n, c in enumerate(cols))
     return f"(SELECT json_group_array(json_array({inner})) FROM {rows})"
@@ -196,6 +198,8 @@ _CLUSTER = """cluster(root_id, id) AS (
 _KEY = "kind = :kind AND namespace = :ns AND value = :value"
 _ACTIVE = "merged_into_id IS NULL AND erased_at IS NULL"
 _REF = "i.kind || '|' || i.namespace || '|' || i.value"
+_IDENTITY_COLS: tuple[str, ...] = ("id", "user_id", "kind", "namespace", "value", "sealed", "verified")
+_IDENTITY_COLS += ("linked_at", "rule", "source", "actor")
 
 
 def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
@@ -209,10 +213,12 @@ def _refs_of_target(sql: _Sql, of_target: str, ctes: list[str]) -> str:
 
 
 def _hub_parts(
-    sql: _Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool
-) -> tuple[list[tuple[str, str]], str]:
-    """The hub's parts, their CTEs added to `ctes`; and the identities' refs (see _refs_of_target)
-    when a channel store on the hub (`channel`) or the sign-ins need them."""
+    sql: _Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool, chain: bool = True
+) -> tuple[list[tuple[str, str]], str, str]:
+    """The hub's parts, their CTEs added to `ctes`; the identities' refs (see _refs_of_target)
+    when a channel store on the hub (`channel`) or the sign-ins need them; and the statement's
+    FROM ("" but for one id on PostgreSQL: the target's row, see below). Without `chain` (one id
+    on PostgreSQL, see read_hub) the target is the id's own row, merged or not."""
     starts = []
     if q.key is not None:
         starts.append(f"SELECT user_id FROM identities WHERE {_KEY}")
@@ -240,14 +246,38 @@ def _hub_parts(
     else:
         start = f"u.id IN ({' UNION '.join(starts) or 'SELECT id FROM users WHERE 1 = 0'})"
         of_target = "= (SELECT id FROM target)" if single else "IN (SELECT id FROM target)"
-    ctes.append(_CHAIN.format(start=start))
+    if chain:
+        ctes.append(_CHAIN.format(start=start))
     if q.memberships or q.points or q.roles:
         ctes.append(_CLUSTER.format(of_target=of_target))
-    refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
     user = ["start_id", "id", "created_at", "version"]
-    if single and sql.pg:  # at most one row: no aggregate to set up
+    tail = ""
+    identities = ""  # the identities' part when read with their refs
+    if single and q.ids and sql.pg:
+        # One id: the statement reads FROM the target's row (none when there is no such user:
+        # read_hub then takes every part as empty), so each part compares with its id, not with
+        # a subquery on the CTE of its own; the refs are one array beside it, aggregated with
+        # the identities' part when it is asked for (one read of the identities for both).
+        of_target, refs, tail, where = "= tg.id", "", " FROM target tg", ""
+        users = ", ".join(f"tg.{c}" for c in user)
+        if not chain:  # as the chain's start, with where it was merged into
+            tail, where = " FROM users tg", " WHERE tg.id = :id AND tg.erased_at IS NULL"
+            users = "tg.id, tg.id, tg.created_at, tg.data_version, tg.merged_into_id"
+        if channel or q.sign_ins:
+            both = [f"array_agg({_REF}) AS a"]
+            if q.identities:
+                identities = "rf.ids"
+                row = ", ".join(f"i.{c}" for c in _IDENTITY_COLS)
+                both.append(f"json_agg(json_build_array({row}) ORDER BY i.linked_at, i.id) AS ids")
+            tail += f", LATERAL (SELECT {', '.join(both)} FROM identities i WHERE i.user_id = tg.id) rf"
+            refs = "= ANY(rf.a)"
+        tail += where
+        parts = [("users", f"json_build_array(json_build_array({users}))")]
+    elif single and sql.pg:  # at most one row: no aggregate to set up
+        refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
         parts = [("users", f"(SELECT json_build_array(json_build_array({', '.join(user)})) FROM target)")]
     else:
+        refs = _refs_of_target(sql, of_target, ctes) if channel or q.sign_ins else ""
         parts = [("users", sql.agg(user, "FROM target", "start_id"))]
     if q.key is not None:
         parts.append(("owner", f"(SELECT min(user_id) FROM identities WHERE {_KEY})"))
@@ -256,23 +286,28 @@ def _hub_parts(
         page_ids = f"FROM users WHERE {_ACTIVE}{after} AND id IN (SELECT id FROM target)"
         parts.append(("page", sql.ids(page_ids)))
     if q.identities:
-        cols = ["id", "user_id", "kind", "namespace", "value", "sealed", "verified", "linked_at", "rule"]
-        cols += ["source", "actor"]
         source = f"FROM identities WHERE user_id {of_target}"
-        parts.append(("identities", sql.agg(cols, source, "user_id, linked_at, id")))
+        parts.append(("identities", identities or sql.agg(_IDENTITY_COLS, source, "user_id, linked_at, id")))
     if q.consents:
         cols = ["id", "user_id", "purpose", "channel", "granted", "source_channel", "policy_version"]
         cols += ["effective_at", "actor", "cause", "merge_id"]
         cell = "user_id, purpose, channel"
-        if sql.pg:  # each cell's newest entry, by DISTINCT ON (already in order for one user)
+        if sql.pg:
+            # Each cell's newest entry, by DISTINCT ON over the cell index read backwards (no
+            # sort); the cells come newest last, so read_hub reverses them.
+            back = "user_id DESC, purpose DESC, channel DESC"
             source = (
                 f"FROM (SELECT DISTINCT ON ({cell}) * FROM consent_entries WHERE user_id {of_target} "
-                f"ORDER BY {cell}, id DESC) ce"
+                f"ORDER BY {back}, id DESC) ce"
+            )
+            # For one user user_id is a constant: ordering by it again would plan a sort.
+            parts.append(
+                ("consents", sql.agg(cols, source, "purpose DESC, channel DESC" if single else back))
             )
         else:
             latest = f"SELECT max(id) FROM consent_entries WHERE user_id {of_target} GROUP BY {cell}"
             source = f"FROM consent_entries WHERE id IN ({latest})"
-        parts.append(("consents", sql.agg(cols, source, "purpose, channel" if single else cell)))
+            parts.append(("consents", sql.agg(cols, source, "purpose, channel" if single else cell)))
     if q.memberships:
         cols = ["cl.root_id", "m.id", "m.user_id", "m.tier", "m.source_channel", "m.since", "m.expires_at"]
         cols += ["m.granted_by"]
@@ -290,7 +325,7 @@ def _hub_parts(
         parts.append(("roles", sql.agg(cols, source, "cl.root_id, g.granted_at, g.id")))
     if q.sign_ins:
         parts.append(portrait.sign_in_part(sql, refs))
-    return parts, refs
+    return parts, refs, tail
 
 
 def _channel_parts(
@@ -328,13 +363,29 @@ def _channel_parts(
         if o.before is None:  # the page and the counts cover the same rows: read them once
             plain = [c.removeprefix(_JSON) for c in cols]
             # One window for both (row_number ignores the frame): one pass over the sorted rows.
-            ctes.append(
-                f"{key}r AS MATERIALIZED (SELECT {', '.join(plain)}, row_number() OVER w AS rank, "
-                f"count(*) OVER w AS n FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
-                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING))"
+            window = (
+                f"SELECT {', '.join(plain)}, row_number() OVER w AS rank, count(*) OVER w AS n "
+                f"FROM ch_orders WHERE {cond}{status} WINDOW w AS ({newest} "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"
             )
-            parts.append((key, sql.agg(cols, f"FROM {key}r WHERE rank <= :{key}_n", "identity_ref, rank")))
-            counted = f"FROM {key}r WHERE rank = 1"
+            if sql.pg and o.per_ref >= 1:
+                # Each ref and its count on its first row only (always on the page; _channel_rows
+                # carries the ref on): one part, no CTE, less JSON; in the window's own order
+                # (rank's), so the rows come out of it with no sort.
+                page = f"FROM ({window}) r WHERE rank <= :{key}_n"
+                order = "identity_ref, placed_at DESC, channel DESC, id DESC"
+                first = [
+                    c if c != "identity_ref" else "CASE WHEN rank = 1 THEN identity_ref END" for c in cols
+                ]
+                parts.append((key, sql.agg([*first, "CASE WHEN rank = 1 THEN n END"], page, order)))
+                continue
+            if sql.pg:  # read twice: a CTE could not see the target's refs (`rf`, _hub_parts)
+                rows = f"({window}) r"
+            else:
+                ctes.append(f"{key}r AS MATERIALIZED ({window})")
+                rows = f"{key}r"
+            parts.append((key, sql.agg(cols, f"FROM {rows} WHERE rank <= :{key}_n", "identity_ref, rank")))
+            counted = f"FROM {rows} WHERE rank = 1"
             parts.append((f"{key}c", sql.agg(["identity_ref", "n"], counted, "identity_ref")))
             continue
         ranked = (
@@ -443,7 +494,7 @@ class Target:
         return Target(keyring=pii.keyring_of(session), pg=pg, session=session)
 
 
-async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any]:
+async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
     if target.pg:  # the driver's text as is: nothing compiled per request
         sql, names = _numbered(statement)
         args = tuple(params[n] for n in names)
@@ -458,29 +509,23 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
         conn = await target.session.connection()
         stmt, used = _statement(statement, params)
         raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
-    return orjson.loads(raw)  # type: ignore[no-any-return]
+    return None if raw is None else orjson.loads(raw)
 
 
 async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = None) -> HubRows:
     """The root users and their hub relations; `here`: a channel store sharing the hub, read in the
     same statement with the identities' refs joined in SQL."""
-    sql = _Sql(target.pg)
     keyring = target.keyring
-    params: dict[str, Any] = {}
-    if q.key is not None:
-        params.update(
-            kind=q.key.kind.value,
-            ns=q.key.namespace,
-            value=pii.stored_value(keyring, q.key.kind, q.key.value),
-        )
-    ctes: list[str] = []
-    parts, refs = _hub_parts(sql, q, params, ctes, bool(here))
-    if here:
-        parts += _channel_parts(sql, here, refs, params, ctes)
-    found = await _run(target, _select(sql, ctes, parts, recursive=True), params)
+    # One id on PostgreSQL: first as a user not merged away (no merge chain to set up); the
+    # statement with the chain only when that user turns out to be merged (its row says so).
+    unchained = target.pg and len(q.ids) == 1 and q.key is None and q.page is None
+    unchained = unchained and not (q.memberships or q.points or q.roles)
+    found = await _hub_found(target, q, here, chain=not unchained)
+    if unchained and found["users"] and found["users"][0][4] is not None:
+        found = await _hub_found(target, q, here, chain=True)
     out = HubRows()
-    for start_id, uid, created_at, version in found["users"] or []:
-        out.users[start_id] = UserRecord(id=uid, created_at=_when(created_at), version=version)
+    for r in found["users"] or []:  # start id, id, created_at, version (, merged into)
+        out.users[r[0]] = UserRecord(id=r[1], created_at=_when(r[2]), version=r[3])
     out.owner = found.get("owner")
     if q.page is not None:
         ids = sorted(found["page"] or [])
@@ -489,7 +534,8 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
     for r in found.get("identities") or []:
         rec = _identity(r, keyring)
         out.identities[rec.user_id].append(rec)
-    for r in found.get("consents") or []:
+    consents = found.get("consents") or []
+    for r in reversed(consents) if target.pg else consents:
         # As the consent store's own rows give them (`consents._record`), its enums by value.
         out.consents[r[1]].append(
             ConsentEntryRecord(
@@ -526,6 +572,26 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
     return out
 
 
+async def _hub_found(target: Target, q: HubQuery, here: ChannelQueries | None, chain: bool) -> dict[str, Any]:
+    """read_hub's statement run: its parts' JSON by name."""
+    sql = _Sql(target.pg)
+    params: dict[str, Any] = {}
+    if q.key is not None:
+        params.update(
+            kind=q.key.kind.value,
+            ns=q.key.namespace,
+            value=pii.stored_value(target.keyring, q.key.kind, q.key.value),
+        )
+    ctes: list[str] = []
+    parts, refs, tail = _hub_parts(sql, q, params, ctes, bool(here), chain)
+    if here:
+        parts += _channel_parts(sql, here, refs, params, ctes)
+    found = await _run(target, _select(sql, ctes, parts, recursive=True, tail=tail), params)
+    if found is None:  # no row FROM the target: no user, so every part is empty
+        found = dict.fromkeys(k for k, _ in parts)
+    return found
+
+
 async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -> ChannelRows:
     """A channel-store database of its own: the identities' refs are bound."""
     if not refs:
@@ -534,18 +600,36 @@ async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -
     params: dict[str, Any] = {"refs": list(refs)}
     ctes: list[str] = []
     parts = _channel_parts(sql, q, "IN :refs", params, ctes)
-    return _channel_rows(q, await _run(target, _select(sql, ctes, parts), params))
+    return _channel_rows(q, await _run(target, _select(sql, ctes, parts), params) or {})
 
 
-def _select(sql: _Sql, ctes: list[str], parts: list[tuple[str, str]], recursive: bool = False) -> str:
+def _select(
+    sql: _Sql, ctes: list[str], parts: list[tuple[str, str]], recursive: bool = False, tail: str = ""
+) -> str:
     """The one statement: its CTEs, then one JSON object of the parts (as text on PostgreSQL)."""
     with_ = f"WITH {'RECURSIVE ' if recursive else ''}{', '.join(ctes)}\n" if ctes else ""
-    return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}"
+    return f"{with_}SELECT {sql.obj(parts)}{'::text' if sql.pg else ''}{tail}"
+
+
+_ON_ROWS: Any = object()  # an order part's counts are on its rows
 
 
 def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
     out = ChannelRows()
     for n in range(len(q.orders)):
+        raw = found[f"o{n}"] or []
+        counted = found.get(f"o{n}c", _ON_ROWS)
+        if counted is _ON_ROWS:  # each ref and its count on its first row only (_channel_parts)
+            counts: dict[str, int] = {}
+            ref = None
+            for r in raw:
+                if r[10] is None:
+                    r[3] = ref
+                else:
+                    ref = r[3]
+                    counts[ref] = int(r[10])
+        else:
+            counts = {ref: int(c) for ref, c in counted or []}
         rows = [
             OrderRow(
                 id=r[0],
@@ -559,9 +643,8 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
                 placed_at=_when(r[8]),
                 updated_at=_when(r[9]),
             )  # fmt: skip
-            for r in found[f"o{n}"] or []
+            for r in raw
         ]
-        counts = {ref: int(c) for ref, c in found[f"o{n}c"] or []}
         out.orders.append((rows, counts))
     for n in range(len(q.events)):
         out.events.append(
