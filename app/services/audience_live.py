@@ -184,11 +184,16 @@ class LiveAudiences:
             while True:
                 async with self.db.read_sessions() as session:
                     cursor = await members.follower_cursor(session)
-                    rows = await outbox.after(session, cursor, limit=PAGE)
                     saved = await _saved(session)
-                if not rows and not any(a.live_from is not None for a in saved):
+                    # No saved audience: nothing to evaluate, the cursor only moves to the end
+                    # (a write's batch costs one read and one UPDATE, not a page of rows and plans).
+                    rows = await outbox.after(session, cursor, limit=PAGE) if saved else []
+                    end = rows[-1].cursor if rows else cursor
+                    if not saved:
+                        end = max(end, await outbox.last_cursor(session))
+                if end == cursor and not any(a.live_from is not None for a in saved):
                     return applied
-                new = rows[-1].cursor if rows else cursor
+                new = end
                 touched: dict[str, set[int]] = {}
                 for r in rows:
                     if r.topic != Topic.AUDIENCE:
@@ -221,6 +226,8 @@ class LiveAudiences:
     async def _plans(self, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> list[_Plan]:
         """Who enters and leaves each saved audience, in one hub session: the touched users, their
         survivors, identity refs and kept memberships read once for every audience of the batch."""
+        if not saved:
+            return []
         now = utcnow()
         async with hub_reads(self.db) as session:
             everyone = set().union(*touched.values()) if touched else set()
