@@ -75,43 +75,34 @@ def serve_and_measure(
     _, idle = harness.measure_cpu(proc.pid, lambda: time.sleep(args.seconds), postgres=False)
     print(f"idle server CPU over {args.seconds:.0f}s: {1000 * sum(idle.server.values()):.0f} ms")
     for n in range(args.rounds):
-        spy = _py_spy(proc.pid, args) if args.profile and n == 0 else None
+        spies = _py_spy(proc.pid, args) if args.profile and n == 0 else []
         run, cpu = harness.measure_cpu(
             proc.pid,
             lambda: asyncio.run(harness.load(base, headers, step, args.clients, args.seconds)),
             postgres=True,
         )
-        if spy is not None:
+        for spy in spies:
             spy.wait()
         writes = len(run.latencies)
         print(f"round {n + 1}: {args.workers} worker(s), {args.clients} clients")
         harness.report(run, cpu, unit="write", per=writes, pg=True)
 
 
-def _py_spy(root: int, args: argparse.Namespace) -> subprocess.Popen[bytes] | None:
+def _py_spy(root: int, args: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
+    """py-spy on every worker (the two busiest processes after the warm-up), GIL holders only:
+    samples of work done, not of waiting."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(exe).exists():
         print("py-spy is not installed: no profile")
-        return None
-    busiest = harness.cpu_seconds(harness.server_pids(root))  # a worker, after the warm-up
-    worker = max(busiest, key=lambda pid: busiest[pid])
-    out = Path(f"/tmp/writes-http-{worker}.txt")
-    print(f"py-spy on worker {worker} -> {out}")
-    cmd = [
-        exe,
-        "record",
-        "-p",
-        str(worker),
-        "-d",
-        str(int(args.profile)),
-        "-f",
-        "raw",
-        "-o",
-        str(out),
-        "-r",
-        "250",
-    ]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return []
+    used = harness.cpu_seconds(harness.server_pids(root))
+    spies = []
+    for worker in sorted(used, key=lambda pid: used[pid])[-args.workers :]:
+        out = Path(f"/tmp/writes-http-{worker}.txt")
+        print(f"py-spy on worker {worker} -> {out}")
+        cmd = [exe, "record", "-p", str(worker), "-d", str(int(args.profile)), "-f", "raw", "-o", str(out)]
+        spies.append(subprocess.Popen([*cmd, "-r", "200", "--gil"], stdout=subprocess.DEVNULL))
+    return spies
 
 
 if __name__ == "__main__":
