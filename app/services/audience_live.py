@@ -106,6 +106,10 @@ class LiveAudiences:
         self.service = Audiences(db, dictionary, settings)
         self.leading = False
         self.batches = 0  # batches this instance applied
+        # No audience was saved when last looked: a save is evaluated whole (and its live_from
+        # covers what happens until the follower's next batch), so the leader only catches up on
+        # its poll then, not on every write's ring.
+        self.unsaved = False
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._held: AsyncConnection | None = None
@@ -162,6 +166,7 @@ class LiveAudiences:
         refresh = self.settings.audience_refresh_seconds
         refreshed = time.monotonic()
         await self.feed.start()  # its reads of the outbox wake us up; we read from our own cursor
+        idle = min(self.settings.changes_poll_seconds, IDLE_SECONDS)
         while True:
             self.feed.advanced.clear()
             await self.catch_up()
@@ -169,9 +174,10 @@ class LiveAudiences:
                 await self.refresh()
                 refreshed = time.monotonic()
             try:
-                await asyncio.wait_for(
-                    self.feed.advanced.wait(), min(self.settings.changes_poll_seconds, IDLE_SECONDS)
-                )
+                if self.unsaved:  # nothing to keep: the cursor need not follow every write
+                    await asyncio.sleep(idle)
+                    raise TimeoutError
+                await asyncio.wait_for(self.feed.advanced.wait(), idle)
             except TimeoutError:
                 if self._held is not None:  # still leading: the lock's connection is alive
                     await self._held.execute(text("SELECT 1"))
@@ -185,6 +191,7 @@ class LiveAudiences:
                 async with self.db.read_sessions() as session:
                     cursor = await members.follower_cursor(session)
                     saved = await _saved(session)
+                    self.unsaved = not saved
                     # No saved audience: nothing to evaluate, the cursor only moves to the end
                     # (a write's batch costs one read and one UPDATE, not a page of rows and plans).
                     rows = await outbox.after(session, cursor, limit=PAGE) if saved else []
