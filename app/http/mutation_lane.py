@@ -57,7 +57,7 @@ from graphql_schema.ratelimits import POLICY_OF_MUTATION, root_fields
 from graphql_schema.validation import first_variables
 
 # `taken` (the lane ran it), `fallback` (its variables did not coerce: the full path answered),
-# `cleared` (documents recorded); read by tests and bench/.
+# `failed` (graphql-core raised outside any field), `cleared` (documents recorded); read by tests.
 STATS: Counter[str] = Counter()
 _PASSES_PER_DOCUMENT = 64
 
@@ -110,19 +110,26 @@ class MutationLane:
         if pages is None or self.lane._pass(ctx, pages) not in entry.passes:
             return None
         started = time.perf_counter()
-        result = execute(
-            self.schema._schema,
-            entry.document,
-            middleware=self.middleware,
-            variable_values=variables,
-            operation_name=operation_name,
-            context_value=ctx,
-            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-            executor_class=self.executor,
-            operation_extensions=extensions,
-        )
-        if not isinstance(result, CoreResult):
-            result = await result
+        try:
+            result = execute(
+                self.schema._schema,
+                entry.document,
+                middleware=self.middleware,
+                variable_values=variables,
+                operation_name=operation_name,
+                context_value=ctx,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+                executor_class=self.executor,
+                operation_extensions=extensions,
+            )
+            if not isinstance(result, CoreResult):
+                result = await result
+        except Exception as exc:  # noqa: BLE001 - outside any field: one masked error, as strawberry's
+            STATS["failed"] += 1
+            ctx.uncacheable()
+            return ExecutionResult(
+                data=None, errors=_masked([GraphQLError(str(exc), original_error=exc)], ctx)
+            )
         if result.errors and any(error.path is None for error in result.errors):
             STATS["fallback"] += 1  # the variables did not coerce: nothing ran
             return None

@@ -18,6 +18,7 @@ from app.db.models import AuditEntry, Change, ConsentEntry
 from app.http.mutation_lane import STATS, _clear
 from app.main import create_app
 from app.settings import Settings
+from graphql_schema.validation import CallerExecutor
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.entitlements import SET_CONSENT, consent_input
 from tests.factories.identity import link
@@ -220,7 +221,11 @@ def test_mutations_that_sign_in_or_send_a_code_are_never_cleared() -> None:
 
 
 async def test_rate_limits_refuse_the_lane_s_writes_as_the_full_path_s(settings: Settings) -> None:
-    limited = {"rate_limit_enabled": True, "rate_limit_principal": "4/minute", "response_cache_bytes": 0}
+    limited: dict[str, Any] = {
+        "rate_limit_enabled": True,
+        "rate_limit_principal": "4/minute",
+        "response_cache_bytes": 0,
+    }
     seen = []
     for lane in (True, False):
         async with served(settings, graphql_fast_lane=lane, **limited) as (app, client):
@@ -255,3 +260,22 @@ async def test_a_write_through_the_lane_is_seen_by_the_cached_read(settings: Set
             assert STATS["taken"] == taken + 1
             consents = (await gql(USER, {"id": user}, token=admin))["user"]["consents"]
             assert [c["granted"] for c in consents if c["purpose"] == "PUSH"] == [granted]
+
+
+async def test_a_failure_outside_any_field_is_masked_as_on_the_full_path(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await both(pair, MIX, lambda user: {"id": user, "g": True}, pair.mini, "f-clear")
+    user = await new_user(pair, "f-1")
+
+    def broken(*_args: Any, **_kw: Any) -> Any:
+        raise RuntimeError("the executor broke: secret detail")
+
+    monkeypatch.setattr(CallerExecutor, "build", classmethod(broken))
+    failed = STATS["failed"]
+    lane = await post(pair.lane_client, MIX, {"id": user, "g": False}, pair.mini)
+    full = await post(pair.full_client, MIX, {"id": user, "g": False}, pair.mini)
+    assert STATS["failed"] == failed + 1
+    assert (lane.status_code, untraced(lane.json())) == (full.status_code, untraced(full.json()))
+    assert lane.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+    assert "secret" not in lane.text, lane.text
