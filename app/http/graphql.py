@@ -284,9 +284,10 @@ class GraphQLApp(GraphQL[RequestContext, None]):
                 params.query, params.operation_name, params.variables, params.extensions, ctx
             )
             if ran is not None:
-                if keep is not None:
+                shaped = self._shape(ran, ctx)
+                if keep is not None and not shaped[1]:
                     self.persisted.keep(keep, params.query)
-                return self._shape(ran, ctx)
+                return shaped
         ctx.compiled_document = None
         try:
             result = await self.schema.execute(
