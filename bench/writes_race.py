@@ -31,12 +31,13 @@ MIX_WRITE = (
 )
 
 
-async def run(database_url: str, clients: int, seconds: float, users: int) -> None:
-    async with fresh_app(database_url, "writes_race") as (app, url):
+async def run(database_url: str, clients: int, seconds: float, users: int, prefix: str) -> None:
+    async with fresh_app(database_url, prefix) as (app, url):
         await race(app, url, clients, seconds, users)
 
 
-async def race(app: Any, url: str, clients: int, seconds: float, users: int) -> None:
+async def keys_and_users(app: Any, users: int) -> tuple[str, str, list[str]]:
+    """An operator's key, the mini program's service key, and `users` users with its openid."""
     async with app.state.db.write_sessions() as session, session.begin():
         kind, roles = PrincipalKind.OPERATOR, frozenset({Role.OPERATOR})
         operator = (await create_key(session, kind=kind, roles=roles)).raw
@@ -48,6 +49,11 @@ async def race(app: Any, url: str, clients: int, seconds: float, users: int) -> 
         ids.append(
             (await ask(app, operator, LINK, {"identity": identity}))["data"]["linkIdentity"]["user"]["id"]
         )
+    return operator, mini, ids
+
+
+async def race(app: Any, url: str, clients: int, seconds: float, users: int) -> None:
+    _operator, mini, ids = await keys_and_users(app, users)
     for n in range(50):  # warm-up: plans, pools, the key
         await ask(app, mini, MIX_WRITE, {"id": ids[n % users], "g": n % 2 == 0})
     latencies: list[float] = []
@@ -85,8 +91,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--prefix", default="writes_race", help="the made database's name starts so")
     args = parser.parse_args()
-    asyncio.run(run(args.database_url, args.clients, args.seconds, args.users))
+    asyncio.run(run(args.database_url, args.clients, args.seconds, args.users, args.prefix))
 
 
 if __name__ == "__main__":

@@ -49,6 +49,7 @@ from app.http.bodies import (
     read_body,
 )
 from app.http.lane import Lane
+from app.http.mutation_lane import MutationLane
 from app.http.negotiation import GRAPHQL_RESPONSE, JSON, accepts_html, negotiate
 from app.http.pages import page
 from app.http.persisted import PersistedQueries, PersistedQueryMissing
@@ -136,6 +137,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         self.limits = limits
         self.persisted = PersistedQueries(max_bytes=settings.persisted_queries_bytes)
         self.lane = Lane(self.schema)
+        self.mutations = MutationLane(self.schema, self.lane)
 
     def encode_json(self, data: object) -> bytes:
         # UTF-8 as is: Chinese names and tags stay readable and a third the size of \u escapes.
@@ -278,6 +280,14 @@ class GraphQLApp(GraphQL[RequestContext, None]):
                 if keep is not None and not fast[1]:
                     self.persisted.keep(keep, params.query)
                 return fast
+            ran = await self.mutations.answer(
+                params.query, params.operation_name, params.variables, params.extensions, ctx
+            )
+            if ran is not None:
+                shaped = self._shape(ran, ctx)
+                if keep is not None and not shaped[1]:
+                    self.persisted.keep(keep, params.query)
+                return shaped
         ctx.compiled_document = None
         try:
             result = await self.schema.execute(
@@ -303,8 +313,11 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         finally:
             ctx.compiled_tried = False
         answer, request_error = self._shape(result, ctx)
-        if method == "POST" and ctx.compiled_document is not None and not result.errors and result.data:
-            self.lane.record(params.query, params.operation_name, params.variables, ctx)
+        if method == "POST" and not result.errors and result.data:
+            if ctx.compiled_document is not None:
+                self.lane.record(params.query, params.operation_name, params.variables, ctx)
+            else:
+                self.mutations.record(params.query, params.operation_name, params.variables, ctx)
         if keep is not None and not request_error:
             self.persisted.keep(keep, params.query)
         return answer, request_error

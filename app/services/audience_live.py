@@ -106,6 +106,10 @@ class LiveAudiences:
         self.service = Audiences(db, dictionary, settings)
         self.leading = False
         self.batches = 0  # batches this instance applied
+        # No audience was saved when last looked: a save is evaluated whole (and its live_from
+        # covers what happens until the follower's next batch), so the leader only catches up on
+        # its poll then, not on every write's ring.
+        self.unsaved = False
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._held: AsyncConnection | None = None
@@ -162,6 +166,7 @@ class LiveAudiences:
         refresh = self.settings.audience_refresh_seconds
         refreshed = time.monotonic()
         await self.feed.start()  # its reads of the outbox wake us up; we read from our own cursor
+        idle = min(self.settings.changes_poll_seconds, IDLE_SECONDS)
         while True:
             self.feed.advanced.clear()
             await self.catch_up()
@@ -169,9 +174,10 @@ class LiveAudiences:
                 await self.refresh()
                 refreshed = time.monotonic()
             try:
-                await asyncio.wait_for(
-                    self.feed.advanced.wait(), min(self.settings.changes_poll_seconds, IDLE_SECONDS)
-                )
+                if self.unsaved:  # nothing to keep: the cursor need not follow every write
+                    await asyncio.sleep(idle)
+                    raise TimeoutError
+                await asyncio.wait_for(self.feed.advanced.wait(), idle)
             except TimeoutError:
                 if self._held is not None:  # still leading: the lock's connection is alive
                     await self._held.execute(text("SELECT 1"))
@@ -184,11 +190,17 @@ class LiveAudiences:
             while True:
                 async with self.db.read_sessions() as session:
                     cursor = await members.follower_cursor(session)
-                    rows = await outbox.after(session, cursor, limit=PAGE)
                     saved = await _saved(session)
-                if not rows and not any(a.live_from is not None for a in saved):
+                    self.unsaved = not saved
+                    # No saved audience: nothing to evaluate, the cursor only moves to the end
+                    # (a write's batch costs one read and one UPDATE, not a page of rows and plans).
+                    rows = await outbox.after(session, cursor, limit=PAGE) if saved else []
+                    end = rows[-1].cursor if rows else cursor
+                    if not saved:
+                        end = max(end, await outbox.last_cursor(session))
+                if end == cursor and not any(a.live_from is not None for a in saved):
                     return applied
-                new = rows[-1].cursor if rows else cursor
+                new = end
                 touched: dict[str, set[int]] = {}
                 for r in rows:
                     if r.topic != Topic.AUDIENCE:
@@ -221,6 +233,8 @@ class LiveAudiences:
     async def _plans(self, new: int, touched: dict[str, set[int]], saved: list[_Saved]) -> list[_Plan]:
         """Who enters and leaves each saved audience, in one hub session: the touched users, their
         survivors, identity refs and kept memberships read once for every audience of the batch."""
+        if not saved:
+            return []
         now = utcnow()
         async with hub_reads(self.db) as session:
             everyone = set().union(*touched.values()) if touched else set()
