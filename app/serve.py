@@ -74,7 +74,12 @@ def log_config() -> dict[str, Any]:
 def _worker(host: str, port: int, access_log: bool) -> None:
     """One worker process: its own socket, one uvicorn server (which handles SIGINT/SIGTERM)."""
     sock = reuseport_socket(host, port)
-    config = uvicorn.Config(
+    DrainingServer(server_config(host, port, access_log=access_log)).run(sockets=[sock])
+
+
+def server_config(host: str, port: int, *, access_log: bool) -> uvicorn.Config:
+    """uvicorn's settings for a worker or the one process (bench.serve_profile uses them too)."""
+    return uvicorn.Config(
         APP,
         factory=True,
         host=host,
@@ -83,7 +88,6 @@ def _worker(host: str, port: int, access_log: bool) -> None:
         ws_ping_interval=ws_ping_seconds(),
         log_config=log_config(),
     )
-    DrainingServer(config).run(sockets=[sock])
 
 
 def ws_ping_seconds() -> float | None:
@@ -151,13 +155,4 @@ def _supervise(
 
 def serve_one(host: str, port: int, *, access_log: bool) -> None:
     """One process: uvicorn with the drain on SIGTERM (app/observability/drain.py)."""
-    config = uvicorn.Config(
-        APP,
-        factory=True,
-        host=host,
-        port=port,
-        access_log=access_log,
-        ws_ping_interval=ws_ping_seconds(),
-        log_config=log_config(),
-    )
-    DrainingServer(config).run()
+    DrainingServer(server_config(host, port, access_log=access_log)).run()
