@@ -313,13 +313,14 @@ def summary(name: str, runs: list[dict[str, Any]], notes: str = "") -> None:
         return f"{min(values):{fmt}}–{max(values):{fmt}}" if values else "-"
 
     for label, rows in (("Troika", t), ("peer", p)):
-        hits = [100.0 * r.get("hits", 0) / max(1, r["requests"]) for r in rows]
+        # Of the reads: in the mix wrk_mix.lua counts them apart from the writes (which never hit).
+        hits = [100.0 * r.get("hits", 0) / max(1, r.get("reads") or r["requests"]) for r in rows]
         print(
             f"  {label:7s} req/s {span(rows, 'rps')}  p50 {span(rows, 'p50_ms', '.1f')} ms  "
             f"p99 {span(rows, 'p99_ms', '.1f')} ms  "
             f"CPU ms/req server {span(rows, 'server_ms_per_req', '.2f')} "
             f"+ PostgreSQL {span(rows, 'pg_ms_per_req', '.2f')}  bad {sum(r.get('bad', 0) for r in rows)}  "
-            f"hits {min(hits, default=0):.1f}–{max(hits, default=0):.1f}%  other cores "
+            f"hits {min(hits, default=0):.1f}–{max(hits, default=0):.1f}% of reads  other cores "
             f"{span(rows, 'other_cores', '.2f')}"
         )
     shown = ", ".join(f"{r:.2f}×" for r in ratios)
