@@ -18,6 +18,7 @@ from app.pii import SESSION_KEY as KEYRING
 from app.services.channel_data import INTEREST_EVENTS_PER_IDENTITY, as_event, carts
 from app.services.portrait import preferences
 from app.stores import compiled as store
+from app.stores import compiled_sql as queries
 from app.stores.compiled_portrait import PortraitQuery, PortraitRows
 from app.stores.portrait import SpanRow
 from loaders import Loaders
@@ -118,18 +119,19 @@ def _portrait_query_of(reads: Reads, channels: Sequence[Channel], loaders: Loade
     )
 
 
-def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> store.ChannelQueries:
-    return store.ChannelQueries(
+def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> queries.ChannelQueries:
+    return queries.ChannelQueries(
         portrait=_portrait_query(reads, channels, loaders),
         orders=tuple(
-            store.OrderQuery(_in(channels, o.channel), o.status_code, o.before, o.first + 1)
+            queries.OrderQuery(_in(channels, o.channel), o.status_code, o.before, o.first + 1)
             for o in reads.orders
         ),
         events=tuple(
-            store.EventQuery(_in(channels, e.channel), e.types, e.before, e.first + 1) for e in reads.behavior
+            queries.EventQuery(_in(channels, e.channel), e.types, e.before, e.first + 1)
+            for e in reads.behavior
         )
         + (
-            (store.EventQuery(tuple(channels), None, None, INTEREST_EVENTS_PER_IDENTITY),)
+            (queries.EventQuery(tuple(channels), None, None, INTEREST_EVENTS_PER_IDENTITY),)
             if reads.interests
             else ()
         ),
@@ -163,7 +165,7 @@ async def prefetch(
     db = loaders.db
     on_hub = next((s for s in db.stores if s.shares_hub), None)
     channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests or reads.portrait)
-    query = store.HubQuery(
+    query = queries.HubQuery(
         ids=tuple(dict.fromkeys(ids)),  # an end user reading themselves: one id
         key=key,
         page=page,
