@@ -69,3 +69,23 @@ async def served(
             yield app, client
     finally:
         await app.state.db.dispose()
+
+
+@asynccontextmanager
+async def lane_and_full(
+    settings: Settings,
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, httpx.AsyncClient]]:
+    """Two apps on one database, with the fast lanes and without (cache and rate limits off), so
+    the same operations can be compared; the lane's app and both clients."""
+    base = settings.model_copy(update={"response_cache_bytes": 0, "rate_limit_enabled": False})
+    lane = create_app(base)
+    full = create_app(base.model_copy(update={"graphql_fast_lane": False}))
+    try:
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=lane), base_url="http://lane") as lane_client,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=full), base_url="http://full") as full_client,
+        ):
+            yield lane, lane_client, full_client
+    finally:
+        await lane.state.db.dispose()
+        await full.state.db.dispose()

@@ -14,12 +14,11 @@ from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from app.http.lane import STATS
-from app.main import create_app
 from app.settings import Settings
 from tests.compiled.conftest import build_world
 from tests.factories.auth import operator_key
 from tests.factories.identity import link, new_user
-from tests.helpers import Gql, served, untraced
+from tests.helpers import Gql, lane_and_full, served, untraced
 
 UNIFIED = """query ($id: ID) {
   user(id: $id) {
@@ -58,16 +57,8 @@ class Lanes:
 
 @pytest.fixture
 async def lanes(settings: Settings) -> AsyncIterator[Lanes]:
-    base = settings.model_copy(update={"response_cache_bytes": 0, "rate_limit_enabled": False})
-    lane = create_app(base)
-    full = create_app(base.model_copy(update={"graphql_fast_lane": False}))
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=lane), base_url="http://lane") as lane_client,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=full), base_url="http://full") as full_client,
-    ):
+    async with lane_and_full(settings) as (lane, lane_client, full_client):
         yield Lanes(lane, lane_client, full_client)
-    await lane.state.db.dispose()
-    await full.state.db.dispose()
 
 
 async def post(

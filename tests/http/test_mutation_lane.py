@@ -16,13 +16,12 @@ from sqlalchemy import func, select
 
 from app.db.models import AuditEntry, Change, ConsentEntry
 from app.http.mutation_lane import STATS, _clear
-from app.main import create_app
 from app.settings import Settings
 from graphql_schema.validation import CallerExecutor
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.entitlements import SET_CONSENT, consent_input
 from tests.factories.identity import link
-from tests.helpers import Gql, served, untraced
+from tests.helpers import Gql, lane_and_full, served, untraced
 
 MIX = (
     "mutation ($id: ID!, $g: Boolean!) { setConsent(input: {userId: $id, purpose: PUSH, "
@@ -44,13 +43,7 @@ class Pair:
 
 @pytest.fixture
 async def pair(settings: Settings) -> AsyncIterator[Pair]:
-    base = settings.model_copy(update={"response_cache_bytes": 0, "rate_limit_enabled": False})
-    lane = create_app(base)
-    full = create_app(base.model_copy(update={"graphql_fast_lane": False}))
-    async with (
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=lane), base_url="http://lane") as lane_client,
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=full), base_url="http://full") as full_client,
-    ):
+    async with lane_and_full(settings) as (lane, lane_client, full_client):
         yield Pair(
             lane,
             lane_client,
@@ -58,8 +51,6 @@ async def pair(settings: Settings) -> AsyncIterator[Pair]:
             await operator_key(lane, "operator"),
             await service_key(lane, "MINI_PROGRAM"),
         )
-    await lane.state.db.dispose()
-    await full.state.db.dispose()
 
 
 async def post(
