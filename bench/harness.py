@@ -50,6 +50,21 @@ class Cpu:
     machine_busy: float = 0.0  # fraction of all cores busy (user, system, irq), from /proc/stat
 
 
+def server_env(settings: Settings) -> dict[str, str]:
+    """The environment a benchmarked server reads its settings from: the bench's database and keys."""
+    return {
+        "TROIKA_ENV": "development",
+        "TROIKA_DATABASE_URL": settings.database_url,
+        "TROIKA_TOKEN_SECRET": settings.secret("token_secret"),
+        "TROIKA_PII_KEY": settings.secret("pii_key"),
+        "TROIKA_PII_INDEX_KEY": settings.secret("pii_index_key"),
+        "TROIKA_VAR_DIR": str(settings.var_dir),
+        # One client address and one key drive thousands of requests a second: measured here is
+        # what serving costs, so the rate limits (which would refuse most of them) are off.
+        "TROIKA_RATE_LIMIT_ENABLED": "false",
+    }
+
+
 def start_server(
     settings: Settings,
     port: int,
@@ -68,18 +83,7 @@ def start_server(
     with socket.socket() as probe:
         if probe.connect_ex((HOST, port)) == 0:
             raise SystemExit(f"port {port} is already in use; pick another with --port")
-    env = dict(os.environ)
-    env.update(
-        TROIKA_ENV="development",
-        TROIKA_DATABASE_URL=settings.database_url,
-        TROIKA_TOKEN_SECRET=settings.secret("token_secret"),
-        TROIKA_PII_KEY=settings.secret("pii_key"),
-        TROIKA_PII_INDEX_KEY=settings.secret("pii_index_key"),
-        TROIKA_VAR_DIR=str(settings.var_dir),
-        # One client address and one key drive thousands of requests a second: measured here is
-        # what serving costs, so the rate limits (which would refuse most of them) are off.
-        TROIKA_RATE_LIMIT_ENABLED="false",
-    )
+    env = dict(os.environ) | server_env(settings)
     if reuseport:
         cmd = [sys.executable, "-c", "from app.cli import main; main()", "serve", "--host", HOST]
     else:

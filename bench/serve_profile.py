@@ -33,6 +33,7 @@ import uvicorn
 from app.auth.principal import Role
 from app.serve import APP, server_config
 from bench.generate import bench_settings
+from bench.harness import server_env
 from bench.query import QUERIES, prepare
 
 WRK_LUA = Path(__file__).resolve().parents[2] / "shared" / "peers" / "wrk_post.lua"
@@ -78,15 +79,7 @@ async def run(args: argparse.Namespace) -> None:
     (work / "q.graphql.ids").write_text("\n".join(map(str, ids)) + "\n")
     (work / "q.graphql.auth").write_text(f"Bearer {key}\n")
     os.environ.update(
-        TROIKA_ENV="development",
-        TROIKA_DATABASE_URL=settings.database_url,
-        TROIKA_TOKEN_SECRET=settings.secret("token_secret"),
-        TROIKA_PII_KEY=settings.secret("pii_key"),
-        TROIKA_PII_INDEX_KEY=settings.secret("pii_index_key"),
-        TROIKA_VAR_DIR=str(settings.var_dir),
-        TROIKA_RATE_LIMIT_ENABLED="false",
-        TROIKA_RESPONSE_CACHE_BYTES="0",
-        TROIKA_DB_POOL_SIZE=str(args.pool),
+        server_env(settings), TROIKA_RESPONSE_CACHE_BYTES="0", TROIKA_DB_POOL_SIZE=str(args.pool)
     )
     server = uvicorn.Server(server_config("127.0.0.1", args.port, access_log=False))
     serving = asyncio.create_task(server.serve())

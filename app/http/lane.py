@@ -59,7 +59,7 @@ class Cleared:
     passes: set[tuple[object, ...]] = field(default_factory=set)
 
 
-def _page_values(names: tuple[str, ...], variables: dict[str, Any] | None) -> tuple[int | None, ...] | None:
+def page_values(names: tuple[str, ...], variables: dict[str, Any] | None) -> tuple[int | None, ...] | None:
     """The `first` values asked for, or None when one is not a plain integer (no lane then)."""
     if not names:
         return ()
@@ -104,7 +104,7 @@ class Lane:
         entry = self.cleared.get((query, operation_name))
         if entry is None or not self.open_for(ctx):
             return None
-        pages = _page_values(entry.pages, variables)
+        pages = page_values(entry.pages, variables)
         if pages is None or self._pass(ctx, pages) not in entry.passes:
             return None
         started = time.perf_counter()
@@ -152,11 +152,11 @@ class Lane:
             operation = get_operation_ast(document, operation_name)
             if not isinstance(operation, OperationDefinitionNode):
                 return
-            name = operation_name if operation_name is not None else _first_name(document)
+            name = operation_name if operation_name is not None else first_name(document)
             entry = Cleared(document, name, first_variables(query, document), per_user_operation(operation))
             self.cleared[key] = entry
             STATS["cleared"] += 1
-        pages = _page_values(entry.pages, variables)
+        pages = page_values(entry.pages, variables)
         if pages is None:
             return
         if len(entry.passes) >= _PASSES_PER_DOCUMENT:
@@ -164,7 +164,7 @@ class Lane:
         entry.passes.add(self._pass(ctx, pages))
 
 
-def _first_name(document: DocumentNode) -> str | None:
+def first_name(document: DocumentNode) -> str | None:
     """strawberry's operation name when none is given: the first operation's, if named."""
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):

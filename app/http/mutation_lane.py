@@ -43,7 +43,7 @@ from strawberry.types import ExecutionResult
 
 from app.context import RequestContext
 from app.db.replicas import Replicas
-from app.http.lane import Lane, _first_name, _page_values
+from app.http.lane import Lane, first_name, page_values
 from app.observability.metrics import (
     GRAPHQL_DURATION,
     GRAPHQL_ERRORS,
@@ -106,7 +106,7 @@ class MutationLane:
         entry = self.cleared.get((query, operation_name))
         if entry is None or not self.open_for(ctx):
             return None
-        pages = _page_values(entry.pages, variables)
+        pages = page_values(entry.pages, variables)
         if pages is None or self.lane._pass(ctx, pages) not in entry.passes:
             return None
         started = time.perf_counter()
@@ -159,7 +159,7 @@ class MutationLane:
             entry = self.cleared[key] = _clear(query, operation_name)
         if entry is None:
             return
-        pages = _page_values(entry.pages, variables)
+        pages = page_values(entry.pages, variables)
         if pages is None:
             return
         if len(entry.passes) >= _PASSES_PER_DOCUMENT:
@@ -180,7 +180,7 @@ def _clear(query: str, operation_name: str | None) -> ClearedMutation | None:
     if any(name in POLICY_OF_MUTATION for _key, name in root_fields(document, operation.selection_set)):
         return None
     STATS["cleared"] += 1
-    name = operation_name if operation_name is not None else _first_name(document)
+    name = operation_name if operation_name is not None else first_name(document)
     return ClearedMutation(document, name, first_variables(query, document))
 
 
