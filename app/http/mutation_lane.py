@@ -43,6 +43,7 @@ from strawberry.types import ExecutionResult
 
 from app.context import RequestContext
 from app.db.replicas import Replicas
+from app.http.direct_fields import DirectField, direct_field
 from app.http.lane import Lane, first_name, page_values
 from app.observability.metrics import (
     GRAPHQL_DURATION,
@@ -56,8 +57,9 @@ from graphql_schema.extensions import ErrorCodes
 from graphql_schema.ratelimits import POLICY_OF_MUTATION, root_fields
 from graphql_schema.validation import first_variables
 
-# `taken` (the lane ran it), `fallback` (its variables did not coerce: the full path answered),
-# `failed` (graphql-core raised outside any field), `cleared` (documents recorded); read by tests.
+# `taken` (the lane ran it), `direct` (of those, by its direct field), `fallback` (its variables did
+# not coerce: the full path answered), `failed` (graphql-core raised outside any field), `cleared`
+# (documents recorded); read by tests.
 STATS: Counter[str] = Counter()
 _PASSES_PER_DOCUMENT = 64
 
@@ -69,6 +71,7 @@ class ClearedMutation:
     document: DocumentNode
     operation_name: str | None  # as strawberry names it: the document's own when none was given
     pages: tuple[str, ...]
+    direct: DirectField | None  # its one root field, called without the executor (direct_fields.py)
     passes: set[tuple[object, ...]] = field(default_factory=set)
 
 
@@ -111,19 +114,11 @@ class MutationLane:
             return None
         started = time.perf_counter()
         try:
-            result = execute(
-                self.schema._schema,
-                entry.document,
-                middleware=self.middleware,
-                variable_values=variables,
-                operation_name=operation_name,
-                context_value=ctx,
-                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
-                executor_class=self.executor,
-                operation_extensions=extensions,
-            )
-            if not isinstance(result, CoreResult):
-                result = await result
+            result = await entry.direct.run(self.schema._schema, variables, ctx) if entry.direct else None
+            if result is not None:
+                STATS["direct"] += 1
+            else:
+                result = await self._execute(entry, operation_name, variables, extensions, ctx)
         except Exception as exc:  # noqa: BLE001 - outside any field: one masked error, as strawberry's
             STATS["failed"] += 1
             ctx.uncacheable()
@@ -145,6 +140,28 @@ class MutationLane:
         child(GRAPHQL_DURATION, name, "mutation").observe(time.perf_counter() - started)
         return ExecutionResult(data=result.data, errors=errors, extensions={})
 
+    async def _execute(
+        self,
+        entry: ClearedMutation,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        extensions: dict[str, Any] | None,
+        ctx: RequestContext,
+    ) -> CoreResult:
+        """graphql-core's execution of the document over strawberry's schema."""
+        result = execute(
+            self.schema._schema,
+            entry.document,
+            middleware=self.middleware,
+            variable_values=variables,
+            operation_name=operation_name,
+            context_value=ctx,
+            is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+            executor_class=self.executor,
+            operation_extensions=extensions,
+        )
+        return result if isinstance(result, CoreResult) else await result
+
     def record(
         self, query: str, operation_name: str | None, variables: dict[str, Any] | None, ctx: RequestContext
     ) -> None:
@@ -156,7 +173,7 @@ class MutationLane:
         if key in self.cleared:
             entry = self.cleared[key]
         else:
-            entry = self.cleared[key] = _clear(query, operation_name)
+            entry = self.cleared[key] = _clear(query, operation_name, self.schema)
         if entry is None:
             return
         pages = page_values(entry.pages, variables)
@@ -167,9 +184,10 @@ class MutationLane:
         entry.passes.add(self.lane._pass(ctx, pages))
 
 
-def _clear(query: str, operation_name: str | None) -> ClearedMutation | None:
+def _clear(query: str, operation_name: str | None, schema: Any = None) -> ClearedMutation | None:
     """The document, if it is a mutation the lane may run again (not one that signs in or sends
-    an SMS code: OperationRateLimits counts those, on the full path alone)."""
+    an SMS code: OperationRateLimits counts those, on the full path alone), with its direct field
+    when strawberry's `schema` has one for it."""
     document = parse(query)  # as strawberry parses it: the same nodes, the same locations
     operation = get_operation_ast(document, operation_name)
     if (
@@ -181,7 +199,8 @@ def _clear(query: str, operation_name: str | None) -> ClearedMutation | None:
         return None
     STATS["cleared"] += 1
     name = operation_name if operation_name is not None else first_name(document)
-    return ClearedMutation(document, name, first_variables(query, document))
+    direct = direct_field(schema._schema, schema.config.name_converter, operation) if schema else None
+    return ClearedMutation(document, name, first_variables(query, document), direct)
 
 
 def _masked(errors: list[GraphQLError], ctx: RequestContext) -> list[GraphQLError]:

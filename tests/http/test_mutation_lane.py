@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from app.db.models import AuditEntry, Change, ConsentEntry
 from app.http.mutation_lane import STATS, _clear
 from app.settings import Settings
+from graphql_schema.schema import schema
 from graphql_schema.validation import CallerExecutor
 from tests.factories.auth import operator_key, service_key, user_token
 from tests.factories.entitlements import SET_CONSENT, consent_input
@@ -111,11 +112,26 @@ async def test_a_cleared_mutation_answers_and_writes_as_the_full_path(pair: Pair
 
     first, _ = await both(pair, MIX, mix(True), pair.mini, "clear")  # the full path clears it
     assert first.json() == {"data": {"setConsent": {"id": first.json()["data"]["setConsent"]["id"]}}}
-    taken = STATS["taken"]
+    taken, direct = STATS["taken"], STATS["direct"]
     for n, granted in enumerate((True, False, True)):
         answer, user = await both(pair, MIX, mix(granted), pair.mini, f"mix-{n}")
         assert answer.json() == {"data": {"setConsent": {"id": user}}}
-    assert STATS["taken"] == taken + 3
+    assert (STATS["taken"], STATS["direct"]) == (taken + 3, direct + 3)
+
+
+async def test_a_direct_field_answers_aliases_and_typenames_as_the_executor(pair: Pair) -> None:
+    aliased = MIX.replace("setConsent(", "w: setConsent(").replace("{ id }", "{ i: id t: __typename id }")
+    await both(pair, aliased, lambda user: {"id": user, "g": True}, pair.mini, "alias-clear")
+    direct = STATS["direct"]
+    answer, user = await both(pair, aliased, lambda user: {"id": user, "g": False}, pair.mini, "alias-1")
+    assert answer.json() == {"data": {"w": {"i": user, "t": "User", "id": user}}}
+    assert STATS["direct"] == direct + 1
+    # More than the user's id: the executor answers it, through the lane still.
+    wider = MIX.replace("{ id }", "{ id consents { purpose granted } }")
+    await both(pair, wider, lambda user: {"id": user, "g": True}, pair.mini, "wide-clear")
+    taken = STATS["taken"]
+    await both(pair, wider, lambda user: {"id": user, "g": False}, pair.mini, "wide-1")
+    assert (STATS["taken"], STATS["direct"]) == (taken + 1, direct + 1)
 
 
 async def test_the_lane_s_errors_are_the_full_path_s(pair: Pair) -> None:
@@ -211,6 +227,31 @@ def test_mutations_that_sign_in_or_send_a_code_are_never_cleared() -> None:
     assert _clear(MIX, None) is not None
 
 
+@pytest.mark.parametrize(
+    ("document", "direct"),
+    [
+        (MIX, True),
+        ("mutation ($i: ConsentInput!) { setConsent(input: $i) { __typename id } }", True),
+        (MIX.replace("{ id }", "{ id consents { purpose granted } }"), False),
+        (MIX.replace("{ id }", "{ id @skip(if: false) }"), False),
+        ("mutation ($i: [ConsentInput!]!) { setConsents(inputs: $i) { id } }", False),
+        (
+            MIX.replace(
+                "setConsent(",
+                'grantMembership(userId: $id, tier: "x", sourceChannel: APP) { id } setConsent(',
+            ),
+            False,
+        ),
+    ],
+)
+def test_only_a_lone_set_consent_selecting_the_user_s_id_is_a_direct_field(
+    document: str, direct: bool
+) -> None:
+    entry = _clear(document, None, schema)
+    assert entry is not None
+    assert (entry.direct is not None) == direct
+
+
 async def test_rate_limits_refuse_the_lane_s_writes_as_the_full_path_s(settings: Settings) -> None:
     limited: dict[str, Any] = {
         "rate_limit_enabled": True,
@@ -256,7 +297,10 @@ async def test_a_write_through_the_lane_is_seen_by_the_cached_read(settings: Set
 async def test_a_failure_outside_any_field_is_masked_as_on_the_full_path(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await both(pair, MIX, lambda user: {"id": user, "g": True}, pair.mini, "f-clear")
+    wider = MIX.replace(
+        "{ id }", "{ id consents { purpose granted } }"
+    )  # not a direct field's: the executor runs it
+    await both(pair, wider, lambda user: {"id": user, "g": True}, pair.mini, "f-clear")
     user = await new_user(pair, "f-1")
 
     def broken(*_args: Any, **_kw: Any) -> Any:
@@ -264,8 +308,8 @@ async def test_a_failure_outside_any_field_is_masked_as_on_the_full_path(
 
     monkeypatch.setattr(CallerExecutor, "build", classmethod(broken))
     failed = STATS["failed"]
-    lane = await post(pair.lane_client, MIX, {"id": user, "g": False}, pair.mini)
-    full = await post(pair.full_client, MIX, {"id": user, "g": False}, pair.mini)
+    lane = await post(pair.lane_client, wider, {"id": user, "g": False}, pair.mini)
+    full = await post(pair.full_client, wider, {"id": user, "g": False}, pair.mini)
     assert STATS["failed"] == failed + 1
     assert (lane.status_code, untraced(lane.json())) == (full.status_code, untraced(full.json()))
     assert lane.json()["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
