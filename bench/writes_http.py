@@ -4,7 +4,8 @@ the response cache and the change feed included), the race's mix write by the mi
 A fresh PostgreSQL database (`--prefix`, dropped after) gets `--users` users with a mini-program
 openid; `troika serve --workers N` serves it; `--clients` httpx loops send the write back to back.
 Reported: writes/s, latency, and CPU per write of the whole server process tree and of PostgreSQL
-(/proc), plus the server's idle CPU over as long a window (what its loops cost with no traffic).
+(/proc: every postgres process, and this database's backends alone), plus the server's idle CPU
+over as long a window (what its loops cost with no traffic).
 With `--profile SECONDS`, py-spy (if installed) samples one worker while the load runs.
 Rerun: `python -m bench.writes_http --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres`.
 """
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
+from sqlalchemy.engine import make_url
 
 from bench import harness
 from bench.writes import fresh_app
@@ -52,20 +54,21 @@ def main() -> None:
 
 
 async def run(args: argparse.Namespace) -> None:
-    async with fresh_app(args.database_url, args.prefix) as (app, _url):
+    async with fresh_app(args.database_url, args.prefix) as (app, url):
         _operator, mini, ids = await keys_and_users(app, args.users)
         settings = app.state.settings  # the server's response cache is on (start_server's env)
         await app.state.db.dispose()
         log = settings.var_dir / f"writes-http-{args.port}.log"
         proc = harness.start_server(settings, args.port, args.workers, log, reuseport=True)
         try:
-            await asyncio.to_thread(serve_and_measure, proc, args, mini, ids)
+            database = make_url(url).database or ""
+            await asyncio.to_thread(serve_and_measure, proc, args, mini, ids, database)
         finally:
             harness.stop_server(proc)
 
 
 def serve_and_measure(
-    proc: subprocess.Popen[bytes], args: argparse.Namespace, key: str, ids: list[str]
+    proc: subprocess.Popen[bytes], args: argparse.Namespace, key: str, ids: list[str], database: str
 ) -> None:
     base = f"http://{harness.HOST}:{args.port}"
     headers = {"Authorization": f"Bearer {key}"}
@@ -76,16 +79,34 @@ def serve_and_measure(
     print(f"idle server CPU over {args.seconds:.0f}s: {1000 * sum(idle.server.values()):.0f} ms")
     for n in range(args.rounds):
         spies = _py_spy(proc.pid, args) if args.profile and n == 0 else []
+        own = backends_cpu(database)
         run, cpu = harness.measure_cpu(
             proc.pid,
             lambda: asyncio.run(harness.load(base, headers, step, args.clients, args.seconds)),
             postgres=True,
         )
+        own_after = backends_cpu(database)
+        own_ms = sum(t - own.get(pid, 0.0) for pid, t in own_after.items()) * 1000
         for spy in spies:
             spy.wait()
         writes = len(run.latencies)
         print(f"round {n + 1}: {args.workers} worker(s), {args.clients} clients")
         harness.report(run, cpu, unit="write", per=writes, pg=True)
+        print(f"PostgreSQL CPU ms per write, this database's backends only: {own_ms / max(writes, 1):.3f}")
+
+
+def backends_cpu(database: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving `database` (its process title names
+    it), from /proc: the writes' own, without the other databases' sessions on the machine."""
+    out: dict[int, float] = {}
+    for pid in harness.postgres_pids():
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if f" {database} " in title:
+                out[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+        except OSError:
+            continue
+    return out
 
 
 def _py_spy(root: int, args: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
