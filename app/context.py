@@ -175,8 +175,8 @@ class RequestContext:
         its own (no SQLAlchemy, no transaction held across round trips): `work` answers its result
         and the outbox cursor it appended, or None when it wrote nothing. None means "take the long
         way" (`write`): so on SQLite, and when the database aborted the statement for contention."""
-        direct = self.db.direct
-        if direct is None:
+        direct = self.db.direct_writes or self.db.direct
+        if self.db.direct is None or direct is None:
             return None
         await self.reads.close()
         try:

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=20, ge=1)
     db_pool_timeout_seconds: float = Field(default=30.0, gt=0)
     db_statement_cache_size: int = Field(default=500, ge=0)
+    # PostgreSQL connections of each process for the one-statement writes (a consent): they queue
+    # here rather than on the outbox head's row lock, where each waiter costs PostgreSQL a sleep and
+    # a wake-up per commit; 0 shares the compiled reads' connections (no queue of their own).
+    db_direct_writes: int = Field(default=1, ge=0)
     # PostgreSQL's plan_cache_mode for the pools' sessions (docs/performance.md); the compiled read
     # statements keep their generic plans under `auto` already.
     db_plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = "auto"

@@ -40,10 +40,10 @@ def count_statements(app: FastAPI) -> Iterator[list[str]]:
 @contextmanager
 def count_direct_statements(app: FastAPI) -> Iterator[list[str]]:
     """Statements a request sends on connections taken with `DirectReads.connection` (the hub's
-    own asyncpg pool, app/db/direct.py): the one-statement writes, which no engine event sees.
+    own asyncpg pools, app/db/direct.py): the one-statement writes, which no engine event sees.
     None on SQLite."""
     statements: list[str] = []
-    direct = app.state.db.direct
+    direct = app.state.db.direct_writes or app.state.db.direct
     if direct is None:
         yield statements
         return

@@ -33,10 +33,15 @@ class Engines:
     # PostgreSQL: asyncpg's own pool for the compiled reads (app/db/direct.py); None elsewhere,
     # and on a replica's view, whose reads go through its sessions.
     direct: DirectReads | None = None
+    # PostgreSQL: the one-statement writes' own few connections (RequestContext.write_at_once),
+    # None where `direct` is None or the setting db_direct_writes is 0 (they share `direct`).
+    direct_writes: DirectReads | None = None
 
     async def dispose(self) -> None:
         if self.direct is not None:
             await self.direct.close()
+        if self.direct_writes is not None:
+            await self.direct_writes.close()
         await self.write_engine.dispose()
         if self.read_engine.pool is not self.write_engine.pool:
             await self.read_engine.dispose()
@@ -145,7 +150,7 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
     )
     # Stores translate PII at rest with the keyring their session carries (app/pii.py).
     keyring = keyring_for(settings)
-    direct = None
+    direct = direct_writes = None
     if not is_sqlite:
         mode: str = settings.db_plan_cache_mode
         modes = {"plan_cache_mode": mode} if mode != "auto" else None
@@ -156,6 +161,14 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
             statement_cache_size=settings.db_statement_cache_size,
             server_settings=modes,
         )
+        if settings.db_direct_writes:
+            direct_writes = DirectReads(
+                url,
+                max_size=settings.db_direct_writes,
+                timeout=settings.db_pool_timeout_seconds,
+                statement_cache_size=settings.db_statement_cache_size,
+                server_settings=modes,
+            )
     return {
         "url": url,
         "write_engine": write_engine,
@@ -164,6 +177,7 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
         "read_sessions": async_sessionmaker(read_engine, expire_on_commit=False, info={KEYRING: keyring}),
         "is_sqlite": is_sqlite,
         "direct": direct,
+        "direct_writes": direct_writes,
     }
 
 

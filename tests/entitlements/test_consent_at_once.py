@@ -11,10 +11,12 @@ from sqlalchemy import insert, select
 from app.channels import channel_identities, identity_channel
 from app.db.models import AuditEntry, Change, ConsentEntry
 from app.domain import Channel, IdentityKind
+from app.settings import Settings
+from tests.conftest import by_nature
 from tests.factories.auth import operator_key, service_key
 from tests.factories.entitlements import SET_CONSENT, consent_input
 from tests.factories.identity import link
-from tests.helpers import Gql
+from tests.helpers import Gql, served
 
 USER = "query ($id: ID!) { user(id: $id) { consents { purpose channel granted sourceChannel } } }"
 
@@ -121,3 +123,33 @@ async def test_rows_written_past_the_head_are_numbered_after(app: FastAPI, gql: 
         )
     assert list(found) == list(range(last + 1, last + 1 + len(found)))
     assert len(found) >= 4
+
+
+async def test_one_statement_writes_queue_for_a_connection_of_their_own(settings: Settings) -> None:
+    if settings.database_url.startswith("sqlite"):
+        by_nature("SQLite writes take the long way: there is no one-statement write")
+    for own in (1, 0):
+        async with served(settings, db_direct_writes=own, rate_limit_enabled=False) as (app, client):
+            gql, db = Gql(client), app.state.db
+            admin, service = await operator_key(app, "operator"), await service_key(app, "APP")
+            users = [
+                (await link(gql, admin, kind="APP_USER_ID", value=f"q-{own}-{n}"))["user"]["id"]
+                for n in range(3)
+            ]
+            reads_before = db.direct.taken
+            pushes = [
+                consent_input("PUSH", granted=n % 2 == 0, channel="APP", source="APP", user_id=users[n % 3])
+                for n in range(12)
+            ]
+            answers = await asyncio.gather(*(gql(SET_CONSENT, {"input": p}, token=service) for p in pushes))
+            assert [a["setConsent"]["id"] for a in answers] == [p["userId"] for p in pushes]
+            if own:
+                assert (db.direct_writes.max_size, db.direct_writes.taken) == (1, 12)
+                assert db.direct.taken == reads_before  # the reads' connections were not taken
+            else:
+                assert db.direct_writes is None
+                assert db.direct.taken == reads_before + 12
+            for user in users:  # four writes each, in whichever order they queued
+                assert (await _written(app, int(user)))[0] == 4
+                consents = (await gql(USER, {"id": user}, token=admin))["user"]["consents"]
+                assert [c["purpose"] for c in consents] == ["PUSH"]
