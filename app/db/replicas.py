@@ -69,7 +69,9 @@ class Replicas:
             engine = create_async_engine(url, pool_size=10, max_overflow=10)
             reader = engine.execution_options(isolation_level="AUTOCOMMIT")
             sessions = async_sessionmaker(reader, expire_on_commit=False, info=db.read_sessions.kw["info"])
-            view = dataclasses.replace(db, read_engine=reader, read_sessions=sessions, direct=None, direct_writes=None)
+            view = dataclasses.replace(
+                db, read_engine=reader, read_sessions=sessions, direct=None, direct_writes=None
+            )
             self.replicas.append(Replica(f"replica-{i}", engine, view))
         self.writers: dict[str, float] = {}  # API keys' last mutation on this instance
         self._turn = itertools.count()
