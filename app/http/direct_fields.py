@@ -16,6 +16,7 @@ same errors the executor always did.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from inspect import isawaitable, iscoroutinefunction
 from types import SimpleNamespace
 from typing import Any
 
@@ -28,6 +29,7 @@ from graphql import (
     located_error,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
+from strawberry.permission import PermissionExtension
 from strawberry.types.base import StrawberryContainer, StrawberryOptional
 
 from app.context import RequestContext
@@ -72,7 +74,8 @@ class DirectField:
         info = SimpleNamespace(context=ctx)  # what the direct fields' resolvers and permissions read
         try:
             for permission in self.permissions:
-                if not permission().has_permission(None, info, **arguments):
+                allowed = permission().has_permission(None, info, **arguments)
+                if not (await allowed if isawaitable(allowed) else allowed):
                     return None  # the executor says why, as the permission extension does
             user = await self.resolver(None, info, **arguments)
             if user is None:
@@ -120,8 +123,14 @@ def direct_field(
     mutation = schema.mutation_type
     field = mutation.fields.get(node.name.value) if mutation is not None else None
     definition = field.extensions.get(_STRAWBERRY) if field is not None else None
-    if field is None or definition is None or definition.base_resolver is None:
-        return None
+    if (
+        field is None
+        or definition is None
+        or definition.base_resolver is None
+        or not iscoroutinefunction(definition.base_resolver.wrapped_func)
+        or not all(isinstance(e, PermissionExtension) for e in definition.extensions)
+    ):
+        return None  # only the permission classes wrap the resolver: nothing else would be skipped
     user_type = _named(field.type)
     id_field = user_type.fields.get("id")
     id_definition = id_field.extensions.get(_STRAWBERRY) if id_field is not None else None
