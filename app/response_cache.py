@@ -133,12 +133,17 @@ class ResponseCacheMiddleware:
                 start = message
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False) and start is not None:
+                    # Kept before the last bytes leave: whoever reads next, on any worker, finds it.
+                    self._keep(scope, start, b"".join(chunks), key, auth)
             await send(message)
 
         await self.app(scope, receive, capture)
+
+    def _keep(self, scope: Scope, start: Message, body: bytes, key: Key, auth: AuthResult) -> None:
         ctx = scope.get(SCOPE_CONTEXT)
         versions = getattr(ctx, "versions", None)
-        if start is None or start["status"] != 200 or not versions or auth.principal is None:
+        if start["status"] != 200 or not versions or auth.principal is None:
             return
         ttl = self.cache.ttl
         valid_until = getattr(ctx, "valid_until", None)
@@ -150,7 +155,7 @@ class ResponseCacheMiddleware:
             key,
             Entry(
                 headers=list(start.get("headers", [])),
-                body=b"".join(chunks),
+                body=body,
                 versions=tuple(sorted(versions.items())),
                 expires_at=self.cache.clock() + ttl,
             ),
