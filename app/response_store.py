@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import shutil
 import struct
@@ -39,6 +40,7 @@ _FIXED = struct.Struct("<dHH")  # expires_at, number of versions, number of head
 _VERSION = struct.Struct("<qq")
 _HEADER = struct.Struct("<HH")
 _FILES = ("data.mdb", "lock.mdb")
+log = logging.getLogger("troika.response_cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +109,12 @@ class SharedStore:
 
     def get(self, key: Key, now: float) -> Entry | None:
         digest = key_digest(key)
-        with self.env.begin() as txn:
-            raw = txn.get(digest)
+        try:
+            with self.env.begin() as txn:
+                raw = txn.get(digest)
+        except lmdb.Error:
+            log.exception("the shared response cache could not be read; answering without it")
+            return None
         if raw is None:
             return None
         entry = unpack(raw)
@@ -123,21 +129,24 @@ class SharedStore:
             return
         digest = key_digest(key)
         try:
-            with self.env.begin(write=True) as txn:
-                if self.used(txn) + len(raw) > self.limit:
-                    _evict(txn, self.db, now)
-                txn.put(digest, raw)
-        except lmdb.MapFullError:  # the pages older readers still hold took the room left
-            self.clear()
-            with contextlib.suppress(lmdb.MapFullError), self.env.begin(write=True) as txn:
-                txn.put(digest, raw)
+            try:
+                with self.env.begin(write=True) as txn:
+                    if self.used(txn) + len(raw) > self.limit:
+                        _evict(txn, self.db, now)
+                    txn.put(digest, raw)
+            except lmdb.MapFullError:  # the pages older readers still hold took the room left
+                self.clear()
+                with self.env.begin(write=True) as txn:
+                    txn.put(digest, raw)
+        except lmdb.Error:  # full still, or the file system is (ENOSPC): the answer is not kept
+            log.warning("the shared response cache could not keep an answer", exc_info=True)
 
     def discard(self, key: Key) -> None:
-        with self.env.begin(write=True) as txn:
+        with contextlib.suppress(lmdb.Error), self.env.begin(write=True) as txn:
             txn.delete(key_digest(key))
 
     def clear(self) -> None:
-        with self.env.begin(write=True) as txn:
+        with contextlib.suppress(lmdb.Error), self.env.begin(write=True) as txn:
             txn.drop(self.db, delete=False)
 
     def used(self, txn: lmdb.Transaction) -> int:
@@ -217,11 +226,12 @@ def unpack(raw: bytes) -> Entry | None:
 
 
 @contextlib.contextmanager
-def shared_dir(enabled: bool) -> Iterator[str | None]:
+def shared_dir(max_bytes: int) -> Iterator[str | None]:
     """The store's directory for the workers of one `troika serve` (inherited through the
     environment): an operator's TROIKA_RESPONSE_CACHE_DIR, emptied at start, else a fresh one in
-    /dev/shm (memory; else the temporary directory) removed on exit."""
-    if not enabled:
+    /dev/shm (memory) when it has room for the whole map, else in the temporary directory; a
+    directory made here is removed on exit. No store (None) when `max_bytes` is 0."""
+    if max_bytes <= 0:
         yield None
         return
     given = os.environ.get(ENV_DIR)
@@ -233,7 +243,7 @@ def shared_dir(enabled: bool) -> Iterator[str | None]:
         yield given
         return
     shm = "/dev/shm"
-    parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    parent = shm if _room(shm) >= max_bytes else None
     path = tempfile.mkdtemp(prefix="troika-cache-", dir=parent)
     os.environ[ENV_DIR] = path
     try:
@@ -241,3 +251,11 @@ def shared_dir(enabled: bool) -> Iterator[str | None]:
     finally:
         shutil.rmtree(path, ignore_errors=True)
         os.environ.pop(ENV_DIR, None)
+
+
+def _room(path: str) -> int:
+    """Bytes free for this user at `path` (0 when it is not a writable directory)."""
+    if not (os.path.isdir(path) and os.access(path, os.W_OK)):
+        return 0
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize

@@ -105,9 +105,9 @@ def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> in
 
     logging.config.dictConfig(log_config())
     settings = get_settings()
-    sharing = settings.response_cache_bytes > 0 and settings.response_cache_shared
+    shared = settings.response_cache_bytes if settings.response_cache_shared else 0
     # The workers' metrics files, summed by /metrics, and their one response cache.
-    with metrics_dir() as mark_dead, shared_dir(sharing):
+    with metrics_dir() as mark_dead, shared_dir(shared):
         return _supervise(host, port, workers, access_log=access_log, mark_dead=mark_dead)
 
 

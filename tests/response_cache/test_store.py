@@ -125,7 +125,7 @@ def test_an_operators_directory_is_emptied_at_start_and_kept(
     before = SharedStore(given, 1024 * 1024)
     before.put(("k",), entry(), NOW)
     before.close()
-    with shared_dir(True) as path:
+    with shared_dir(1024 * 1024) as path:
         assert path == str(given)
         assert not (given / "data.mdb").exists()
         SharedStore(given, 1024 * 1024).close()
@@ -134,7 +134,7 @@ def test_an_operators_directory_is_emptied_at_start_and_kept(
 
 def test_without_a_directory_given_one_is_made_and_removed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TROIKA_RESPONSE_CACHE_DIR", raising=False)
-    with shared_dir(True) as path:
+    with shared_dir(1024 * 1024) as path:
         assert path is not None
         assert os.environ["TROIKA_RESPONSE_CACHE_DIR"] == path
         if Path("/dev/shm").is_dir():
@@ -142,5 +142,5 @@ def test_without_a_directory_given_one_is_made_and_removed(monkeypatch: pytest.M
         SharedStore(Path(path), 1024 * 1024).close()
     assert not Path(path).exists()
     assert "TROIKA_RESPONSE_CACHE_DIR" not in os.environ
-    with shared_dir(False) as path:
+    with shared_dir(0) as path:
         assert path is None
