@@ -179,12 +179,11 @@ def _expires_at(raw: bytes | memoryview) -> float:
 
 def key_digest(key: Key) -> bytes:
     """The same 20 bytes for the same key in every process (no `hash()`: it is salted per process)."""
-    digest = hashlib.blake2b(digest_size=20)
+    parts: list[bytes] = []
     for part in key:
         data = part if isinstance(part, bytes) else repr(part).encode()
-        digest.update(len(data).to_bytes(4, "little"))
-        digest.update(data)
-    return digest.digest()
+        parts += (len(data).to_bytes(4, "little"), data)
+    return hashlib.blake2b(b"".join(parts), digest_size=20).digest()
 
 
 def pack(entry: Entry) -> bytes:
