@@ -8,7 +8,7 @@ time, hold or share an answer), write the opposite consent, read again at once o
 `A B A B …` for `--rounds`; each checkout's server is its own process started from its directory.
 
     .venv/bin/python -m bench.shared_cache --database-url URL --checkouts /tmp/main,. \
-        [--rounds 3] [--secs 20] [--warmup 10] [--conns 32] [--stale-users 100]
+        [--rounds 3] [--secs 20] [--warmup 10] [--conns 32] [--stale-users 100] [--wfrac 0.2]
 """
 
 from __future__ import annotations
@@ -66,10 +66,11 @@ def start(checkout: Path, settings: Settings, port: int) -> subprocess.Popen[byt
         log.close()
 
 
-def wrk(url: str, secs: int, conns: int) -> dict[str, Any]:
+def wrk(url: str, secs: int, conns: int, wfrac: float) -> dict[str, Any]:
     cmd = ["wrk", "-t2", f"-c{conns}", f"-d{secs}s", "--timeout", "10s", "-s", str(LUA), url]
     cmd += ["--", str(QFILE), "id", "string", "1000"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    env = {**os.environ, "WFRAC": str(wfrac)}
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     line = next(x for x in out.splitlines() if x.startswith("WRK_JSON "))
     result: dict[str, Any] = json.loads(line.removeprefix("WRK_JSON "))
     return result
@@ -112,11 +113,11 @@ def one_run(
     proc = start(checkout, settings, args.port)
     try:
         asyncio.run(harness.wait_healthy(proc, url, within=120))
-        wrk(f"{url}/graphql", args.warmup, args.conns)
+        wrk(f"{url}/graphql", args.warmup, args.conns, args.wfrac)
         pids = harness.server_pids(proc.pid)
         before = sum(harness.cpu_seconds(pids).values())
         t0 = time.monotonic()
-        result = wrk(f"{url}/graphql", args.secs, args.conns)
+        result = wrk(f"{url}/graphql", args.secs, args.conns, args.wfrac)
         wall = time.monotonic() - t0
         cpu = sum(harness.cpu_seconds(pids).values()) - before
         stale, reads = stale_reads(f"{url}/graphql", keys[0], keys[1], keys[2][: args.stale_users])
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--conns", type=int, default=32)
     parser.add_argument("--stale-users", type=int, default=100)
     parser.add_argument("--port", type=int, default=8794)
+    parser.add_argument("--wfrac", type=float, default=0.2, help="write fraction (0: reads only, all hits)")
     args = parser.parse_args()
     checkouts = [Path(p).resolve() for p in args.checkouts.split(",")]
     settings = bench_settings(args.database_url)
