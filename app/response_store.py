@@ -16,6 +16,7 @@ not parse, is never served.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -181,9 +182,15 @@ def key_digest(key: Key) -> bytes:
     """The same 20 bytes for the same key in every process (no `hash()`: it is salted per process)."""
     parts: list[bytes] = []
     for part in key:
-        data = part if isinstance(part, bytes) else repr(part).encode()
+        data = part if isinstance(part, bytes) else _spelled(part)
         parts += (len(data).to_bytes(4, "little"), data)
     return hashlib.blake2b(b"".join(parts), digest_size=20).digest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _spelled(part: object) -> bytes:
+    """A key's part that is not bytes (who is asking), as its repr: the same few, again and again."""
+    return repr(part).encode()
 
 
 def pack(entry: Entry) -> bytes:
