@@ -9,8 +9,8 @@ The shared store is LMDB (py-lmdb): a memory-mapped B-tree that several processe
 lock and write one at a time (its robust mutex survives a worker that dies holding it). Its map
 size, TROIKA_RESPONSE_CACHE_BYTES, bounds the file; entries take at most three quarters of it, the
 rest being room for LMDB's copy-on-write. A put that would pass that drops the expired entries, and
-everything when none expired. Each value carries a checksum: one that does not check out, or does
-not parse, is never served.
+everything when that frees less than a quarter. Each value carries a checksum: one that does not
+check out, or does not parse, is never served.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class SharedStore:
             try:
                 with self.env.begin(write=True) as txn:
                     if self.used(txn) + len(raw) > self.limit:
-                        _evict(txn, self.db, now)
+                        self.evict(txn, now)
                     txn.put(digest, raw)
             except lmdb.MapFullError:  # the pages older readers still hold took the room left
                 self.clear()
@@ -150,6 +150,19 @@ class SharedStore:
         with contextlib.suppress(lmdb.Error), self.env.begin(write=True) as txn:
             txn.drop(self.db, delete=False)
 
+    def evict(self, txn: lmdb.Transaction, now: float) -> None:
+        """Drop the expired entries; when that leaves them above three quarters of their room,
+        all of them (so each pass over the entries frees a quarter at least: no pass per put)."""
+        expired = [
+            key
+            for key, value in txn.cursor(self.db)
+            if len(value) < _HEAD.size + _FIXED.size or _expires_at(value) <= now
+        ]
+        for key in expired:
+            txn.delete(key, db=self.db)
+        if self.used(txn) > self.limit * 3 // 4:
+            txn.drop(self.db, delete=False)
+
     def used(self, txn: lmdb.Transaction) -> int:
         """Bytes the entries' pages take now."""
         stat = txn.stat(self.db)
@@ -158,19 +171,6 @@ class SharedStore:
 
     def close(self) -> None:
         self.env.close()
-
-
-def _evict(txn: lmdb.Transaction, db: lmdb._Database, now: float) -> None:
-    """Drop the expired entries; when none had expired, all of them."""
-    expired = [
-        key
-        for key, value in txn.cursor(db)
-        if len(value) < _HEAD.size + _FIXED.size or _expires_at(value) <= now
-    ]
-    if not expired:
-        txn.drop(db, delete=False)
-    for key in expired:
-        txn.delete(key, db=db)
 
 
 def _expires_at(raw: bytes | memoryview) -> float:
