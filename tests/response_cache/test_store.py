@@ -110,6 +110,27 @@ def test_the_file_stays_within_its_bytes_dropping_expired_entries_first(tmp_path
         store.close()
 
 
+def test_when_too_few_have_expired_all_go(tmp_path: Path) -> None:
+    store = SharedStore(tmp_path / "cache", 256 * 1024)
+    try:
+        body = b"x" * 3000
+        store.put(("expiring",), entry(body, expires_at=NOW + 5), NOW)
+        later = NOW + 6  # it has expired by then, the others not
+        count = 0
+        while count < 1000:
+            store.put(("live", count), entry(body), later)
+            if store.get(("live", 0), later) is None:
+                break  # the put that passed the room: one expired entry freed too little
+            count += 1
+        assert 30 < count < 1000
+        assert store.get(("live", count), later) is not None  # what was put then is kept
+        assert store.get(("live", count - 1), later) is None
+        with store.env.begin() as txn:
+            assert txn.stat(store.db)["entries"] == 1
+    finally:
+        store.close()
+
+
 def test_an_answer_too_large_for_its_share_of_the_store_is_not_kept(store: SharedStore) -> None:
     store.put(("big",), entry(b"x" * (1024 * 1024 // 16)), NOW)
     assert store.get(("big",), NOW) is None
