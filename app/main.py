@@ -26,6 +26,7 @@ from app.jobs.tasks import Runtime
 from app.observability.setup import install as install_observability
 from app.ratelimit import RateLimits
 from app.response_cache import ResponseCache, ResponseCacheMiddleware
+from app.response_store import SharedStore
 from app.services.audience_live import LiveAudiences
 from app.services.changes import ON_COMMITTED
 from app.settings import Settings, get_settings
@@ -96,8 +97,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_bytes=settings.response_cache_bytes,
             ttl=settings.response_cache_seconds,
             versions_of=VersionReader(db),
+            store=(
+                SharedStore(settings.response_cache_dir, settings.response_cache_bytes)
+                if settings.response_cache_dir
+                else None  # this process's own
+            ),
         )
-        db.on_dispose.append(cache.versions_of.close)
+        db.on_dispose.append(cache.close)
         app.add_middleware(ResponseCacheMiddleware, cache=cache, authenticate=authenticate)
     # Outermost: a refused request costs nothing further, cache hits included. With the limits
     # off it is left out, and a cache hit pays for no layer it does not use.

@@ -6,27 +6,26 @@ data version of every user the response showed (read before their data, see
 in the change's own transaction (`app/services/changes.py`), so a hit is served only after one
 statement confirms that none of those versions moved: correct across processes and instances,
 with no broadcast to miss. Only queries whose root fields are all `user(id:)` or `me` are stored
-(see `graphql_schema/extensions.py`), never a response with errors.
+(see `graphql_schema/extensions.py`), never a response with errors. The entries live in the
+process, or in one store the workers of `troika serve --workers N` share (app/response_store.py).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Protocol
 
-from cachetools import TLRUCache
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.authenticate import Authenticator, AuthResult
 from app.auth.principal import Principal
+from app.response_store import Entry, Key, MemoryStore, Store
 
 SCOPE_AUTH = "troika.auth"
 SCOPE_CONTEXT = "troika.context"
 MAX_BODY = 16 * 1024
 HIT = [(b"x-troika-cache", b"hit")]  # like a CDN's X-Cache: tells clients and benchmarks what they got
-_ENTRY_OVERHEAD = 512
 
 
 class VersionsOf(Protocol):
@@ -37,20 +36,10 @@ class VersionsOf(Protocol):
     async def close(self) -> None: ...
 
 
-Key = tuple[object, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-    versions: tuple[tuple[int, int], ...]
-    expires_at: float  # on the cache's clock
-
-
 def visibility(principal: Principal) -> tuple[object, ...]:
-    """What, besides the users' data, decides an answer: the caller's kind, channel, roles, self."""
-    return (principal.kind, principal.channel, principal.roles, principal.user_id)
+    """What, besides the users' data, decides an answer: the caller's kind, channel, roles, self
+    (the roles sorted: a key must read the same in every worker)."""
+    return (principal.kind, principal.channel, tuple(sorted(principal.roles)), principal.user_id)
 
 
 class ResponseCache:
@@ -62,35 +51,36 @@ class ResponseCache:
         max_bytes: int,
         ttl: float,
         versions_of: VersionsOf,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
+        store: Store | None = None,
     ) -> None:
         self.ttl = ttl
         self.versions_of = versions_of
-        self.clock = clock  # seconds; tests replace it to move time without waiting
-        self.entries: TLRUCache[Key, Entry] = TLRUCache(
-            maxsize=max_bytes,
-            ttu=lambda _key, entry, _now: entry.expires_at,
-            timer=lambda: self.clock(),
-            getsizeof=lambda entry: len(entry.body) + _ENTRY_OVERHEAD,
-        )
+        # Seconds of wall time: a shared store's expiry reads the same in every worker; tests
+        # replace the clock to move time without waiting.
+        self.clock = clock
+        self.store = store or MemoryStore(max_bytes, timer=lambda: self.clock())
         self.hits = 0
         self.misses = 0
 
     async def get(self, key: Key) -> Entry | None:
         """The entry for `key` if every user it showed is still at the version it was built from."""
-        entry = self.entries.get(key)
+        entry = self.store.get(key, self.clock())
         if entry is not None:
             current = await self.versions_of(user_id for user_id, _ in entry.versions)
             if all(current.get(user_id) == version for user_id, version in entry.versions):
                 self.hits += 1
                 return entry
-            self.entries.pop(key, None)
+            self.store.discard(key)
         self.misses += 1
         return None
 
     def put(self, key: Key, entry: Entry) -> None:
-        if len(entry.body) + _ENTRY_OVERHEAD <= self.entries.maxsize:
-            self.entries[key] = entry
+        self.store.put(key, entry, self.clock())
+
+    async def close(self) -> None:
+        self.store.close()
+        await self.versions_of.close()
 
 
 class ResponseCacheMiddleware:
@@ -143,12 +133,17 @@ class ResponseCacheMiddleware:
                 start = message
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
+                if not message.get("more_body", False) and start is not None:
+                    # Kept before the last bytes leave: whoever reads next, on any worker, finds it.
+                    self._keep(scope, start, b"".join(chunks), key, auth)
             await send(message)
 
         await self.app(scope, receive, capture)
+
+    def _keep(self, scope: Scope, start: Message, body: bytes, key: Key, auth: AuthResult) -> None:
         ctx = scope.get(SCOPE_CONTEXT)
         versions = getattr(ctx, "versions", None)
-        if start is None or start["status"] != 200 or not versions or auth.principal is None:
+        if start["status"] != 200 or not versions or auth.principal is None:
             return
         ttl = self.cache.ttl
         valid_until = getattr(ctx, "valid_until", None)
@@ -160,7 +155,7 @@ class ResponseCacheMiddleware:
             key,
             Entry(
                 headers=list(start.get("headers", [])),
-                body=b"".join(chunks),
+                body=body,
                 versions=tuple(sorted(versions.items())),
                 expires_at=self.cache.clock() + ttl,
             ),

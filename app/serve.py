@@ -26,6 +26,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from app.observability.drain import DrainingServer
 from app.observability.multiproc import metrics_dir
+from app.response_store import shared_dir
 
 APP = "app.main:create_app"
 STARTUP_SECONDS = 10.0  # a worker that dies sooner failed to start; restarting it would only loop
@@ -100,8 +101,13 @@ def ws_ping_seconds() -> float | None:
 
 def serve_workers(host: str, port: int, workers: int, *, access_log: bool) -> int:
     """Run and supervise `workers` worker processes until a signal; returns the exit status."""
+    from app.settings import get_settings
+
     logging.config.dictConfig(log_config())
-    with metrics_dir() as mark_dead:  # the workers' metrics files, summed by /metrics
+    settings = get_settings()
+    shared = settings.response_cache_bytes if settings.response_cache_shared else 0
+    # The workers' metrics files, summed by /metrics, and their one response cache.
+    with metrics_dir() as mark_dead, shared_dir(shared):
         return _supervise(host, port, workers, access_log=access_log, mark_dead=mark_dead)
 
 

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
     # the longest an entry lives even when no version moved.
     response_cache_bytes: int = 64 * 1024 * 1024
     response_cache_seconds: float = 300.0
+    # Where the workers of one host keep their common entries (app/response_store.py): set by
+    # `troika serve --workers N` for its workers (a fresh directory in /dev/shm, removed on exit;
+    # one given here is emptied at start instead). Unset, each process keeps its own in memory.
+    response_cache_dir: Path | None = None
+    # Whether `troika serve --workers N` gives its workers that one store; false: one cache each.
+    response_cache_shared: bool = True
     # Compiled reads (graphql_schema/compiled/): known queries of users answered from one statement
     # per database instead of field by field; false runs every query through the resolvers.
     compiled_reads: bool = True
