@@ -14,6 +14,7 @@ from app.db.types import utcnow
 from app.domain import UserRecord
 from app.stores import changes as outbox
 from app.stores import identity as store
+from app.stores import versions as versions_store
 
 _PENDING = "troika.pending_changes"
 _RECORDED = "troika.changes_recorded"
@@ -55,7 +56,9 @@ async def record_changes(
     if not wanted:
         return
     made = set(fresh)
-    absorbed = await store.bump_versions(session, {user_id for user_id, _ in wanted if user_id not in made})
+    absorbed = await versions_store.bump_versions(
+        session, {user_id for user_id, _ in wanted if user_id not in made}
+    )
     announce(session, wanted)
     if absorbed:
         # A writer that read an owner before a merge committed: the survivor changed as well.
@@ -76,7 +79,7 @@ async def lock_by_bump(session: AsyncSession, user_id: int, *, topics: Iterable[
     For a writer that is sure to change the user: the bump that would follow the write is the
     lock taken before it. None when `user_id` is absorbed, erased or unknown: resolve it first.
     """
-    user = await store.bump_active_user(session, user_id)
+    user = await versions_store.bump_active_user(session, user_id)
     if user is not None:
         announce(session, [(user.id, t) for t in topics])
     return user

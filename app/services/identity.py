@@ -34,6 +34,7 @@ from app.services.identity_rules import (
 from app.services.phone_proof import PhoneProof, ProvenPhones
 from app.stores import identity as store
 from app.stores import identity_bulk as bulk
+from app.stores import merges as merges_store
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,7 @@ class IdentityGraph:
     ) -> MergeRecord:
         s, at = self.session, utcnow()
         ids = [i.id for i in identities]
-        merge = await store.insert_merge(
+        merge = await merges_store.insert_merge(
             s,
             survivor_id=survivor.id,
             absorbed_id=absorbed.id,
@@ -264,7 +265,7 @@ class IdentityGraph:
     async def unmerge(self, *, merge_id: int, actor: str) -> tuple[UserRecord, UserRecord]:
         """Give the absorbed user back its id and the identities it brought that are still linked."""
         s = self.session
-        merge = await store.merge_for_update(s, merge_id)
+        merge = await merges_store.merge_for_update(s, merge_id)
         if merge is None:
             raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
         if merge.undone_at is not None:
@@ -274,7 +275,7 @@ class IdentityGraph:
             raise NotFound(f"merge {merge_id} does not exist", code="MERGE_NOT_FOUND")
         await store.lock_users(s, {survivor.id, merge.absorbed_id})
         absorbed = (await store.users_by_ids(s, [merge.absorbed_id]))[merge.absorbed_id]
-        brought = await store.identities_by_ids(s, await store.merge_identity_ids(s, merge_id))
+        brought = await store.identities_by_ids(s, await merges_store.merge_identity_ids(s, merge_id))
         back = [i for i in brought if i.user_id == survivor.id]
         at = utcnow()
         await store.move_identities(s, [i.id for i in back], absorbed.id)
@@ -289,7 +290,7 @@ class IdentityGraph:
                 actor=actor,
                 merge_id=merge_id,
             )
-        await store.mark_merge_undone(s, merge_id, at=at, actor=actor)
+        await merges_store.mark_merge_undone(s, merge_id, at=at, actor=actor)
         # The consents of the merge's own survivor, even if a later merge absorbed it since.
         await ConsentLedger(s).unmerged(
             survivor_id=merge.survivor_id, absorbed_id=absorbed.id, merge_id=merge_id, actor=actor, at=at

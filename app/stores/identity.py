@@ -13,17 +13,16 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, literal_column, or_, select, text, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.selectable import CTE
 
 from app import pii
-from app.db.models import Identity, IdentityEdge, Merge, MergeIdentity, User
+from app.db.models import Identity, IdentityEdge, User
 from app.domain import (
     EdgeRecord,
     IdentityKey,
     IdentityKind,
     IdentityRecord,
-    MergeRecord,
     UserRecord,
 )
 from app.sealing import Keyring
@@ -66,12 +65,6 @@ def _identity(row: Any, keyring: Keyring) -> IdentityRecord:
 # For app/stores/identity_bulk.py, which writes the same rows in bulk.
 IDENTITY_COLUMNS = _IDENTITY_COLUMNS
 identity_record = _identity
-
-
-def _merge(m: Merge) -> MergeRecord:
-    return MergeRecord(
-        id=m.id, survivor_id=m.survivor_id, absorbed_id=m.absorbed_id, at=m.at, undone_at=m.undone_at
-    )
 
 
 _USERS_BY_IDS = select(
@@ -447,50 +440,6 @@ async def set_merged_into(session: AsyncSession, user_id: int, merged_into_id: i
     await session.execute(update(User).where(User.id == user_id).values(merged_into_id=merged_into_id))
 
 
-async def insert_merge(
-    session: AsyncSession,
-    *,
-    survivor_id: int,
-    absorbed_id: int,
-    identity_ids: Sequence[int],
-    at: datetime,
-    actor: str,
-    reason: str,
-) -> MergeRecord:
-    """Record a merge and the identities the absorbed user brought."""
-    merge_id = (
-        await session.execute(
-            insert(Merge)
-            .values(survivor_id=survivor_id, absorbed_id=absorbed_id, at=at, actor=actor, reason=reason)
-            .returning(Merge.id)
-        )
-    ).scalar_one()
-    if identity_ids:
-        await session.execute(
-            insert(MergeIdentity), [{"merge_id": merge_id, "identity_id": i} for i in identity_ids]
-        )
-    return MergeRecord(id=merge_id, survivor_id=survivor_id, absorbed_id=absorbed_id, at=at)
-
-
-async def merge_for_update(session: AsyncSession, merge_id: int) -> MergeRecord | None:
-    """Read a merge and lock it, so it is undone at most once."""
-    row = (
-        await session.execute(select(Merge).where(Merge.id == merge_id).with_for_update())
-    ).scalar_one_or_none()
-    return None if row is None else _merge(row)
-
-
-async def merge_identity_ids(session: AsyncSession, merge_id: int) -> list[int]:
-    """What the absorbed user brought into a merge."""
-    stmt = select(MergeIdentity.identity_id).where(MergeIdentity.merge_id == merge_id)
-    return list((await session.execute(stmt)).scalars())
-
-
-async def mark_merge_undone(session: AsyncSession, merge_id: int, *, at: datetime, actor: str) -> None:
-    """Close a merge so a second undo is refused."""
-    await session.execute(update(Merge).where(Merge.id == merge_id).values(undone_at=at, undone_by=actor))
-
-
 async def active_users_page(session: AsyncSession, *, first: int, after_id: int | None) -> list[UserRecord]:
     """Active users by id, keyset-paged; one row more than asked tells if there is a next page."""
     stmt = select(User.id, User.created_at).where(User.merged_into_id.is_(None), User.erased_at.is_(None))
@@ -498,69 +447,6 @@ async def active_users_page(session: AsyncSession, *, first: int, after_id: int 
         stmt = stmt.where(User.id > after_id)
     rows = (await session.execute(stmt.order_by(User.id).limit(first + 1))).all()
     return [UserRecord(id=r.id, created_at=r.created_at) for r in rows]
-
-
-async def bump_active_user(session: AsyncSession, user_id: int) -> UserRecord | None:
-    """Advance an active user's data version, which locks its row; None when `user_id` is absorbed,
-    erased or unknown (the caller resolves it the long way). The record carries the new version."""
-    stmt = (
-        update(User)
-        .where(User.id == user_id, User.merged_into_id.is_(None), User.erased_at.is_(None))
-        .values(data_version=User.data_version + 1)
-        .returning(User.id, User.created_at, User.data_version)
-        .execution_options(synchronize_session=False)
-    )
-    row = (await session.execute(stmt)).first()
-    return None if row is None else UserRecord(id=row.id, created_at=row.created_at, version=row.data_version)
-
-
-async def bump_versions(session: AsyncSession, ids: Iterable[int]) -> list[int]:
-    """Advance the data version of these users, locking their rows in id order (no deadlocks).
-
-    Returns those found merged into another user once locked: their survivor's view changed too.
-    """
-    wanted = sorted(set(ids))
-    if not wanted:
-        return []
-    if is_postgres(session):
-        rows = (await session.execute(_BUMP_PG, {"ids": ",".join(map(str, wanted))})).all()
-    else:
-        locked = select(User.id).where(User.id.in_(wanted)).order_by(User.id).with_for_update()
-        rows = (
-            await session.execute(
-                update(User)
-                .where(User.id.in_(locked.scalar_subquery()))
-                .values(data_version=User.data_version + 1)
-                .returning(User.id, User.merged_into_id)
-                .execution_options(synchronize_session=False)
-            )
-        ).all()
-    return sorted(r.id for r in rows if r.merged_into_id is not None)
-
-
-# One array parameter rather than a bind per id: a batch can touch thousands of users.
-# The rows are locked first, in id order (an init plan), then updated by index: as `id IN (…)`
-# the planner hashes the whole users table.
-_BUMP_PG = text(
-    "UPDATE users SET data_version = data_version + 1 WHERE id = ANY(ARRAY("
-    "SELECT id FROM users WHERE id = ANY(CAST(string_to_array(CAST(:ids AS text), ',') AS bigint[]))"
-    " ORDER BY id FOR UPDATE)) RETURNING id, merged_into_id"
-)
-
-
-_VERSIONS = select(User.id, User.data_version, User.merged_into_id, User.erased_at).where(
-    User.id.in_(bindparam("ids", expanding=True))
-)
-
-
-async def user_versions(conn: AsyncConnection, ids: Iterable[int]) -> dict[int, int]:
-    """The data version of each of these users that is still active (absorbed and erased ones are
-    left out).
-
-    On a Core connection, not a session: it is the whole cost of a cache hit.
-    """
-    rows = (await conn.execute(_VERSIONS, {"ids": list(set(ids))})).all()
-    return {r.id: r.data_version for r in rows if r.merged_into_id is None and r.erased_at is None}
 
 
 async def count_active_users(session: AsyncSession) -> int:
