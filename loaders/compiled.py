@@ -120,6 +120,29 @@ def _portrait_query_of(reads: Reads, channels: Sequence[Channel], loaders: Loade
 
 
 def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> queries.ChannelQueries:
+    """What one store is asked for these reads: one object for the same reads (a plan keeps its
+    Reads), store channels and dictionary, so the statement written for it is found by identity."""
+    found = _channel_queries.get(id(reads))
+    if found is not None and found[0] is reads and found[1] is loaders.dictionary:
+        by_store = found[2]
+    else:
+        if len(_channel_queries) >= 256:
+            _channel_queries.clear()
+        by_store = {}
+        _channel_queries[id(reads)] = (reads, loaders.dictionary, by_store)
+    asked = by_store.get(id(channels))  # a store's own tuple (an Enum's hash is a Python call)
+    if asked is None or asked[0] is not channels:
+        asked = by_store[id(channels)] = (channels, _queries_of(reads, channels, loaders))
+    return asked[1]
+
+
+# Reads (held, so that their id stays theirs) -> (dictionary, a store's channels -> its queries).
+_channel_queries: dict[
+    int, tuple[Reads, Any, dict[int, tuple[Sequence[Channel], queries.ChannelQueries]]]
+] = {}
+
+
+def _queries_of(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> queries.ChannelQueries:
     return queries.ChannelQueries(
         portrait=_portrait_query(reads, channels, loaders),
         orders=tuple(

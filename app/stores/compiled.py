@@ -30,6 +30,7 @@ from app.stores.compiled_sql import (
     clause,
     hub_parts,
     numbered,
+    root_params,
 )
 from app.stores.sign_ins import SignInSpan
 
@@ -104,9 +105,46 @@ class Target:
         return Target(keyring=pii.keyring_of(session), pg=pg, session=session)
 
 
-async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[str, Any] | None:
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One shape's statement, written once: its text, the parameters the shape itself gives (the
+    channels, page sizes and cursors asked for) and, on PostgreSQL, the driver's numbered text."""
+
+    text: str
+    fixed: dict[str, Any]
+    numbered: tuple[str, tuple[str, ...]] | None
+    parts: tuple[str, ...]  # the names of its parts (the keys of its JSON object)
+
+
+def _statement(
+    sql: Sql, ctes: list[str], parts: list[tuple[str, str]], fixed: dict[str, Any], **kw: Any
+) -> Statement:
+    text = _select(sql, ctes, parts, **kw)
+    return Statement(text, fixed, numbered(text) if sql.pg else None, tuple(k for k, _ in parts))
+
+
+# Statements by shape: (dialect, the hub query's shape, chain, the channel queries) -> Statement.
+# The channel queries are compared by identity (the loaders keep one per plan and store), and held
+# in the key so that their id is not reused while the entry lives.
+_statements: dict[tuple[Any, ...], tuple[Any, Statement]] = {}
+_STATEMENTS = 512  # shapes kept; past it, the memo starts again (cursors make shapes of their own)
+
+
+def _kept(key: tuple[Any, ...], of: Any) -> Statement | None:
+    found = _statements.get(key)
+    return found[1] if found is not None and found[0] is of else None
+
+
+def _keep(key: tuple[Any, ...], of: Any, statement: Statement) -> None:
+    if len(_statements) >= _STATEMENTS:
+        _statements.clear()
+    _statements[key] = (of, statement)
+
+
+async def _run(target: Target, statement: Statement, params: dict[str, Any]) -> dict[str, Any] | None:
     if target.pg:  # the driver's text as is: nothing compiled per request
-        sql, names = numbered(statement)
+        assert statement.numbered is not None
+        sql, names = statement.numbered
         args = tuple(params[n] for n in names)
         if target.driver is not None:
             raw = await target.driver.fetchval(sql, *args)  # a connection taken for the statement
@@ -117,7 +155,7 @@ async def _run(target: Target, statement: str, params: dict[str, Any]) -> dict[s
     else:
         assert target.session is not None
         conn = await target.session.connection()
-        stmt, used = clause(statement, params)
+        stmt, used = clause(statement.text, params)
         raw = (await conn.execute(stmt, {k: v for k, v in params.items() if k in used})).scalar_one()
     return None if raw is None else orjson.loads(raw)
 
@@ -184,21 +222,29 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
 
 async def _hub_found(target: Target, q: HubQuery, here: ChannelQueries | None, chain: bool) -> dict[str, Any]:
     """read_hub's statement run: its parts' JSON by name."""
-    sql = Sql(target.pg)
-    params: dict[str, Any] = {}
+    key = (target.pg, q.shape(), chain, id(here))
+    statement = _kept(key, here)
+    if statement is None:
+        sql = Sql(target.pg)
+        ctes: list[str] = []
+        fixed: dict[str, Any] = {}
+        parts, refs, tail = hub_parts(sql, q, fixed, ctes, bool(here), chain)
+        if here:
+            parts += channel_parts(sql, here, refs, fixed, ctes)
+        for name in root_params(q):
+            del fixed[name]
+        statement = _statement(sql, ctes, parts, fixed, recursive=True, tail=tail)
+        _keep(key, here, statement)
+    params = {**statement.fixed, **root_params(q)}
     if q.key is not None:
         params.update(
             kind=q.key.kind.value,
             ns=q.key.namespace,
             value=pii.stored_value(target.keyring, q.key.kind, q.key.value),
         )
-    ctes: list[str] = []
-    parts, refs, tail = hub_parts(sql, q, params, ctes, bool(here), chain)
-    if here:
-        parts += channel_parts(sql, here, refs, params, ctes)
-    found = await _run(target, _select(sql, ctes, parts, recursive=True, tail=tail), params)
+    found = await _run(target, statement, params)
     if found is None:  # no row FROM the target: no user, so every part is empty
-        found = dict.fromkeys(k for k, _ in parts)
+        found = dict.fromkeys(statement.parts)
     return found
 
 
@@ -206,11 +252,15 @@ async def read_channel(target: Target, q: ChannelQueries, refs: Sequence[str]) -
     """A channel-store database of its own: the identities' refs are bound."""
     if not refs:
         return ChannelRows(orders=[([], {}) for _ in q.orders], events=[[] for _ in q.events])
-    sql = Sql(target.pg)
-    params: dict[str, Any] = {"refs": list(refs)}
-    ctes: list[str] = []
-    parts = channel_parts(sql, q, "IN :refs", params, ctes)
-    return _channel_rows(q, await _run(target, _select(sql, ctes, parts), params) or {})
+    key = (target.pg, None, None, id(q))
+    statement = _kept(key, q)
+    if statement is None:
+        sql = Sql(target.pg)
+        ctes: list[str] = []
+        fixed: dict[str, Any] = {}
+        statement = _statement(sql, ctes, channel_parts(sql, q, "IN :refs", fixed, ctes), fixed)
+        _keep(key, q, statement)
+    return _channel_rows(q, await _run(target, statement, {**statement.fixed, "refs": list(refs)}) or {})
 
 
 def _select(
