@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -22,6 +22,7 @@ from app.stores import compiled_portrait as portrait
 from app.stores import memberships as membership_store
 from app.stores import roles as role_store
 from app.stores.compiled_portrait import PortraitRows
+from app.stores.compiled_rows import decoder, when
 from app.stores.compiled_sql import (
     ChannelQueries,
     HubQuery,
@@ -63,30 +64,70 @@ def _at(raw: str | None) -> datetime | None:
     return None if raw is None else _when(raw)
 
 
-def _when(raw: str) -> datetime:
-    at = _iso(raw)
-    tz = at.tzinfo
-    if tz is UTC:  # PostgreSQL in UTC: the common case, already what the stores return
-        return at
-    return at.replace(tzinfo=UTC) if tz is None else at.astimezone(UTC)
-
-
-_iso = datetime.fromisoformat
+_when = when
 _CHANNELS = {c.value: c for c in Channel}  # Channel(value) costs a metaclass call per row
 _PURPOSES = {p.value: p for p in Purpose}
 _CAUSES = {c.value: c for c in Cause}
 _KINDS = {k.value: k for k in IdentityKind}
+_ENUMS = {"CH": _CHANNELS, "PURPOSES": _PURPOSES, "CAUSES": _CAUSES, "KINDS": _KINDS}
 
-
-def _identity(r: list[Any], keyring: Any) -> IdentityRecord:
-    """As the identity store's `identity_record`, from a row of the statement's JSON."""
-    kind, namespace, value, sealed = r[2], r[3], r[4], r[5]
-    return IdentityRecord(
-        id=r[0], user_id=r[1], kind=_KINDS[kind], namespace=namespace,
-        value=value if sealed is None else pii.opened(keyring, value, sealed),
-        verified=bool(r[6]), linked_at=_when(r[7]), rule=r[8], source=r[9], actor=r[10],
-        ref=pii.ref(kind, namespace, value),
-    )  # fmt: skip
+# As the identity store's `identity_record`, from the rows of the statement's JSON.
+_identities = decoder(
+    IdentityRecord,
+    [
+        ("id", "r[0]"), ("user_id", "r[1]"), ("kind", "KINDS[r[2]]"), ("namespace", "r[3]"),
+        ("value", "r[4] if r[5] is None else OPENED(keyring, r[4], r[5])"), ("verified", "bool(r[6])"),
+        ("linked_at", "@r[7]"), ("rule", "r[8]"), ("source", "r[9]"), ("actor", "r[10]"),
+        ("ref", "REF(r[2], r[3], r[4])"),
+    ],
+    {**_ENUMS, "OPENED": pii.opened, "REF": pii.ref},
+    args=", keyring",
+)  # fmt: skip
+# As the consent store's own rows give them (`consents._record`), its enums by value.
+_consents = decoder(
+    ConsentEntryRecord,
+    [
+        ("id", "r[0]"), ("user_id", "r[1]"), ("purpose", "PURPOSES[r[2]]"),
+        ("channel", "CH[r[3]] if r[3] else None"), ("granted", "None if r[4] is None else bool(r[4])"),
+        ("source_channel", "CH[r[5]]"), ("policy_version", "r[6]"), ("effective_at", "@r[7]"),
+        ("actor", "r[8]"), ("cause", "CAUSES[r[9]]"), ("merge_id", "r[10]"),
+    ],
+    _ENUMS,
+)  # fmt: skip
+_orders = decoder(
+    OrderRow,
+    [
+        ("id", "r[0]"), ("channel", "CH[r[1]]"), ("order_id", "r[2]"), ("identity_ref", "r[3]"),
+        ("status_code", "r[4]"), ("total_cents", "r[5]"), ("currency", "r[6]"), ("items", "r[7]"),
+        ("placed_at", "@r[8]"), ("updated_at", "@r[9]"),
+    ],
+    _ENUMS,
+)  # fmt: skip
+_events = decoder(
+    EventRow,
+    [
+        ("id", "r[0]"), ("channel", "CH[r[1]]"), ("identity_ref", "r[2]"), ("type", "r[3]"),
+        ("occurred_at", "@r[4]"), ("properties", "r[5]"),
+    ],
+    _ENUMS,
+)  # fmt: skip
+_cart = decoder(
+    CartRow,
+    [
+        ("channel", "CH[r[0]]"), ("identity_ref", "r[1]"), ("sku", "r[2]"), ("quantity", "r[3]"),
+        ("updated_at", "@r[4]"),
+    ],
+    _ENUMS,
+)  # fmt: skip
+_booked = decoder(
+    ReservationRow,
+    [
+        ("id", "r[0]"), ("channel", "CH[r[1]]"), ("reservation_id", "r[2]"), ("identity_ref", "r[3]"),
+        ("service", "r[4]"), ("status_code", "r[5]"), ("starts_at", "@?r[6]"), ("booked_at", "@r[7]"),
+        ("updated_at", "@r[8]"),
+    ],
+    _ENUMS,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -179,27 +220,11 @@ async def read_hub(target: Target, q: HubQuery, here: ChannelQueries | None = No
         ids = sorted(found["page"] or [])
         out.page = [UserRecord(id=out.users[i].id, created_at=out.users[i].created_at) for i in ids]
         out.total = int(found["total"])
-    for r in found.get("identities") or []:
-        rec = _identity(r, keyring)
+    for rec in _identities(found.get("identities") or (), keyring):
         out.identities[rec.user_id].append(rec)
     consents = found.get("consents") or []
-    for r in reversed(consents) if target.pg else consents:
-        # As the consent store's own rows give them (`consents._record`), its enums by value.
-        out.consents[r[1]].append(
-            ConsentEntryRecord(
-                id=r[0],
-                user_id=r[1],
-                purpose=_PURPOSES[r[2]],
-                channel=_CHANNELS[r[3]] if r[3] else None,
-                granted=None if r[4] is None else bool(r[4]),
-                source_channel=_CHANNELS[r[5]],
-                policy_version=r[6],
-                effective_at=_when(r[7]),
-                actor=r[8],
-                cause=_CAUSES[r[9]],
-                merge_id=r[10],
-            )  # fmt: skip
-        )
+    for entry in _consents(reversed(consents) if target.pg else consents):
+        out.consents[entry.user_id].append(entry)
     for r in found.get("memberships") or []:
         m2 = SimpleNamespace(
             id=r[1], user_id=r[2], tier=r[3], source_channel=r[4], since=_when(r[5]), expires_at=_at(r[6]),
@@ -290,53 +315,13 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
                     counts[ref] = int(r[10])
         else:
             counts = {ref: int(c) for ref, c in counted or []}
-        rows = [
-            OrderRow(
-                id=r[0],
-                channel=_CHANNELS[r[1]],
-                order_id=r[2],
-                identity_ref=r[3],
-                status_code=r[4],
-                total_cents=r[5],
-                currency=r[6],
-                items=r[7],
-                placed_at=_when(r[8]),
-                updated_at=_when(r[9]),
-            )  # fmt: skip
-            for r in raw
-        ]
-        out.orders.append((rows, counts))
+        out.orders.append((_orders(raw), counts))
     for n in range(len(q.events)):
-        out.events.append(
-            [
-                EventRow(
-                    id=r[0],
-                    channel=_CHANNELS[r[1]],
-                    identity_ref=r[2],
-                    type=r[3],
-                    occurred_at=_when(r[4]),
-                    properties=r[5],
-                )  # fmt: skip
-                for r in found[f"e{n}"] or []
-            ]
-        )
+        out.events.append(_events(found[f"e{n}"] or ()))
     if q.cart:
-        out.cart = [CartRow(_CHANNELS[r[0]], r[1], r[2], r[3], _when(r[4])) for r in found.get("cart") or []]
+        out.cart = _cart(found.get("cart") or ())
     if q.booked:
-        out.booked = [
-            ReservationRow(
-                id=r[0],
-                channel=_CHANNELS[r[1]],
-                reservation_id=r[2],
-                identity_ref=r[3],
-                service=r[4],
-                status_code=r[5],
-                starts_at=_at(r[6]),
-                booked_at=_when(r[7]),
-                updated_at=_when(r[8]),
-            )  # fmt: skip
-            for r in found.get("bk") or []
-        ]
+        out.booked = _booked(found.get("bk") or ())
     if q.portrait is not None:
         out.portrait = portrait.rows(q.portrait, found, _when, _at)
     return out
