@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 from graphql import ExecutionResult, GraphQLError
-from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from app.context import RequestContext
@@ -20,6 +19,7 @@ from app.errors import DomainError
 from graphql_schema.compiled.execute import Run
 from graphql_schema.compiled.leaves import Fallback
 from graphql_schema.compiled.plan import plan_for
+from graphql_schema.compiled.variables import coerce
 
 log = logging.getLogger("troika.compiled")
 # How operations were answered in this process: compiled, fallback (compiled, then handed to the
@@ -68,7 +68,7 @@ async def answer(
     if plan is None:
         STATS["other"] += 1
         return None
-    coerced = get_variable_values(core, plan.operation.variable_definitions or (), variables or {})
+    coerced = coerce(core, plan.operation.variable_definitions or (), plan.plain, variables)
     if isinstance(coerced, list):
         STATS["fallback"] += 1
         return None  # graphql-core reports the variables' errors
