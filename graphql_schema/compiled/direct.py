@@ -138,7 +138,8 @@ class Direct:
 
     def _orders(self, nodes: list[FieldNode], dictionary: Any) -> Build:
         """An OrderConnection from a page of order rows (as `OrderConnection.of`)."""
-        env: dict[str, Any] = {"ST": OrderStatus, "STN": dictionary.status_names}
+        # `OrderStatus[name]` is a Python call of the enum's metaclass; its members by name are a dict.
+        env: dict[str, Any] = {"ST": dict(OrderStatus.__members__), "STN": dictionary.status_names}
         order = dict(_ORDER)
         order["items"] = ("s.items", lambda x: self._list("OrderItem", x, _ORDER_ITEM, env))
 
@@ -162,7 +163,9 @@ class Direct:
         pre: str = "",
     ) -> Build:
         item = self._object(type_name, nodes, specs, env, pre=pre)
-        return lambda values: [item(v) for v in values]
+        each = _Each(lambda values: [item(v) for v in values])
+        each.item = item
+        return each
 
     def _object(
         self,
@@ -195,8 +198,11 @@ class Direct:
             lines.append(f"    v{n} = {expr}")
             required = isinstance(field.type, GraphQLNonNull)
             if make is not None:
-                env[f"B{n}"] = make(sub)
+                made = env[f"B{n}"] = make(sub)
                 convert = [f"v{n} = B{n}(v{n})"]
+                if isinstance(made, _Each):  # its items built in this function's comprehension
+                    env[f"I{n}"] = made.item
+                    convert = [f"v{n} = [I{n}(x) for x in v{n}]"]
             else:
                 convert = self._convert(field.type, f"v{n}", n, env)
             if required:
@@ -230,6 +236,19 @@ class Direct:
         return [f"{v} = C{n}({v})"]
 
 
+class _Each:
+    """A list's builder, with the builder of its items (`item`) for a generated caller to use."""
+
+    __slots__ = ("build", "item")
+
+    def __init__(self, build: Build) -> None:
+        self.build = build
+        self.item: Build | None = None
+
+    def __call__(self, values: Any) -> Any:
+        return self.build(values)
+
+
 def _phone(held: list[IdentityRecord]) -> str | None:
     for i in held:
         if i.kind is IdentityKind.PHONE:
@@ -250,7 +269,7 @@ _IDENTITY: dict[str, Spec] = {
 
 
 _ORDER: dict[str, Spec] = {
-    "id": ('f"{s.channel.value}:{s.id}"', None),
+    "id": ('f"{s.channel._value_}:{s.id}"', None),  # `.value`, without the enum's property call
     "channel": ("s.channel", None),
     "sourceId": ("s.order_id", None),
     "status": ("ST[STN[s.status_code]]", None),
