@@ -30,9 +30,7 @@ def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow
             # A channel (a StrEnum) compares by its value.
             if held is None or (line.updated_at, line.channel) > (held.updated_at, held.channel):
                 latest[line.sku] = line
-        out.append(
-            sorted((c for c in latest.values() if c.quantity > 0), key=_UPDATED_AT, reverse=True)
-        )
+        out.append(sorted((c for c in latest.values() if c.quantity > 0), key=_UPDATED_AT, reverse=True))
     return out
 
 
