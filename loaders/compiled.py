@@ -169,11 +169,17 @@ async def _read(loaders: Loaders, engines: Engines, read: Callable[[store.Target
     elsewhere, and where the engine has listeners on its statements (tracing, tests counting them)."""
     direct = engines.direct
     if direct is not None and not engines.read_engine.sync_engine.dispatch.before_cursor_execute:
-        return await read(
-            store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=direct)
-        )
+        keyring = engines.read_sessions.kw["info"][KEYRING]
+        target = _targets.get(id(direct))
+        if target is None or target.driver is not direct or target.keyring is not keyring:
+            target = _targets[id(direct)] = store.Target(keyring=keyring, pg=True, driver=direct)
+        return await read(target)
     async with loaders.reads.session(engines) as session:
         return await read(store.Target.of(session))
+
+
+# A database's direct target, by its DirectReads (held by the target, so its id stays its own).
+_targets: dict[int, store.Target] = {}
 
 
 async def prefetch(
@@ -186,7 +192,7 @@ async def prefetch(
 ) -> Found:
     """Read the roots and `reads` (one statement per database) and prime `loaders` with them."""
     db = loaders.db
-    on_hub = next((s for s in db.stores if s.shares_hub), None)
+    on_hub = db.hub_store
     channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests or reads.portrait)
     query = queries.HubQuery(
         ids=tuple(dict.fromkeys(ids)),  # an end user reading themselves: one id
@@ -232,10 +238,12 @@ async def _channel_data(
     loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows, kept: Rows | None
 ) -> None:
     by_user = {uid: [i.ref for i in hub.identities.get(uid, [])] for uid in active}
-    refs = sorted({r for refs in by_user.values() for r in refs})
     found = [hub.channel] if hub.channel is not None else []
+    refs: list[str] | None = None
     for st in loaders.db.stores:
         if not st.shares_hub:
+            if refs is None:  # a database of its own is asked for the identities' refs
+                refs = sorted({r for refs in by_user.values() for r in refs})
             asked = _queries(reads, st.channels, loaders)
             read = functools.partial(store.read_channel, q=asked, refs=refs)
             found.append(await _read(loaders, st.engines, read))
