@@ -4,17 +4,20 @@ The app runs in this process and each request goes straight to its ASGI callable
 `call`), one after another: no sockets but PostgreSQL's, so the CPU counted is the app's own work
 for a request (HTTP app, lane, compiled plan, asyncpg). The users are the first `--users` active
 ids in id order, the same in every tree, so two trees' runs read the same rows: `--answers FILE`
-writes the answers' bytes (one line per request) or, when FILE exists, checks every answer against
-it byte for byte. With `--replay` the statements' answers recorded in the first pass are given back
-from memory afterwards (app/db/direct.py's `fetchval`): no PostgreSQL, no socket, only the app's own
-Python, the steadiest figure for changes above the driver. Rounds alternate a timed pass (process
-CPU per request) with, under `--profile`, a cProfile pass (function calls per request: the same
-count on a quiet or a loaded machine) whose top functions are printed. `--callgrind`, run under
-`valgrind --tool=callgrind --instr-atstart=no`, instruments one pass only: its instructions per
-request are the figure no other load on the machine moves.
+writes the answers (body, status and headers, one line per request) or, when FILE exists, checks
+every answer against it byte for byte.
+
+`--replay`: the statements' answers recorded in the first pass are given back from memory after
+it (app/db/direct.py's `fetchval`): no PostgreSQL, no socket, only the app's own Python, the
+steadiest figure for changes above the driver. Rounds time a pass (process CPU per request) and,
+under `--profile`, run a cProfile pass (function calls per request, whatever the machine's load).
+`--callgrind`, under `valgrind --tool=callgrind --instr-atstart=no`, instruments one pass only:
+its instructions per request are the figure no other load on the machine moves.
 
     .venv/bin/python -m bench.lane_cpu --database-url postgresql+asyncpg://…/cold3_cold \
-        [--users 500] [--rounds 5] [--profile] [--answers /tmp/answers.txt]
+        [--users 500] [--rounds 5] [--replay] [--profile] [--answers /tmp/answers.txt]
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --instr-atstart=no .venv/bin/python -m bench.lane_cpu \
+        --database-url … --replay --users 200 --callgrind
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ async def run(args: argparse.Namespace) -> None:
                 return value
 
             DirectReads.fetchval = record  # type: ignore[method-assign]
-        answers = [await call(app, body, key) for body in bodies]
+        heads: list[object] = []
+        answers = [await call(app, body, key, heads) + b" " + repr(heads[-1]).encode() for body in bodies]
         if args.replay:
 
             async def replay(self: DirectReads, sql: str, *params: object) -> object:

@@ -12,11 +12,13 @@ import itertools
 import json
 import operator
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from app.http.negotiation import JSON, media_type
 
@@ -84,19 +86,32 @@ def parse_json(text: str, *, what: str, max_depth: int) -> Any:
         raise bad_request(f"{what} is not JSON we can read: {exc}") from None
 
 
-async def read_body(chunks: AsyncIterator[bytes], *, declared: str | None, limit: int) -> bytes:
-    """The body, refused (413) past `limit` bytes without reading the rest."""
-    too_large = HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
+async def read_body(receive: Receive, *, declared: str | None, limit: int) -> bytes:
+    """The body, refused (413) past `limit` bytes without reading the rest; read from the ASGI
+    messages as Starlette's `Request.stream()` reads them (a disconnect is ClientDisconnect),
+    without an async generator around each message."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     received: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        received.append(chunk)
-    return b"".join(received)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            if chunk:
+                received.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(received)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
 
 
 def check_content_type(header: str | None) -> None:
