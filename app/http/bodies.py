@@ -53,7 +53,9 @@ class Params:
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
-_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_RUN = 19
+_LONG_DIGITS = re.compile(rf"\d{{{_LONG_RUN}}}")
+_DIGITS = b"0123456789"
 
 
 def nesting_depth(text: str) -> int:
@@ -66,11 +68,21 @@ def nesting_depth(text: str) -> int:
     return depth
 
 
+def _long_digits(text: str) -> bool:
+    """Whether `_LONG_DIGITS` is found in `text`; an ASCII text with fewer than 19 digits in all
+    cannot hold such a run, and counting them is a tenth of the regular expression's search."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        if len(raw) - len(raw.translate(None, _DIGITS)) < _LONG_RUN:
+            return False
+    return _LONG_DIGITS.search(text) is not None
+
+
 def parse_json(text: str, *, what: str, max_depth: int) -> Any:
     """JSON of at most `max_depth` levels (400 otherwise, and for anything that is not JSON)."""
     if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise bad_request(f"{what} nests deeper than {max_depth} levels")
-    if not _LONG_DIGITS.search(text):
+    if not _long_digits(text):
         try:
             # orjson first (a tenth of the time). What it refuses (NaN, lone surrogates, malformed
             # text) goes to the standard library, which accepts it or words the error; so does any
