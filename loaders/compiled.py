@@ -67,6 +67,7 @@ class Rows:
     consents: dict[int, list[ConsentEntryRecord]] = field(default_factory=dict)
     orders: list[dict[int, Page[OrderRow]]] = field(default_factory=list)  # per `Reads.orders`
     cart: dict[int, list[CartRow]] = field(default_factory=dict)
+    placed: dict[int, str] = field(default_factory=dict)  # orders' times as text (ChannelRows.placed)
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,9 @@ async def _channel_data(
             asked = _queries(reads, st.channels, loaders)
             read = functools.partial(store.read_channel, q=asked, refs=refs)
             found.append(await _read(loaders, st.engines, read))
+    if kept is not None:
+        for f in found:
+            kept.placed.update(f.placed)
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}

@@ -43,6 +43,9 @@ class ChannelRows:
     cart: list[CartRow] = field(default_factory=list)
     booked: list[ReservationRow] = field(default_factory=list)
     portrait: PortraitRows | None = None
+    # An order's `placed_at` as the statement wrote it, by the row's id, where that text is the one
+    # `datetime.isoformat()` gives (the direct answers use it: formatting a time costs ~0.7 µs).
+    placed: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -315,7 +318,16 @@ def _channel_rows(q: ChannelQueries, found: dict[str, Any]) -> ChannelRows:
                     counts[ref] = int(r[10])
         else:
             counts = {ref: int(c) for ref, c in counted or []}
-        out.orders.append((_orders(raw), counts))
+        rows = _orders(raw)
+        placed = out.placed
+        for o, r in zip(rows, raw, strict=True):
+            t = r[8]  # the serializer's own text when PostgreSQL wrote a UTC time with 0 or 6 digits
+            if (
+                (len(t) == 25 or (len(t) == 32 and t[19] == "." and t[20:26] != "000000"))
+                and t[10] == "T" and t[4] == t[7] == "-" and t[13] == t[16] == ":" and t.endswith("+00:00")
+            ):  # fmt: skip
+                placed[id(o)] = t
+        out.orders.append((rows, counts))
     for n in range(len(q.events)):
         out.events.append(_events(found[f"e{n}"] or ()))
     if q.cart:

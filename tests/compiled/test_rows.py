@@ -11,7 +11,9 @@ import pytest
 
 from app.domain import Channel
 from app.domain.channel_data import CartRow, ReservationRow
+from app.stores.compiled import _channel_rows
 from app.stores.compiled_rows import decoder, when
+from app.stores.compiled_sql import ChannelQueries, OrderQuery
 
 CHANNELS = {c.value: c for c in Channel}
 
@@ -75,3 +77,28 @@ def test_only_records_set_from_their_fields_alone() -> None:
 
     with pytest.raises(TypeError):
         decoder(Checked, [("a", "r[0]")], {})
+
+
+def test_an_orders_time_is_kept_as_text_only_when_it_is_its_isoformat() -> None:
+    texts = [
+        "2026-01-02T03:04:05.123456+00:00",  # kept: six digits
+        "2026-01-02T03:04:05+00:00",  # kept: no fraction
+        "2026-01-02T03:04:05.1234+00:00",  # PostgreSQL trims zeros: isoformat() writes 123400
+        "2026-01-02T03:04:05.000000+00:00",  # isoformat() writes no fraction
+        "2026-01-02T03:04:05.123456+08:00",  # another offset: made UTC
+        "2026-01-02 03:04:05.123456",  # SQLite's
+        "2026-W01-5T03:04:05+00:00",  # an ISO week date
+    ]
+    raw: list[list[Any]] = [
+        [n, "APP", f"o{n}", "ref", 1, 100, "CNY", [], t, t, 1 if n == 0 else None]
+        for n, t in enumerate(texts)
+    ]
+    q = ChannelQueries(orders=(OrderQuery((Channel.APP,), None, None, 21),))
+    out = _channel_rows(q, {"o0": raw})
+    rows = out.orders[0][0]
+    assert [r.placed_at.isoformat() for r in rows][:2] == texts[:2]
+    kept = {r.order_id for r in rows if id(r) in out.placed}
+    assert kept == {"o0", "o1"}
+    for r in rows:
+        if id(r) in out.placed:
+            assert out.placed[id(r)] == r.placed_at.isoformat()
