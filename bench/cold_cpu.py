@@ -33,8 +33,9 @@ from bench.query import QUERIES, prepare
 from graphql_schema.compiled.hook import STATS
 
 
-async def call(app: Any, body: bytes, key: str) -> bytes:
-    """One POST /graphql through the ASGI callable; the response body."""
+async def call(app: Any, body: bytes, key: str, head: list[Any] | None = None) -> bytes:
+    """One POST /graphql through the ASGI callable; the response body (its status and headers
+    appended to `head` when given)."""
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -67,6 +68,8 @@ async def call(app: Any, body: bytes, key: str) -> bytes:
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
+        elif head is not None and message["type"] == "http.response.start":
+            head.append((message["status"], list(message["headers"])))
 
     await app(scope, receive, send)
     return b"".join(chunks)

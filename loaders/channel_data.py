@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Generic, TypeVar
 
 from aiodataloader import DataLoader
@@ -287,6 +288,9 @@ class InterestsByUserIdLoader(DataLoader[int, list[Interest]]):
 # same rows in one statement per database and hands them to these same functions.
 
 
+_NEWEST_ORDER = attrgetter("placed_at", "channel", "id")  # (placed_at, channel, id), in C
+
+
 def order_pages(
     keys: Sequence[int],
     by_user: dict[int, list[str]],
@@ -298,11 +302,7 @@ def order_pages(
     by_ref = group_by_ref(rows)
     pages = []
     for uid in keys:
-        mine = sorted(
-            (o for ref in by_user[uid] for o in by_ref.get(ref, [])),
-            key=lambda o: (o.placed_at, o.channel, o.id),
-            reverse=True,
-        )
+        mine = sorted((o for r in by_user[uid] for o in by_ref.get(r, [])), key=_NEWEST_ORDER, reverse=True)
         total = sum(counts.get(ref, 0) for ref in by_user[uid])
         pages.append(_page(mine, first, total, lambda o: encode_cursor(o.placed_at, o.channel.value, o.id)))
     return pages

@@ -67,6 +67,7 @@ class Rows:
     consents: dict[int, list[ConsentEntryRecord]] = field(default_factory=dict)
     orders: list[dict[int, Page[OrderRow]]] = field(default_factory=list)  # per `Reads.orders`
     cart: dict[int, list[CartRow]] = field(default_factory=dict)
+    placed: dict[int, str] = field(default_factory=dict)  # orders' times as text (ChannelRows.placed)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,29 @@ def _portrait_query_of(reads: Reads, channels: Sequence[Channel], loaders: Loade
 
 
 def _queries(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> queries.ChannelQueries:
+    """What one store is asked for these reads: one object for the same reads (a plan keeps its
+    Reads), store channels and dictionary, so the statement written for it is found by identity."""
+    found = _channel_queries.get(id(reads))
+    if found is not None and found[0] is reads and found[1] is loaders.dictionary:
+        by_store = found[2]
+    else:
+        if len(_channel_queries) >= 256:
+            _channel_queries.clear()
+        by_store = {}
+        _channel_queries[id(reads)] = (reads, loaders.dictionary, by_store)
+    asked = by_store.get(id(channels))  # a store's own tuple (an Enum's hash is a Python call)
+    if asked is None or asked[0] is not channels:
+        asked = by_store[id(channels)] = (channels, _queries_of(reads, channels, loaders))
+    return asked[1]
+
+
+# Reads (held, so that their id stays theirs) -> (dictionary, a store's channels -> its queries).
+_channel_queries: dict[
+    int, tuple[Reads, Any, dict[int, tuple[Sequence[Channel], queries.ChannelQueries]]]
+] = {}
+
+
+def _queries_of(reads: Reads, channels: Sequence[Channel], loaders: Loaders) -> queries.ChannelQueries:
     return queries.ChannelQueries(
         portrait=_portrait_query(reads, channels, loaders),
         orders=tuple(
@@ -146,11 +170,17 @@ async def _read(loaders: Loaders, engines: Engines, read: Callable[[store.Target
     elsewhere, and where the engine has listeners on its statements (tracing, tests counting them)."""
     direct = engines.direct
     if direct is not None and not engines.read_engine.sync_engine.dispatch.before_cursor_execute:
-        return await read(
-            store.Target(keyring=engines.read_sessions.kw["info"][KEYRING], pg=True, driver=direct)
-        )
+        keyring = engines.read_sessions.kw["info"][KEYRING]
+        target = _targets.get(id(direct))
+        if target is None or target.driver is not direct or target.keyring is not keyring:
+            target = _targets[id(direct)] = store.Target(keyring=keyring, pg=True, driver=direct)
+        return await read(target)
     async with loaders.reads.session(engines) as session:
         return await read(store.Target.of(session))
+
+
+# A database's direct target, by its DirectReads (held by the target, so its id stays its own).
+_targets: dict[int, store.Target] = {}
 
 
 async def prefetch(
@@ -163,7 +193,7 @@ async def prefetch(
 ) -> Found:
     """Read the roots and `reads` (one statement per database) and prime `loaders` with them."""
     db = loaders.db
-    on_hub = next((s for s in db.stores if s.shares_hub), None)
+    on_hub = db.hub_store
     channel_data = bool(reads.orders or reads.behavior or reads.cart or reads.interests or reads.portrait)
     query = queries.HubQuery(
         ids=tuple(dict.fromkeys(ids)),  # an end user reading themselves: one id
@@ -209,13 +239,18 @@ async def _channel_data(
     loaders: Loaders, reads: Reads, active: list[int], hub: store.HubRows, kept: Rows | None
 ) -> None:
     by_user = {uid: [i.ref for i in hub.identities.get(uid, [])] for uid in active}
-    refs = sorted({r for refs in by_user.values() for r in refs})
     found = [hub.channel] if hub.channel is not None else []
+    refs: list[str] | None = None
     for st in loaders.db.stores:
         if not st.shares_hub:
+            if refs is None:  # a database of its own is asked for the identities' refs
+                refs = sorted({r for refs in by_user.values() for r in refs})
             asked = _queries(reads, st.channels, loaders)
             read = functools.partial(store.read_channel, q=asked, refs=refs)
             found.append(await _read(loaders, st.engines, read))
+    if kept is not None:
+        for f in found:
+            kept.placed.update(f.placed)
     for n, o in enumerate(reads.orders):
         rows: list[OrderRow] = [r for f in found for r in f.orders[n][0]]
         counts: dict[str, int] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from app.domain import Channel
 
@@ -30,6 +31,7 @@ _IMPLIES: dict[Role, frozenset[Role]] = {
 }
 
 
+@lru_cache(maxsize=256)  # a handful of role sets; a caller asks on every request
 def expand_roles(roles: frozenset[Role]) -> frozenset[Role]:
     """Higher roles include the lower ones."""
     out: set[Role] = set()

@@ -7,6 +7,7 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import closing
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy import event
@@ -63,6 +64,11 @@ class Database(Engines):
     stores: tuple[ChannelStore, ...] = ()
     # Closed with the engines: other connection pools on this database (the version reader's).
     on_dispose: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    @cached_property
+    def hub_store(self) -> ChannelStore | None:
+        """The channel store on the hub's own database, if any."""
+        return next((s for s in self.stores if s.shares_hub), None)
 
     def store_for(self, channel: Channel) -> ChannelStore:
         return next(s for s in self.stores if channel in s.channels)

@@ -12,11 +12,13 @@ import itertools
 import json
 import operator
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from app.http.negotiation import JSON, media_type
 
@@ -51,7 +53,9 @@ class Params:
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
-_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_RUN = 19
+_LONG_DIGITS = re.compile(rf"\d{{{_LONG_RUN}}}")
+_DIGITS = b"0123456789"
 
 
 def nesting_depth(text: str) -> int:
@@ -64,11 +68,21 @@ def nesting_depth(text: str) -> int:
     return depth
 
 
+def _long_digits(text: str) -> bool:
+    """Whether `_LONG_DIGITS` is found in `text`; an ASCII text with fewer than 19 digits in all
+    cannot hold such a run, and counting them is a tenth of the regular expression's search."""
+    if text.isascii():
+        raw = text.encode("ascii")
+        if len(raw) - len(raw.translate(None, _DIGITS)) < _LONG_RUN:
+            return False
+    return _LONG_DIGITS.search(text) is not None
+
+
 def parse_json(text: str, *, what: str, max_depth: int) -> Any:
     """JSON of at most `max_depth` levels (400 otherwise, and for anything that is not JSON)."""
     if text.count("[") + text.count("{") > max_depth and nesting_depth(text) > max_depth:
         raise bad_request(f"{what} nests deeper than {max_depth} levels")
-    if not _LONG_DIGITS.search(text):
+    if not _long_digits(text):
         try:
             # orjson first (a tenth of the time). What it refuses (NaN, lone surrogates, malformed
             # text) goes to the standard library, which accepts it or words the error; so does any
@@ -84,19 +98,32 @@ def parse_json(text: str, *, what: str, max_depth: int) -> Any:
         raise bad_request(f"{what} is not JSON we can read: {exc}") from None
 
 
-async def read_body(chunks: AsyncIterator[bytes], *, declared: str | None, limit: int) -> bytes:
-    """The body, refused (413) past `limit` bytes without reading the rest."""
-    too_large = HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
+async def read_body(receive: Receive, *, declared: str | None, limit: int) -> bytes:
+    """The body, refused (413) past `limit` bytes without reading the rest; read from the ASGI
+    messages as Starlette's `Request.stream()` reads them (a disconnect is ClientDisconnect),
+    without an async generator around each message."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise _too_large(limit)
     received: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        received.append(chunk)
-    return b"".join(received)
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            if chunk:
+                received.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(received)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect
+
+
+def _too_large(limit: int) -> HttpError:
+    return HttpError(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {limit} bytes")
 
 
 def check_content_type(header: str | None) -> None:

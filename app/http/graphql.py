@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from graphql import GraphQLError
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -77,6 +78,26 @@ def _internal(error: dict[str, Any], trace_id: str) -> dict[str, Any]:
 
 
 _CONTENT_TYPES = {media: f"{media}; charset=utf-8".encode("latin-1") for media in (GRAPHQL_RESPONSE, JSON)}
+_NO_STORE_RAW = [(b"cache-control", b"no-store")]  # NO_STORE as Answer writes it
+
+
+class FirstHeaders(Headers):
+    """Starlette's request headers, each name looked up in a dict of its first value rather than
+    by a scan of the list (the same answer: the first header of that name, or none)."""
+
+    def __init__(self, scope: Scope) -> None:
+        super().__init__(scope=scope)
+        self._first = dict(reversed(self._list))
+
+    def __getitem__(self, key: str) -> str:
+        found = self._first.get(key.lower().encode("latin-1"))
+        if found is None:
+            raise KeyError(key)
+        return found.decode("latin-1")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = self._first.get(key.lower().encode("latin-1"))
+        return default if found is None else found.decode("latin-1")
 
 
 class Answer:
@@ -87,7 +108,10 @@ class Answer:
 
     def __init__(self, body: bytes, status: int, media: str, headers: dict[str, str]) -> None:
         self.body, self.status = body, status
-        raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        if headers is NO_STORE:
+            raw = list(_NO_STORE_RAW)
+        else:
+            raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
         raw.append((b"content-length", str(len(body)).encode("latin-1")))
         raw.append((b"content-type", _CONTENT_TYPES[media]))
         self.raw_headers = raw
@@ -155,7 +179,9 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        response = await self.respond(Request(scope, receive))
+        request = Request(scope, receive)
+        request._headers = FirstHeaders(scope)  # what `request.headers` keeps once made
+        response = await self.respond(request)
         await response(scope, receive, send)
 
     def context(self, request: Request | WebSocket, auth: AuthResult, trace_id: str | None) -> RequestContext:
@@ -239,7 +265,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
         else:
             check_content_type(request.headers.get("content-type"))
             body = await read_body(
-                request.stream(),
+                request.receive,
                 declared=request.headers.get("content-length"),
                 limit=self.settings.graphql_max_body_bytes,
             )
@@ -249,10 +275,10 @@ class GraphQLApp(GraphQL[RequestContext, None]):
             answers = [(await self._execute(p, ctx, method))[0] for p in params]
             return self._response(answers, 200, media, NO_STORE)
         answer, request_error = await self._execute(params, ctx, method)
-        headers = dict(NO_STORE)
+        headers = NO_STORE
         status = 400 if request_error and media == GRAPHQL_RESPONSE else 200
         if ctx.retry_after is not None:
-            headers["Retry-After"] = str(max(1, math.ceil(ctx.retry_after)))
+            headers = {**NO_STORE, "Retry-After": str(max(1, math.ceil(ctx.retry_after)))}
             if request_error:
                 status = 429
         return self._response(answer, status, media, headers)
@@ -269,7 +295,6 @@ class GraphQLApp(GraphQL[RequestContext, None]):
 
     async def _execute(self, params: Params, ctx: RequestContext, method: str) -> tuple[dict[str, Any], bool]:
         """The answer's JSON, and whether it is a request error (no `data`: nothing ran)."""
-        allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
             params, keep = self.persisted.resolve(params)
         except PersistedQueryMissing as exc:
@@ -289,6 +314,7 @@ class GraphQLApp(GraphQL[RequestContext, None]):
                     self.persisted.keep(keep, params.query)
                 return shaped
         ctx.compiled_document = None
+        allowed = {OperationType.QUERY} if method == "GET" else {OperationType.QUERY, OperationType.MUTATION}
         try:
             result = await self.schema.execute(
                 params.query,

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
@@ -37,6 +37,7 @@ from app.observability.metrics import (
 )
 from app.observability.tracing import OperationSpans
 from graphql_schema.compiled import hook
+from graphql_schema.compiled.plan import Plan
 from graphql_schema.extensions import per_user_operation
 from graphql_schema.limits import Limits
 from graphql_schema.validation import first_variables
@@ -57,6 +58,7 @@ class Cleared:
     pages: tuple[str, ...]  # the variables given to `first`: the cost check reads their values
     cacheable: bool  # CacheableQuery's verdict on the operation's root fields
     passes: set[tuple[object, ...]] = field(default_factory=set)
+    plans: list[Plan] = field(default_factory=list)  # its compiled plan, once found (hook.answer)
 
 
 def page_values(names: tuple[str, ...], variables: dict[str, Any] | None) -> tuple[int | None, ...] | None:
@@ -74,7 +76,9 @@ class Lane:
 
     def __init__(self, schema: object, maxsize: int = 1024) -> None:
         self.schema = schema
-        self._limits: tuple[object, Limits | None] = (None, None)
+        # The settings the limits were read from, and the limits as a tuple of their values (equal
+        # when the limits are, and hashed without the dataclass's Python __hash__).
+        self._limits: tuple[object, tuple[object, ...] | None] = (None, None)
         self.cleared: LRUCache[tuple[str, str | None], Cleared] = LRUCache(maxsize=maxsize)
 
     @staticmethod
@@ -92,7 +96,7 @@ class Lane:
         """What the static checks of one cleared document depend on, besides the document."""
         settings, limits = self._limits
         if settings is not ctx.settings or limits is None:  # settings are replaced, never changed
-            limits = Limits.of(ctx.settings)
+            limits = astuple(Limits.of(ctx.settings))
             self._limits = (ctx.settings, limits)
         return (ctx.is_operator, ctx.may_explore, limits, pages)
 
@@ -109,7 +113,9 @@ class Lane:
             return None
         started = time.perf_counter()
         try:
-            data = await hook.answer(self.schema, query, entry.document, entry.operation_name, variables, ctx)
+            data = await hook.answer(
+                self.schema, query, entry.document, entry.operation_name, variables, ctx, entry.plans
+            )
         except Exception as exc:  # noqa: BLE001 - answered as strawberry's operation answers it
             return self._failed(exc, entry, ctx, started), True
         if data is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from operator import attrgetter
 
 from app.db.types import utcnow
 from app.domain.channel_data import CartRow, EventRow, Interest, ReservationRow, group_by_ref
@@ -13,6 +14,9 @@ from app.ingest.dictionary import DataDictionary
 INTEREST_EVENTS_PER_IDENTITY = 200
 INTEREST_HALF_LIFE_DAYS = 30.0
 INTEREST_TOP = 20
+
+
+_UPDATED_AT = attrgetter("updated_at")
 
 
 def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow]) -> list[list[CartRow]]:
@@ -26,9 +30,7 @@ def carts(keys: Sequence[int], by_user: dict[int, list[str]], rows: list[CartRow
             # A channel (a StrEnum) compares by its value.
             if held is None or (line.updated_at, line.channel) > (held.updated_at, held.channel):
                 latest[line.sku] = line
-        out.append(
-            sorted((c for c in latest.values() if c.quantity > 0), key=lambda c: c.updated_at, reverse=True)
-        )
+        out.append(sorted((c for c in latest.values() if c.quantity > 0), key=_UPDATED_AT, reverse=True))
     return out
 
 

@@ -68,6 +68,14 @@ class HubQuery:
     roles: bool = False
     sign_ins: bool = False  # their spans per identity and channel, for the portrait
 
+    def shape(self) -> tuple[object, ...]:
+        """What the statement's text depends on: everything but the root's values (root_params)."""
+        page = None if self.page is None else (self.page[0], self.page[1] is None)
+        return (
+            min(len(self.ids), 2), self.key is None, page, self.identities, self.consents,
+            self.memberships, self.points, self.roles, self.sign_ins,
+        )  # fmt: skip
+
 
 _PARAM = re.compile(r"(?<!:):(\w+)")
 _JSON = "json:"  # marks a column holding JSON text (SQLite)
@@ -144,6 +152,20 @@ def _refs_of_target(sql: Sql, of_target: str, ctes: list[str]) -> str:
     return "= ANY((SELECT a FROM refs)::text[])"
 
 
+def root_params(q: HubQuery) -> dict[str, Any]:
+    """The root's own values: the only parameters of the hub's statement that its text does not
+    depend on (an identity key's are added by the caller, which seals its value)."""
+    if len(q.ids) == 1:
+        found: dict[str, Any] = {"id": q.ids[0]}
+    elif q.ids:
+        found = {"ids": list(q.ids)}
+    else:
+        found = {}
+    if q.page is not None:
+        found["after"] = q.page[1]
+    return found
+
+
 def hub_parts(
     sql: Sql, q: HubQuery, params: dict[str, Any], ctes: list[str], channel: bool, chain: bool = True
 ) -> tuple[list[tuple[str, str]], str, str]:
@@ -158,10 +180,8 @@ def hub_parts(
         # One id as a plain value, not a list: PostgreSQL then estimates the generic plan as it
         # does a custom one and keeps it after five executions, instead of planning every time.
         starts.append("SELECT id FROM users WHERE id = :id")
-        params["id"] = q.ids[0]
     elif q.ids:
         starts.append("SELECT id FROM users WHERE id IN :ids")
-        params["ids"] = list(q.ids)
     if q.page is not None:
         after = " AND id > :after" if q.page[1] is not None else ""
         # The page's size in the text (a few sizes, each its own statement): with it bound,
@@ -170,7 +190,7 @@ def hub_parts(
         starts.append(
             f"SELECT id FROM (SELECT id FROM users WHERE {_ACTIVE}{after} ORDER BY id LIMIT {rows}) p"
         )
-        params.update(after=q.page[1])
+    params.update(root_params(q))
     # One start (an id, or an identity key: unique) ends in at most one user, compared as a value.
     single = len(starts) == 1 and q.page is None and len(q.ids) <= 1
     if single and q.ids:

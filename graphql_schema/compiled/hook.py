@@ -12,14 +12,14 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 from graphql import ExecutionResult, GraphQLError
-from graphql.execution.values import get_variable_values
 from strawberry.extensions import SchemaExtension
 
 from app.context import RequestContext
 from app.errors import DomainError
 from graphql_schema.compiled.execute import Run
 from graphql_schema.compiled.leaves import Fallback
-from graphql_schema.compiled.plan import plan_for
+from graphql_schema.compiled.plan import Plan, plan_for
+from graphql_schema.compiled.variables import coerce
 
 log = logging.getLogger("troika.compiled")
 # How operations were answered in this process: compiled, fallback (compiled, then handed to the
@@ -61,14 +61,22 @@ async def answer(
     operation_name: str | None,
     variables: dict[str, object] | None,
     ctx: RequestContext,
+    kept: list[Plan] | None = None,
 ) -> dict[str, object] | None:
-    """The operation's data, or None when the resolvers must answer it."""
+    """The operation's data, or None when the resolvers must answer it; `kept`: a caller's place
+    for the document's plan (the fast lane's), found there rather than in the plan cache."""
     core = schema._schema  # type: ignore[attr-defined]
-    plan = plan_for(core, query, document, operation_name)  # type: ignore[arg-type]
+    plan: Plan | None
+    if kept:
+        plan = kept[0]
+    else:
+        plan = plan_for(core, query, document, operation_name)  # type: ignore[arg-type]
+        if kept is not None and plan is not None:
+            kept.append(plan)
     if plan is None:
         STATS["other"] += 1
         return None
-    coerced = get_variable_values(core, plan.operation.variable_definitions or (), variables or {})
+    coerced = coerce(core, plan.operation.variable_definitions or (), plan.plain, variables)
     if isinstance(coerced, list):
         STATS["fallback"] += 1
         return None  # graphql-core reports the variables' errors
@@ -88,6 +96,9 @@ async def answer(
         ctx.versions, ctx.valid_until = versions, valid_until
         ctx.refresh()  # the primed loaders go: the resolvers read afresh
         return None
-    await ctx.release_reveals()
+    if ctx.held_reveals:
+        await ctx.release_reveals()
+    else:  # nothing to audit
+        ctx.held_reveals = None
     STATS["compiled"] += 1
     return data

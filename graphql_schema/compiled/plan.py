@@ -35,6 +35,8 @@ from graphql import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
+from graphql_schema.compiled.variables import Plain, plain_signatures
+
 # The fields whose data one compiled read fetches, per type. Anything else runs through the
 # resolvers as it always does.
 KNOWN: dict[str, frozenset[str]] = {
@@ -121,6 +123,8 @@ class Plan:
     # The variables below the root fields (directives, arguments of nested fields): what a
     # request's selections depend on besides the document, so what its memo is kept by.
     inner: tuple[str, ...] = ()
+    # The variables' signatures when all are built-in scalars without defaults (variables.py).
+    plain: Plain | None = None
     memos: LRUCache[tuple[Any, ...], Any] = field(
         default_factory=lambda: LRUCache(maxsize=64), compare=False, repr=False
     )
@@ -178,7 +182,8 @@ def plan_for(schema: GraphQLSchema, query: str, document: DocumentNode, name: st
         and not any(f.variable_definitions for f in fragments.values())
         and _known(schema, schema.query_type, operation.selection_set, fragments, set())
     ):
-        plan = Plan(operation=operation, fragments=fragments, inner=_inner(operation, fragments))
+        plain = plain_signatures(schema, operation.variable_definitions or ())
+        plan = Plan(operation=operation, fragments=fragments, inner=_inner(operation, fragments), plain=plain)
     _plans[key] = plan
     return plan
 
