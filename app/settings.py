@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     # PostgreSQL connections of each process for the one-statement writes (a consent): they queue
     # here rather than on the outbox head's row lock, where each waiter costs PostgreSQL a sleep and
     # a wake-up per commit; 0 shares the compiled reads' connections (no queue of their own).
-    db_direct_writes: int = Field(default=1, ge=0)
+    db_direct_writes: int = Field(default=0, ge=0)
     # PostgreSQL's plan_cache_mode for the pools' sessions (docs/performance.md); the compiled read
     # statements keep their generic plans under `auto` already.
     db_plan_cache_mode: Literal["auto", "force_generic_plan", "force_custom_plan"] = "auto"
