@@ -160,21 +160,19 @@ def make_engines(url: str, settings: Settings) -> dict[str, Any]:
     if not is_sqlite:
         mode: str = settings.db_plan_cache_mode
         modes = {"plan_cache_mode": mode} if mode != "auto" else None
-        direct = DirectReads(
-            url,
-            max_size=settings.db_pool_size,
-            timeout=settings.db_pool_timeout_seconds,
-            statement_cache_size=settings.db_statement_cache_size,
-            server_settings=modes,
-        )
-        if settings.db_direct_writes:
-            direct_writes = DirectReads(
+
+        def pool(size: int) -> DirectReads:
+            return DirectReads(
                 url,
-                max_size=settings.db_direct_writes,
+                max_size=size,
                 timeout=settings.db_pool_timeout_seconds,
                 statement_cache_size=settings.db_statement_cache_size,
                 server_settings=modes,
             )
+
+        direct = pool(settings.db_pool_size)
+        if settings.db_direct_writes:
+            direct_writes = pool(settings.db_direct_writes)
     return {
         "url": url,
         "write_engine": write_engine,
