@@ -26,6 +26,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
+    get_named_type,
     located_error,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
@@ -131,7 +132,7 @@ def direct_field(
         or not all(isinstance(e, PermissionExtension) for e in definition.extensions)
     ):
         return None  # only the permission classes wrap the resolver: nothing else would be skipped
-    user_type = _named(field.type)
+    user_type = get_named_type(field.type)
     id_field = user_type.fields.get("id")
     id_definition = id_field.extensions.get(_STRAWBERRY) if id_field is not None else None
     if id_definition is None or id_definition.base_resolver is None or id_definition.permission_classes:
@@ -157,14 +158,8 @@ def direct_field(
         selected=tuple(selected),
         typename=user_type.name,
         id_of=id_definition.base_resolver.wrapped_func,
-        serialize_id=_named(id_field.type).serialize,
+        serialize_id=get_named_type(id_field.type).serialize,
     )
-
-
-def _named(type_: Any) -> Any:
-    while hasattr(type_, "of_type"):
-        type_ = type_.of_type
-    return type_
 
 
 def _flat_input(annotation: Any, name_converter: Any) -> tuple[bool, tuple[Any, dict[str, str]] | None]:
